@@ -1,0 +1,97 @@
+/**
+ * YAML → config entries with source positions (the `yaml` library's document API),
+ * so every diagnostic can point at the exact key, value or list item.
+ */
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
+
+/** Half-open character offsets [start, end) into the document text. */
+export interface Span {
+  start: number;
+  end: number;
+}
+
+export type ConfigValue =
+  | { kind: 'scalar'; value: string | number | boolean | null; span: Span; quoted: boolean }
+  | { kind: 'list'; items: ConfigValue[]; span: Span }
+  | { kind: 'map'; span: Span };
+
+export interface ConfigEntry {
+  key: string;
+  keySpan: Span;
+  value: ConfigValue;
+  /** Whole `key: value` span. */
+  span: Span;
+}
+
+export interface SyntaxProblem {
+  span: Span;
+  message: string;
+  severity: 'error' | 'warning';
+}
+
+export interface ParsedConfig {
+  text: string;
+  entries: ConfigEntry[];
+  syntax: SyntaxProblem[];
+  /** The root is not a mapping (empty document, a list, a scalar …). */
+  rootProblem: SyntaxProblem | null;
+  lines: LineCounter;
+}
+
+function spanOf(node: Node | null | undefined, fallback: Span): Span {
+  const r = node?.range;
+  return r ? { start: r[0], end: r[1] } : fallback;
+}
+
+function toValue(node: unknown, fallback: Span): ConfigValue {
+  if (isSeq(node)) {
+    const span = spanOf(node, fallback);
+    return { kind: 'list', items: node.items.map((item) => toValue(item, span)), span };
+  }
+  if (isMap(node)) return { kind: 'map', span: spanOf(node, fallback) };
+  if (isScalar(node)) {
+    const v = node.value;
+    const value = typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' || v === null ? v : String(v);
+    const quoted = node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE';
+    return { kind: 'scalar', value, span: spanOf(node, fallback), quoted };
+  }
+  // A key with no value (`model:`) parses as null with no node.
+  return { kind: 'scalar', value: null, span: fallback, quoted: false };
+}
+
+export function parseConfig(text: string): ParsedConfig {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, strict: true });
+  const syntax: SyntaxProblem[] = [
+    ...doc.errors.map((e) => ({ span: { start: e.pos[0], end: Math.max(e.pos[1], e.pos[0] + 1) }, message: firstLine(e.message), severity: 'error' as const })),
+    ...doc.warnings.map((w) => ({ span: { start: w.pos[0], end: Math.max(w.pos[1], w.pos[0] + 1) }, message: firstLine(w.message), severity: 'warning' as const })),
+  ];
+  const entries: ConfigEntry[] = [];
+  let rootProblem: SyntaxProblem | null = null;
+  const contents = doc.contents;
+  const whole = { start: 0, end: Math.max(1, text.length) };
+  if (contents === null || contents === undefined) {
+    rootProblem = { span: { start: 0, end: Math.min(1, text.length) }, message: 'The config is empty: expected a mapping such as `model: soft_tiny`.', severity: 'error' };
+  } else if (!isMap(contents)) {
+    rootProblem = { span: spanOf(contents as Node, whole), message: 'The config must be a mapping of keys to values (e.g. `model: soft_tiny`).', severity: 'error' };
+  } else {
+    for (const pair of contents.items) {
+      const keyNode = pair.key as Node | null;
+      if (!isScalar(keyNode)) continue;
+      const keySpan = spanOf(keyNode, whole);
+      const value = toValue(pair.value, { start: keySpan.end, end: keySpan.end });
+      entries.push({ key: String(keyNode.value), keySpan, value, span: { start: keySpan.start, end: Math.max(value.span.end, keySpan.end) } });
+    }
+  }
+  return { text, entries, syntax, rootProblem, lines };
+}
+
+function firstLine(message: string): string {
+  return message.split('\n')[0]!.trim();
+}
+
+/** 0-based line and character of an offset. */
+export function positionOf(parsed: ParsedConfig, offset: number): { line: number; character: number } {
+  const p = parsed.lines.linePos(offset);
+  return { line: p.line - 1, character: p.col - 1 };
+}

@@ -1,0 +1,102 @@
+/**
+ * ModelSpec: the fully resolved architecture a config describes.
+ *
+ * Everything downstream (profile, engine, inference) reads only this, never the
+ * YAML. It records the official code's quirks explicitly (per-module LayerNorm eps,
+ * GELU flavours, ignored mlp_ratios) so no consumer has to know them.
+ */
+
+/** Attention kinds a stage can use. `softmax_sr` is PVT's spatial-reduction softmax. */
+export const ATTENTION_KINDS = ['softmax', 'softmax_sr', 'soft', 'soft_norm', 'ufo'] as const;
+export type AttentionKind = (typeof ATTENTION_KINDS)[number];
+
+/** Newton–Raphson pseudo-inverse variants of the official code (MODELS.md §1.4). */
+export const NEWTON_VARIANTS = ['A', 'B'] as const;
+export type NewtonVariant = (typeof NEWTON_VARIANTS)[number];
+
+export const KERNEL_METHODS = ['torch', 'cuda'] as const;
+export type KernelMethod = (typeof KERNEL_METHODS)[number];
+
+export type GeluFlavour = 'erf' | 'tanh';
+
+/** One convolution of a patch-embedding stem. */
+export interface StemConv {
+  inChannels: number;
+  outChannels: number;
+  kernel: number;
+  stride: number;
+  padding: number;
+  bias: boolean;
+  /** BatchNorm2d after the conv (eval: an affine per channel). */
+  batchNorm: boolean;
+  activation: 'relu' | 'gelu' | null;
+}
+
+/**
+ * Block layouts:
+ * - `soft_post_norm`: the official SoftmaxFreeTransformerBlock (stages 1–3):
+ *   x1 = LN(x + attn(x)); out = LN(x1 + FFN(x1)), FFN hidden 4·D, tanh GELU, eps 1e-5.
+ * - `pvt_pre_norm`: the official stage-4 `Block`: x += attn(LN(x)); x += MLP(LN(x)), eps 1e-6, erf GELU.
+ * - `xcit`: XCiT-style block (UFO-ViT presets): x += γ1·attn(LN(x)); x += γ3·LPI(LN(x)); x += γ2·MLP(LN(x)).
+ */
+export type BlockLayout = 'soft_post_norm' | 'pvt_pre_norm' | 'xcit';
+
+export interface StageSpec {
+  /** 1-based stage number, as in the official key names (block1, patch_embed1 …). */
+  index: number;
+  dim: number;
+  heads: number;
+  headDim: number;
+  depth: number;
+  attention: AttentionKind;
+  layout: BlockLayout;
+  /** FFN hidden width actually built (official SOFT blocks ignore mlp_ratios[0..2]: always 4·D). */
+  mlpHidden: number;
+  /** mlp_ratio as declared in the config/registry, kept for diagnostics. */
+  declaredMlpRatio: number;
+  /** SOFT landmark stride r (also the PVT spatial-reduction ratio for softmax_sr). */
+  srRatio: number;
+  /** SOFT depthwise-conv-on-V kernel size (9, 5, 3 for stages 1–3). 0 = none. */
+  localConvKernel: number;
+  /** LayerNorm eps of the block's norms. */
+  normEps: number;
+  /** LayerNorm eps of the SOFT landmark norm (Qnorm_act.0). */
+  landmarkNormEps: number;
+  ffnGelu: GeluFlavour;
+  /** True when the stage prepends a cls token (official stage 4). */
+  clsToken: boolean;
+  /** Patch-embedding stem that feeds this stage. */
+  stem: StemConv[];
+  /** Grid side the positional embedding was trained at (224 input), or 0 for none. */
+  posEmbedGrid: number;
+}
+
+export type ModelFamily = 'soft' | 'ufo';
+
+export interface PublishedFigures {
+  params: string;
+  gflops: number;
+  top1: number;
+  source: string;
+}
+
+export interface ModelSpec {
+  /** Registry name (`soft_tiny`) or `custom`. */
+  name: string;
+  family: ModelFamily;
+  /** One-line description for hovers. */
+  title: string;
+  inChannels: number;
+  numClasses: number;
+  /** Input resolutions to study; the first is the default. */
+  resolutions: number[];
+  stages: StageSpec[];
+  newton: { variant: NewtonVariant; maxIter: number; variantSource: string };
+  kernelMethod: KernelMethod;
+  finalNormEps: number;
+  /** UFO-ViT presets: CaiT/XCiT class-attention layers after the last stage. */
+  classAttentionLayers: number;
+  /** Notes a user must see wherever this model is shown (assumptions, known mismatches). */
+  notes: string[];
+  published: PublishedFigures | null;
+}

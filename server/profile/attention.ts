@@ -1,0 +1,187 @@
+/**
+ * Cost walks of the attention modules, one per attention kind, following the
+ * official code's op sequence (MODELS.md §1.2–1.5, §2.4, §5.3). These are counts,
+ * not an implementation: the engine has its own single definition of each attention.
+ */
+import type { KernelMethod, ModelSpec, NewtonVariant, StageSpec } from '../models/spec';
+import { conv2d, layerNorm, linear, matmul, pointwise } from './layers';
+import type { Recorder } from './recorder';
+
+export interface AttentionShape {
+  batch: number;
+  /** Token grid; `tokens` may add a cls token on top of H·W. */
+  gridH: number;
+  gridW: number;
+  tokens: number;
+}
+
+/** Gaussian kernel exp(−dist(a,b)/2) between `rows` and `cols` points of width dh, for `mats` matrices. */
+function gaussianKernel(r: Recorder, path: string, label: string, method: KernelMethod, mats: number, rows: number, cols: number, dh: number): void {
+  const out = mats * rows * cols;
+  if (method === 'torch') {
+    // ‖q‖² @ ones + ones @ ‖k‖² − 2·q@k (subtraction_gaussian_kernel_torch), then exp(−x/2).
+    matmul(r, `${path}.qk`, 'gaussian_kernel', `${label}: q·lᵀ`, 'matmul_gauss_qk', mats, rows, dh, cols);
+    matmul(r, `${path}.sqnorm_q`, 'gaussian_kernel', `${label}: q²·1`, 'matmul_gauss_sqnorm_q', mats, rows, dh, cols);
+    matmul(r, `${path}.sqnorm_k`, 'gaussian_kernel', `${label}: 1·l²`, 'matmul_gauss_sqnorm_k', mats, rows, dh, cols);
+    pointwise(r, `${path}.combine`, 'gaussian_kernel', `${label}: squares, sum, −2·, exp(−x/2)`, {
+      other_pointwise_elems: mats * rows * dh + mats * dh * cols + 5 * out,
+      exp_elems: out,
+    }, out);
+  } else {
+    // The CUDA kernel accumulates Σ(q−l)² directly: one multiply–accumulate per element pair and channel.
+    matmul(r, `${path}.qk`, 'gaussian_kernel', `${label}: Σ(q−l)² (direct)`, 'matmul_gauss_qk', mats, rows, dh, cols);
+    pointwise(r, `${path}.combine`, 'gaussian_kernel', `${label}: exp(−x/2)`, { other_pointwise_elems: 2 * out, exp_elems: out }, out);
+  }
+}
+
+/** Newton–Raphson inverse of `mats` m×m matrices (MODELS.md §1.4). Variant B's back-off halvings are data dependent: the minimum (no halving) is counted. */
+function newtonInverse(r: Recorder, path: string, variant: NewtonVariant, iterations: number, mats: number, m: number): void {
+  const sq = mats * m * m;
+  if (variant === 'A') {
+    pointwise(r, `${path}.init`, 'newton', 'alpha = 1.8/s², P = A + 0.01·I, V₀ = alpha·P', { other_pointwise_elems: mats + m * m + 2 * sq }, sq);
+  } else {
+    pointwise(r, `${path}.init`, 'newton', 'alpha = 2/s² (global), V₀ = alpha·P', { other_pointwise_elems: 1 + sq }, sq);
+    matmul(r, `${path}.backoff`, 'newton', '‖I − P·V₀‖₁ check (one per alpha halving)', 'matmul_newton', mats, m, m, m);
+    pointwise(r, `${path}.backoff_norm`, 'newton', 'I − P·V₀, |·|', { other_pointwise_elems: 2 * sq }, sq);
+  }
+  // All iterations are identical in cost: one record per step kind keeps the op list short.
+  r.op({ path: `${path}.iterations`, kind: 'newton', label: `${iterations} iterations × (V·P, (V·P)·V)`, category: 'matmul_newton',
+    macs: iterations * 2 * mats * m * m * m, outputElems: sq });
+  pointwise(r, `${path}.updates`, 'newton', `${iterations} × (2V − VPV)`, { other_pointwise_elems: iterations * 2 * sq }, sq);
+}
+
+/** SOFT / SOFT-Norm: `SoftmaxFreeAttention` with its kernel (ratio > 1 path). */
+function softAttention(r: Recorder, base: string, stage: StageSpec, model: ModelSpec, s: AttentionShape): void {
+  const { dim: D, heads: h, headDim: dh, srRatio: ratio } = stage;
+  const B = s.batch;
+  const N = s.gridH * s.gridW;
+  const BN = B * N;
+  const mats = B * h;
+  const lh = Math.floor(s.gridH / ratio);
+  const lw = Math.floor(s.gridW / ratio);
+  const m = lh * lw;
+  const attn = `${base}.attn`;
+
+  linear(r, `${base}.W_q`, BN, D, D, 'linear_attn_proj', 'projection');
+  linear(r, `${base}.W_v`, BN, D, D, 'linear_attn_proj', 'projection');
+  r.hold(`${base}:V`, BN * D);
+  pointwise(r, `${attn}.q_scale`, 'projection', 'Q / dh^¼', { other_pointwise_elems: BN * D }, BN * D);
+  r.hold(`${base}:Q`, BN * D);
+  conv2d(r, {
+    path: `${attn}.Qlandmark_op`, images: mats, inC: dh, outC: dh, kernel: ratio, groups: 1, outH: lh, outW: lw,
+    bias: false, category: 'conv2d_landmark', kind: 'landmark_conv', label: `landmark Conv2d(${dh}, k=${ratio}, s=${ratio}), shared by heads`,
+  });
+  layerNorm(r, `${attn}.Qnorm_act.0`, mats * m, dh, 'landmark_conv');
+  pointwise(r, `${attn}.Qnorm_act.1`, 'landmark_conv', 'GELU (erf)', { gelu_erf_elems: mats * m * dh }, mats * m * dh);
+  gaussianKernel(r, `${attn}.kernel_1`, 'K1', model.kernelMethod, mats, N, m, dh);
+  r.release(`${base}:Q`);
+  r.hold(`${base}:K1`, mats * N * m);
+  gaussianKernel(r, `${attn}.kernel_2`, 'K2', model.kernelMethod, mats, m, m, dh);
+  const norm = stage.attention === 'soft_norm';
+  newtonInverse(r, `${attn}.newton`, model.newton.variant, model.newton.maxIter, mats, m);
+  if (norm) {
+    pointwise(r, `${attn}.sym_norm`, 'newton', 'D^-½ · K2⁺ · D^-½', { other_pointwise_elems: mats * m + 2 * mats * m * m }, mats * m * m);
+  }
+  matmul(r, `${attn}.apply_K1_inv`, 'apply', 'T1 = K1·K2⁻¹', 'matmul_soft_apply', mats, N, m, m);
+  r.hold(`${base}:T1`, mats * N * m);
+  matmul(r, `${attn}.apply_K1T_V`, 'apply', 'T2 = K1ᵀ·V', 'matmul_soft_apply', mats, m, N, dh);
+  r.release(`${base}:K1`);
+  matmul(r, `${attn}.apply_T1_T2`, 'apply', 'X = T1·T2', 'matmul_soft_apply', mats, N, m, dh);
+  r.release(`${base}:T1`);
+  r.hold(`${base}:X`, BN * D);
+  conv2d(r, {
+    path: `${attn}.conv`, images: B * dh, inC: h, outC: h, kernel: stage.localConvKernel, groups: h, outH: s.gridH, outW: s.gridW,
+    bias: false, category: 'conv2d_local_dwconv', kind: 'dwconv', label: `depthwise Conv2d(${h} heads, k=${stage.localConvKernel}) on V`,
+  });
+  pointwise(r, `${attn}.conv_residual`, 'dwconv', 'X + DWConv(V)', { other_pointwise_elems: BN * D }, BN * D);
+  r.release(`${base}:X`);
+  r.release(`${base}:V`);
+  linear(r, `${base}.ff`, BN, D, D, 'linear_attn_proj', 'projection');
+}
+
+/** Softmax attention (PVT `Attention`; `softmax_sr` reduces K/V spatially by sr_ratio). */
+function softmaxAttention(r: Recorder, base: string, stage: StageSpec, s: AttentionShape, spatialReduction: boolean): void {
+  const { dim: D, heads: h, headDim: dh } = stage;
+  const B = s.batch;
+  const N = s.tokens;
+  const sr = spatialReduction ? stage.srRatio : 1;
+  let kvTokens = N;
+  linear(r, `${base}.q`, B * N, D, D, 'linear_attn_proj', 'projection');
+  r.hold(`${base}:q`, B * N * D);
+  if (sr > 1) {
+    const rh = Math.floor(s.gridH / sr);
+    const rw = Math.floor(s.gridW / sr);
+    kvTokens = rh * rw;
+    conv2d(r, {
+      path: `${base}.sr`, images: B, inC: D, outC: D, kernel: sr, groups: 1, outH: rh, outW: rw, bias: true,
+      category: 'conv2d_other', kind: 'projection', label: `spatial-reduction Conv2d(${D}, k=${sr}, s=${sr})`,
+    });
+    layerNorm(r, `${base}.norm`, B * kvTokens, D, 'projection');
+  }
+  linear(r, `${base}.kv`, B * kvTokens, D, 2 * D, 'linear_attn_proj', 'projection');
+  const scores = B * h * N * kvTokens;
+  r.hold(`${base}:kv`, B * kvTokens * 2 * D);
+  matmul(r, `${base}.qk`, 'softmax_attention', 'Q·Kᵀ', 'matmul_softmax_attn', B * h, N, dh, kvTokens);
+  r.hold(`${base}:scores`, scores);
+  pointwise(r, `${base}.scale`, 'softmax_attention', '× dh^-½', { other_pointwise_elems: scores }, scores);
+  pointwise(r, `${base}.softmax`, 'softmax_attention', 'softmax', { softmax_elems: scores }, scores);
+  r.release(`${base}:q`);
+  matmul(r, `${base}.av`, 'softmax_attention', 'A·V', 'matmul_softmax_attn', B * h, N, kvTokens, dh);
+  r.release(`${base}:scores`);
+  r.release(`${base}:kv`);
+  linear(r, `${base}.proj`, B * N, D, D, 'linear_attn_proj', 'projection');
+}
+
+/** UFO attention as the seed implementation (MODELS.md §5.3): XNorm(Q)·XNorm(KᵀV). */
+function ufoAttention(r: Recorder, base: string, stage: StageSpec, s: AttentionShape, queries: number): void {
+  const { dim: D, heads: h, headDim: dh } = stage;
+  const B = s.batch;
+  const N = s.tokens;
+  linear(r, `${base}.fc_q`, B * queries, D, D, 'linear_attn_proj', 'projection');
+  linear(r, `${base}.fc_k`, B * N, D, D, 'linear_attn_proj', 'projection');
+  linear(r, `${base}.fc_v`, B * N, D, D, 'linear_attn_proj', 'projection');
+  const gamma = r.tensor(`${base}.gamma`, [1, h, 1, 1]);
+  matmul(r, `${base}.kv`, 'ufo_attention', 'KᵀV', 'matmul_ufo', B * h, dh, N, dh);
+  pointwise(r, `${base}.xnorm_kv`, 'ufo_attention', 'XNorm(KᵀV)', { other_pointwise_elems: 3 * B * h * dh * dh + B * h * dh }, B * h * dh * dh);
+  pointwise(r, `${base}.xnorm_q`, 'ufo_attention', 'XNorm(Q)', { other_pointwise_elems: 3 * B * queries * D + B * h * queries }, B * queries * D);
+  r.op({ path: `${base}.gamma`, kind: 'ufo_attention', label: 'γ per head', params: gamma, outputElems: 0 });
+  matmul(r, `${base}.apply`, 'ufo_attention', 'XNorm(Q)·XNorm(KᵀV)', 'matmul_ufo', B * h, queries, dh, dh);
+  linear(r, `${base}.fc_o`, B * queries, D, D, 'linear_attn_proj', 'projection');
+}
+
+/** Dispatch on the stage's attention kind. `base` is the attention module's state_dict path. */
+export function attentionWalk(r: Recorder, base: string, stage: StageSpec, model: ModelSpec, s: AttentionShape): void {
+  switch (stage.attention) {
+    case 'soft':
+    case 'soft_norm':
+      softAttention(r, base, stage, model, s);
+      return;
+    case 'softmax':
+      softmaxAttention(r, base, stage, s, false);
+      return;
+    case 'softmax_sr':
+      softmaxAttention(r, base, stage, s, true);
+      return;
+    case 'ufo':
+      ufoAttention(r, base, stage, s, s.tokens);
+      return;
+  }
+}
+
+/** CaiT/XCiT class attention: only the cls token queries. UFO when the stage is UFO, softmax otherwise. */
+export function classAttentionWalk(r: Recorder, base: string, stage: StageSpec, s: AttentionShape): void {
+  if (stage.attention === 'ufo') {
+    ufoAttention(r, base, stage, s, 1);
+    return;
+  }
+  const { dim: D, heads: h, headDim: dh } = stage;
+  const B = s.batch;
+  const T = s.tokens;
+  linear(r, `${base}.q`, B, D, D, 'linear_attn_proj', 'projection');
+  linear(r, `${base}.k`, B * T, D, D, 'linear_attn_proj', 'projection');
+  linear(r, `${base}.v`, B * T, D, D, 'linear_attn_proj', 'projection');
+  matmul(r, `${base}.qk`, 'softmax_attention', 'q_cls·Kᵀ', 'matmul_softmax_attn', B * h, 1, dh, T);
+  pointwise(r, `${base}.softmax`, 'softmax_attention', 'softmax', { softmax_elems: B * h * T, other_pointwise_elems: B * h * T }, B * h * T);
+  matmul(r, `${base}.av`, 'softmax_attention', 'A·V', 'matmul_softmax_attn', B * h, 1, T, dh);
+  linear(r, `${base}.proj`, B, D, D, 'linear_attn_proj', 'projection');
+}

@@ -1,0 +1,163 @@
+/**
+ * Profile: pure arithmetic over a ModelSpec at one input size and batch —
+ * parameters, MACs per category/convention, element-wise counts, activation
+ * bytes and an inference peak-memory estimate, per op, block, stage and model.
+ */
+import { landmarkCount, stageGrids, usesNewton } from '../models/build';
+import type { AttentionKind, ModelSpec } from '../models/spec';
+import {
+  CONVENTIONS,
+  CONVENTION_CATEGORIES,
+  ELEMENTWISE_KINDS,
+  MAC_CATEGORIES,
+  OP_KINDS,
+  type Convention,
+  type ElementwiseKind,
+  type MacCategory,
+  type OpKind,
+} from './categories';
+import type { OpRecord, TensorEntry } from './recorder';
+import { walkModel } from './walk';
+
+const BYTES_PER_ELEMENT = 4; // float32 inference
+
+export interface Totals {
+  params: number;
+  macsByCategory: Record<MacCategory, number>;
+  macsByKind: Record<OpKind, number>;
+  macsByConvention: Record<Convention, number>;
+  elementwise: Record<ElementwiseKind, number>;
+}
+
+export interface StageProfile extends Totals {
+  /** `stage1` … or `top_level` / `head`. */
+  group: string;
+  stage: number;
+  attention: AttentionKind | null;
+  grid: number;
+  tokens: number;
+  landmarks: number | null;
+  dim: number;
+  heads: number;
+  depth: number;
+  /** Largest live-activation set inside the stage, bytes (estimate). */
+  peakActivationBytes: number;
+}
+
+export interface MemoryEstimate {
+  /** Everything here is an analytic estimate, float32, not a measurement. */
+  kind: 'estimate';
+  parameterBytes: number;
+  bufferBytes: number;
+  peakActivationBytes: number;
+  peakTotalBytes: number;
+  /** Op at which the activation peak occurs. */
+  peakAt: string;
+}
+
+export interface ModelProfile extends Totals {
+  model: string;
+  resolution: number;
+  batch: number;
+  stages: StageProfile[];
+  ops: OpRecord[];
+  tensors: TensorEntry[];
+  memory: MemoryEstimate;
+  /** Newton MACs are a lower bound when variant B's data-dependent alpha halvings are in play. */
+  newtonIsLowerBound: boolean;
+}
+
+function emptyTotals(): Totals {
+  return {
+    params: 0,
+    macsByCategory: Object.fromEntries(MAC_CATEGORIES.map((c) => [c, 0])) as Record<MacCategory, number>,
+    macsByKind: Object.fromEntries(OP_KINDS.map((k) => [k, 0])) as Record<OpKind, number>,
+    macsByConvention: Object.fromEntries(CONVENTIONS.map((c) => [c, 0])) as Record<Convention, number>,
+    elementwise: Object.fromEntries(ELEMENTWISE_KINDS.map((k) => [k, 0])) as Record<ElementwiseKind, number>,
+  };
+}
+
+function addOp(t: Totals, op: OpRecord): void {
+  t.params += op.params;
+  if (op.category) t.macsByCategory[op.category] += op.macs;
+  t.macsByKind[op.kind] += op.macs;
+  for (const [k, v] of Object.entries(op.elementwise)) t.elementwise[k as ElementwiseKind] += v;
+}
+
+function finishConventions(t: Totals): void {
+  for (const c of CONVENTIONS) {
+    t.macsByConvention[c] = CONVENTION_CATEGORIES[c].reduce((sum, cat) => sum + t.macsByCategory[cat], 0);
+  }
+}
+
+export function profileModel(model: ModelSpec, resolution: number, batch = 1): ModelProfile {
+  const rec = walkModel(model, resolution, batch);
+  const grids = stageGrids(model, resolution);
+  const total = emptyTotals();
+  const groups = new Map<string, Totals & { peak: number }>();
+  let peak = 0;
+  let peakAt = '';
+  for (const op of rec.ops) {
+    addOp(total, op);
+    let g = groups.get(op.group);
+    if (!g) groups.set(op.group, (g = { ...emptyTotals(), peak: 0 }));
+    addOp(g, op);
+    g.peak = Math.max(g.peak, op.liveElems * BYTES_PER_ELEMENT);
+    if (op.liveElems > peak) {
+      peak = op.liveElems;
+      peakAt = op.path;
+    }
+  }
+  finishConventions(total);
+  // Parameters are authoritative from the state_dict tensors (sum(p.numel()) in the official code).
+  const parameterCount = rec.tensors.filter((t) => t.role === 'parameter').reduce((s, t) => s + numel(t.shape), 0);
+  total.params = parameterCount;
+  const bufferBytes = rec.tensors.filter((t) => t.role === 'buffer').reduce((s, t) => s + numel(t.shape) * (t.dtype === 'int64' ? 8 : 4), 0);
+
+  const stages: StageProfile[] = [];
+  for (const [group, g] of groups) {
+    finishConventions(g);
+    const stage = model.stages.find((s) => `stage${s.index}` === group);
+    const grid = stage ? grids[stage.index - 1]! : 0;
+    stages.push({
+      ...g,
+      group,
+      stage: stage?.index ?? 0,
+      attention: stage?.attention ?? null,
+      grid,
+      tokens: stage ? grid * grid + (stage.clsToken ? 1 : 0) : 0,
+      landmarks: stage && usesNewton(stage) ? landmarkCount(grid, stage.srRatio) : null,
+      dim: stage?.dim ?? 0,
+      heads: stage?.heads ?? 0,
+      depth: stage?.depth ?? 0,
+      peakActivationBytes: g.peak,
+    });
+  }
+  const order = (s: StageProfile) => (s.group === 'top_level' ? 0 : s.group === 'head' ? 1e9 : s.stage);
+  stages.sort((a, b) => order(a) - order(b));
+
+  const parameterBytes = parameterCount * BYTES_PER_ELEMENT;
+  const peakActivationBytes = peak * BYTES_PER_ELEMENT;
+  return {
+    ...total,
+    model: model.name,
+    resolution,
+    batch,
+    stages,
+    ops: rec.ops,
+    tensors: rec.tensors,
+    memory: {
+      kind: 'estimate',
+      parameterBytes,
+      bufferBytes,
+      peakActivationBytes,
+      peakTotalBytes: parameterBytes + bufferBytes + peakActivationBytes,
+      peakAt,
+    },
+    newtonIsLowerBound: model.stages.some((s) => s.attention === 'soft_norm' || (s.attention === 'soft' && model.newton.variant === 'B')),
+  };
+}
+
+export function numel(shape: number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}

@@ -1,0 +1,193 @@
+/**
+ * Walks a ModelSpec at one input size and records every tensor and op, in the
+ * official module order and state_dict naming (MODELS.md §2.7).
+ */
+import { convOut } from '../models/build';
+import type { ModelSpec, StageSpec } from '../models/spec';
+import { attentionWalk, classAttentionWalk, type AttentionShape } from './attention';
+import { batchNorm, conv2d, layerNorm, linear, pointwise } from './layers';
+import { Recorder } from './recorder';
+
+function stemWalk(r: Recorder, prefix: string, stage: StageSpec, batch: number, inSize: number): number {
+  let size = inSize;
+  stage.stem.forEach((c, j) => {
+    size = convOut(size, c);
+    const path = `${prefix}.proj.${3 * j}`;
+    const elems = batch * c.outChannels * size * size;
+    conv2d(r, {
+      path, images: batch, inC: c.inChannels, outC: c.outChannels, kernel: c.kernel, groups: 1, outH: size, outW: size,
+      bias: c.bias, category: 'conv2d_patch_embed', kind: 'stem', label: `Conv2d(${c.inChannels}→${c.outChannels}, k=${c.kernel}, s=${c.stride})`,
+    });
+    if (c.batchNorm) batchNorm(r, `${prefix}.proj.${3 * j + 1}`, elems, c.outChannels, 'stem');
+    if (c.activation === 'relu') pointwise(r, `${prefix}.proj.${3 * j + 2}`, 'stem', 'ReLU', { relu_elems: elems }, elems);
+    if (c.activation === 'gelu') pointwise(r, `${prefix}.proj.${3 * j + 2}`, 'stem', 'GELU (erf)', { gelu_erf_elems: elems }, elems);
+  });
+  return size;
+}
+
+/** Positional embedding: bilinear interpolation to the actual grid, then the add (official code always interpolates). */
+function posEmbedWalk(r: Recorder, key: string, stage: StageSpec, batch: number, grid: number, extraTokens: number): void {
+  const g = stage.posEmbedGrid;
+  const params = r.tensor(key, [1, g * g + extraTokens, stage.dim]);
+  const saved = r.location;
+  r.location = { group: 'top_level', stage: 0, block: -1 };
+  const out = grid * grid * stage.dim;
+  const tokens = grid * grid + extraTokens;
+  r.op({ path: key, kind: 'pos_embed', label: `interpolate ${g}²→${grid}² + add`, params,
+    elementwise: { interpolate_out_elems: out, other_pointwise_elems: batch * tokens * stage.dim }, outputElems: batch * tokens * stage.dim });
+  r.location = saved;
+}
+
+/** The cls token's parameters and its concatenation (no arithmetic). */
+function clsTokenOp(r: Recorder, batch: number, dim: number): void {
+  r.op({ path: 'cls_token', kind: 'pos_embed', label: 'prepend cls token', params: dim, outputElems: batch * dim });
+}
+
+function softPostNormBlock(r: Recorder, p: string, stage: StageSpec, model: ModelSpec, s: AttentionShape): void {
+  const BN = s.batch * s.tokens;
+  const D = stage.dim;
+  r.hold(`${p}:x`, BN * D);
+  attentionWalk(r, `${p}.mha`, stage, model, s);
+  pointwise(r, `${p}.residual1`, 'norm', 'x + attn(x)', { other_pointwise_elems: BN * D }, BN * D);
+  r.release(`${p}:x`);
+  layerNorm(r, `${p}.norm1`, BN, D);
+  r.hold(`${p}:x1`, BN * D);
+  linear(r, `${p}.ff1`, BN, D, stage.mlpHidden, 'linear_mlp', 'ffn');
+  pointwise(r, `${p}.gelu`, 'ffn', 'GELU (tanh approximation)', { approx_gelu_tanh_elems: BN * stage.mlpHidden }, BN * stage.mlpHidden);
+  linear(r, `${p}.ff2`, BN, stage.mlpHidden, D, 'linear_mlp', 'ffn');
+  pointwise(r, `${p}.residual2`, 'norm', 'x1 + FFN(x1)', { other_pointwise_elems: BN * D }, BN * D);
+  r.release(`${p}:x1`);
+  layerNorm(r, `${p}.norm2`, BN, D);
+}
+
+function mlpWalk(r: Recorder, p: string, stage: StageSpec, rows: number): void {
+  linear(r, `${p}.fc1`, rows, stage.dim, stage.mlpHidden, 'linear_mlp', 'ffn');
+  pointwise(r, `${p}.act`, 'ffn', 'GELU (erf)', { gelu_erf_elems: rows * stage.mlpHidden }, rows * stage.mlpHidden);
+  linear(r, `${p}.fc2`, rows, stage.mlpHidden, stage.dim, 'linear_mlp', 'ffn');
+}
+
+function pvtPreNormBlock(r: Recorder, p: string, stage: StageSpec, model: ModelSpec, s: AttentionShape): void {
+  const BN = s.batch * s.tokens;
+  const D = stage.dim;
+  r.hold(`${p}:x`, BN * D);
+  layerNorm(r, `${p}.norm1`, BN, D);
+  attentionWalk(r, `${p}.attn`, stage, model, s);
+  pointwise(r, `${p}.residual1`, 'norm', 'x + attn(LN(x))', { other_pointwise_elems: BN * D }, BN * D);
+  layerNorm(r, `${p}.norm2`, BN, D);
+  mlpWalk(r, `${p}.mlp`, stage, BN);
+  pointwise(r, `${p}.residual2`, 'norm', 'x + MLP(LN(x))', { other_pointwise_elems: BN * D }, BN * D);
+  r.release(`${p}:x`);
+}
+
+function layerScale(r: Recorder, key: string, D: number, elems: number, label: string): void {
+  const params = r.tensor(key, [D]);
+  r.op({ path: key, kind: 'norm', label, params, elementwise: { other_pointwise_elems: 2 * elems }, outputElems: elems });
+}
+
+/** XCiT block with the stage's attention (UFO-ViT presets, MODELS.md §5.5). */
+function xcitBlock(r: Recorder, p: string, stage: StageSpec, model: ModelSpec, s: AttentionShape): void {
+  const B = s.batch;
+  const BN = B * s.tokens;
+  const D = stage.dim;
+  r.hold(`${p}:x`, BN * D);
+  layerNorm(r, `${p}.norm1`, BN, D);
+  attentionWalk(r, `${p}.attn`, stage, model, s);
+  layerScale(r, `${p}.gamma1`, D, BN * D, 'x + γ1·attn');
+  layerNorm(r, `${p}.norm3`, BN, D);
+  const lpi = { images: B, inC: D, outC: D, kernel: 3, groups: D, outH: s.gridH, outW: s.gridW, bias: true, category: 'conv2d_other', kind: 'dwconv' } as const;
+  conv2d(r, { ...lpi, path: `${p}.local_mp.conv1`, label: `LPI depthwise Conv2d(${D}, k=3)` });
+  pointwise(r, `${p}.local_mp.act`, 'dwconv', 'GELU (erf)', { gelu_erf_elems: BN * D }, BN * D);
+  batchNorm(r, `${p}.local_mp.bn`, BN * D, D, 'dwconv');
+  conv2d(r, { ...lpi, path: `${p}.local_mp.conv2`, label: `LPI depthwise Conv2d(${D}, k=3)` });
+  layerScale(r, `${p}.gamma3`, D, BN * D, 'x + γ3·LPI');
+  layerNorm(r, `${p}.norm2`, BN, D);
+  mlpWalk(r, `${p}.mlp`, stage, BN);
+  layerScale(r, `${p}.gamma2`, D, BN * D, 'x + γ2·MLP');
+  r.release(`${p}:x`);
+}
+
+function classAttentionBlock(r: Recorder, p: string, stage: StageSpec, s: AttentionShape): void {
+  const B = s.batch;
+  const D = stage.dim;
+  layerNorm(r, `${p}.norm1`, B * s.tokens, D);
+  classAttentionWalk(r, `${p}.attn`, stage, s);
+  layerScale(r, `${p}.gamma1`, D, B * D, 'cls + γ1·class-attn');
+  layerNorm(r, `${p}.norm2`, B, D);
+  mlpWalk(r, `${p}.mlp`, stage, B);
+  layerScale(r, `${p}.gamma2`, D, B * D, 'cls + γ2·MLP');
+}
+
+function headWalk(r: Recorder, model: ModelSpec, batch: number, tokens: number): void {
+  const last = model.stages[model.stages.length - 1]!;
+  layerNorm(r, 'norm', batch * tokens, last.dim);
+  r.location = { group: 'head', stage: 0, block: -1 };
+  linear(r, 'head', batch, last.dim, model.numClasses, 'linear_head', 'head');
+}
+
+function softPyramidWalk(r: Recorder, model: ModelSpec, batch: number, resolution: number): void {
+  let size = resolution;
+  const last = model.stages.length;
+  // Own parameters come first in the official state_dict: pos_embed1..4, cls_token.
+  for (const stage of model.stages) {
+    const extra = stage.clsToken ? 1 : 0;
+    r.tensor(`pos_embed${stage.index}`, [1, stage.posEmbedGrid ** 2 + extra, stage.dim]);
+  }
+  r.tensor('cls_token', [1, 1, model.stages[last - 1]!.dim]);
+  const posTensors = r.tensors.splice(0, r.tensors.length);
+  let tokens = 0;
+  for (const stage of model.stages) {
+    r.location = { group: `stage${stage.index}`, stage: stage.index, block: -1 };
+    size = stemWalk(r, `patch_embed${stage.index}`, stage, batch, size);
+    const extra = stage.clsToken ? 1 : 0;
+    tokens = size * size + extra;
+    if (stage.clsToken) clsTokenOp(r, batch, stage.dim);
+    posEmbedWalk(r, `pos_embed${stage.index}`, stage, batch, size, extra);
+    const shape: AttentionShape = { batch, gridH: size, gridW: size, tokens };
+    for (let i = 0; i < stage.depth; i++) {
+      r.location = { group: `stage${stage.index}`, stage: stage.index, block: i };
+      const p = `block${stage.index}.${i}`;
+      if (stage.layout === 'soft_post_norm') softPostNormBlock(r, `${p}.att`, stage, model, shape);
+      else pvtPreNormBlock(r, p, stage, model, shape);
+      r.releaseAll();
+    }
+    r.location = { group: `stage${stage.index}`, stage: stage.index, block: -1 };
+  }
+  headWalk(r, model, batch, tokens);
+  // The official state_dict lists own parameters, then children in registration order:
+  // pos_embed1..4 + cls_token, patch_embed1..4, block1..4, norm, head. The walk visits them
+  // stage by stage, so reorder (stable) and drop the pos_embed entries posEmbedWalk re-recorded.
+  const own = new Set(posTensors.map((t) => t.key));
+  const rank = (key: string) => (key.startsWith('patch_embed') ? 0 : key.startsWith('block') ? 1 : 2);
+  const rest = r.tensors.filter((t) => !own.has(t.key)).sort((a, b) => rank(a.key) - rank(b.key));
+  r.tensors.splice(0, r.tensors.length, ...posTensors, ...rest);
+}
+
+function ufoIsotropicWalk(r: Recorder, model: ModelSpec, batch: number, resolution: number): void {
+  const stage = model.stages[0]!;
+  r.location = { group: 'stage1', stage: 1, block: -1 };
+  const size = stemWalk(r, 'patch_embed', stage, batch, resolution);
+  const tokens = size * size;
+  posEmbedWalk(r, 'pos_embed', stage, batch, size, 0);
+  r.tensor('cls_token', [1, 1, stage.dim]);
+  clsTokenOp(r, batch, stage.dim);
+  const shape: AttentionShape = { batch, gridH: size, gridW: size, tokens };
+  for (let i = 0; i < stage.depth; i++) {
+    r.location = { group: 'stage1', stage: 1, block: i };
+    xcitBlock(r, `blocks.${i}`, stage, model, shape);
+    r.releaseAll();
+  }
+  const withCls: AttentionShape = { ...shape, tokens: tokens + 1 };
+  for (let i = 0; i < model.classAttentionLayers; i++) {
+    r.location = { group: 'stage1', stage: 1, block: stage.depth + i };
+    classAttentionBlock(r, `cls_attn_blocks.${i}`, stage, withCls);
+  }
+  r.location = { group: 'stage1', stage: 1, block: -1 };
+  headWalk(r, model, batch, tokens + 1);
+}
+
+export function walkModel(model: ModelSpec, resolution: number, batch: number): Recorder {
+  const r = new Recorder();
+  if (model.family === 'soft') softPyramidWalk(r, model, batch, resolution);
+  else ufoIsotropicWalk(r, model, batch, resolution);
+  return r;
+}

@@ -67,13 +67,19 @@ export interface ModelProfile extends Totals {
   newtonIsLowerBound: boolean;
 }
 
+/** Zeroed records built once; `emptyTotals` copies them (a spread keeps key order and is far cheaper than fromEntries per group). */
+const ZERO_CATEGORIES = Object.freeze(Object.fromEntries(MAC_CATEGORIES.map((c) => [c, 0])) as Record<MacCategory, number>);
+const ZERO_KINDS = Object.freeze(Object.fromEntries(OP_KINDS.map((k) => [k, 0])) as Record<OpKind, number>);
+const ZERO_CONVENTIONS = Object.freeze(Object.fromEntries(CONVENTIONS.map((c) => [c, 0])) as Record<Convention, number>);
+const ZERO_ELEMENTWISE = Object.freeze(Object.fromEntries(ELEMENTWISE_KINDS.map((k) => [k, 0])) as Record<ElementwiseKind, number>);
+
 function emptyTotals(): Totals {
   return {
     params: 0,
-    macsByCategory: Object.fromEntries(MAC_CATEGORIES.map((c) => [c, 0])) as Record<MacCategory, number>,
-    macsByKind: Object.fromEntries(OP_KINDS.map((k) => [k, 0])) as Record<OpKind, number>,
-    macsByConvention: Object.fromEntries(CONVENTIONS.map((c) => [c, 0])) as Record<Convention, number>,
-    elementwise: Object.fromEntries(ELEMENTWISE_KINDS.map((k) => [k, 0])) as Record<ElementwiseKind, number>,
+    macsByCategory: { ...ZERO_CATEGORIES },
+    macsByKind: { ...ZERO_KINDS },
+    macsByConvention: { ...ZERO_CONVENTIONS },
+    elementwise: { ...ZERO_ELEMENTWISE },
   };
 }
 
@@ -81,7 +87,9 @@ function addOp(t: Totals, op: OpRecord): void {
   t.params += op.params;
   if (op.category) t.macsByCategory[op.category] += op.macs;
   t.macsByKind[op.kind] += op.macs;
-  for (const [k, v] of Object.entries(op.elementwise)) t.elementwise[k as ElementwiseKind] += v;
+  // Hot loop (every op, twice): for…in allocates nothing, unlike Object.entries.
+  const ew = op.elementwise;
+  for (const k in ew) t.elementwise[k as ElementwiseKind] += ew[k as ElementwiseKind]!;
 }
 
 function finishConventions(t: Totals): void {
@@ -97,12 +105,18 @@ export function profileModel(model: ModelSpec, resolution: number, batch = 1): M
   const groups = new Map<string, Totals & { peak: number }>();
   let peak = 0;
   let peakAt = '';
+  // Ops arrive in long runs of one group: remember the last one instead of a Map lookup per op.
+  let lastGroup: string | undefined;
+  let g: (Totals & { peak: number }) | undefined;
   for (const op of rec.ops) {
     addOp(total, op);
-    let g = groups.get(op.group);
-    if (!g) groups.set(op.group, (g = { ...emptyTotals(), peak: 0 }));
-    addOp(g, op);
-    g.peak = Math.max(g.peak, op.liveElems * BYTES_PER_ELEMENT);
+    if (op.group !== lastGroup) {
+      lastGroup = op.group;
+      g = groups.get(op.group);
+      if (!g) groups.set(op.group, (g = { ...emptyTotals(), peak: 0 }));
+    }
+    addOp(g!, op);
+    g!.peak = Math.max(g!.peak, op.liveElems * BYTES_PER_ELEMENT);
     if (op.liveElems > peak) {
       peak = op.liveElems;
       peakAt = op.path;

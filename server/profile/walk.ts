@@ -6,7 +6,7 @@ import { convOut } from '../models/build';
 import type { ModelSpec, StageSpec } from '../models/spec';
 import { attentionWalk, classAttentionWalk, type AttentionShape } from './attention';
 import { batchNorm, conv2d, layerNorm, linear, pointwise } from './layers';
-import { Recorder } from './recorder';
+import { Recorder, type TensorEntry } from './recorder';
 
 function stemWalk(r: Recorder, prefix: string, stage: StageSpec, batch: number, inSize: number): number {
   let size = inSize;
@@ -156,10 +156,20 @@ function softPyramidWalk(r: Recorder, model: ModelSpec, batch: number, resolutio
   // The official state_dict lists own parameters, then children in registration order:
   // pos_embed1..4 + cls_token, patch_embed1..4, block1..4, norm, head. The walk visits them
   // stage by stage, so reorder (stable) and drop the pos_embed entries posEmbedWalk re-recorded.
+  // A stable sort on three ranks is exactly three buckets filled in visiting order; one pass
+  // avoids the comparator's O(n log n) startsWith calls.
   const own = new Set(posTensors.map((t) => t.key));
-  const rank = (key: string) => (key.startsWith('patch_embed') ? 0 : key.startsWith('block') ? 1 : 2);
-  const rest = r.tensors.filter((t) => !own.has(t.key)).sort((a, b) => rank(a.key) - rank(b.key));
-  r.tensors.splice(0, r.tensors.length, ...posTensors, ...rest);
+  const patchEmbed: TensorEntry[] = [];
+  const blocks: TensorEntry[] = [];
+  const rest: TensorEntry[] = [];
+  for (const t of r.tensors) {
+    if (own.has(t.key)) continue;
+    if (t.key.startsWith('patch_embed')) patchEmbed.push(t);
+    else if (t.key.startsWith('block')) blocks.push(t);
+    else rest.push(t);
+  }
+  r.tensors.length = 0;
+  r.tensors.push(...posTensors, ...patchEmbed, ...blocks, ...rest);
 }
 
 function ufoIsotropicWalk(r: Recorder, model: ModelSpec, batch: number, resolution: number): void {

@@ -1,0 +1,72 @@
+/** The `vitlens` command as a user runs it: the bin script over the bundled CLI. */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import { readJson, ROOT, SOFT_CONFIGS } from './helpers/fixtures';
+
+function vitlens(...args: string[]) {
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'vitlens.js'), ...args], { encoding: 'utf8', cwd: ROOT });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const tiny = path.join('fixtures', 'configs', 'soft', 'SOFT_Tiny.yaml');
+
+describe('vitlens profile', () => {
+  test('--json reports the exact parameters and per-convention MACs of SOFT_Tiny', () => {
+    const r = vitlens('profile', tiny, '--json');
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    const p = out.profiles[0];
+    assert.equal(p.params, 13069056);
+    const { F: _f, ...ref } = readJson('ref/flops.json').models.soft_tiny.conventions_total_macs;
+    assert.deepEqual(p.macsByConvention, ref);
+    assert.equal(p.readmeConvention, 'B');
+    assert.equal(p.unit, 'MACs');
+    assert.deepEqual(p.stages.filter((s: any) => s.stage > 0).map((s: any) => [s.tokens, s.landmarks]), [[3136, 49], [784, 49], [196, 49], [50, null]]);
+    assert.deepEqual(out.diagnostics, []);
+  });
+
+  test('a readable per-stage table by default; several resolutions and a batch', () => {
+    const r = vitlens('profile', tiny, '--resolution', '224', '--resolution', '512', '--batch', '2');
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /13,069,056 parameters/);
+    assert.match(r.stdout, /Input 512×512, batch 2/);
+    assert.match(r.stdout, /stage 1\s+soft\s+16384\s+256\s+64/);
+    assert.match(r.stdout, /B\s+3\.874 GMACs\s+7\.747 GFLOPs/); // batch 2 doubles MACs: 2 × 1.937
+    assert.match(r.stdout, /Memory \(estimate/);
+  });
+
+  test('bad config: exit 2 with file, line, column and key', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vitlens-cli-'));
+    const bad = path.join(dir, 'bad.yaml');
+    fs.writeFileSync(bad, 'model: soft_tiny\nnewton_maxiter: 500\n');
+    const r = vitlens('profile', bad);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, new RegExp(`${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:2:17: error \\[out-of-range\\] \\(key \`newton_maxiter\`\\)`));
+    assert.equal(r.stdout, '');
+  });
+
+  test('missing file and bad flags: exit 2 with a clear message', () => {
+    const r = vitlens('profile', 'no/such.yaml');
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /no\/such\.yaml: cannot read the config: ENOENT/);
+    const f = vitlens('profile', tiny, '--resolution', 'abc');
+    assert.equal(f.status, 2);
+    assert.match(f.stderr, /--resolution must be an integer/);
+    const u = vitlens('frobnicate');
+    assert.equal(u.status, 2);
+    assert.match(u.stderr, /unknown command "frobnicate"/);
+  });
+
+  test('every official config profiles with exit 0', () => {
+    for (const f of fs.readdirSync(SOFT_CONFIGS)) {
+      const r = vitlens('profile', path.join(SOFT_CONFIGS, f), '--json');
+      assert.equal(r.status, 0, `${f}: ${r.stderr}`);
+      const params = JSON.parse(r.stdout).profiles[0].params;
+      assert.equal(params, readJson('ref/params.json').models[JSON.parse(r.stdout).model].total_params);
+    }
+  });
+});

@@ -64,9 +64,9 @@ function softAttention(r: Recorder, base: string, stage: StageSpec, model: Model
 
   linear(r, `${base}.W_q`, BN, D, D, 'linear_attn_proj', 'projection');
   linear(r, `${base}.W_v`, BN, D, D, 'linear_attn_proj', 'projection');
-  r.hold(`${base}:V`, BN * D);
+  const VHeld = r.hold(BN * D);
   pointwise(r, `${attn}.q_scale`, 'projection', 'Q / dh^¼', { other_pointwise_elems: BN * D }, BN * D);
-  r.hold(`${base}:Q`, BN * D);
+  const QHeld = r.hold(BN * D);
   conv2d(r, {
     path: `${attn}.Qlandmark_op`, images: mats, inC: dh, outC: dh, kernel: ratio, groups: 1, outH: lh, outW: lw,
     bias: false, category: 'conv2d_landmark', kind: 'landmark_conv', label: `landmark Conv2d(${dh}, k=${ratio}, s=${ratio}), shared by heads`,
@@ -74,8 +74,8 @@ function softAttention(r: Recorder, base: string, stage: StageSpec, model: Model
   layerNorm(r, `${attn}.Qnorm_act.0`, mats * m, dh, 'landmark_conv');
   pointwise(r, `${attn}.Qnorm_act.1`, 'landmark_conv', 'GELU (erf)', { gelu_erf_elems: mats * m * dh }, mats * m * dh);
   gaussianKernel(r, `${attn}.kernel_1`, 'K1', model.kernelMethod, mats, N, m, dh);
-  r.release(`${base}:Q`);
-  r.hold(`${base}:K1`, mats * N * m);
+  r.release(QHeld);
+  const K1Held = r.hold(mats * N * m);
   gaussianKernel(r, `${attn}.kernel_2`, 'K2', model.kernelMethod, mats, m, m, dh);
   const norm = stage.attention === 'soft_norm';
   newtonInverse(r, `${attn}.newton`, model.newton.variant, model.newton.maxIter, mats, m);
@@ -83,19 +83,19 @@ function softAttention(r: Recorder, base: string, stage: StageSpec, model: Model
     pointwise(r, `${attn}.sym_norm`, 'newton', 'D^-½ · K2⁺ · D^-½', { other_pointwise_elems: mats * m + 2 * mats * m * m }, mats * m * m);
   }
   matmul(r, `${attn}.apply_K1_inv`, 'apply', 'T1 = K1·K2⁻¹', 'matmul_soft_apply', mats, N, m, m);
-  r.hold(`${base}:T1`, mats * N * m);
+  const T1Held = r.hold(mats * N * m);
   matmul(r, `${attn}.apply_K1T_V`, 'apply', 'T2 = K1ᵀ·V', 'matmul_soft_apply', mats, m, N, dh);
-  r.release(`${base}:K1`);
+  r.release(K1Held);
   matmul(r, `${attn}.apply_T1_T2`, 'apply', 'X = T1·T2', 'matmul_soft_apply', mats, N, m, dh);
-  r.release(`${base}:T1`);
-  r.hold(`${base}:X`, BN * D);
+  r.release(T1Held);
+  const XHeld = r.hold(BN * D);
   conv2d(r, {
     path: `${attn}.conv`, images: B * dh, inC: h, outC: h, kernel: stage.localConvKernel, groups: h, outH: s.gridH, outW: s.gridW,
     bias: false, category: 'conv2d_local_dwconv', kind: 'dwconv', label: `depthwise Conv2d(${h} heads, k=${stage.localConvKernel}) on V`,
   });
   pointwise(r, `${attn}.conv_residual`, 'dwconv', 'X + DWConv(V)', { other_pointwise_elems: BN * D }, BN * D);
-  r.release(`${base}:X`);
-  r.release(`${base}:V`);
+  r.release(XHeld);
+  r.release(VHeld);
   linear(r, `${base}.ff`, BN, D, D, 'linear_attn_proj', 'projection');
 }
 
@@ -107,7 +107,7 @@ function softmaxAttention(r: Recorder, base: string, stage: StageSpec, s: Attent
   const sr = spatialReduction ? stage.srRatio : 1;
   let kvTokens = N;
   linear(r, `${base}.q`, B * N, D, D, 'linear_attn_proj', 'projection');
-  r.hold(`${base}:q`, B * N * D);
+  const qHeld = r.hold(B * N * D);
   if (sr > 1) {
     const rh = Math.floor(s.gridH / sr);
     const rw = Math.floor(s.gridW / sr);
@@ -120,15 +120,15 @@ function softmaxAttention(r: Recorder, base: string, stage: StageSpec, s: Attent
   }
   linear(r, `${base}.kv`, B * kvTokens, D, 2 * D, 'linear_attn_proj', 'projection');
   const scores = B * h * N * kvTokens;
-  r.hold(`${base}:kv`, B * kvTokens * 2 * D);
+  const kvHeld = r.hold(B * kvTokens * 2 * D);
   matmul(r, `${base}.qk`, 'softmax_attention', 'Q·Kᵀ', 'matmul_softmax_attn', B * h, N, dh, kvTokens);
-  r.hold(`${base}:scores`, scores);
+  const scoresHeld = r.hold(scores);
   pointwise(r, `${base}.scale`, 'softmax_attention', '× dh^-½', { other_pointwise_elems: scores }, scores);
   pointwise(r, `${base}.softmax`, 'softmax_attention', 'softmax', { softmax_elems: scores }, scores);
-  r.release(`${base}:q`);
+  r.release(qHeld);
   matmul(r, `${base}.av`, 'softmax_attention', 'A·V', 'matmul_softmax_attn', B * h, N, kvTokens, dh);
-  r.release(`${base}:scores`);
-  r.release(`${base}:kv`);
+  r.release(scoresHeld);
+  r.release(kvHeld);
   linear(r, `${base}.proj`, B * N, D, D, 'linear_attn_proj', 'projection');
 }
 

@@ -53,10 +53,17 @@ export interface OpInput {
   inputElems?: number;
 }
 
+/** A live activation kept by `Recorder.hold`. */
+export interface Held {
+  readonly elems: number;
+  live: boolean;
+}
+
 export class Recorder {
   readonly tensors: TensorEntry[] = [];
   readonly ops: OpRecord[] = [];
-  private readonly held = new Map<string, number>();
+  /** Handles held since the last `releaseAll` (a few per block). */
+  private readonly held: Held[] = [];
   private heldTotal = 0;
   location: Location = { group: 'top_level', stage: 0, block: -1 };
 
@@ -83,23 +90,31 @@ export class Recorder {
     });
   }
 
-  /** Keep a tensor alive across the following ops (a residual, K1 until the apply matmuls, …). */
-  hold(name: string, elems: number): void {
-    this.release(name);
-    this.held.set(name, elems);
+  /**
+   * Keep a tensor alive across the following ops (a residual, K1 until the apply matmuls, …)
+   * and return its handle for `release`. Handles rather than named entries: the walk used to
+   * build a `${path}:name` string per hold and release and look it up in a Map, which cost
+   * more than the arithmetic; a handle is unique by construction and needs no lookup.
+   */
+  hold(elems: number): Held {
+    const h: Held = { elems, live: true };
+    this.held.push(h);
     this.heldTotal += elems;
+    return h;
   }
 
-  release(name: string): void {
-    const e = this.held.get(name);
-    if (e !== undefined) {
-      this.heldTotal -= e;
-      this.held.delete(name);
+  /** Stop counting a held tensor; releasing twice (or after `releaseAll`) is a no-op. */
+  release(h: Held): void {
+    if (h.live) {
+      this.heldTotal -= h.elems;
+      h.live = false;
     }
   }
 
+  /** End of a block: nothing it held outlives it. */
   releaseAll(): void {
-    this.held.clear();
+    for (const h of this.held) h.live = false;
+    this.held.length = 0;
     this.heldTotal = 0;
   }
 }

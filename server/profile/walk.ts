@@ -25,10 +25,19 @@ function stemWalk(r: Recorder, prefix: string, stage: StageSpec, batch: number, 
   return size;
 }
 
-/** Positional embedding: bilinear interpolation to the actual grid, then the add (official code always interpolates). */
-function posEmbedWalk(r: Recorder, key: string, stage: StageSpec, batch: number, grid: number, extraTokens: number): void {
+/** The positional embedding's state_dict tensor; returns its parameter count for `posEmbedWalk`. */
+function posEmbedTensor(r: Recorder, key: string, stage: StageSpec, extraTokens: number): number {
   const g = stage.posEmbedGrid;
-  const params = r.tensor(key, [1, g * g + extraTokens, stage.dim]);
+  return r.tensor(key, [1, g * g + extraTokens, stage.dim]);
+}
+
+/**
+ * Positional embedding: bilinear interpolation to the actual grid, then the add (official code
+ * always interpolates). The tensor is recorded by the caller (`posEmbedTensor`), where it belongs
+ * in state_dict order; `params` is its count.
+ */
+function posEmbedWalk(r: Recorder, key: string, stage: StageSpec, batch: number, grid: number, extraTokens: number, params: number): void {
+  const g = stage.posEmbedGrid;
   const saved = r.location;
   r.location = { group: 'top_level', stage: 0, block: -1 };
   const out = grid * grid * stage.dim;
@@ -46,17 +55,17 @@ function clsTokenOp(r: Recorder, batch: number, dim: number): void {
 function softPostNormBlock(r: Recorder, p: string, stage: StageSpec, model: ModelSpec, s: AttentionShape): void {
   const BN = s.batch * s.tokens;
   const D = stage.dim;
-  r.hold(`${p}:x`, BN * D);
+  const xHeld = r.hold(BN * D);
   attentionWalk(r, `${p}.mha`, stage, model, s);
   pointwise(r, `${p}.residual1`, 'norm', 'x + attn(x)', { other_pointwise_elems: BN * D }, BN * D);
-  r.release(`${p}:x`);
+  r.release(xHeld);
   layerNorm(r, `${p}.norm1`, BN, D);
-  r.hold(`${p}:x1`, BN * D);
+  const x1Held = r.hold(BN * D);
   linear(r, `${p}.ff1`, BN, D, stage.mlpHidden, 'linear_mlp', 'ffn');
   pointwise(r, `${p}.gelu`, 'ffn', 'GELU (tanh approximation)', { approx_gelu_tanh_elems: BN * stage.mlpHidden }, BN * stage.mlpHidden);
   linear(r, `${p}.ff2`, BN, stage.mlpHidden, D, 'linear_mlp', 'ffn');
   pointwise(r, `${p}.residual2`, 'norm', 'x1 + FFN(x1)', { other_pointwise_elems: BN * D }, BN * D);
-  r.release(`${p}:x1`);
+  r.release(x1Held);
   layerNorm(r, `${p}.norm2`, BN, D);
 }
 
@@ -69,14 +78,14 @@ function mlpWalk(r: Recorder, p: string, stage: StageSpec, rows: number): void {
 function pvtPreNormBlock(r: Recorder, p: string, stage: StageSpec, model: ModelSpec, s: AttentionShape): void {
   const BN = s.batch * s.tokens;
   const D = stage.dim;
-  r.hold(`${p}:x`, BN * D);
+  const xHeld = r.hold(BN * D);
   layerNorm(r, `${p}.norm1`, BN, D);
   attentionWalk(r, `${p}.attn`, stage, model, s);
   pointwise(r, `${p}.residual1`, 'norm', 'x + attn(LN(x))', { other_pointwise_elems: BN * D }, BN * D);
   layerNorm(r, `${p}.norm2`, BN, D);
   mlpWalk(r, `${p}.mlp`, stage, BN);
   pointwise(r, `${p}.residual2`, 'norm', 'x + MLP(LN(x))', { other_pointwise_elems: BN * D }, BN * D);
-  r.release(`${p}:x`);
+  r.release(xHeld);
 }
 
 function layerScale(r: Recorder, key: string, D: number, elems: number, label: string): void {
@@ -89,7 +98,7 @@ function xcitBlock(r: Recorder, p: string, stage: StageSpec, model: ModelSpec, s
   const B = s.batch;
   const BN = B * s.tokens;
   const D = stage.dim;
-  r.hold(`${p}:x`, BN * D);
+  const xHeld = r.hold(BN * D);
   layerNorm(r, `${p}.norm1`, BN, D);
   attentionWalk(r, `${p}.attn`, stage, model, s);
   layerScale(r, `${p}.gamma1`, D, BN * D, 'x + γ1·attn');
@@ -103,7 +112,7 @@ function xcitBlock(r: Recorder, p: string, stage: StageSpec, model: ModelSpec, s
   layerNorm(r, `${p}.norm2`, BN, D);
   mlpWalk(r, `${p}.mlp`, stage, BN);
   layerScale(r, `${p}.gamma2`, D, BN * D, 'x + γ2·MLP');
-  r.release(`${p}:x`);
+  r.release(xHeld);
 }
 
 function classAttentionBlock(r: Recorder, p: string, stage: StageSpec, s: AttentionShape): void {
@@ -125,23 +134,25 @@ function headWalk(r: Recorder, model: ModelSpec, batch: number, tokens: number):
 }
 
 function softPyramidWalk(r: Recorder, model: ModelSpec, batch: number, resolution: number): void {
+  // The official state_dict lists own parameters, then children in registration order:
+  // pos_embed1..4 + cls_token, patch_embed1..4, block1..4, norm, head. The walk visits them
+  // stage by stage, so each stage's stem and block tensors are moved to their own lists as
+  // they are recorded and the lists joined at the end (cheaper than sorting by key prefix).
+  const posParams = model.stages.map((stage) => posEmbedTensor(r, `pos_embed${stage.index}`, stage, stage.clsToken ? 1 : 0));
+  r.tensor('cls_token', [1, 1, model.stages[model.stages.length - 1]!.dim]);
+  const own = r.tensors.splice(0, r.tensors.length);
+  const patchEmbed: TensorEntry[] = [];
+  const blocks: TensorEntry[] = [];
   let size = resolution;
-  const last = model.stages.length;
-  // Own parameters come first in the official state_dict: pos_embed1..4, cls_token.
-  for (const stage of model.stages) {
-    const extra = stage.clsToken ? 1 : 0;
-    r.tensor(`pos_embed${stage.index}`, [1, stage.posEmbedGrid ** 2 + extra, stage.dim]);
-  }
-  r.tensor('cls_token', [1, 1, model.stages[last - 1]!.dim]);
-  const posTensors = r.tensors.splice(0, r.tensors.length);
   let tokens = 0;
-  for (const stage of model.stages) {
+  model.stages.forEach((stage, s) => {
     r.location = { group: `stage${stage.index}`, stage: stage.index, block: -1 };
     size = stemWalk(r, `patch_embed${stage.index}`, stage, batch, size);
+    patchEmbed.push(...r.tensors.splice(0, r.tensors.length));
     const extra = stage.clsToken ? 1 : 0;
     tokens = size * size + extra;
     if (stage.clsToken) clsTokenOp(r, batch, stage.dim);
-    posEmbedWalk(r, `pos_embed${stage.index}`, stage, batch, size, extra);
+    posEmbedWalk(r, `pos_embed${stage.index}`, stage, batch, size, extra, posParams[s]!);
     const shape: AttentionShape = { batch, gridH: size, gridW: size, tokens };
     for (let i = 0; i < stage.depth; i++) {
       r.location = { group: `stage${stage.index}`, stage: stage.index, block: i };
@@ -150,26 +161,12 @@ function softPyramidWalk(r: Recorder, model: ModelSpec, batch: number, resolutio
       else pvtPreNormBlock(r, p, stage, model, shape);
       r.releaseAll();
     }
+    blocks.push(...r.tensors.splice(0, r.tensors.length));
     r.location = { group: `stage${stage.index}`, stage: stage.index, block: -1 };
-  }
+  });
   headWalk(r, model, batch, tokens);
-  // The official state_dict lists own parameters, then children in registration order:
-  // pos_embed1..4 + cls_token, patch_embed1..4, block1..4, norm, head. The walk visits them
-  // stage by stage, so reorder (stable) and drop the pos_embed entries posEmbedWalk re-recorded.
-  // A stable sort on three ranks is exactly three buckets filled in visiting order; one pass
-  // avoids the comparator's O(n log n) startsWith calls.
-  const own = new Set(posTensors.map((t) => t.key));
-  const patchEmbed: TensorEntry[] = [];
-  const blocks: TensorEntry[] = [];
-  const rest: TensorEntry[] = [];
-  for (const t of r.tensors) {
-    if (own.has(t.key)) continue;
-    if (t.key.startsWith('patch_embed')) patchEmbed.push(t);
-    else if (t.key.startsWith('block')) blocks.push(t);
-    else rest.push(t);
-  }
-  r.tensors.length = 0;
-  r.tensors.push(...posTensors, ...patchEmbed, ...blocks, ...rest);
+  // What is left in r.tensors is the head's (norm, head).
+  r.tensors.unshift(...own, ...patchEmbed, ...blocks);
 }
 
 function ufoIsotropicWalk(r: Recorder, model: ModelSpec, batch: number, resolution: number): void {
@@ -177,7 +174,7 @@ function ufoIsotropicWalk(r: Recorder, model: ModelSpec, batch: number, resoluti
   r.location = { group: 'stage1', stage: 1, block: -1 };
   const size = stemWalk(r, 'patch_embed', stage, batch, resolution);
   const tokens = size * size;
-  posEmbedWalk(r, 'pos_embed', stage, batch, size, 0);
+  posEmbedWalk(r, 'pos_embed', stage, batch, size, 0, posEmbedTensor(r, 'pos_embed', stage, 0));
   r.tensor('cls_token', [1, 1, stage.dim]);
   clsTokenOp(r, batch, stage.dim);
   const shape: AttentionShape = { batch, gridH: size, gridW: size, tokens };

@@ -11,6 +11,8 @@ export interface ProfileParams {
   /** Input resolution (square); defaults to the config's first `img_size`. */
   resolution?: number;
   batch?: number;
+  /** Include every op (large: thousands for the deep models). */
+  ops?: boolean;
 }
 
 /** `vitlens/profile`: the profile of an open config (null when the config has errors). */

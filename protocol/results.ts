@@ -23,6 +23,34 @@ export interface StageSummary {
   peakActivationBytesEstimate: number;
 }
 
+/** One module-level layer: a stem, a block, the positional embeddings, the head. */
+export interface LayerSummary {
+  /** state_dict prefix: `patch_embed1`, `block2.1`, `blocks.3`, `head` … */
+  name: string;
+  group: string;
+  stage: number;
+  block: number;
+  params: number;
+  macsByConvention: Record<Convention, number>;
+  /** Sum of the layer's op output sizes (float32) — what the layer writes. */
+  activationBytes: number;
+  /** Largest live set while the layer runs (estimate, float32). */
+  peakActivationBytesEstimate: number;
+}
+
+/** One op of the profile walk. */
+export interface OpSummary {
+  path: string;
+  layer: string;
+  kind: OpKind;
+  label: string;
+  category: MacCategory | null;
+  macs: number;
+  params: number;
+  elementwise: Partial<Record<ElementwiseKind, number>>;
+  outputBytes: number;
+}
+
 export interface ModelProfileSummary {
   model: string;
   title: string;
@@ -51,5 +79,8 @@ export interface ModelProfileSummary {
     peakAt: string;
   };
   stages: StageSummary[];
+  layers: LayerSummary[];
+  /** Every op, in execution order (omitted when not asked for). */
+  ops?: OpSummary[];
   published: { params: string; gflops: number; top1: number; source: string } | null;
 }

@@ -21,7 +21,7 @@ const USAGE = `Usage:
   convention, element-wise counts and an inference memory estimate, per stage.
   --resolution  input size (square); repeat for several; default: the config's img_size or 224
   --batch       batch size (default 1)
-  --json        machine-readable output with every figure
+  --json        machine-readable output with every figure: per stage, per layer and per op
 `;
 
 export class UsageError extends Error {}
@@ -116,7 +116,7 @@ function profileCommand(args: string[], stdout: (s: string) => void, stderr: (s:
   const profiles = (resolutions.length ? resolutions : spec.resolutions).map((r) => profileModel(spec, r, batch));
   if (values.json) {
     const diagnostics = a.diagnostics.map((d) => ({ ...positionOf(a.parsed, d.span.start), severity: d.severity, code: d.code, key: d.key ?? null, message: d.message }));
-    stdout(JSON.stringify({ file, model: spec.name, diagnostics, profiles: profiles.map((p) => summarize(spec, p)) }, null, 2));
+    stdout(JSON.stringify({ file, model: spec.name, diagnostics, profiles: profiles.map((p) => summarize(spec, p, { ops: true })) }, null, 2));
   } else {
     stdout(textReport(file, a, profiles));
   }

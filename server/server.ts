@@ -86,7 +86,7 @@ export function startServer(connection: Connection): void {
     const a = analyzed(p.uri);
     const spec = a?.doc.analysis.spec;
     const prof = a?.doc.profile(p.resolution, p.batch ?? 1);
-    return spec && prof ? summarize(spec, prof) : null;
+    return spec && prof ? summarize(spec, prof, { ops: p.ops ?? false }) : null;
   }));
 
   documents.listen(connection);

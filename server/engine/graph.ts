@@ -1,0 +1,147 @@
+/**
+ * The engine's small op set: every attention and block is written once against this
+ * builder, and each runtime lowers the resulting graph (the TypeScript reference
+ * interpreter here; ONNX and TF.js lowerings read the same nodes). Shapes are static
+ * and inferred at build time, so a wrong wiring fails while building, not while running.
+ */
+
+export interface Tensor {
+  readonly id: number;
+  readonly shape: readonly number[];
+}
+
+export type UnaryFn = 'exp' | 'erf' | 'tanh' | 'sqrt' | 'neg' | 'square' | 'reciprocal' | 'abs';
+export type BinaryFn = 'add' | 'sub' | 'mul' | 'div';
+export type ReduceFn = 'sum' | 'max' | 'sumSquares';
+
+export type Node =
+  | { op: 'input'; name: string }
+  | { op: 'weight'; key: string }
+  | { op: 'binary'; fn: BinaryFn; a: Tensor; b: Tensor }
+  | { op: 'unary'; fn: UnaryFn; a: Tensor }
+  | { op: 'scale'; a: Tensor; k: number }
+  | { op: 'matmul'; a: Tensor; b: Tensor }
+  | { op: 'reduce'; fn: ReduceFn; a: Tensor; axis: number }
+  | { op: 'transpose'; a: Tensor; perm: number[] }
+  | { op: 'reshape'; a: Tensor }
+  | { op: 'softmax'; a: Tensor }
+  | { op: 'layerNorm'; a: Tensor; weight: Tensor; bias: Tensor; eps: number }
+  | { op: 'gelu'; a: Tensor; approximation: 'erf' | 'tanh' };
+
+export interface GraphNode {
+  node: Node;
+  out: Tensor;
+}
+
+function broadcastShapes(a: readonly number[], b: readonly number[], what: string): number[] {
+  const n = Math.max(a.length, b.length);
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const x = a[a.length - n + i] ?? 1;
+    const y = b[b.length - n + i] ?? 1;
+    if (x !== y && x !== 1 && y !== 1) throw new Error(`${what}: shapes [${a}] and [${b}] do not broadcast`);
+    out.push(Math.max(x, y));
+  }
+  return out;
+}
+
+export function numel(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+export class Graph {
+  readonly nodes: GraphNode[] = [];
+  readonly inputs: { name: string; tensor: Tensor }[] = [];
+  readonly weights: { key: string; tensor: Tensor }[] = [];
+
+  private add(node: Node, shape: readonly number[]): Tensor {
+    const out: Tensor = { id: this.nodes.length, shape: [...shape] };
+    this.nodes.push({ node, out });
+    return out;
+  }
+
+  input(name: string, shape: readonly number[]): Tensor {
+    const t = this.add({ op: 'input', name }, shape);
+    this.inputs.push({ name, tensor: t });
+    return t;
+  }
+
+  /** A named parameter (state_dict key); its values come from the runtime's weight source. */
+  weight(key: string, shape: readonly number[]): Tensor {
+    const t = this.add({ op: 'weight', key }, shape);
+    this.weights.push({ key, tensor: t });
+    return t;
+  }
+
+  binary(fn: BinaryFn, a: Tensor, b: Tensor): Tensor {
+    return this.add({ op: 'binary', fn, a, b }, broadcastShapes(a.shape, b.shape, fn));
+  }
+  addT(a: Tensor, b: Tensor): Tensor {
+    return this.binary('add', a, b);
+  }
+  sub(a: Tensor, b: Tensor): Tensor {
+    return this.binary('sub', a, b);
+  }
+  mul(a: Tensor, b: Tensor): Tensor {
+    return this.binary('mul', a, b);
+  }
+  div(a: Tensor, b: Tensor): Tensor {
+    return this.binary('div', a, b);
+  }
+
+  unary(fn: UnaryFn, a: Tensor): Tensor {
+    return this.add({ op: 'unary', fn, a }, a.shape);
+  }
+
+  scale(a: Tensor, k: number): Tensor {
+    return this.add({ op: 'scale', a, k }, a.shape);
+  }
+
+  /** Batched matmul [..., M, K] × [..., K, N]; batch dimensions broadcast. */
+  matmul(a: Tensor, b: Tensor): Tensor {
+    const [m, k] = a.shape.slice(-2) as [number, number];
+    const [k2, n] = b.shape.slice(-2) as [number, number];
+    if (a.shape.length < 2 || b.shape.length < 2 || k !== k2) throw new Error(`matmul: [${a.shape}] × [${b.shape}]`);
+    const batch = broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2), 'matmul batch');
+    return this.add({ op: 'matmul', a, b }, [...batch, m, n]);
+  }
+
+  /** Reduction over one axis, dimension kept (size 1). */
+  reduce(fn: ReduceFn, a: Tensor, axis: number): Tensor {
+    const ax = axis < 0 ? a.shape.length + axis : axis;
+    return this.add({ op: 'reduce', fn, a, axis: ax }, a.shape.map((d, i) => (i === ax ? 1 : d)));
+  }
+
+  transpose(a: Tensor, perm: number[]): Tensor {
+    if (perm.length !== a.shape.length) throw new Error(`transpose: perm [${perm}] for shape [${a.shape}]`);
+    return this.add({ op: 'transpose', a, perm }, perm.map((p) => a.shape[p]!));
+  }
+
+  reshape(a: Tensor, shape: readonly number[]): Tensor {
+    if (numel(shape) !== numel(a.shape)) throw new Error(`reshape: [${a.shape}] → [${shape}]`);
+    return this.add({ op: 'reshape', a }, shape);
+  }
+
+  /** Softmax over the last axis. */
+  softmax(a: Tensor): Tensor {
+    return this.add({ op: 'softmax', a }, a.shape);
+  }
+
+  /** LayerNorm over the last axis (biased variance, as PyTorch). */
+  layerNorm(a: Tensor, weight: Tensor, bias: Tensor, eps: number): Tensor {
+    return this.add({ op: 'layerNorm', a, weight, bias, eps }, a.shape);
+  }
+
+  gelu(a: Tensor, approximation: 'erf' | 'tanh'): Tensor {
+    return this.add({ op: 'gelu', a, approximation }, a.shape);
+  }
+
+  /** nn.Linear: x·Wᵀ + b with W stored [out, in] under `${prefix}.weight`. */
+  linear(x: Tensor, prefix: string, inF: number, outF: number, bias = true): Tensor {
+    const w = this.weight(`${prefix}.weight`, [outF, inF]);
+    const y = this.matmul(x, this.transpose(w, [1, 0]));
+    return bias ? this.addT(y, this.weight(`${prefix}.bias`, [outF])) : y;
+  }
+}

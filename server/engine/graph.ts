@@ -4,6 +4,7 @@
  * interpreter here; ONNX and TF.js lowerings read the same nodes). Shapes are static
  * and inferred at build time, so a wrong wiring fails while building, not while running.
  */
+import { numel } from '../shape';
 
 export interface Tensor {
   readonly id: number;
@@ -45,11 +46,6 @@ function broadcastShapes(a: readonly number[], b: readonly number[], what: strin
   return out;
 }
 
-export function numel(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
-}
 
 export class Graph {
   readonly nodes: GraphNode[] = [];

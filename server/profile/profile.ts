@@ -18,6 +18,7 @@ import {
 } from './categories';
 import type { OpRecord, TensorEntry } from './recorder';
 import { walkModel } from './walk';
+import { numel } from '../shape';
 
 const BYTES_PER_ELEMENT = 4; // float32 inference
 
@@ -176,10 +177,4 @@ export function profileModel(model: ModelSpec, resolution: number, batch = 1): M
     },
     newtonIsLowerBound: model.stages.some((s) => s.attention === 'soft_norm' || (s.attention === 'soft' && model.newton.variant === 'B')),
   };
-}
-
-export function numel(shape: number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
 }

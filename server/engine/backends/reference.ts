@@ -3,7 +3,8 @@
  * (the oracle other runtimes are tested against) or float32 (each op's result is
  * stored in a Float32Array, i.e. rounded to float32 per op, as a float32 runtime does).
  */
-import { numel, type Graph, type Node, type Tensor } from '../graph';
+import { numel } from '../../shape';
+import type { Graph, Node, Tensor } from '../graph';
 
 export type RefDType = 'float32' | 'float64';
 export type RefArray = Float32Array | Float64Array;

@@ -11,13 +11,15 @@ export interface Tensor {
   readonly shape: readonly number[];
 }
 
-export type UnaryFn = 'exp' | 'erf' | 'tanh' | 'sqrt' | 'neg' | 'square' | 'reciprocal' | 'abs';
-export type BinaryFn = 'add' | 'sub' | 'mul' | 'div';
+export type UnaryFn = 'exp' | 'erf' | 'tanh' | 'sqrt' | 'neg' | 'square' | 'reciprocal' | 'abs' | 'relu';
+/** `greater` gives 1 where a > b and 0 elsewhere (a float mask, so masks compose with mul/add). */
+export type BinaryFn = 'add' | 'sub' | 'mul' | 'div' | 'greater';
 export type ReduceFn = 'sum' | 'max' | 'sumSquares';
 
 export type Node =
   | { op: 'input'; name: string }
   | { op: 'weight'; key: string }
+  | { op: 'constant'; data: Float64Array; label: string }
   | { op: 'binary'; fn: BinaryFn; a: Tensor; b: Tensor }
   | { op: 'unary'; fn: UnaryFn; a: Tensor }
   | { op: 'scale'; a: Tensor; k: number }
@@ -27,7 +29,12 @@ export type Node =
   | { op: 'reshape'; a: Tensor }
   | { op: 'softmax'; a: Tensor }
   | { op: 'layerNorm'; a: Tensor; weight: Tensor; bias: Tensor; eps: number }
-  | { op: 'gelu'; a: Tensor; approximation: 'erf' | 'tanh' };
+  | { op: 'gelu'; a: Tensor; approximation: 'erf' | 'tanh' }
+  | { op: 'conv2d'; x: Tensor; w: Tensor; bias: Tensor | null; stride: [number, number]; pad: [number, number]; groups: number }
+  | { op: 'slice'; a: Tensor; axis: number; start: number; end: number }
+  | { op: 'concat'; parts: Tensor[]; axis: number };
+
+export type OpName = Node['op'];
 
 export interface GraphNode {
   node: Node;
@@ -69,6 +76,23 @@ export class Graph {
     const t = this.add({ op: 'weight', key }, shape);
     this.weights.push({ key, tensor: t });
     return t;
+  }
+
+  /** A fixed tensor built into the graph (identity matrices, interpolation matrices, thresholds). */
+  constant(values: ArrayLike<number>, shape: readonly number[], label = 'const'): Tensor {
+    if (values.length !== numel(shape)) throw new Error(`constant ${label}: ${values.length} values for shape [${shape}]`);
+    return this.add({ op: 'constant', data: Float64Array.from(values), label }, shape);
+  }
+
+  scalar(value: number, label = 'scalar'): Tensor {
+    return this.constant([value], [1], label);
+  }
+
+  /** The m×m identity. */
+  eye(m: number): Tensor {
+    const data = new Float64Array(m * m);
+    for (let i = 0; i < m; i++) data[i * m + i] = 1;
+    return this.constant(data, [m, m], `eye${m}`);
   }
 
   binary(fn: BinaryFn, a: Tensor, b: Tensor): Tensor {
@@ -132,6 +156,48 @@ export class Graph {
 
   gelu(a: Tensor, approximation: 'erf' | 'tanh'): Tensor {
     return this.add({ op: 'gelu', a, approximation }, a.shape);
+  }
+
+  /**
+   * nn.Conv2d on NCHW: weight [Cout, Cin/groups, kh, kw], zero padding, no dilation.
+   * Output H = floor((H + 2·pad − kh)/stride) + 1, so remainder rows are dropped (quirk Q10).
+   */
+  conv2d(x: Tensor, w: Tensor, bias: Tensor | null, opts: { stride?: number | [number, number]; pad?: number | [number, number]; groups?: number } = {}): Tensor {
+    const pair = (v: number | [number, number] | undefined, d: number): [number, number] => (v === undefined ? [d, d] : typeof v === 'number' ? [v, v] : v);
+    const stride = pair(opts.stride, 1);
+    const pad = pair(opts.pad, 0);
+    const groups = opts.groups ?? 1;
+    const [B, C, H, W] = x.shape as [number, number, number, number];
+    const [Co, Cg, kh, kw] = w.shape as [number, number, number, number];
+    if (x.shape.length !== 4 || w.shape.length !== 4 || C !== Cg * groups || Co % groups !== 0) {
+      throw new Error(`conv2d: input [${x.shape}], weight [${w.shape}], groups ${groups}`);
+    }
+    if (bias && (bias.shape.length !== 1 || bias.shape[0] !== Co)) throw new Error(`conv2d: bias [${bias.shape}] for ${Co} channels`);
+    const Ho = Math.floor((H + 2 * pad[0] - kh) / stride[0]) + 1;
+    const Wo = Math.floor((W + 2 * pad[1] - kw) / stride[1]) + 1;
+    if (Ho < 1 || Wo < 1) throw new Error(`conv2d: ${kh}×${kw} kernel on a ${H}×${W} input gives no output`);
+    return this.add({ op: 'conv2d', x, w, bias, stride, pad, groups }, [B, Co, Ho, Wo]);
+  }
+
+  /** Elements start … end−1 along one axis. */
+  slice(a: Tensor, axis: number, start: number, end: number): Tensor {
+    const ax = axis < 0 ? a.shape.length + axis : axis;
+    const len = a.shape[ax];
+    if (len === undefined || start < 0 || end > len || start >= end) throw new Error(`slice: [${start}, ${end}) of axis ${axis} in [${a.shape}]`);
+    return this.add({ op: 'slice', a, axis: ax, start, end }, a.shape.map((d, i) => (i === ax ? end - start : d)));
+  }
+
+  concat(parts: Tensor[], axis: number): Tensor {
+    const first = parts[0];
+    if (!first) throw new Error('concat: no inputs');
+    const ax = axis < 0 ? first.shape.length + axis : axis;
+    for (const p of parts) {
+      if (p.shape.length !== first.shape.length || p.shape.some((d, i) => i !== ax && d !== first.shape[i])) {
+        throw new Error(`concat: [${p.shape}] does not fit [${first.shape}] on axis ${ax}`);
+      }
+    }
+    const total = parts.reduce((n, p) => n + p.shape[ax]!, 0);
+    return this.add({ op: 'concat', parts, axis: ax }, first.shape.map((d, i) => (i === ax ? total : d)));
   }
 
   /** nn.Linear: x·Wᵀ + b with W stored [out, in] under `${prefix}.weight`. */

@@ -91,6 +91,7 @@ const UNARY: Record<string, (x: number) => number> = {
   square: (x) => x * x,
   reciprocal: (x) => 1 / x,
   abs: Math.abs,
+  relu: (x) => (x > 0 ? x : 0),
 };
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
@@ -121,6 +122,9 @@ export class ReferenceRuntime {
         r.set(w.data);
         return r;
       }
+      case 'constant':
+        r.set(node.data);
+        return r;
       case 'binary': {
         const a = v[node.a.id]!;
         const b = v[node.b.id]!;
@@ -130,7 +134,7 @@ export class ReferenceRuntime {
         forEachBroadcast(out.shape, sa, sb, (o, ia, ib) => {
           const x = a[ia]!;
           const y = b[ib]!;
-          r[o] = f === 'add' ? x + y : f === 'sub' ? x - y : f === 'mul' ? x * y : x / y;
+          r[o] = f === 'add' ? x + y : f === 'sub' ? x - y : f === 'mul' ? x * y : f === 'div' ? x / y : x > y ? 1 : 0;
         });
         return r;
       }
@@ -213,6 +217,30 @@ export class ReferenceRuntime {
         }
         return r;
       }
+      case 'conv2d':
+        return conv2d(node, out, v, r);
+      case 'slice': {
+        const a = v[node.a.id]!;
+        const inner = numel(node.a.shape.slice(node.axis + 1));
+        const outer = numel(node.a.shape.slice(0, node.axis));
+        const len = node.a.shape[node.axis]!;
+        const width = (node.end - node.start) * inner;
+        for (let o = 0; o < outer; o++) r.set(a.subarray((o * len + node.start) * inner, (o * len + node.start) * inner + width), o * width);
+        return r;
+      }
+      case 'concat': {
+        const outer = numel(out.shape.slice(0, node.axis));
+        const inner = numel(out.shape.slice(node.axis + 1));
+        const rowOut = out.shape[node.axis]! * inner;
+        let offset = 0;
+        for (const p of node.parts) {
+          const a = v[p.id]!;
+          const width = p.shape[node.axis]! * inner;
+          for (let o = 0; o < outer; o++) r.set(a.subarray(o * width, (o + 1) * width), o * rowOut + offset);
+          offset += width;
+        }
+        return r;
+      }
     }
   }
 
@@ -241,6 +269,44 @@ export class ReferenceRuntime {
     });
     return r;
   }
+}
+
+/** Direct convolution, accumulated in float64 per output element. */
+function conv2d(node: Extract<Node, { op: 'conv2d' }>, out: Tensor, v: RefArray[], r: RefArray): RefArray {
+  const x = v[node.x.id]!;
+  const w = v[node.w.id]!;
+  const bias = node.bias ? v[node.bias.id]! : null;
+  const [B, C, H, W] = node.x.shape as [number, number, number, number];
+  const [Co, Cg, kh, kw] = node.w.shape as [number, number, number, number];
+  const [, , Ho, Wo] = out.shape as [number, number, number, number];
+  const [sh, sw] = node.stride;
+  const [ph, pw] = node.pad;
+  const perGroupOut = Co / node.groups;
+  for (let b = 0; b < B; b++) {
+    for (let co = 0; co < Co; co++) {
+      const c0 = Math.floor(co / perGroupOut) * Cg;
+      for (let oy = 0; oy < Ho; oy++) {
+        for (let ox = 0; ox < Wo; ox++) {
+          let acc = bias ? bias[co]! : 0;
+          for (let cg = 0; cg < Cg; cg++) {
+            const xBase = (b * C + c0 + cg) * H;
+            const wBase = (co * Cg + cg) * kh;
+            for (let ky = 0; ky < kh; ky++) {
+              const iy = oy * sh - ph + ky;
+              if (iy < 0 || iy >= H) continue;
+              for (let kx = 0; kx < kw; kx++) {
+                const ix = ox * sw - pw + kx;
+                if (ix < 0 || ix >= W) continue;
+                acc += x[(xBase + iy) * W + ix]! * w[(wBase + ky) * kw + kx]!;
+              }
+            }
+          }
+          r[((b * Co + co) * Ho + oy) * Wo + ox] = acc;
+        }
+      }
+    }
+  }
+  return r;
 }
 
 /** A weight source over a plain map of key → {shape, data}. */

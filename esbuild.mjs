@@ -4,7 +4,13 @@ import * as esbuild from 'esbuild';
 const watch = process.argv.includes('--watch');
 const production = process.argv.includes('--production');
 
-/** Node bundles: the VS Code client, the language server, the CLI. */
+/**
+ * Native and self-locating packages stay in node_modules: onnxruntime-node loads a .node
+ * addon, `webgpu` finds dawn.node next to itself, tfjs-backend-wasm its .wasm file.
+ */
+const runtimes = ['onnxruntime-node', 'webgpu', '@tensorflow/*'];
+
+/** Node bundles: the VS Code client, the language server, the CLI, the benchmark worker. */
 const node = {
   bundle: true,
   platform: 'node',
@@ -17,8 +23,9 @@ const node = {
 
 const builds = [
   { ...node, entryPoints: { client: 'client/extension.ts' }, outdir: 'dist', external: ['vscode'] },
-  { ...node, entryPoints: { server: 'server/server.ts' }, outdir: 'dist' },
-  { ...node, entryPoints: { cli: 'server/cli.ts' }, outdir: 'dist' },
+  { ...node, entryPoints: { server: 'server/server.ts' }, outdir: 'dist', external: runtimes },
+  { ...node, entryPoints: { cli: 'server/cli.ts' }, outdir: 'dist', external: runtimes },
+  { ...node, entryPoints: { worker: 'server/bench/worker.ts' }, outdir: 'dist', external: runtimes },
 ];
 
 if (watch) {

@@ -8,4 +8,10 @@ if (!fs.existsSync(bundle)) {
   process.stderr.write('vitlens: dist/cli.js is missing: run `npm run build` first (npm ci runs it through "prepare").\n');
   process.exit(1);
 }
-process.exitCode = require(bundle).main(process.argv.slice(2));
+process.env.XDG_RUNTIME_DIR ??= require('node:os').tmpdir(); // Vulkan's loader warns without it
+require(bundle)
+  .main(process.argv.slice(2))
+  .then((code) => {
+    // Runtimes (Dawn, onnxruntime) keep handles open; exit once stdout has drained.
+    process.stdout.write('', () => process.exit(code));
+  });

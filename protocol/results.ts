@@ -84,3 +84,159 @@ export interface ModelProfileSummary {
   ops?: OpSummary[];
   published: { params: string; gflops: number; top1: number; source: string } | null;
 }
+
+// ── Pseudo-inverse convergence (vitlens/pinv, `vitlens pinv`) ─────────────────────────────
+
+/** Error measures after k Newton steps (MODELS.md §6.3), computed in float64. */
+export interface PinvIteration {
+  k: number;
+  /** ‖I − P·V_k‖_F, P the matrix iterated (variant A: A + 0.01·I). */
+  residual: number;
+  /** ‖A·V_k·A − A‖_F / ‖A‖_F (Penrose condition 1, on the unshifted A). */
+  penrose: number;
+  /** ‖V_k − P⁻¹‖_F / ‖P⁻¹‖_F against the float64 exact inverse; null when P is numerically singular. */
+  exactError: number | null;
+  /** Exact-arithmetic ‖I − P·V_k‖₂ from P's spectrum: max |1 − αλ²|^(2^k). */
+  predicted: number;
+}
+
+export interface PinvMatrixReport {
+  m: number;
+  alpha: number;
+  /** Variant B's step-size halvings; null for variant A. */
+  backoffHalvings: number | null;
+  /** |λ|max / |λ|min of the matrix iterated. */
+  conditionNumber: number;
+  eigenvalueRange: [number, number];
+  iterations: PinvIteration[];
+  /** First k at which each measure is ≤ the threshold ("1e-3", "1e-6"), or null. */
+  reaches: Record<string, { residual: number | null; penrose: number | null; exactError: number | null }>;
+  converged: boolean;
+  convergedAt: number | null;
+  predictedIterations: number | null;
+  /** One line for people: "converged at iteration 9 of 20", "not converged after 20 iterations: …". */
+  verdict: string;
+}
+
+export interface PinvHead extends PinvMatrixReport {
+  head: number;
+}
+
+export interface PinvStage {
+  stage: number;
+  attention: string;
+  grid: number;
+  landmarks: number;
+  heads: PinvHead[];
+  /** Why the stage has no matrices (e.g. no landmark at this resolution), else null. */
+  skipped: string | null;
+}
+
+export interface PinvReport {
+  model: string;
+  resolution: number;
+  variant: 'A' | 'B';
+  variantSource: string;
+  iterations: number;
+  /** Arithmetic of the iteration itself (the measures are always float64). */
+  arithmetic: 'float32' | 'float64';
+  weights: string;
+  input: string;
+  stages: PinvStage[];
+  summary: string;
+}
+
+// ── Benchmarks (vitlens/bench, `vitlens bench`) ───────────────────────────────────────────
+
+/** Runtime backends the harness can run a graph on. */
+export type RuntimeId = 'ort-cpu' | 'ort-webgpu' | 'tfjs-webgpu' | 'tfjs-wasm' | 'tfjs-cpu' | 'tfjs-node' | 'tfjs-node-gpu' | 'reference';
+
+export interface RuntimeDescription {
+  id: RuntimeId;
+  /** e.g. "onnxruntime-node 1.30.0, WebGPU EP". */
+  runtime: string;
+  /** e.g. "llvmpipe (Mesa 25.0.7, software — CPU emulating a GPU)" or "2 threads on AMD EPYC …". */
+  device: string;
+  /** True when a "GPU" result comes from a software adapter: its timings say nothing about a GPU. */
+  software: boolean;
+  /** Largest tensor one buffer may hold, when the runtime has such a limit (WebGPU). */
+  maxBufferBytes: number | null;
+}
+
+export interface TimingStats {
+  n: number;
+  median: number;
+  p10: number;
+  p90: number;
+  min: number;
+  max: number;
+  relSpread: number;
+}
+
+export interface MemoryFigure {
+  /** What it is and how it was obtained, e.g. "ORT CPU arena peak (profile)", "tf.profile peakBytes". */
+  label: string;
+  bytes: number;
+  kind: 'measured' | 'estimated';
+}
+
+export interface BenchCase {
+  id: string;
+  runtime: RuntimeId;
+  /** 'config' = the config's own shapes; 'sweep' = a resolution/token sweep; 'scaling' = fixed landmark count from 1k to 64k tokens. */
+  group: 'config' | 'sweep' | 'scaling';
+  stage: number;
+  attention: string;
+  level: 'attention' | 'block';
+  batch: number;
+  resolution: number | null;
+  tokens: number;
+  grid: number;
+  landmarks: number | null;
+  dim: number;
+  heads: number;
+  status: 'ok' | 'refused' | 'failed' | 'skipped';
+  /** Why it was refused, failed or skipped. */
+  message: string | null;
+  /** MACs of the graph executed (matmuls + convolutions); FLOPs = 2 × MACs. */
+  macs: number;
+  timingMs: TimingStats | null;
+  /** Achieved GFLOP/s = 2·MACs / median time. */
+  gflopsPerSecond: number | null;
+  warmup: { runs: number; firstMs: number } | null;
+  /** Graph build and session creation (harness overhead, not part of the timings). */
+  setupMs: { build: number; session: number } | null;
+  /** Analytic estimate (graph liveness, float32) first, then whatever the runtime measures. */
+  memory: MemoryFigure[];
+  /** max |runtime − reference| / max |reference| at this shape, when checked. */
+  relErrorVsReference: number | null;
+}
+
+export interface ScalingFit {
+  runtime: RuntimeId;
+  attention: string;
+  level: 'attention' | 'block';
+  /** Exponent b of time ∝ tokensᵇ (least squares on log–log) and its r². */
+  timeExponent: number;
+  timeR2: number;
+  /** Same for the analytic peak memory. */
+  memoryExponent: number;
+  memoryR2: number;
+  tokens: number[];
+  landmarks: number | null;
+}
+
+export interface BenchReport {
+  schemaVersion: 1;
+  model: string;
+  config: string | null;
+  startedAt: string;
+  runtimes: RuntimeDescription[];
+  /** Runtimes asked for but not usable here, with the reason. */
+  unavailable: { id: RuntimeId; reason: string }[];
+  cases: BenchCase[];
+  scaling: ScalingFit[];
+  /** Process start, device probe, graph builds and sessions vs the whole run (ms). */
+  overhead: { processStartMs: number; probeMs: number; buildMs: number; sessionMs: number; totalMs: number; fraction: number };
+  notes: string[];
+}

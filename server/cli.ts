@@ -1,6 +1,9 @@
 /**
  * `vitlens`: the headless face of the language server's code.
  *   vitlens profile <config> [--resolution N]... [--batch B] [--json]
+ *   vitlens devices [--json]
+ *   vitlens bench <config> [--backend ID]... [--tokens N,...|--resolution N...] [--json] [--out FILE]
+ *   vitlens pinv <config> [--resolution N] [--json] | vitlens pinv --matrices FILE [--variant A|B]
  * Exit status: 0 success, 2 bad input (with file:line:col and key), 1 internal error.
  */
 import fs from 'node:fs';
@@ -13,9 +16,16 @@ import { CONVENTION_LABELS, CONVENTIONS, README_CONVENTION, README_CONVENTION_NO
 import { bytes, grouped, millions } from './profile/format';
 import { profileModel, type ModelProfile } from './profile/profile';
 import { summarize } from './profile/summary';
+import { benchCommand, devicesCommand, pinvCommand } from './cli-bench';
 
 const USAGE = `Usage:
   vitlens profile <config.yaml> [--resolution N]... [--batch B] [--json]
+  vitlens devices [--json]
+  vitlens bench <config.yaml> [--backend ID]... [--resolution N]... [--tokens N,N,...]
+                [--stage S]... [--attention A]... [--level attention|block]... [--no-scaling]
+                [--budget-ms MS] [--batch B] [--json] [--out results.json]
+  vitlens pinv <config.yaml> [--resolution N] [--iterations K] [--float64] [--seed S] [--json]
+  vitlens pinv --matrices <file.json> [--variant A|B] [--iterations K] [--float64] [--json]
 
   Exact parameters, multiply–accumulates (MACs) per op category and counting
   convention, element-wise counts and an inference memory estimate, per stage.
@@ -25,6 +35,12 @@ const USAGE = `Usage:
 `;
 
 export class UsageError extends Error {}
+
+export const intArg = (name: string, v: string, min: number, max: number): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer in [${min}, ${max}], got "${v}".`);
+  return n;
+};
 
 function diagnosticLines(file: string, a: ConfigAnalysis): string[] {
   return a.diagnostics.map((d) => {
@@ -89,11 +105,6 @@ function profileCommand(args: string[], stdout: (s: string) => void, stderr: (s:
   });
   if (positionals.length !== 1) throw new UsageError('profile needs exactly one config file.');
   const file = positionals[0]!;
-  const intArg = (name: string, v: string, min: number, max: number) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer in [${min}, ${max}], got "${v}".`);
-    return n;
-  };
   const resolutions = (values.resolution ?? []).map((r) => intArg('resolution', r, 16, 8192));
   const batch = values.batch ? intArg('batch', values.batch, 1, 65536) : 1;
   let text: string;
@@ -123,12 +134,38 @@ function profileCommand(args: string[], stdout: (s: string) => void, stderr: (s:
   return 0;
 }
 
-export function main(argv: string[], stdout: (s: string) => void = (s) => process.stdout.write(s + '\n'), stderr: (s: string) => void = (s) => process.stderr.write(s + '\n')): number {
+/** Reads and analyses a config for the commands that need its ModelSpec; prints diagnostics. */
+export function loadConfigSpec(file: string, stderr: (s: string) => void): ConfigAnalysis['spec'] | number {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    stderr(`${file}: cannot read the config: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    return 2;
+  }
+  const exists = fileExistsNear(path.resolve(file));
+  const a = analyzeConfig(text, exists ? { fileExists: exists } : {});
+  const lines = diagnosticLines(file, a);
+  if (a.diagnostics.some((d) => d.severity === 'error') || !a.spec) {
+    for (const l of lines) stderr(l);
+    stderr(`${file}: the config has errors; nothing run.`);
+    return 2;
+  }
+  return a.spec;
+}
+
+export async function main(argv: string[], stdout: (s: string) => void = (s) => process.stdout.write(s + '\n'), stderr: (s: string) => void = (s) => process.stderr.write(s + '\n')): Promise<number> {
   const [command, ...rest] = argv;
   try {
     switch (command) {
       case 'profile':
         return profileCommand(rest, stdout, stderr);
+      case 'devices':
+        return await devicesCommand(rest, stdout);
+      case 'bench':
+        return await benchCommand(rest, stdout, stderr);
+      case 'pinv':
+        return pinvCommand(rest, stdout, stderr);
       case '--version':
         stdout('vitlens 0.1.0');
         return 0;
@@ -152,5 +189,5 @@ export function main(argv: string[], stdout: (s: string) => void = (s) => proces
 }
 
 if (require.main === module) {
-  process.exitCode = main(process.argv.slice(2));
+  void main(process.argv.slice(2)).then((code) => process.stdout.write('', () => process.exit(code)));
 }

@@ -54,6 +54,27 @@ function broadcastShapes(a: readonly number[], b: readonly number[], what: strin
 }
 
 
+/** The tensors a node reads, in order (every lowering and the liveness analysis walk these). */
+export function operandsOf(node: Node): Tensor[] {
+  switch (node.op) {
+    case 'input':
+    case 'weight':
+    case 'constant':
+      return [];
+    case 'binary':
+    case 'matmul':
+      return [node.a, node.b];
+    case 'layerNorm':
+      return [node.a, node.weight, node.bias];
+    case 'conv2d':
+      return node.bias ? [node.x, node.w, node.bias] : [node.x, node.w];
+    case 'concat':
+      return node.parts;
+    default:
+      return [node.a];
+  }
+}
+
 export class Graph {
   readonly nodes: GraphNode[] = [];
   readonly inputs: { name: string; tensor: Tensor }[] = [];

@@ -4,6 +4,7 @@
  * stored in a Float32Array, i.e. rounded to float32 per op, as a float32 runtime does).
  */
 import { numel } from '../../shape';
+import { liveNodes } from '../cost';
 import type { Graph, Node, Tensor } from '../graph';
 
 export type RefDType = 'float32' | 'float64';
@@ -101,7 +102,11 @@ export class ReferenceRuntime {
 
   run(graph: Graph, inputs: Record<string, ArrayLike<number>>, weights: WeightSource, outputs: Tensor[]): RefTensor[] {
     const values: RefArray[] = [];
-    for (const { node, out } of graph.nodes) values[out.id] = this.eval(node, out, values, inputs, weights);
+    // Only what the outputs depend on runs (a caller may ask for one intermediate of a layer).
+    for (const id of liveNodes(graph, outputs)) {
+      const { node, out } = graph.nodes[id]!;
+      values[out.id] = this.eval(node, out, values, inputs, weights);
+    }
     return outputs.map((t) => ({ shape: t.shape, data: values[t.id]! }));
   }
 

@@ -1,0 +1,88 @@
+/**
+ * Runs a job in a child process (dist/worker.js) and turns everything that can go wrong
+ * there into a clear error for the caller: a native crash (signal), an out-of-memory abort,
+ * an unexpected exit, or a cancel (the child is killed). The caller's process is never at
+ * risk, which is the point: the language server stays up whatever a benchmark does.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { JobResult, WorkerJob, WorkerMessage } from './jobs';
+
+export class WorkerFailure extends Error {
+  constructor(message: string, readonly reason: 'crashed' | 'out-of-memory' | 'cancelled' | 'failed') {
+    super(message);
+  }
+}
+
+export interface IsolateOptions {
+  onProgress?: (message: string, done: number, total: number) => void;
+  signal?: AbortSignal;
+  /** V8 heap limit of the worker (MiB); default from VITLENS_WORKER_HEAP_MB or node's own. */
+  heapMb?: number;
+  /** Called with the worker's pid once it runs (for status displays and tests). */
+  onSpawn?: (pid: number) => void;
+}
+
+/** dist/worker.js next to the running bundle, or the built one when running from source (tests). */
+export function workerPath(): string {
+  const candidates = [path.join(__dirname, 'worker.js'), path.join(__dirname, '..', '..', 'dist', 'worker.js')];
+  const found = candidates.find((p) => fs.existsSync(p));
+  if (!found) throw new Error(`the benchmark worker is missing (looked for ${candidates.join(', ')}): run \`npm run build\``);
+  return found;
+}
+
+const STDERR_KEEP = 4000;
+
+export function runIsolated<J extends WorkerJob>(job: J, o: IsolateOptions = {}): Promise<JobResult<J>> {
+  const heap = o.heapMb ?? (Number(process.env.VITLENS_WORKER_HEAP_MB) || undefined);
+  return new Promise((resolve, reject) => {
+    if (o.signal?.aborted) return reject(new WorkerFailure(`${job.kind} cancelled`, 'cancelled'));
+    let child: ChildProcess;
+    try {
+      child = fork(workerPath(), [], {
+        stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+        execArgv: heap ? [`--max-old-space-size=${heap}`] : [],
+        env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' },
+      });
+    } catch (e) {
+      return reject(new WorkerFailure(`could not start the benchmark worker: ${(e as Error).message}`, 'failed'));
+    }
+    if (child.pid !== undefined) o.onSpawn?.(child.pid);
+    let stderr = '';
+    let settled = false;
+    let cancelled = false;
+    child.stderr?.on('data', (d: Buffer) => {
+      stderr = (stderr + d.toString()).slice(-STDERR_KEEP);
+    });
+    const finish = (f: () => void) => {
+      if (settled) return;
+      settled = true;
+      o.signal?.removeEventListener('abort', onAbort);
+      f();
+    };
+    const onAbort = () => {
+      cancelled = true;
+      child.kill('SIGKILL');
+    };
+    o.signal?.addEventListener('abort', onAbort);
+    child.on('message', (m: WorkerMessage) => {
+      if (m.type === 'progress') o.onProgress?.(m.message, m.done, m.total);
+      else if (m.type === 'result') finish(() => resolve(m.result as JobResult<J>));
+      else if (m.type === 'error') finish(() => reject(new WorkerFailure(m.message, 'failed')));
+    });
+    child.on('error', (e) => finish(() => reject(new WorkerFailure(`benchmark worker error: ${e.message}`, 'failed'))));
+    child.on('exit', (code, signal) => {
+      finish(() => {
+        if (cancelled) return reject(new WorkerFailure(`${job.kind} cancelled`, 'cancelled'));
+        const tail = stderr.trim().split('\n').slice(-3).join(' | ');
+        if (/heap out of memory|Allocation failed|out of memory/i.test(stderr)) {
+          return reject(new WorkerFailure(`the ${job.kind} worker ran out of memory${heap ? ` (heap limit ${heap} MiB)` : ''} and was stopped; nothing else was affected. Try a smaller resolution or batch. (${tail})`, 'out-of-memory'));
+        }
+        const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+        reject(new WorkerFailure(`the ${job.kind} worker ${how} before answering (a native runtime crash?); nothing else was affected.${tail ? ` Last output: ${tail}` : ''}`, 'crashed'));
+      });
+    });
+    child.send(job);
+  });
+}

@@ -1,0 +1,180 @@
+/**
+ * One interface over every runtime the harness measures: onnxruntime-node (CPU and WebGPU
+ * EPs), TF.js (webgpu on Dawn, wasm, cpu, and tfjs-node(-gpu) where it loads) and the
+ * TypeScript reference. Each runner prepares a graph once and runs it many times, and says
+ * what memory it can measure; what a runner is and where it runs is in its description, so
+ * no figure is shown without its runtime and device.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { MemoryFigure, RuntimeDescription, RuntimeId } from '../../protocol/results';
+import type { Graph, Tensor } from '../engine/graph';
+import { ReferenceRuntime, type WeightSource } from '../engine/backends/reference';
+import { adapterLabel, type DeviceReport } from './devices';
+
+export interface RunOutput {
+  shape: number[];
+  data: Float32Array | Float64Array;
+}
+
+export interface PreparedGraph {
+  run(inputs: Record<string, Float32Array>): Promise<RunOutput[]>;
+  /** One extra run that measures memory the runtime's own way (may rebuild a profiled session). */
+  measureMemory(inputs: Record<string, Float32Array>): Promise<MemoryFigure[]>;
+  release(): Promise<void>;
+}
+
+export interface Runner {
+  description: RuntimeDescription;
+  prepare(graph: Graph, outputs: Tensor[], weights: WeightSource): Promise<PreparedGraph>;
+  close(): Promise<void>;
+}
+
+export const ALL_RUNTIMES: readonly RuntimeId[] = ['ort-cpu', 'ort-webgpu', 'tfjs-node-gpu', 'tfjs-node', 'tfjs-webgpu', 'tfjs-wasm', 'tfjs-cpu', 'reference'];
+
+const MiB = 2 ** 20;
+
+function cpuLabel(report: DeviceReport, threads: number): string {
+  return `${threads} thread${threads === 1 ? '' : 's'} on ${report.host.cpuModel}`;
+}
+
+/** The adapter ORT's and tfjs's Dawn will pick: the high-performance one. */
+function primaryAdapter(report: DeviceReport) {
+  const adapters = report.webgpu.adapters;
+  return adapters.find((a) => !a.software) ?? adapters[0];
+}
+
+async function ortRunner(ep: 'cpu' | 'webgpu', report: DeviceReport): Promise<Runner> {
+  if (!report.onnxruntime.available) throw new Error(report.onnxruntime.reason ?? 'onnxruntime-node is not available');
+  const { OnnxSession, readOrtProfile } = await import('../engine/backends/onnx');
+  const threads = os.availableParallelism();
+  let device = cpuLabel(report, threads);
+  let software = false;
+  let maxBufferBytes: number | null = null;
+  if (ep === 'webgpu') {
+    const adapter = primaryAdapter(report);
+    if (!adapter) throw new Error(`no WebGPU adapter: ${report.webgpu.reason ?? 'Dawn found none (is a Vulkan driver installed?)'}`);
+    device = adapterLabel(adapter);
+    software = adapter.software;
+    maxBufferBytes = adapter.limits.maxStorageBufferBindingSize;
+  }
+  const description: RuntimeDescription = {
+    id: ep === 'cpu' ? 'ort-cpu' : 'ort-webgpu',
+    runtime: `onnxruntime-node ${report.onnxruntime.version ?? '?'}, ${ep === 'cpu' ? 'CPU' : 'WebGPU'} EP`,
+    device,
+    software,
+    maxBufferBytes,
+  };
+  const base = { ep, threads, ...(maxBufferBytes ? { maxStorageBufferBindingSize: maxBufferBytes } : {}) } as const;
+  return {
+    description,
+    async prepare(graph, outputs, weights) {
+      const session = await OnnxSession.create(graph, outputs, weights, base);
+      return {
+        run: (inputs) => session.run(inputs),
+        async measureMemory(inputs) {
+          // A second, profiled session: profiling slows the timed runs, so it is kept apart.
+          const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vitlens-ort-'));
+          try {
+            const profiled = await OnnxSession.create(graph, outputs, weights, { ...base, profile: path.join(dir, 'run') });
+            await profiled.run(inputs);
+            const file = await profiled.release();
+            if (!file) return [];
+            const p = readOrtProfile(file);
+            const figures: MemoryFigure[] = [];
+            if (p.cpuArenaPeakBytes) figures.push({ label: 'ORT CPU arena peak in use (profile)', bytes: p.cpuArenaPeakBytes, kind: 'measured' });
+            return figures;
+          } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+          }
+        },
+        release: async () => {
+          await session.release();
+        },
+      };
+    },
+    close: async () => {},
+  };
+}
+
+async function tfjsRunner(id: RuntimeId, report: DeviceReport): Promise<Runner> {
+  const tfjs = await import('../engine/backends/tfjs');
+  const names: Partial<Record<RuntimeId, import('../engine/backends/tfjs').TfjsBackendName>> = {
+    'tfjs-webgpu': 'webgpu', 'tfjs-wasm': 'wasm', 'tfjs-cpu': 'cpu', 'tfjs-node': 'tfjs-node', 'tfjs-node-gpu': 'tfjs-node-gpu',
+  };
+  const backend = names[id];
+  if (!backend) throw new Error(`${id} is not a TF.js runtime`);
+  const { info } = await tfjs.loadTfjs(backend);
+  let device = cpuLabel(report, 1);
+  let software = false;
+  let maxBufferBytes: number | null = null;
+  if (info.adapter) {
+    const a = info.adapter;
+    software = a.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader/i.test(`${a.device} ${a.description}`);
+    const fromProbe = report.webgpu.adapters.find((p) => p.description === a.description);
+    device = fromProbe ? adapterLabel(fromProbe) : `${a.description || a.device || a.vendor}${software ? ' (software — CPU emulating a GPU)' : ''}`;
+    maxBufferBytes = Math.min(a.maxStorageBufferBindingSize, a.maxBufferSize);
+  } else if (info.wasm) {
+    device = `WebAssembly on ${report.host.cpuModel} (SIMD ${info.wasm.simd ? 'on' : 'off'}, ${info.wasm.threads} thread${info.wasm.threads === 1 ? '' : 's'})`;
+    maxBufferBytes = 2048 * MiB; // wasm32 heap: larger sizes fail to allocate
+  } else if (backend === 'tfjs-node' || backend === 'tfjs-node-gpu') {
+    device = backend === 'tfjs-node-gpu' ? 'libtensorflow (CUDA)' : `libtensorflow on ${report.host.cpuModel}`;
+  }
+  const description: RuntimeDescription = { id, runtime: `TensorFlow.js ${info.tfjsVersion}, ${info.tfBackend} backend`, device, software, maxBufferBytes };
+  return {
+    description,
+    async prepare(graph, outputs, weights) {
+      const exec = await tfjs.TfjsExecutor.create(graph, outputs, weights, { backend });
+      return {
+        run: async (inputs) => (await exec.run(inputs)) as RunOutput[],
+        async measureMemory(inputs) {
+          const r = (await exec.run(inputs, { profile: true })) as import('../engine/backends/tfjs').TfjsProfiledRun;
+          return [{ label: `tf.profile peakBytes above weights (${info.tfBackend})`, bytes: r.peakBytes - r.baselineBytes, kind: 'measured' }];
+        },
+        release: async () => exec.dispose(),
+      };
+    },
+    close: async () => {},
+  };
+}
+
+function referenceRunner(report: DeviceReport): Runner {
+  const rt = new ReferenceRuntime('float32');
+  return {
+    description: { id: 'reference', runtime: 'ViT Lens TypeScript reference (float32, single thread)', device: cpuLabel(report, 1), software: false, maxBufferBytes: null },
+    async prepare(graph, outputs, weights) {
+      return {
+        run: async (inputs) => rt.run(graph, inputs, weights, outputs).map((t) => ({ shape: [...t.shape], data: t.data })),
+        measureMemory: async () => [],
+        release: async () => {},
+      };
+    },
+    close: async () => {},
+  };
+}
+
+/** Opens a runtime, or throws an Error whose message says why it is not usable here. */
+export async function openRunner(id: RuntimeId, report: DeviceReport): Promise<Runner> {
+  switch (id) {
+    case 'ort-cpu':
+      return ortRunner('cpu', report);
+    case 'ort-webgpu':
+      return ortRunner('webgpu', report);
+    case 'reference':
+      return referenceRunner(report);
+    default:
+      return tfjsRunner(id, report);
+  }
+}
+
+/** Best runtimes first: a hardware WebGPU adapter on ORT, then ORT CPU, then ORT on a software adapter. */
+export function defaultRuntimes(report: DeviceReport): RuntimeId[] {
+  const hardware = report.webgpu.adapters.some((a) => !a.software);
+  const software = report.webgpu.adapters.some((a) => a.software);
+  const out: RuntimeId[] = [];
+  if (hardware) out.push('ort-webgpu');
+  if (report.onnxruntime.available) out.push('ort-cpu');
+  if (!hardware && software) out.push('ort-webgpu');
+  return out;
+}

@@ -4,14 +4,20 @@
  */
 import {
   createConnection,
+  ErrorCodes,
+  LSPErrorCodes,
   ProposedFeatures,
+  ResponseError,
+  type CancellationToken,
   TextDocuments,
   TextDocumentSyncKind,
   type Connection,
   type InitializeResult,
 } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
-import { ProfileRequest } from '../protocol/lsp';
+import { BenchRequest, DevicesRequest, PinvRequest, ProfileRequest, ProgressNotification, type BenchParams, type PinvParams } from '../protocol/lsp';
+import type { JobResult, WorkerJob } from './bench/jobs';
+import { runIsolated, WorkerFailure } from './bench/isolate';
 import { DocumentStore, type AnalyzedDocument } from './documents';
 import { completion } from './features/completion';
 import { toLspDiagnostics } from './features/diagnostics';
@@ -88,6 +94,50 @@ export function startServer(connection: Connection): void {
     const prof = a?.doc.profile(p.resolution, p.batch ?? 1);
     return spec && prof ? summarize(spec, prof, { ops: p.ops ?? false }) : null;
   }));
+
+  /**
+   * Heavy jobs run in a worker process: a crash, out-of-memory or cancel there becomes a
+   * ResponseError here, and this server keeps serving every document.
+   */
+  const isolated = async <J extends WorkerJob>(uri: string | null, job: J, token: CancellationToken): Promise<JobResult<J>> => {
+    const ac = new AbortController();
+    const sub = token.onCancellationRequested(() => ac.abort());
+    try {
+      return await runIsolated(job, {
+        signal: ac.signal,
+        onProgress: (message, done, total) => void connection.sendNotification(ProgressNotification, { uri, job: job.kind, message, done, total }),
+      });
+    } catch (e) {
+      if (e instanceof WorkerFailure && e.reason === 'cancelled') throw new ResponseError(LSPErrorCodes.RequestCancelled, e.message);
+      throw new ResponseError(ErrorCodes.InternalError, e instanceof Error ? e.message : String(e));
+    } finally {
+      sub.dispose();
+    }
+  };
+
+  /** The ModelSpec of an open config, or a ResponseError that says what is wrong and where. */
+  const specFor = (uri: string) => {
+    const a = analyzed(uri);
+    if (!a) throw new ResponseError(ErrorCodes.InvalidParams, `${uri} is not an open ViT Lens config`);
+    const errors = a.doc.analysis.diagnostics.filter((d) => d.severity === 'error');
+    if (errors.length || !a.doc.analysis.spec) {
+      const first = errors[0];
+      const where = first ? `line ${a.text.positionAt(first.span.start).line + 1}: ${first.message}` : 'no model';
+      throw new ResponseError(ErrorCodes.InvalidParams, `${uri} has ${errors.length} error(s); fix them first (${where})`);
+    }
+    return a.doc.analysis.spec;
+  };
+
+  connection.onRequest(BenchRequest, async (p: BenchParams, token) => {
+    const model = specFor(p.uri);
+    const { uri: _uri, attentions, ...rest } = p;
+    return isolated(p.uri, { kind: 'bench' as const, model, config: p.uri, ...rest, ...(attentions ? { attentions: attentions as never } : {}), processStartedAt: Date.now() }, token);
+  });
+  connection.onRequest(PinvRequest, async (p: PinvParams, token) => {
+    const model = specFor(p.uri);
+    return isolated(p.uri, { kind: 'pinv' as const, model, resolution: p.resolution ?? model.resolutions[0] ?? 224, ...(p.arithmetic ? { dtype: p.arithmetic } : {}), ...(p.iterations !== undefined ? { iterations: p.iterations } : {}), ...(p.seed !== undefined ? { seed: p.seed } : {}) }, token);
+  });
+  connection.onRequest(DevicesRequest, async (_p, token) => isolated(null, { kind: 'devices' as const }, token));
 
   documents.listen(connection);
   connection.listen();

@@ -196,7 +196,7 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
       unavailable.push({ id, reason: (e as Error).message });
     }
   }
-  const total = workloads.length * runners.length;
+  const total = workloads.length + (runners.length - 1) * workloads.filter((x) => x.group !== 'scaling').length;
   let done = 0;
   let buildMs = 0;
   let sessionMs = 0;
@@ -205,10 +205,11 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
   // The last measured median per (runtime, group, attention), to skip sizes that would take too long.
   const lastRun = new Map<string, { tokens: number; ms: number; exponent: number }>();
 
-  for (const runner of runners) {
+  for (const [ri, runner] of runners.entries()) {
     const rid = runner.description.id;
     const budget = deviceBudget(runner, report);
-    for (const w of workloads) {
+    // The scaling sweep runs on the best runtime only: its point is the exponent, not a runtime comparison.
+    for (const w of ri === 0 ? workloads : workloads.filter((x) => x.group !== 'scaling')) {
       if (o.isCancelled?.()) throw new CancelledError();
       o.onProgress?.(`${rid}: stage ${w.stage.index} ${w.attention} ${w.level} @ ${w.tokens} tokens`, done, total);
       done++;

@@ -2,6 +2,7 @@
  * Plain result objects that cross process boundaries (LSP, CLI JSON, webview).
  * No classes, no functions: JSON in, JSON out.
  */
+import type { TimingSummary } from '../server/bench/stats';
 import type { Convention, ElementwiseKind, MacCategory, OpKind } from '../server/profile/categories';
 
 export interface StageSummary {
@@ -163,15 +164,8 @@ export interface RuntimeDescription {
   maxBufferBytes: number | null;
 }
 
-export interface TimingStats {
-  n: number;
-  median: number;
-  p10: number;
-  p90: number;
-  min: number;
-  max: number;
-  relSpread: number;
-}
+/** Milliseconds: median, p10, p90 (linear-interpolation percentiles), min, max, n, (p90 − p10)/median. */
+export type TimingStats = Omit<TimingSummary, 'mean'>;
 
 export interface MemoryFigure {
   /** What it is and how it was obtained, e.g. "ORT CPU arena peak (profile)", "tf.profile peakBytes". */

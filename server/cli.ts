@@ -107,15 +107,8 @@ function profileCommand(args: string[], stdout: (s: string) => void, stderr: (s:
   const file = positionals[0]!;
   const resolutions = (values.resolution ?? []).map((r) => intArg('resolution', r, 16, 8192));
   const batch = values.batch ? intArg('batch', values.batch, 1, 65536) : 1;
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    stderr(`${file}: cannot read the config: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    return 2;
-  }
-  const exists = fileExistsNear(path.resolve(file));
-  const a = analyzeConfig(text, exists ? { fileExists: exists } : {});
+  const a = readConfig(file, stderr);
+  if (typeof a === 'number') return a;
   const lines = diagnosticLines(file, a);
   const hasErrors = a.diagnostics.some((d) => d.severity === 'error');
   if (!values.json || hasErrors) for (const l of lines) stderr(l);
@@ -134,8 +127,8 @@ function profileCommand(args: string[], stdout: (s: string) => void, stderr: (s:
   return 0;
 }
 
-/** Reads and analyses a config for the commands that need its ModelSpec; prints diagnostics. */
-export function loadConfigSpec(file: string, stderr: (s: string) => void): ConfigAnalysis['spec'] | number {
+/** Reads and analyses a config file; an unreadable file prints why and gives exit status 2. */
+function readConfig(file: string, stderr: (s: string) => void): ConfigAnalysis | number {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -144,7 +137,13 @@ export function loadConfigSpec(file: string, stderr: (s: string) => void): Confi
     return 2;
   }
   const exists = fileExistsNear(path.resolve(file));
-  const a = analyzeConfig(text, exists ? { fileExists: exists } : {});
+  return analyzeConfig(text, exists ? { fileExists: exists } : {});
+}
+
+/** Reads and analyses a config for the commands that need its ModelSpec; prints diagnostics. */
+export function loadConfigSpec(file: string, stderr: (s: string) => void): ConfigAnalysis['spec'] | number {
+  const a = readConfig(file, stderr);
+  if (typeof a === 'number') return a;
   const lines = diagnosticLines(file, a);
   if (a.diagnostics.some((d) => d.severity === 'error') || !a.spec) {
     for (const l of lines) stderr(l);

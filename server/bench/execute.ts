@@ -1,7 +1,7 @@
 /** Runs one job in the current process: what the worker does, and what tests may call directly. */
 import { probeDevices } from './devices';
 import { runBenchmark } from './harness';
-import type { JobResult, WorkerJob } from './jobs';
+import type { BenchJob, JobResult, WorkerJob } from './jobs';
 import { analysePinv } from './pinv';
 
 export async function executeJob<J extends WorkerJob>(job: J, onProgress: (message: string, done: number, total: number) => void = () => {}): Promise<JobResult<J>> {
@@ -14,7 +14,7 @@ export async function executeJob<J extends WorkerJob>(job: J, onProgress: (messa
       return r as JobResult<J>;
     }
     case 'bench': {
-      const { kind: _kind, ...options } = job as import('./jobs').BenchJob;
+      const { kind: _kind, ...options } = job as BenchJob;
       const report = await probeDevices({ nvidia: true });
       return (await runBenchmark({ ...options, onProgress }, report)) as JobResult<J>;
     }

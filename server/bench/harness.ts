@@ -12,7 +12,7 @@ import os from 'node:os';
 import type { BenchCase, BenchReport, MemoryFigure, RuntimeId, ScalingFit } from '../../protocol/results';
 import { landmarkCount, stageGrids } from '../models/build';
 import type { AttentionKind, ModelSpec, StageSpec } from '../models/spec';
-import { attentionLayer, block, type LayerContext } from '../engine/blocks';
+import { attentionLayer, attentionPrefix, block, type LayerContext } from '../engine/blocks';
 import { ReferenceRuntime } from '../engine/backends/reference';
 import { graphCost, type GraphCost } from '../engine/cost';
 import { Graph, type Tensor } from '../engine/graph';
@@ -143,7 +143,7 @@ function buildGraph(w: Workload, model: ModelSpec, batch: number, maxScoreElemen
   const output =
     w.level === 'block'
       ? block(g, x, stage, 0, model, c)
-      : attentionLayer(g, x, stage.layout === 'soft_post_norm' ? `block${stage.index}.0.att.mha` : `block${stage.index}.0.attn`, stage, model, c);
+      : attentionLayer(g, x, attentionPrefix(stage, 0), stage, model, c);
   return { graph: g, input: x, output };
 }
 
@@ -228,7 +228,8 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
       const { graph, input, output } = buildGraph(w, o.model, batch, maxScore);
       const cost: GraphCost = graphCost(graph, [output]);
       const weights = randomWeights(graph, 0);
-      buildMs += performance.now() - tb;
+      const caseBuildMs = performance.now() - tb;
+      buildMs += caseBuildMs;
       base.macs = cost.macs;
       base.memory.push({ label: 'analytic peak: weights + live activations (graph liveness, float32)', bytes: cost.peakBytes, kind: 'estimated' });
 
@@ -256,7 +257,7 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
         const ts = performance.now();
         prepared = await runner.prepare(graph, [output], weights);
         sessionMs += performance.now() - ts;
-        base.setupMs = { build: 0, session: performance.now() - ts };
+        base.setupMs = { build: caseBuildMs, session: performance.now() - ts };
       } catch (e) {
         cases.push({ ...base, status: 'failed', message: `could not prepare: ${(e as Error).message}` });
         continue;

@@ -3,26 +3,13 @@
  * that come back: plain JSON both ways (ModelSpec is plain data), so the worker needs no
  * state from its parent.
  */
-import type { BenchReport, PinvReport, RuntimeId } from '../../protocol/results';
-import type { AttentionKind, ModelSpec } from '../models/spec';
+import type { BenchReport, PinvReport } from '../../protocol/results';
+import type { ModelSpec } from '../models/spec';
+import type { BenchOptions } from './harness';
 import type { DeviceReport } from './devices';
 
-export interface BenchJob {
-  kind: 'bench';
-  model: ModelSpec;
-  config: string | null;
-  runtimes?: RuntimeId[];
-  attentions?: AttentionKind[];
-  levels?: ('attention' | 'block')[];
-  resolutions?: number[];
-  tokens?: number[];
-  scaling?: boolean;
-  scalingTokens?: number[];
-  stages?: number[];
-  batch?: number;
-  budgetMs?: number;
-  processStartedAt?: number;
-}
+/** The harness's options minus its callbacks (progress and cancel travel as messages and a kill). */
+export type BenchJob = { kind: 'bench' } & Omit<BenchOptions, 'onProgress' | 'isCancelled'>;
 
 export interface PinvJob {
   kind: 'pinv';

@@ -10,6 +10,7 @@
 import type { ModelSpec, NewtonVariant, StageSpec } from '../models/spec';
 import { landmarkCount, stageGrids, usesNewton } from '../models/build';
 import { softAttention } from '../engine/attention/soft';
+import { attentionPrefix, layerContext, softShape } from '../engine/blocks';
 import { ReferenceRuntime, type WeightSource } from '../engine/backends/reference';
 import { Graph } from '../engine/graph';
 import { REGULARISER, convergence, newtonInverse, type NewtonDtype, type NewtonIterationRecord } from '../engine/newton';
@@ -73,12 +74,8 @@ function landmarkKernels(model: ModelSpec, stage: StageSpec, grid: number, weigh
   const g = new Graph();
   const N = grid * grid;
   const x = g.input('x', [1, N, stage.dim]);
-  const prefix = stage.layout === 'soft_post_norm' ? `block${stage.index}.0.att.mha` : `block${stage.index}.0.attn`;
-  const parts = softAttention(g, x, prefix, {
-    batch: 1, gridH: grid, gridW: grid, dim: stage.dim, heads: stage.heads, ratio: stage.srRatio, convKernel: stage.localConvKernel,
-    landmarkEps: stage.landmarkNormEps, newton: { variant: model.newton.variant, iterations: model.newton.maxIter },
-    normalised: stage.attention === 'soft_norm', distance: model.kernelMethod === 'torch' ? 'expanded' : 'direct',
-  });
+  const c = layerContext(stage, grid, 1, { distance: model.kernelMethod === 'torch' ? 'expanded' : 'direct' });
+  const parts = softAttention(g, x, attentionPrefix(stage, 0), softShape(stage, model, c));
   const source = weights ?? randomWeights(g, seed);
   // Unit-variance tokens: the scale a LayerNorm-ed residual stream has going into attention.
   const input = normals(N * stage.dim, seededRandom(seed + stage.index));

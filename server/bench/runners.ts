@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { MemoryFigure, RuntimeDescription, RuntimeId } from '../../protocol/results';
 import type { Graph, Tensor } from '../engine/graph';
 import { ReferenceRuntime, type WeightSource } from '../engine/backends/reference';
-import { adapterLabel, type DeviceReport } from './devices';
+import { adapterLabel, isSoftwareAdapter, type DeviceReport } from './devices';
 
 export interface RunOutput {
   shape: number[];
@@ -111,7 +111,7 @@ async function tfjsRunner(id: RuntimeId, report: DeviceReport): Promise<Runner> 
   let maxBufferBytes: number | null = null;
   if (info.adapter) {
     const a = info.adapter;
-    software = a.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader/i.test(`${a.device} ${a.description}`);
+    software = isSoftwareAdapter(a);
     const fromProbe = report.webgpu.adapters.find((p) => p.description === a.description);
     device = fromProbe ? adapterLabel(fromProbe) : `${a.description || a.device || a.vendor}${software ? ' (software — CPU emulating a GPU)' : ''}`;
     maxBufferBytes = Math.min(a.maxStorageBufferBindingSize, a.maxBufferSize);

@@ -6,7 +6,7 @@
  */
 import type { ModelSpec, StageSpec } from '../models/spec';
 import type { Graph, Tensor } from './graph';
-import { softAttention, type DistanceMethod } from './attention/soft';
+import { softAttention, type DistanceMethod, type SoftShape } from './attention/soft';
 import { softmaxAttention } from './attention/softmax';
 import { ufoAttention } from './attention/ufo';
 
@@ -33,18 +33,23 @@ export function layerContext(stage: StageSpec, grid: number, batch: number, opts
   };
 }
 
+/** SOFT/SOFT-Norm parameters of a stage, as the official model builds them. */
+export function softShape(stage: StageSpec, model: ModelSpec, c: LayerContext): SoftShape {
+  return {
+    batch: c.batch, gridH: c.gridH, gridW: c.gridW, dim: stage.dim, heads: stage.heads,
+    ratio: stage.srRatio, convKernel: stage.localConvKernel, landmarkEps: stage.landmarkNormEps,
+    newton: { variant: model.newton.variant, iterations: model.newton.maxIter },
+    normalised: stage.attention === 'soft_norm', distance: c.distance,
+  };
+}
+
 /** The stage's attention on x [B, tokens, D]; `prefix` is the attention module's key path. */
 export function attentionLayer(g: Graph, x: Tensor, prefix: string, stage: StageSpec, model: ModelSpec, c: LayerContext): Tensor {
   const { dim, heads } = stage;
   switch (stage.attention) {
     case 'soft':
     case 'soft_norm':
-      return softAttention(g, x, prefix, {
-        batch: c.batch, gridH: c.gridH, gridW: c.gridW, dim, heads,
-        ratio: stage.srRatio, convKernel: stage.localConvKernel, landmarkEps: stage.landmarkNormEps,
-        newton: { variant: model.newton.variant, iterations: model.newton.maxIter },
-        normalised: stage.attention === 'soft_norm', distance: c.distance,
-      }).out;
+      return softAttention(g, x, prefix, softShape(stage, model, c)).out;
     case 'softmax':
     case 'softmax_sr':
       return softmaxAttention(g, x, prefix, {

@@ -160,6 +160,15 @@ export class Graph {
     return this.add({ op: 'transpose', a, perm }, perm.map((p) => a.shape[p]!));
   }
 
+  /** Swaps the last two axes ([..., m, n] → [..., n, m]). */
+  transposeLast2(a: Tensor): Tensor {
+    const perm = [...a.shape.keys()];
+    const r = perm.length;
+    if (r < 2) throw new Error(`transposeLast2: shape [${a.shape}] has fewer than 2 axes`);
+    [perm[r - 2], perm[r - 1]] = [perm[r - 1]!, perm[r - 2]!];
+    return this.transpose(a, perm);
+  }
+
   reshape(a: Tensor, shape: readonly number[]): Tensor {
     if (numel(shape) !== numel(a.shape)) throw new Error(`reshape: [${a.shape}] → [${shape}]`);
     return this.add({ op: 'reshape', a }, shape);

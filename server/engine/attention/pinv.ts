@@ -74,10 +74,7 @@ export function newtonInverseGraph(g: Graph, a: Tensor, o: PinvOptions): Tensor 
 /** SOFT-Norm (§1.5): diag(d)·V·diag(d) with d = rowsum(A)^-½, as the code's broadcast products. */
 export function symmetricNormaliseGraph(g: Graph, a: Tensor, inverse: Tensor): Tensor {
   const d = g.unary('reciprocal', g.unary('sqrt', g.reduce('sum', a, -1))); // [..., m, 1]
-  const rank = d.shape.length;
-  const perm = [...Array(rank).keys()];
-  [perm[rank - 2], perm[rank - 1]] = [perm[rank - 1]!, perm[rank - 2]!];
-  return g.mul(g.mul(inverse, d), g.transpose(d, perm));
+  return g.mul(g.mul(inverse, d), g.transposeLast2(d));
 }
 
 function identityTimes(m: number, k: number): Float64Array {

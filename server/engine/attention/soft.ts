@@ -44,20 +44,13 @@ export interface SoftParts {
   inverse: Tensor;
 }
 
-function transposeLast2(g: Graph, t: Tensor): Tensor {
-  const perm = [...t.shape.keys()];
-  const r = perm.length;
-  [perm[r - 2], perm[r - 1]] = [perm[r - 1]!, perm[r - 2]!];
-  return g.transpose(t, perm);
-}
-
 /** exp(−dist(a, b)/2) for a [..., n, d] and b [..., m, d] → [..., n, m]. */
 export function gaussianKernel(g: Graph, a: Tensor, b: Tensor, method: DistanceMethod): Tensor {
   let dist: Tensor;
   if (method === 'expanded') {
     const an = g.reduce('sumSquares', a, -1); // [..., n, 1]
-    const bn = transposeLast2(g, g.reduce('sumSquares', b, -1)); // [..., 1, m]
-    const ab = g.matmul(a, transposeLast2(g, b));
+    const bn = g.transposeLast2(g.reduce('sumSquares', b, -1)); // [..., 1, m]
+    const ab = g.matmul(a, g.transposeLast2(b));
     dist = g.sub(g.addT(an, bn), g.scale(ab, 2));
   } else {
     const r = a.shape.length;
@@ -97,7 +90,7 @@ export function softAttention(g: Graph, x: Tensor, prefix: string, s: SoftShape)
   let inverse = newtonInverseGraph(g, k2, s.newton);
   if (s.normalised) inverse = symmetricNormaliseGraph(g, k2, inverse);
   // Keep the official association: never form the N×N product.
-  let out = g.matmul(g.matmul(k1, inverse), g.matmul(transposeLast2(g, k1), v)); // [B,h,N,dh]
+  let out = g.matmul(g.matmul(k1, inverse), g.matmul(g.transposeLast2(k1), v)); // [B,h,N,dh]
 
   if (s.convKernel > 0) {
     // Head g's single k×k filter runs over each of its dh channels (groups = h on [B·dh, h, H, W]).

@@ -5,10 +5,10 @@ const watch = process.argv.includes('--watch');
 const production = process.argv.includes('--production');
 
 /**
- * Native and self-locating packages stay in node_modules: onnxruntime-node loads a .node
- * addon, `webgpu` finds dawn.node next to itself, tfjs-backend-wasm its .wasm file.
+ * Native and self-locating packages stay in node_modules: onnxruntime-node and sharp load .node
+ * addons, `webgpu` finds dawn.node next to itself, tfjs-backend-wasm its .wasm file.
  */
-const runtimes = ['onnxruntime-node', 'webgpu', '@tensorflow/*'];
+const runtimes = ['onnxruntime-node', 'webgpu', '@tensorflow/*', 'sharp'];
 
 /** Node bundles: the VS Code client, the language server, the CLI, the benchmark worker. */
 const node = {

@@ -61,11 +61,13 @@ export function attentionLayer(g: Graph, x: Tensor, prefix: string, stage: Stage
   }
 }
 
-function layerNorm(g: Graph, x: Tensor, key: string, dim: number, eps: number): Tensor {
+/** nn.LayerNorm over the last axis with its weight and bias under `key`. */
+export function layerNorm(g: Graph, x: Tensor, key: string, dim: number, eps: number): Tensor {
   return g.layerNorm(x, g.weight(`${key}.weight`, [dim]), g.weight(`${key}.bias`, [dim]), eps);
 }
 
-function mlp(g: Graph, x: Tensor, p: string, stage: StageSpec): Tensor {
+/** timm `Mlp`: fc2(GELU_erf(fc1(x))), hidden width `stage.mlpHidden`. */
+export function mlp(g: Graph, x: Tensor, p: string, stage: StageSpec): Tensor {
   const hidden = g.gelu(g.linear(x, `${p}.fc1`, stage.dim, stage.mlpHidden), 'erf');
   return g.linear(hidden, `${p}.fc2`, stage.mlpHidden, stage.dim);
 }
@@ -93,8 +95,11 @@ function pvtPreNormBlock(g: Graph, x: Tensor, p: string, stage: StageSpec, model
   return g.addT(x1, mlp(g, layerNorm(g, x1, `${p}.norm2`, D, stage.normEps), `${p}.mlp`, stage));
 }
 
-/** XCiT block (UFO-ViT presets, an assumption — §5.5): layer-scaled attention, LPI, MLP. */
-function xcitBlock(g: Graph, x: Tensor, p: string, stage: StageSpec, model: ModelSpec, c: LayerContext): Tensor {
+/**
+ * XCiT block (UFO-ViT presets, an assumption — §5.5): layer-scaled attention, LPI, MLP. Exported
+ * for the whole-model graph, whose key path is `blocks.{i}` (XCiT naming) rather than `block1.{i}`.
+ */
+export function xcitBlock(g: Graph, x: Tensor, p: string, stage: StageSpec, model: ModelSpec, c: LayerContext): Tensor {
   const D = stage.dim;
   const { batch: B, gridH: H, gridW: W } = c;
   const gamma = (name: string) => g.weight(`${p}.${name}`, [D]);

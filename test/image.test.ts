@@ -1,0 +1,498 @@
+/**
+ * The inference image pipeline (server/infer/image*) against Pillow 9.4 + torch 1.13:
+ * fixtures/images/refs.json and chelsea_224.bin are written by scripts/make-image-refs.py.
+ * Decoding (sharp and the pngjs/jpeg-js fallback), Pillow's resampler (bit-exact), timm's
+ * eval transform, the tiny model's no-resize path, ImageNet labels and top-k, hostile input.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createHash, randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import zlib from 'node:zlib';
+import {
+  ImageError,
+  applyOrientation,
+  crop,
+  decodeImage,
+  evalTransform,
+  loadImageTensor,
+  planEvalTransform,
+  resample,
+  resizeShorterSide,
+  resizedOutputSize,
+  sharpStatus,
+  type DecoderKind,
+  type RgbImage,
+} from '../server/infer/image';
+import { IMAGENET_CLASSES, classLabel, softmax, topK } from '../server/infer/imagenet';
+import { mobilenetClassList } from '../scripts/copy-imagenet-classes';
+import { FIXTURES, ROOT } from './helpers/fixtures';
+
+const IMAGES = path.join(FIXTURES, 'images');
+
+type Samples = [number, number][];
+interface DecodeRef {
+  format: string;
+  mode: string;
+  width: number;
+  height: number;
+  sha256: string;
+  exif_orientation?: number;
+  transposed_sha256?: string;
+}
+interface ResizeRef { source: string; width: number; height: number; interpolation: 'bicubic' | 'bilinear'; sha256: string; samples: Samples }
+interface EvalRef {
+  image: string;
+  size: number;
+  crop_pct: number;
+  interpolation: 'bicubic' | 'bilinear';
+  scale_size: number;
+  resized: { width: number; height: number; sha256: string; samples: Samples };
+  crop_top: number;
+  crop_left: number;
+  cropped_sha256: string;
+  tensor_channel_sums: number[];
+  tensor_samples: Samples;
+  tensor_bin?: string;
+}
+interface OrientationImage { width: number; height: number; data: number[] }
+interface Refs {
+  decode: Record<string, DecodeRef>;
+  orientations: Record<string, OrientationImage>;
+  resize: ResizeRef[];
+  eval: EvalRef[];
+}
+
+const refs = JSON.parse(fs.readFileSync(path.join(IMAGES, 'refs.json'), 'utf8')) as Refs;
+const JPEGS = Object.keys(refs.decode).filter((f) => refs.decode[f]!.format === 'JPEG');
+const PNGS = Object.keys(refs.decode).filter((f) => refs.decode[f]!.format === 'PNG');
+const WEBPS = Object.keys(refs.decode).filter((f) => refs.decode[f]!.format === 'WEBP');
+
+const sha256 = (d: Uint8Array): string => createHash('sha256').update(d).digest('hex');
+const fixture = (name: string): string => path.join(IMAGES, name);
+
+function readFloat32(file: string): Float32Array {
+  const b = fs.readFileSync(file);
+  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length, 'lengths differ');
+  let max = 0;
+  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i]! - b[i]!));
+  return max;
+}
+
+function maxSampleDiff(data: ArrayLike<number>, samples: Samples): number {
+  let max = 0;
+  for (const [i, v] of samples) max = Math.max(max, Math.abs(data[i]! - v));
+  return max;
+}
+
+/** The synthetic picture scripts/make-image-refs.py's pattern() builds, from the same formula. */
+function pattern(width: number, height: number): RgbImage {
+  const data = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      for (let c = 0; c < 3; c++) {
+        const checker = ((Math.floor(x / 7) + Math.floor(y / 11)) % 2) * 90;
+        data[(y * width + x) * 3 + c] = (x * 3 + y * 5 + c * 71 + ((x * y) % 251) + checker) % 256;
+      }
+    }
+  }
+  return { width, height, data };
+}
+
+/** Decodes of every fixture with one decoder, shared by the tests below. */
+const decoded = new Map<string, RgbImage>();
+async function decodedWith(name: string, decoder: DecoderKind): Promise<RgbImage> {
+  const key = `${decoder}:${name}`;
+  let img = decoded.get(key);
+  if (!img) {
+    img = await decodeImage(fixture(name), { decoder });
+    decoded.set(key, img);
+  }
+  return img;
+}
+
+// ---------------------------------------------------------------------------------------
+
+describe('decode', () => {
+  test('sharp loads here', () => {
+    const s = sharpStatus();
+    assert.ok(s.available, `sharp: ${s.available ? '' : s.reason}`);
+  });
+
+  test('sharp equals Pillow convert("RGB") byte for byte on every fixture (PNG, JPEG, WebP, CMYK, 16-bit, palette, alpha)', async () => {
+    for (const [name, ref] of Object.entries(refs.decode)) {
+      const img = await decodeImage(fixture(name), { decoder: 'sharp' });
+      assert.equal(img.decoder, 'sharp');
+      assert.equal(img.format, ref.format.toLowerCase() as 'png' | 'jpeg' | 'webp', name);
+      assert.deepEqual([img.width, img.height], [ref.width, ref.height], name);
+      assert.equal(sha256(img.data), ref.sha256, `${name} (${ref.mode}) differs from Pillow`);
+    }
+  });
+
+  test('pngjs fallback equals Pillow byte for byte on every PNG', async () => {
+    for (const name of PNGS) {
+      const img = await decodedWith(name, 'js');
+      assert.equal(img.width, refs.decode[name]!.width);
+      assert.equal(sha256(img.data), refs.decode[name]!.sha256, `${name} (${refs.decode[name]!.mode}) differs from Pillow`);
+    }
+  });
+
+  test('jpeg-js fallback: within the measured tolerance of Pillow/sharp (no fancy upsampling, truncating YCbCr→RGB)', async () => {
+    // Measured: coffee.jpg max 32 levels (chroma edges), mean 1.12, p99 8; the 63×47 colour
+    // fixtures max 9–14, mean ~1.15; greyscale and CMYK (no chroma subsampling) max 1.
+    for (const name of JPEGS) {
+      const reference = await decodedWith(name, 'sharp');
+      const img = await decodedWith(name, 'js');
+      assert.deepEqual([img.width, img.height], [reference.width, reference.height]);
+      const diffs = Array.from(img.data, (v, i) => Math.abs(v - reference.data[i]!)).sort((a, b) => a - b);
+      const mean = diffs.reduce((s, d) => s + d, 0) / diffs.length;
+      const p99 = diffs[Math.floor(diffs.length * 0.99)]!;
+      const max = diffs[diffs.length - 1]!;
+      const chroma = refs.decode[name]!.mode === 'RGB';
+      assert.ok(mean <= (chroma ? 1.5 : 0.1), `${name}: mean |diff| ${mean.toFixed(3)}`);
+      assert.ok(p99 <= (chroma ? 10 : 1), `${name}: p99 |diff| ${p99}`);
+      assert.ok(max <= (chroma ? 40 : 1), `${name}: max |diff| ${max}`);
+    }
+  });
+
+  test('WebP without sharp is a clear ImageError', async () => {
+    for (const name of WEBPS) {
+      await assert.rejects(decodeImage(fixture(name), { decoder: 'js' }), (e: unknown) => {
+        assert.ok(e instanceof ImageError);
+        assert.equal(e.file, fixture(name));
+        assert.match(e.message, /WebP needs sharp/);
+        return true;
+      });
+    }
+  });
+
+  test('EXIF orientation: reported, not applied by default (as timm); autoOrient matches ImageOps.exif_transpose', async () => {
+    for (const [name, ref] of Object.entries(refs.decode)) {
+      const decoders: DecoderKind[] = ref.format === 'WEBP' ? ['sharp'] : ['sharp', 'js'];
+      for (const decoder of decoders) {
+        const plain = await decodedWith(name, decoder);
+        const info = await decodeImage(fixture(name), { decoder, autoOrient: true });
+        assert.equal(info.orientation, ref.exif_orientation ?? 1, `${name} orientation`);
+        assert.equal(info.oriented, (ref.exif_orientation ?? 1) !== 1);
+        // jpeg-js pixels differ from Pillow's anyway (see above); every other decode is exact.
+        const exact = decoder === 'sharp' || ref.format === 'PNG';
+        if (ref.transposed_sha256 && exact) assert.equal(sha256(info.data), ref.transposed_sha256, `${name} transposed (${decoder})`);
+        if (ref.exif_orientation && ref.exif_orientation >= 5) assert.deepEqual([info.width, info.height], [plain.height, plain.width]);
+      }
+    }
+  });
+
+  test('applyOrientation reproduces exif_transpose for all eight orientations', () => {
+    const source = refs.orientations.source!;
+    const img = { width: source.width, height: source.height, data: Uint8Array.from(source.data) };
+    for (let o = 1; o <= 8; o++) {
+      const want = refs.orientations[String(o)]!;
+      const got = applyOrientation(img, o);
+      assert.deepEqual([got.width, got.height, Array.from(got.data)], [want.width, want.height, want.data], `orientation ${o}`);
+    }
+  });
+
+  test('without a loadable sharp, auto mode falls back to pngjs/jpeg-js and WebP says why', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vitlens-nosharp-'));
+    try {
+      // Preloaded before tsx: every require('sharp') fails as a missing native binary would.
+      fs.writeFileSync(
+        path.join(dir, 'nosharp.cjs'),
+        "const M = require('module'); const load = M._load;\n" +
+          "M._load = function (request, ...rest) { if (request === 'sharp') throw new Error('simulated: sharp-linux-x64.node missing'); return load.call(this, request, ...rest); };\n",
+      );
+      const script = path.join(dir, 'probe.ts');
+      fs.writeFileSync(
+        script,
+        `import { decodeImage, sharpStatus } from ${JSON.stringify(path.join(ROOT, 'server', 'infer', 'image.ts'))};\n` +
+          "import { createHash } from 'node:crypto';\n" +
+          // No top-level await: tsx compiles a .ts file outside an ESM package as CommonJS.
+          'void (async () => {\n' +
+          '  const out: Record<string, unknown> = { status: sharpStatus() };\n' +
+          `  const png = await decodeImage(${JSON.stringify(fixture('chelsea.png'))});\n` +
+          "  out.png = { decoder: png.decoder, sha: createHash('sha256').update(png.data).digest('hex') };\n" +
+          `  try { await decodeImage(${JSON.stringify(fixture('astronaut.webp'))}); } catch (e) { out.webp = (e as Error).message; }\n` +
+          `  try { await decodeImage(${JSON.stringify(fixture('chelsea.png'))}, { decoder: 'sharp' }); } catch (e) { out.forced = (e as Error).message; }\n` +
+          '  console.log(JSON.stringify(out));\n' +
+          '})();\n',
+      );
+      const r = spawnSync(process.execPath, ['-r', path.join(dir, 'nosharp.cjs'), '--import', 'tsx', script], {
+        cwd: ROOT,
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      assert.equal(r.status, 0, r.stderr);
+      const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
+        status: { available: boolean; reason: string };
+        png: { decoder: string; sha: string };
+        webp: string;
+        forced: string;
+      };
+      assert.deepEqual(out.status, { available: false, reason: 'simulated: sharp-linux-x64.node missing' });
+      assert.deepEqual(out.png, { decoder: 'js', sha: refs.decode['chelsea.png']!.sha256 });
+      assert.equal(out.webp, `${fixture('astronaut.webp')}: WebP needs sharp, which did not load: simulated: sharp-linux-x64.node missing`);
+      assert.equal(out.forced, `${fixture('chelsea.png')}: sharp did not load: simulated: sharp-linux-x64.node missing`);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------
+
+describe("resize: Pillow's ImagingResample", () => {
+  test('bit-exact on every reference case (both passes, horizontal only, vertical only, up, down, bilinear)', async () => {
+    for (const ref of refs.resize) {
+      const source = ref.source.startsWith('pattern:') ? pattern(1024, 768) : await decodedWith(ref.source, 'sharp');
+      const out = resample(source, ref.width, ref.height, ref.interpolation);
+      const label = `${ref.source} → ${ref.width}×${ref.height} ${ref.interpolation}`;
+      assert.equal(maxSampleDiff(out.data, ref.samples), 0, `${label}: sampled pixels differ`);
+      assert.equal(sha256(out.data), ref.sha256, `${label}: differs from Pillow`);
+    }
+  });
+
+  test('1024×768 → 330×248 bicubic takes under 100 ms', () => {
+    const img = pattern(1024, 768);
+    resample(img, 330, 248); // warm-up (JIT)
+    let best = Infinity;
+    for (let i = 0; i < 3; i++) {
+      const t0 = performance.now();
+      resample(img, 330, 248);
+      best = Math.min(best, performance.now() - t0);
+    }
+    assert.ok(best < 100, `took ${best.toFixed(1)} ms`);
+  });
+
+  test('same size is a copy; bad sizes throw', () => {
+    const img = pattern(5, 4);
+    const same = resample(img, 5, 4);
+    assert.deepEqual(same.data, img.data);
+    assert.notEqual(same.data, img.data);
+    assert.throws(() => resample(img, 0, 4), RangeError);
+    assert.throws(() => resample(img, 2.5, 4), RangeError);
+  });
+});
+
+// ---------------------------------------------------------------------------------------
+
+describe('timm eval transform', () => {
+  test("output size follows torchvision's _compute_resized_output_size; crop offsets round half to even", () => {
+    assert.deepEqual(resizedOutputSize(451, 300, 248), [372, 248]); // int(248 · 451 / 300) = int(372.83)
+    assert.deepEqual(resizedOutputSize(300, 451, 248), [248, 372]);
+    assert.deepEqual(resizedOutputSize(512, 512, 248), [248, 248]);
+    assert.equal(planEvalTransform(451, 300).scaleSize, 248); // floor(224 / 0.9)
+    assert.equal(planEvalTransform(451, 300, { size: 384 }).scaleSize, 426);
+    // 249 − 224 = 25: Python's round(12.5) is 12, not 13.
+    const plan = planEvalTransform(451, 300, { cropPct: 0.8978 });
+    assert.deepEqual([plan.scaleSize, plan.resizedHeight, plan.cropTop], [249, 249, 12]);
+  });
+
+  test('resize, crop and tensor equal the Pillow + torch reference on every case', async () => {
+    for (const ref of refs.eval) {
+      const label = `${ref.image} r=${ref.size} crop_pct=${ref.crop_pct} ${ref.interpolation}`;
+      const img = await decodedWith(ref.image, 'sharp');
+      const options = { size: ref.size, cropPct: ref.crop_pct, interpolation: ref.interpolation };
+      const plan = planEvalTransform(img.width, img.height, options);
+      assert.deepEqual(
+        [plan.scaleSize, plan.resizedWidth, plan.resizedHeight, plan.cropTop, plan.cropLeft],
+        [ref.scale_size, ref.resized.width, ref.resized.height, ref.crop_top, ref.crop_left],
+        label,
+      );
+      const resized = resizeShorterSide(img, plan.scaleSize, ref.interpolation);
+      assert.equal(sha256(resized.data), ref.resized.sha256, `${label}: resized image`);
+      assert.equal(sha256(crop(resized, plan.cropLeft, plan.cropTop, ref.size, ref.size).data), ref.cropped_sha256, `${label}: crop`);
+
+      const t = evalTransform(img, options);
+      assert.deepEqual(t.shape, [1, 3, ref.size, ref.size]);
+      assert.equal(maxSampleDiff(t.data, ref.tensor_samples), 0, `${label}: tensor values`);
+      const plane = ref.size * ref.size;
+      for (let c = 0; c < 3; c++) {
+        let sum = 0;
+        for (let i = 0; i < plane; i++) sum += t.data[c * plane + i]!;
+        const want = ref.tensor_channel_sums[c]!;
+        assert.ok(Math.abs(sum - want) <= 1e-9 * Math.max(1, Math.abs(want)), `${label}: channel ${c} sum ${sum} vs ${want}`);
+      }
+      if (ref.tensor_bin) assert.equal(maxAbsDiff(t.data, readFloat32(fixture(ref.tensor_bin))), 0, `${label}: full tensor`);
+    }
+  });
+
+  test('loadImageTensor: the whole chelsea.png tensor equals the reference, with sharp and with pngjs', async () => {
+    const want = readFloat32(fixture('chelsea_224.bin'));
+    for (const decoder of ['sharp', 'js'] as const) {
+      const t = await loadImageTensor(fixture('chelsea.png'), { decoder });
+      assert.equal(t.image.decoder, decoder);
+      assert.deepEqual(t.shape, [1, 3, 224, 224]);
+      assert.equal(maxAbsDiff(t.data, want), 0, decoder);
+    }
+  });
+
+  test('PNG tensors are identical through the JS fallback', async () => {
+    for (const name of ['rgba.png', 'palette-trns.png', 'rgb16.png', 'grey-alpha.png']) {
+      const a = evalTransform(await decodedWith(name, 'sharp'));
+      const b = evalTransform(await decodedWith(name, 'js'));
+      assert.equal(maxAbsDiff(a.data, b.data), 0, name);
+    }
+  });
+
+  test('no-resize path reproduces the tiny model fixture exactly (fixtures/ref)', async () => {
+    const want = readFloat32(path.join(FIXTURES, 'ref', 'tiny_image_64x64_preprocessed.bin'));
+    for (const decoder of ['sharp', 'js'] as const) {
+      const t = await loadImageTensor(path.join(FIXTURES, 'ref', 'tiny_image_64x64.png'), { resize: 'none', size: 64, decoder });
+      assert.deepEqual(t.shape, [1, 3, 64, 64]);
+      assert.equal(t.plan, undefined);
+      assert.ok(maxAbsDiff(t.data, want) <= 1e-7, decoder);
+    }
+    await assert.rejects(loadImageTensor(fixture('chelsea.png'), { resize: 'none', size: 224 }), (e: unknown) => {
+      assert.ok(e instanceof ImageError);
+      assert.match(e.message, /451×300; without resizing the model needs exactly 224×224/);
+      return true;
+    });
+  });
+});
+
+// ---------------------------------------------------------------------------------------
+
+describe('ImageNet labels and top-k', () => {
+  test('1000 classes in index order, equal to the mobilenet package list', () => {
+    assert.equal(IMAGENET_CLASSES.length, 1000);
+    assert.equal(IMAGENET_CLASSES[0], 'tench, Tinca tinca');
+    assert.equal(IMAGENET_CLASSES[1], 'goldfish, Carassius auratus');
+    assert.equal(IMAGENET_CLASSES[207], 'golden retriever');
+    assert.equal(IMAGENET_CLASSES[281], 'tabby, tabby cat');
+    assert.equal(IMAGENET_CLASSES[999], 'toilet tissue, toilet paper, bathroom tissue');
+    assert.deepEqual([...IMAGENET_CLASSES], mobilenetClassList(), 'rerun scripts/copy-imagenet-classes.ts');
+  });
+
+  test('topK on hand-made logits', () => {
+    const logits = new Float32Array(1000);
+    logits[207] = 10;
+    logits[281] = 9;
+    logits[1] = 9; // ties with 281: the lower index comes first
+    const top = topK(logits, 3);
+    const z = Math.exp(10) + 2 * Math.exp(9) + 997;
+    assert.deepEqual(top.map((p) => [p.index, p.label, p.logit]), [
+      [207, 'golden retriever', 10],
+      [1, 'goldfish, Carassius auratus', 9],
+      [281, 'tabby, tabby cat', 9],
+    ]);
+    // 997 terms of e^−10 summed one by one: rounding errors of ~1e-13 are expected.
+    assert.ok(Math.abs(top[0]!.probability - Math.exp(10) / z) < 1e-12);
+    assert.ok(Math.abs(top[2]!.probability - Math.exp(9) / z) < 1e-12);
+    assert.equal(topK(logits).length, 5);
+  });
+
+  test('softmax is shift-invariant and stable for huge logits; other class counts get "class <i>"', () => {
+    const big = softmax([1000, 1001, 999]);
+    const small = softmax([1, 2, 0]);
+    for (let i = 0; i < 3; i++) assert.ok(Math.abs(big[i]! - small[i]!) < 1e-15);
+    assert.ok(Math.abs(big.reduce((s, v) => s + v, 0) - 1) < 1e-15);
+    assert.deepEqual(softmax([-Infinity, 0]), Float64Array.from([0, 1]));
+    assert.throws(() => softmax([0, NaN]), RangeError);
+    const ten = topK([0.1, 3, -2, 0, 0, 0, 0, 0, 0, 2.5], 2);
+    assert.deepEqual(ten.map((p) => [p.index, p.label]), [[1, 'class 1'], [9, 'class 9']]);
+    assert.equal(classLabel(3, 10), 'class 3');
+    assert.deepEqual(topK([1, 2], 5, ['cat', 'dog']).map((p) => p.label), ['dog', 'cat']);
+  });
+});
+
+// ---------------------------------------------------------------------------------------
+
+/** CRC-32 (PNG's), for forging well-formed chunks. */
+function crc32(bytes: Uint8Array): number {
+  let c = ~0;
+  for (const b of bytes) {
+    c ^= b;
+    for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0xedb88320 & -(c & 1));
+  }
+  return ~c >>> 0;
+}
+
+function pngChunk(type: string, data: Uint8Array): Buffer {
+  const head = Buffer.alloc(8);
+  head.writeUInt32BE(data.length, 0);
+  head.write(type, 4, 'latin1');
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])));
+  return Buffer.concat([head, data, crc]);
+}
+
+/** A well-formed PNG header claiming width × height, with a small IDAT: a decompression bomb's shape. */
+function forgedPng(width: number, height: number): Buffer {
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8);
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    pngChunk('IHDR', ihdr),
+    pngChunk('IDAT', zlib.deflateSync(Buffer.alloc(1 << 16))),
+    pngChunk('IEND', new Uint8Array(0)),
+  ]);
+}
+
+describe('bad input is an ImageError naming the file', () => {
+  let dir = '';
+  before(() => {
+    dir = path.join(os.tmpdir(), `vitlens-image-${randomUUID()}`);
+    fs.mkdirSync(dir);
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  const png = fs.readFileSync(fixture('chelsea.png'));
+  const jpg = fs.readFileSync(fixture('coffee.jpg'));
+  const webp = fs.readFileSync(fixture('astronaut.webp'));
+  const jpegBomb = Buffer.from([
+    0xff, 0xd8, 0xff, 0xc0, 0, 17, 8, 0xfd, 0xe8, 0xfd, 0xe8, 3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1, 0xff, 0xda, 0, 12, 3, 1, 0, 2, 0x11, 3, 0x11, 0, 0x3f, 0,
+  ]); // SOF0 65000×65000, then a scan header
+  const webpBomb = Buffer.from('RIFF\x16\x00\x00\x00WEBPVP8X\x0a\x00\x00\x00\x00\x00\x00\x00\xff\xff\x00\xff\xff\x00', 'latin1'); // 65536×65536 canvas
+
+  const cases: { name: string; bytes: Uint8Array; problem: RegExp; js?: RegExp }[] = [
+    { name: 'truncated.png', bytes: png.subarray(0, png.length >> 1), problem: /cannot decode PNG with sharp: .*looks truncated/, js: /cannot decode PNG with pngjs: .*looks truncated/ },
+    { name: 'truncated-header.png', bytes: png.subarray(0, 60), problem: /truncated PNG file: it ends inside the "iCCP" chunk/ },
+    { name: 'truncated.jpg', bytes: jpg.subarray(0, jpg.length >> 1), problem: /cannot decode JPEG with sharp: .*looks truncated/, js: /cannot decode JPEG with jpeg-js: .*looks truncated/ },
+    { name: 'truncated-header.jpg', bytes: jpg.subarray(0, 300), problem: /truncated JPEG file/ },
+    { name: 'truncated.webp', bytes: webp.subarray(0, webp.length >> 1), problem: /truncated WebP file/ },
+    { name: 'random.png', bytes: Uint8Array.from({ length: 4096 }, (_, i) => (i * 7919 + 13) & 255), problem: /not a PNG, JPEG or WebP image \(first bytes: 0d fc eb/ },
+    { name: 'empty.jpg', bytes: new Uint8Array(0), problem: /empty file \(0 bytes\)/ },
+    { name: 'animation.png', bytes: Buffer.from('GIF89a\x01\x00\x01\x00\x00\x00\x00', 'latin1'), problem: /GIF images are not supported/ },
+    { name: 'huge.png', bytes: forgedPng(100_000, 100_000), problem: /100000×100000 = 10000\.0 megapixels, over the limit of 100\.0 megapixels/ },
+    { name: 'huge.jpg', bytes: jpegBomb, problem: /65000×65000 .* megapixels, over the limit/ },
+    { name: 'huge.webp', bytes: webpBomb, problem: /65536×65536 .* megapixels, over the limit/ },
+    { name: 'zero.png', bytes: forgedPng(0, 10), problem: /invalid PNG header: 0×10 pixels/ },
+  ];
+
+  for (const c of cases) {
+    test(c.name, async () => {
+      const file = path.join(dir, c.name);
+      fs.writeFileSync(file, c.bytes);
+      for (const decoder of ['sharp', 'js'] as const) {
+        const t0 = performance.now();
+        await assert.rejects(decodeImage(file, { decoder }), (e: unknown) => {
+          assert.ok(e instanceof ImageError, `${decoder}: ${String(e)}`);
+          assert.equal(e.file, file);
+          assert.ok(e.message.startsWith(`${file}: `), e.message);
+          assert.match(e.problem, decoder === 'js' && c.js ? c.js : c.problem, `${decoder}: ${e.problem}`);
+          return true;
+        });
+        // Refused from the header, before any decoder allocates 30 GB.
+        if (c.name.startsWith('huge')) assert.ok(performance.now() - t0 < 100);
+      }
+      // In-memory input is named by `name`.
+      await assert.rejects(decodeImage(c.bytes, { name: `upload:${c.name}` }), (e: unknown) => e instanceof ImageError && e.file === `upload:${c.name}`);
+    });
+  }
+
+  test('limits and unreadable paths', async () => {
+    await assert.rejects(decodeImage(fixture('chelsea.png'), { maxPixels: 100_000 }), /chelsea\.png: image too large: 451×300/);
+    await assert.rejects(decodeImage(fixture('chelsea.png'), { maxBytes: 1000 }), /chelsea\.png: file too large/);
+    await assert.rejects(decodeImage(path.join(dir, 'missing.png')), (e: unknown) => e instanceof ImageError && /missing\.png: cannot read the file: ENOENT/.test(e.message));
+    await assert.rejects(decodeImage(dir), (e: unknown) => e instanceof ImageError && /cannot read the file/.test(e.message));
+  });
+});

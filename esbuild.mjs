@@ -26,6 +26,19 @@ const builds = [
   { ...node, entryPoints: { server: 'server/server.ts' }, outdir: 'dist', external: runtimes },
   { ...node, entryPoints: { cli: 'server/cli.ts' }, outdir: 'dist', external: runtimes },
   { ...node, entryPoints: { worker: 'server/bench/worker.ts' }, outdir: 'dist', external: runtimes },
+  // The dashboard page (chart.js included): a browser bundle, loaded by the webview panel
+  // and inlined into the CLI's HTML report. Emits dist/webview.js and dist/webview.css.
+  {
+    entryPoints: { webview: 'webview/main.ts' },
+    outdir: 'dist',
+    bundle: true,
+    platform: 'browser',
+    format: 'iife',
+    target: 'es2022',
+    sourcemap: false,
+    minify: production,
+    logLevel: 'info',
+  },
 ];
 
 if (watch) {

@@ -4,7 +4,9 @@
  */
 import { NotificationType, RequestType } from 'vscode-languageserver-protocol';
 import type { DeviceReport } from '../server/bench/devices';
-import type { BenchReport, ModelProfileSummary, PinvReport, RuntimeId } from './results';
+import type { ProfileSweep } from './dashboard';
+import type { InferReport } from './infer';
+import type { BenchCase, BenchReport, ModelProfileSummary, PinvReport, RuntimeId } from './results';
 
 export interface ProfileParams {
   /** Document URI of an open config. */
@@ -18,6 +20,18 @@ export interface ProfileParams {
 
 /** `vitlens/profile`: the profile of an open config (null when the config has errors). */
 export const ProfileRequest = new RequestType<ProfileParams, ModelProfileSummary | null, void>('vitlens/profile');
+
+export interface ProfileSweepParams {
+  uri: string;
+  /** Default: the dashboard's sweep (224 … 1024). */
+  resolutions?: number[];
+}
+
+/**
+ * `vitlens/profileSweep`: exact MACs and estimated memory of an open config versus resolution,
+ * for its own attention and the compared ones on the same backbone (null when the config has errors).
+ */
+export const ProfileSweepRequest = new RequestType<ProfileSweepParams, ProfileSweep | null, void>('vitlens/profileSweep');
 
 export interface BenchParams {
   /** Document URI of an open config. */
@@ -55,9 +69,31 @@ export const PinvRequest = new RequestType<PinvParams, PinvReport, void>('vitlen
 /** `vitlens/devices`: runtimes, execution providers, WebGPU adapters and GPUs found (probed in a worker). */
 export const DevicesRequest = new RequestType<Record<string, never>, DeviceReport, void>('vitlens/devices');
 
+export interface InferParams {
+  /** Document URI of an open config (its model; its `checkpoint:` and `images:` as defaults). */
+  uri: string;
+  /** Image files (paths); default: the config's `images:`. */
+  images?: string[];
+  /** A .pth / .safetensors path; default: the config's `checkpoint:`; null: random weights. */
+  checkpoint?: string | null;
+  resolution?: number;
+  /** 'eval' (default): timm's resize and centre crop; 'none': images already at the input size. */
+  resize?: 'eval' | 'none';
+  runtime?: RuntimeId;
+  /** Attention maps of every stage from the token under `point` (fractions), or the default query. */
+  maps?: { point: { x: number; y: number } | null };
+}
+
+/**
+ * `vitlens/infer`: runs a config's model on images in a worker process: top-5, logits, the
+ * model input as a picture, and attention maps. Bad files come back as a ResponseError whose
+ * message names the file and the problem.
+ */
+export const InferRequest = new RequestType<InferParams, InferReport, void>('vitlens/infer');
+
 export interface ProgressParams {
   uri: string | null;
-  job: 'bench' | 'pinv' | 'devices';
+  job: 'bench' | 'pinv' | 'devices' | 'infer';
   message: string;
   done: number;
   total: number;
@@ -66,7 +102,24 @@ export interface ProgressParams {
 /** `vitlens/progress`: server → client, while a bench or pinv job runs. */
 export const ProgressNotification = new NotificationType<ProgressParams>('vitlens/progress');
 
+export interface BenchCaseParams {
+  uri: string | null;
+  case: BenchCase;
+}
+
+/** `vitlens/benchCase`: server → client, each benchmark case as soon as it finishes (live dashboards). */
+export const BenchCaseNotification = new NotificationType<BenchCaseParams>('vitlens/benchCase');
+
 /** Command ids the server's CodeLenses reference; the client registers them. */
 export const Commands = {
+  /** Opens the dashboard's profile view of a config. */
   showProfile: 'vitlens.showProfile',
+  /** Benchmarks a config's attention (live in the dashboard, cancellable). */
+  benchmark: 'vitlens.benchmark',
+  /** Newton–Raphson convergence of a config's SOFT stages in the dashboard. */
+  pinv: 'vitlens.pinv',
+  /** Inference on a config's images (or picked ones) with its checkpoint, in the dashboard. */
+  infer: 'vitlens.infer',
+  /** Explorer context menu: the selected images through a config's model. */
+  inferImages: 'vitlens.inferImages',
 } as const;

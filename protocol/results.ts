@@ -204,6 +204,13 @@ export interface BenchCase {
   memory: MemoryFigure[];
   /** max |runtime − reference| / max |reference| at this shape, when checked. */
   relErrorVsReference: number | null;
+  /**
+   * CPU other processes used while the timed runs ran, in cores (os.cpus() minus this process;
+   * null when the window was under 250 ms, too short to tell), and how many times the runs were
+   * timed: a scaling point is re-timed (up to 3 attempts, the quietest kept) while that exceeds
+   * 0.25 cores, unless one attempt already took over twice the time budget.
+   */
+  hostLoad?: { otherCores: number | null; attempts: number };
 }
 
 export interface ScalingFit {
@@ -218,6 +225,10 @@ export interface ScalingFit {
   memoryR2: number;
   tokens: number[];
   landmarks: number | null;
+  /** Time exponent as the median of the pairwise log–log slopes of the medians (Theil–Sen): robust to one disturbed point. */
+  timeExponentTheilSen?: number;
+  /** Points whose timing other processes disturbed (more than 0.25 cores busy in every attempt): read the exponents with care. */
+  contendedPoints?: number;
 }
 
 export interface BenchReport {

@@ -13,6 +13,9 @@ import { analyseMatrices, analysePinv } from './bench/pinv';
 import { ALL_RUNTIMES } from './bench/runners';
 import { intArg, loadConfigSpec, UsageError } from './cli';
 import { bytes } from './profile/format';
+import { dashboardData } from './report/data';
+import { writeReport } from './report/html';
+import { PRODUCER } from './version';
 
 type Out = (s: string) => void;
 
@@ -58,7 +61,11 @@ function benchText(r: BenchReport): string {
   }
   if (r.scaling.length) {
     out.push('', 'Scaling with tokens (fixed landmark count), fitted exponents b of ∝ tokensᵇ:');
-    for (const s of r.scaling) out.push(`  ${s.runtime} ${s.attention}: time b = ${s.timeExponent.toFixed(2)} (r² ${s.timeR2.toFixed(3)}), memory b = ${s.memoryExponent.toFixed(2)} over ${s.tokens[0]}…${s.tokens[s.tokens.length - 1]} tokens`);
+    for (const s of r.scaling) {
+      const robust = s.timeExponentTheilSen !== undefined ? `, Theil–Sen ${s.timeExponentTheilSen.toFixed(2)}` : '';
+      const contended = s.contendedPoints ? `; ${s.contendedPoints} point(s) timed while other processes were busy` : '';
+      out.push(`  ${s.runtime} ${s.attention}: time b = ${s.timeExponent.toFixed(2)} (r² ${s.timeR2.toFixed(3)}${robust}), memory b = ${s.memoryExponent.toFixed(2)} over ${s.tokens[0]}…${s.tokens[s.tokens.length - 1]} tokens${contended}`);
+    }
   }
   const o = r.overhead;
   out.push('', `Harness overhead: process start ${o.processStartMs.toFixed(0)} ms + device probe ${o.probeMs.toFixed(0)} ms + graph builds ${o.buildMs.toFixed(0)} ms + sessions ${o.sessionMs.toFixed(0)} ms = ${(o.fraction * 100).toFixed(1)} % of ${(o.totalMs / 1000).toFixed(1)} s`);
@@ -88,6 +95,7 @@ export async function benchCommand(args: string[], stdout: Out, stderr: Out): Pr
       batch: { type: 'string' },
       json: { type: 'boolean' },
       out: { type: 'string' },
+      html: { type: 'string' },
       quiet: { type: 'boolean' },
     },
   });
@@ -126,6 +134,13 @@ export async function benchCommand(args: string[], stdout: Out, stderr: Out): Pr
   if (values.out) {
     fs.writeFileSync(values.out, json + '\n');
     if (!values.quiet) stderr(`wrote ${values.out}`);
+  }
+  if (values.html) {
+    // The report shows all three views: the profile and the pinv analysis cost well under a second.
+    const resolution = result.cases.find((c) => c.group === 'config')?.resolution ?? spec.resolutions[0] ?? 224;
+    const pinv = spec.stages.some((s) => s.attention === 'soft' || s.attention === 'soft_norm') ? analysePinv(spec, { resolution }) : null;
+    writeReport(values.html, dashboardData({ spec, source: file, producer: PRODUCER, resolution, bench: result, pinv, view: 'bench' }));
+    if (!values.quiet) stderr(`wrote ${values.html}`);
   }
   stdout(values.json ? json : benchText(result));
   return 0;
@@ -182,6 +197,7 @@ export function pinvCommand(args: string[], stdout: Out, stderr: Out): number {
       matrices: { type: 'string' },
       variant: { type: 'string' },
       json: { type: 'boolean' },
+      html: { type: 'string' },
     },
   });
   const dtype = values.float64 ? 'float64' : 'float32';
@@ -201,6 +217,10 @@ export function pinvCommand(args: string[], stdout: Out, stderr: Out): number {
   if (typeof spec === 'number' || !spec) return typeof spec === 'number' ? spec : 2;
   const resolution = values.resolution ? intArg('resolution', values.resolution, 16, 4096) : (spec.resolutions[0] ?? 224);
   const r = analysePinv(spec, { resolution, dtype, ...(iterations !== undefined ? { iterations } : {}), ...(values.seed ? { seed: intArg('seed', values.seed, 0, 2 ** 31) } : {}) });
+  if (values.html) {
+    writeReport(values.html, dashboardData({ spec, source: positionals[0]!, producer: PRODUCER, resolution, pinv: r, view: 'pinv' }));
+    stderr(`wrote ${values.html}`);
+  }
   stdout(values.json ? JSON.stringify(r, null, 2) : pinvText(r));
   return 0;
 }

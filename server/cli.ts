@@ -1,9 +1,10 @@
 /**
  * `vitlens`: the headless face of the language server's code.
- *   vitlens profile <config> [--resolution N]... [--batch B] [--json]
+ *   vitlens profile <config> [--resolution N]... [--batch B] [--json] [--html FILE]
  *   vitlens devices [--json]
- *   vitlens bench <config> [--backend ID]... [--tokens N,...|--resolution N...] [--json] [--out FILE]
+ *   vitlens bench <config> [--backend ID]... [--tokens N,...|--resolution N...] [--json] [--out FILE] [--html FILE]
  *   vitlens pinv <config> [--resolution N] [--json] | vitlens pinv --matrices FILE [--variant A|B]
+ *   vitlens infer <config> [--checkpoint FILE] (--image FILE... | --input-tensor FILE --shape 1,3,H,W) [--json]
  * Exit status: 0 success, 2 bad input (with file:line:col and key), 1 internal error.
  */
 import fs from 'node:fs';
@@ -17,21 +18,29 @@ import { bytes, grouped, millions } from './profile/format';
 import { profileModel, type ModelProfile } from './profile/profile';
 import { summarize } from './profile/summary';
 import { benchCommand, devicesCommand, pinvCommand } from './cli-bench';
+import { inferCommand } from './cli-infer';
+import { dashboardData } from './report/data';
+import { writeReport } from './report/html';
+import { PRODUCER, VERSION } from './version';
 
 const USAGE = `Usage:
-  vitlens profile <config.yaml> [--resolution N]... [--batch B] [--json]
+  vitlens profile <config.yaml> [--resolution N]... [--batch B] [--json] [--html report.html]
   vitlens devices [--json]
   vitlens bench <config.yaml> [--backend ID]... [--resolution N]... [--tokens N,N,...]
                 [--stage S]... [--attention A]... [--level attention|block]... [--no-scaling]
-                [--budget-ms MS] [--batch B] [--json] [--out results.json]
-  vitlens pinv <config.yaml> [--resolution N] [--iterations K] [--float64] [--seed S] [--json]
+                [--budget-ms MS] [--batch B] [--json] [--out results.json] [--html report.html]
+  vitlens pinv <config.yaml> [--resolution N] [--iterations K] [--float64] [--seed S] [--json] [--html report.html]
   vitlens pinv --matrices <file.json> [--variant A|B] [--iterations K] [--float64] [--json]
+  vitlens infer <config.yaml> [--checkpoint FILE] (--image FILE... | --input-tensor FILE --shape 1,3,H,W)
+                [--backend ID] [--resolution N] [--resize eval|none] [--maps] [--query-point X,Y] [--json]
 
   Exact parameters, multiply–accumulates (MACs) per op category and counting
   convention, element-wise counts and an inference memory estimate, per stage.
   --resolution  input size (square); repeat for several; default: the config's img_size or 224
   --batch       batch size (default 1)
   --json        machine-readable output with every figure: per stage, per layer and per op
+  --html        also write the dashboard (profile, benchmark, pseudo-inverse charts and tables)
+                as one self-contained HTML file, openable offline
 `;
 
 export class UsageError extends Error {}
@@ -101,7 +110,7 @@ function profileCommand(args: string[], stdout: (s: string) => void, stderr: (s:
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { resolution: { type: 'string', multiple: true }, batch: { type: 'string' }, json: { type: 'boolean' } },
+    options: { resolution: { type: 'string', multiple: true }, batch: { type: 'string' }, json: { type: 'boolean' }, html: { type: 'string' } },
   });
   if (positionals.length !== 1) throw new UsageError('profile needs exactly one config file.');
   const file = positionals[0]!;
@@ -118,6 +127,10 @@ function profileCommand(args: string[], stdout: (s: string) => void, stderr: (s:
   }
   const spec = a.spec;
   const profiles = (resolutions.length ? resolutions : spec.resolutions).map((r) => profileModel(spec, r, batch));
+  if (values.html) {
+    writeReport(values.html, dashboardData({ spec, source: file, producer: PRODUCER, resolution: profiles[0]!.resolution, view: 'profile' }));
+    stderr(`wrote ${values.html}`);
+  }
   if (values.json) {
     const diagnostics = a.diagnostics.map((d) => ({ ...positionOf(a.parsed, d.span.start), severity: d.severity, code: d.code, key: d.key ?? null, message: d.message }));
     stdout(JSON.stringify({ file, model: spec.name, diagnostics, profiles: profiles.map((p) => summarize(spec, p, { ops: true })) }, null, 2));
@@ -140,8 +153,8 @@ function readConfig(file: string, stderr: (s: string) => void): ConfigAnalysis |
   return analyzeConfig(text, exists ? { fileExists: exists } : {});
 }
 
-/** Reads and analyses a config for the commands that need its ModelSpec; prints diagnostics. */
-export function loadConfigSpec(file: string, stderr: (s: string) => void): ConfigAnalysis['spec'] | number {
+/** Reads and analyses a config for the commands that run its model; prints diagnostics, refuses errors. */
+export function loadRunnableConfig(file: string, stderr: (s: string) => void): (ConfigAnalysis & { spec: NonNullable<ConfigAnalysis['spec']> }) | number {
   const a = readConfig(file, stderr);
   if (typeof a === 'number') return a;
   const lines = diagnosticLines(file, a);
@@ -150,7 +163,13 @@ export function loadConfigSpec(file: string, stderr: (s: string) => void): Confi
     stderr(`${file}: the config has errors; nothing run.`);
     return 2;
   }
-  return a.spec;
+  return a as ConfigAnalysis & { spec: NonNullable<ConfigAnalysis['spec']> };
+}
+
+/** The ModelSpec of a config without errors, or the exit status after printing why not. */
+export function loadConfigSpec(file: string, stderr: (s: string) => void): ConfigAnalysis['spec'] | number {
+  const a = loadRunnableConfig(file, stderr);
+  return typeof a === 'number' ? a : a.spec;
 }
 
 export async function main(argv: string[], stdout: (s: string) => void = (s) => process.stdout.write(s + '\n'), stderr: (s: string) => void = (s) => process.stderr.write(s + '\n')): Promise<number> {
@@ -165,8 +184,10 @@ export async function main(argv: string[], stdout: (s: string) => void = (s) => 
         return await benchCommand(rest, stdout, stderr);
       case 'pinv':
         return pinvCommand(rest, stdout, stderr);
+      case 'infer':
+        return await inferCommand(rest, stdout, stderr);
       case '--version':
-        stdout('vitlens 0.1.0');
+        stdout(`vitlens ${VERSION}`);
         return 0;
       case undefined:
       case '-h':

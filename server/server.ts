@@ -2,6 +2,8 @@
  * The language server: wiring only. Each LSP feature lives in features/, each
  * computation in config/ and profile/; this file connects them to the protocol.
  */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   createConnection,
   ErrorCodes,
@@ -15,15 +17,17 @@ import {
   type InitializeResult,
 } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
-import { BenchRequest, DevicesRequest, PinvRequest, ProfileRequest, ProgressNotification, type BenchParams, type PinvParams } from '../protocol/lsp';
+import { BenchCaseNotification, BenchRequest, DevicesRequest, InferRequest, PinvRequest, ProfileRequest, ProfileSweepRequest, ProgressNotification, type BenchParams, type InferParams, type PinvParams } from '../protocol/lsp';
 import type { JobResult, WorkerJob } from './bench/jobs';
 import { runIsolated, WorkerFailure } from './bench/isolate';
 import { DocumentStore, type AnalyzedDocument } from './documents';
 import { completion } from './features/completion';
 import { toLspDiagnostics } from './features/diagnostics';
-import { hover } from './features/hover';
+import { hover, type ImageResult } from './features/hover';
 import { codeLenses, inlayHints } from './features/summary';
 import { summarize } from './profile/summary';
+import { profileSweep } from './profile/sweep';
+import { VERSION } from './version';
 
 export function startServer(connection: Connection): void {
   const documents = new TextDocuments(TextDocument);
@@ -37,6 +41,11 @@ export function startServer(connection: Connection): void {
   };
 
   /** Runs a handler; a bug in one feature is logged and answered with `fallback`, never fatal. */
+  /** Inference results by absolute image path, for the hover on `images:` entries. */
+  const latestImageResults = new Map<string, ImageResult>();
+  /** A path written in a config, resolved against the config's folder. */
+  const resolveNear = (uri: string, file: string) => path.resolve(uri.startsWith('file:') ? path.dirname(fileURLToPath(uri)) : process.cwd(), file);
+
   const guard = <T>(what: string, fallback: T, f: () => T): T => {
     try {
       return f();
@@ -55,7 +64,7 @@ export function startServer(connection: Connection): void {
         codeLensProvider: { resolveProvider: false },
         inlayHintProvider: true,
       },
-      serverInfo: { name: 'vitlens', version: '0.1.0' },
+      serverInfo: { name: 'vitlens', version: VERSION },
     }),
   );
 
@@ -74,7 +83,7 @@ export function startServer(connection: Connection): void {
 
   connection.onHover((p) => guard('hover', null, () => {
     const a = analyzed(p.textDocument.uri);
-    return a ? hover(a.doc, a.text, p.position) : null;
+    return a ? hover(a.doc, a.text, p.position, (file) => latestImageResults.get(resolveNear(p.textDocument.uri, file))) : null;
   }));
   connection.onCompletion((p) => guard('completion', [], () => {
     const a = analyzed(p.textDocument.uri);
@@ -94,6 +103,14 @@ export function startServer(connection: Connection): void {
     const prof = a?.doc.profile(p.resolution, p.batch ?? 1);
     return spec && prof ? summarize(spec, prof, { ops: p.ops ?? false }) : null;
   }));
+  connection.onRequest(ProfileSweepRequest, (p) => {
+    const bad = p.resolutions?.find((r) => !Number.isInteger(r) || r < 16 || r > 8192);
+    if (bad !== undefined || (p.resolutions?.length ?? 0) > 64) throw new ResponseError(ErrorCodes.InvalidParams, `resolutions must be at most 64 integers in [16, 8192]${bad !== undefined ? `, got ${bad}` : ''}`);
+    return guard('profileSweep', null, () => {
+      const spec = analyzed(p.uri)?.doc.analysis.spec;
+      return spec ? profileSweep(spec, p.resolutions) : null;
+    });
+  });
 
   /**
    * Heavy jobs run in a worker process: a crash, out-of-memory or cancel there becomes a
@@ -106,6 +123,7 @@ export function startServer(connection: Connection): void {
       return await runIsolated(job, {
         signal: ac.signal,
         onProgress: (message, done, total) => void connection.sendNotification(ProgressNotification, { uri, job: job.kind, message, done, total }),
+        onCase: (c) => void connection.sendNotification(BenchCaseNotification, { uri, case: c }),
       });
     } catch (e) {
       if (e instanceof WorkerFailure && e.reason === 'cancelled') throw new ResponseError(LSPErrorCodes.RequestCancelled, e.message);
@@ -138,6 +156,32 @@ export function startServer(connection: Connection): void {
     return isolated(p.uri, { kind: 'pinv' as const, model, resolution: p.resolution ?? model.resolutions[0] ?? 224, ...(p.arithmetic ? { dtype: p.arithmetic } : {}), ...(p.iterations !== undefined ? { iterations: p.iterations } : {}), ...(p.seed !== undefined ? { seed: p.seed } : {}) }, token);
   });
   connection.onRequest(DevicesRequest, async (_p, token) => isolated(null, { kind: 'devices' as const }, token));
+  connection.onRequest(InferRequest, async (p: InferParams, token) => {
+    const model = specFor(p.uri);
+    const values = analyzed(p.uri)!.doc.analysis.values;
+    // The config's own paths are relative to it; paths in the request are absolute (from the editor).
+    const near = (f: string) => resolveNear(p.uri, f);
+    const configCheckpoint = values.get('checkpoint') as string | undefined;
+    const checkpoint = p.checkpoint !== undefined ? p.checkpoint : configCheckpoint ? near(configCheckpoint) : null;
+    const images = p.images ?? ((values.get('images') as string[] | undefined) ?? []).map(near);
+    if (!images.length) throw new ResponseError(ErrorCodes.InvalidParams, `${p.uri}: no images given and the config lists none under images:`);
+    const report = await isolated(p.uri, {
+      kind: 'infer' as const, model, config: p.uri, checkpoint, images,
+      ...(p.resolution ? { resolution: p.resolution } : {}), ...(p.resize ? { resize: p.resize } : {}), ...(p.runtime ? { runtime: p.runtime } : {}), ...(p.maps ? { maps: p.maps } : {}),
+    }, token);
+    // Remembered for the hover on `images:` entries (latest run of each image wins).
+    for (const item of report.items) {
+      const first = item.maps[0];
+      const top = item.top5[0];
+      if (!item.overlayImage || !first || !top) continue;
+      const query = first.query === 'cls' ? 'the cls token' : `token (${first.query.row}, ${first.query.col})`;
+      latestImageResults.set(path.resolve(item.name), {
+        overlayImage: item.overlayImage,
+        caption: `${report.model}, ${report.weights}: top-1 **${top.label}** (${(top.probability * 100).toFixed(1)} %). Overlay: stage ${first.stage} ${first.attention} attention from ${query}, mean over heads — ${first.meaning}.`,
+      });
+    }
+    return report;
+  });
 
   documents.listen(connection);
   connection.listen();

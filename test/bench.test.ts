@@ -8,8 +8,19 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
+import type { RuntimeDescription } from '../protocol/results';
+import { probeDevices, startGpuMemorySampler, type DeviceReport, type GpuMemorySample } from '../server/bench/devices';
+import { caseGpuSampler, gpuMemoryFigure, runBenchmark, theilSenExponent } from '../server/bench/harness';
+import { fitPowerLaw } from '../server/bench/stats';
 import { runIsolated, WorkerFailure } from '../server/bench/isolate';
+import { WEBGPU_LIVE_TENSORS_LABEL } from '../server/bench/runners';
+import { shutdownTfjs } from '../server/engine/backends/tfjs';
+import { attentionLayer, attentionPrefix, layerContext } from '../server/engine/blocks';
+import { graphCost } from '../server/engine/cost';
+import { Graph, operandsOf } from '../server/engine/graph';
+import type { AttentionKind } from '../server/models/spec';
+import { numel } from '../server/shape';
 import { readJson, ROOT, SOFT_CONFIGS, specOf } from './helpers/fixtures';
 
 const noWebGpu = process.env.VITLENS_NO_WEBGPU === '1';
@@ -73,6 +84,32 @@ describe('vitlens pinv', () => {
   });
 });
 
+const tinyModel = specOf(fs.readFileSync(path.join(SOFT_CONFIGS, 'SOFT_Tiny.yaml'), 'utf8'));
+
+/**
+ * Bounds on any peak of live activations, read off the attention graph of a soft_tiny stage:
+ * at least its largest activation, at most all activations added up (nothing ever freed), and
+ * the analytic liveness peak. Weights, and what is computed from weights alone, are not activations.
+ */
+function activationBounds(stageIndex: number, attention: AttentionKind) {
+  const stage = { ...tinyModel.stages[stageIndex - 1]!, attention };
+  const grid = 224 / 4 / 2 ** (stageIndex - 1);
+  const g = new Graph();
+  const c = layerContext(stage, grid, 1);
+  const y = attentionLayer(g, g.input('x', [1, c.tokens, stage.dim]), attentionPrefix(stage, 0), stage, tinyModel, c);
+  const fromInput = new Set<number>();
+  let largest = 0;
+  let total = 0;
+  for (const { node, out } of g.nodes) {
+    if (node.op !== 'input' && !operandsOf(node).some((t) => fromInput.has(t.id))) continue;
+    fromInput.add(out.id);
+    if (node.op === 'reshape') continue; // a view of its input
+    largest = Math.max(largest, numel(out.shape) * 4);
+    total += numel(out.shape) * 4;
+  }
+  return { largest, total, analyticPeak: graphCost(g, [y]).peakActivationBytes };
+}
+
 /** MACs of SOFT attention written out from MODELS.md §1.2–1.4 (B = 1), independent of the graph. */
 function softAttentionMacs(N: number, D: number, h: number, m: number, r: number, k: number, iters: number): number {
   const dh = D / h;
@@ -111,6 +148,13 @@ describe('vitlens bench', () => {
     assert.equal(softmax.macs, 196 * 320 * 320 * 4 + 2 * 196 * 196 * 320);
     const cpuSoftmax = out.cases.find((c: any) => c.attention === 'softmax' && c.runtime === 'ort-cpu');
     assert.ok(cpuSoftmax.memory.some((m: any) => m.kind === 'measured' && /ORT CPU arena/.test(m.label) && m.bytes > 0));
+    for (const c of out.cases.filter((x: any) => x.runtime === 'ort-webgpu')) {
+      const live = c.memory.find((m: any) => m.label === WEBGPU_LIVE_TENSORS_LABEL);
+      assert.ok(live && live.kind === 'measured', `${c.id}: no ORT WebGPU figure in ${JSON.stringify(c.memory)}`);
+      const b = activationBounds(3, c.attention);
+      assert.ok(live.bytes >= b.largest && live.bytes <= b.total, `${c.id}: ${live.bytes} B outside [${b.largest}, ${b.total}]`);
+      assert.ok(live.bytes >= b.analyticPeak / 2 && live.bytes <= 2 * b.analyticPeak, `${c.id}: ${live.bytes} B vs analytic activation peak ${b.analyticPeak}`);
+    }
     assert.ok(out.overhead.fraction > 0 && out.overhead.fraction < 1);
   });
 
@@ -130,6 +174,30 @@ describe('vitlens bench', () => {
     if (huge.status === 'refused') assert.match(huge.message, /estimated peak .* GiB exceeds/);
   });
 
+  test('tfjs-wasm runs a stage-3 case: the graph ORT CPU ran (same MACs), equal to the reference', { timeout: 60_000 }, async () => {
+    after(() => shutdownTfjs());
+    const report = await probeDevices({ webgpu: false, nvidia: false });
+    const r = await runBenchmark({ model: tinyModel, config: null, runtimes: ['ort-cpu', 'tfjs-wasm'], attentions: ['soft'], levels: ['attention'], stages: [3], scaling: false, budgetMs: 30 }, report);
+    assert.deepEqual(r.unavailable, []);
+    const [cpu, wasm] = ['ort-cpu', 'tfjs-wasm'].map((id) => r.cases.find((c) => c.runtime === id)!);
+    assert.equal(wasm!.status, 'ok', wasm!.message ?? '');
+    assert.match(r.runtimes.find((d) => d.id === 'tfjs-wasm')!.device, /^WebAssembly on /);
+    assert.equal(wasm!.macs, cpu!.macs);
+    assert.equal(wasm!.macs, softAttentionMacs(196, 320, 10, 49, 2, 3, 20));
+    assert.ok(wasm!.relErrorVsReference !== null && wasm!.relErrorVsReference < 1e-4, `rel. error ${wasm!.relErrorVsReference}`);
+    assert.ok(wasm!.memory.some((m) => m.kind === 'measured' && /tf\.profile peakBytes/.test(m.label) && m.bytes > 0));
+  });
+
+  test('Theil–Sen exponent: exact on a power law, unmoved by one disturbed point that bends least squares', () => {
+    const xs = [1225, 2401, 4900, 9604, 19600, 38416, 63504];
+    const linear = xs.map((x) => 3e-4 * x);
+    assert.ok(Math.abs(theilSenExponent(xs, linear) - 1) < 1e-12);
+    // The largest point 1.6× slower, as when another process shares the CPU during it.
+    const disturbed = linear.map((y, i) => (i === xs.length - 1 ? 1.6 * y : y));
+    assert.ok(Math.abs(theilSenExponent(xs, disturbed) - 1) < 1e-12);
+    assert.ok(fitPowerLaw(xs, disturbed).exponent > 1.05);
+  });
+
   test('an unknown backend is a usage error', () => {
     const r = vitlens('bench', tiny, '--backend', 'cuda-magic');
     assert.equal(r.status, 2);
@@ -137,8 +205,60 @@ describe('vitlens bench', () => {
   });
 });
 
+describe('GPU memory sampling around a case (nvidia-smi)', () => {
+  const hardwareWebGpu: RuntimeDescription = { id: 'ort-webgpu', runtime: 'onnxruntime-node 1.30.0, WebGPU EP', device: 'NVIDIA H100 80GB HBM3 (hardware, Vulkan)', software: false, maxBufferBytes: 2 ** 31 };
+  const gpus = [
+    { index: 0, name: 'NVIDIA H100 80GB HBM3', memoryUsedMiB: 100, memoryTotalMiB: 81559, driverVersion: '550.54.15' },
+    { index: 1, name: 'NVIDIA H100 80GB HBM3', memoryUsedMiB: 7, memoryTotalMiB: 81559, driverVersion: '550.54.15' },
+  ];
+
+  test('the sampler keeps the first reading as baseline and the maximum per GPU; the figure is the largest rise', async () => {
+    // Readings as nvidia-smi would give them while a case allocates and frees: GPU 0 peaks at 900 MiB.
+    const readings: number[][] = [[100, 7], [300, 7], [900, 8], [400, 7]];
+    let next = 0;
+    const read = async (): Promise<GpuMemorySample> => {
+      const usedMiB = readings[Math.min(next++, readings.length - 1)]!;
+      return { available: true, at: Date.now(), usedMiB, totalMiB: [81559, 81559] };
+    };
+    const sampler = startGpuMemorySampler({ intervalMs: 5, read });
+    while (next < readings.length) await new Promise((res) => setTimeout(res, 5));
+    const peak = await sampler.stop();
+    assert.deepEqual({ baseline: peak.baselineMiB, peak: peak.peakMiB }, { baseline: [100, 7], peak: [900, 8] });
+    assert.ok(peak.samples >= readings.length, `${peak.samples} samples`);
+    const figure = gpuMemoryFigure(peak, gpus);
+    assert.equal(figure?.bytes, 800 * 2 ** 20);
+    assert.equal(figure?.kind, 'measured');
+    assert.match(figure?.label ?? '', /^nvidia-smi: rise of used memory on GPU 0 \(NVIDIA H100 80GB HBM3\) during the case/);
+  });
+
+  test('no figure without a reading during the case, or when nvidia-smi failed', () => {
+    assert.equal(gpuMemoryFigure({ available: true, baselineMiB: [100], peakMiB: [100], samples: 1 }, gpus), null);
+    assert.equal(gpuMemoryFigure({ available: false, reason: 'nvidia-smi not found', baselineMiB: [], peakMiB: [], samples: 0 }, gpus), null);
+  });
+
+  test('sampled only for runtimes on an NVIDIA GPU: never on this machine, never for CPU or software adapters', async () => {
+    let started = 0;
+    const start = () => {
+      started++;
+      return { stop: async () => ({ available: false, reason: 'fake', baselineMiB: [], peakMiB: [], samples: 0 }) };
+    };
+    const here = await probeDevices({ webgpu: false, onnxruntime: false });
+    // This machine's own report: with no NVIDIA GPU, no case spawns nvidia-smi.
+    if (!here.nvidia.available) for (const d of [hardwareWebGpu, { ...hardwareWebGpu, id: 'tfjs-node-gpu' as const }]) assert.equal(caseGpuSampler(d, here, start), null);
+    const nvidiaAdapter = { vendor: 'nvidia', software: false } as DeviceReport['webgpu']['adapters'][number];
+    const withGpu: DeviceReport = { ...here, nvidia: { available: true, gpus }, webgpu: { available: true, adapters: [nvidiaAdapter] } };
+    started = 0;
+    assert.ok(caseGpuSampler(hardwareWebGpu, withGpu, start));
+    assert.ok(caseGpuSampler({ ...hardwareWebGpu, id: 'tfjs-webgpu' }, withGpu, start));
+    assert.equal(caseGpuSampler({ ...hardwareWebGpu, id: 'ort-cpu', software: false }, withGpu, start), null);
+    assert.equal(caseGpuSampler({ ...hardwareWebGpu, software: true }, withGpu, start), null);
+    assert.equal(caseGpuSampler(hardwareWebGpu, { ...withGpu, webgpu: { available: true, adapters: [{ ...nvidiaAdapter, vendor: 'amd' }] } }, start), null);
+    assert.equal(started, 2);
+  });
+});
+
 describe('worker isolation', () => {
-  const model = specOf(fs.readFileSync(path.join(SOFT_CONFIGS, 'SOFT_Tiny.yaml'), 'utf8'));
+  const model = tinyModel;
 
   test('a job runs in the worker and streams progress', async () => {
     const progress: string[] = [];
@@ -160,6 +280,19 @@ describe('worker isolation', () => {
       assert.match(e.message, /the bench worker was killed by SIGSEGV before answering .*nothing else was affected/);
       return true;
     });
+  });
+
+  test('a worker that exhausts its V8 heap fails as out-of-memory; this process runs the next job', async () => {
+    // VITLENS_WORKER_FAULT=heap (worker.ts's test hook) fills the heap with JS objects until V8 aborts.
+    const job = runIsolated({ kind: 'pinv', model, resolution: 64 }, { heapMb: 32, env: { VITLENS_WORKER_FAULT: 'heap' } });
+    await assert.rejects(job, (e: unknown) => {
+      assert.ok(e instanceof WorkerFailure);
+      assert.equal(e.reason, 'out-of-memory');
+      assert.match(e.message, /^the pinv worker ran out of memory \(heap limit 32 MiB\) and was stopped; nothing else was affected\..*\(FATAL ERROR: .*JavaScript heap out of memory\)$/);
+      return true;
+    });
+    const r = await runIsolated({ kind: 'pinv', model, resolution: 64 });
+    assert.deepEqual(r.stages.map((s) => s.landmarks), [4, 4, 4]);
   });
 
   test('cancel kills the worker and rejects as cancelled', async () => {

@@ -7,8 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CancellationTokenSource, ResponseError } from 'vscode-jsonrpc/node';
-import { BenchRequest, PinvRequest, ProgressNotification, type ProgressParams } from '../protocol/lsp';
-import { SOFT_CONFIGS } from './helpers/fixtures';
+import { BenchCaseNotification, BenchRequest, InferRequest, PinvRequest, ProgressNotification, type BenchCaseParams, type ProgressParams } from '../protocol/lsp';
+import { FIXTURES, readJson, SOFT_CONFIGS } from './helpers/fixtures';
 import { LspClient } from './helpers/lsp';
 
 let client: LspClient;
@@ -35,12 +35,18 @@ describe('vitlens/pinv and vitlens/bench', () => {
     assert.ok(progress.some((p) => p.job === 'pinv' && p.uri === uri));
   });
 
-  test('vitlens/bench runs in the worker, streams progress and returns the report', async () => {
+  test('vitlens/bench runs in the worker, streams progress and each case, and returns the report', async () => {
     const before = progress.length;
+    const streamed: BenchCaseParams[] = [];
+    const sub = client.conn.onNotification(BenchCaseNotification.method, (p: BenchCaseParams) => void streamed.push(p));
     const r = await client.conn.sendRequest(BenchRequest, { uri, runtimes: ['ort-cpu'], stages: [4], scaling: false, budgetMs: 20, levels: ['attention'], attentions: ['ufo', 'softmax'] });
+    sub.dispose();
     assert.deepEqual(r.cases.map((c) => [c.attention, c.status, c.tokens]), [['ufo', 'ok', 50], ['softmax', 'ok', 50]]);
     assert.equal(r.runtimes[0]!.id, 'ort-cpu');
     assert.ok(progress.slice(before).some((p) => p.job === 'bench' && /stage 4/.test(p.message)));
+    // The live dashboard sees the very cases of the final report, in order, before the response.
+    assert.deepEqual(streamed.map((p) => p.uri), [uri, uri]);
+    assert.deepEqual(streamed.map((p) => p.case), r.cases);
   });
 
   test('cancelling a benchmark kills its worker; the server still answers', async () => {
@@ -52,6 +58,32 @@ describe('vitlens/pinv and vitlens/bench', () => {
     sub.dispose();
     const hover = await client.hover(uri, 0, 2);
     assert.ok(hover, 'hover still answered after the cancel');
+  });
+
+  test('vitlens/infer runs the config\'s checkpoint on its image in the worker: the official logits and a map per stage', async () => {
+    const config = path.join(FIXTURES, 'configs', 'tiny_soft.vitlens.yaml');
+    const tinyUri = LspClient.uriOf(config);
+    await client.open(tinyUri, fs.readFileSync(config, 'utf8'));
+    const r = await client.conn.sendRequest(InferRequest, { uri: tinyUri, resize: 'none', maps: { point: { x: 0.9, y: 0.1 } } });
+    const expected = readJson('ref/tiny_soft_logits.json').tiny_soft.png_64x64.logits_float32.flat() as number[];
+    assert.ok(Math.max(...r.items[0]!.logits.map((v, i) => Math.abs(v - expected[i]!))) < 1e-5);
+    assert.equal(path.basename(r.items[0]!.name), 'tiny_image_64x64.png');
+    assert.match(r.items[0]!.inputImage!, /^data:image\/png;base64,/);
+    // The point (0.9, 0.1) is the top-right: row 1, col 14 of stage 1's 16×16 grid; stage 4 uses the same point.
+    assert.deepEqual(r.items[0]!.maps.map((m) => [m.stage, m.query]), [[1, { row: 1, col: 14 }], [2, { row: 0, col: 7 }], [3, { row: 0, col: 3 }], [4, { row: 0, col: 1 }]]);
+    // The hover on the config's image entry now shows that image with its overlay.
+    const line = fs.readFileSync(config, 'utf8').split('\n').findIndex((l) => l.startsWith('images:'));
+    const h = await client.hover(tinyUri, line, 14);
+    const md = (h!.contents as { value: string }).value;
+    assert.match(md, /!\[attention overlay on \.\.\/ref\/tiny_image_64x64\.png\]\(data:image\/png;base64,[A-Za-z0-9+/=]+\)/);
+    assert.match(md, new RegExp(`top-1 \\*\\*${r.items[0]!.top5[0]!.label}\\*\\*`));
+    assert.match(md, /stage 1 soft attention from token \(1, 14\)/);
+    // A checkpoint for another architecture: a ResponseError that names the file; the server stays up.
+    await assert.rejects(
+      client.conn.sendRequest(InferRequest, { uri, checkpoint: path.join(FIXTURES, 'ref', 'tiny_soft.pth'), images: [path.join(FIXTURES, 'images', 'chelsea.png')] }),
+      (e: unknown) => e instanceof ResponseError && /tiny_soft\.pth does not fit the model/.test(e.message),
+    );
+    assert.ok(await client.hover(uri, 0, 2), 'the server still answers');
   });
 
   test('a config with errors gets a ResponseError naming the line; nothing runs', async () => {

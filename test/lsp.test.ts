@@ -8,6 +8,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DiagnosticSeverity, type Diagnostic } from 'vscode-languageserver-protocol';
 import { officialConfigFiles, readJson, SOFT_CONFIGS } from './helpers/fixtures';
+import { Commands, ProfileSweepRequest } from '../protocol/lsp';
 import { LspClient, messageOf, rangeText } from './helpers/lsp';
 
 let lsp: LspClient;
@@ -135,7 +136,21 @@ describe('hover, completion and the summary', () => {
     assert.equal(String(hints![0]!.label).trim(), '13.07M params · 1.94 GMACs (B) @224');
     assert.equal(hints![0]!.position.line, 0);
     const lenses = await lsp.codeLens(uri);
-    assert.equal(lenses![0]!.command!.title, 'ViT Lens: 13.07M params · 1.94 GMACs (B) @224');
+    assert.deepEqual(lenses!.map((l) => [l.command!.title, l.command!.command, l.command!.arguments]), [
+      ['ViT Lens: 13.07M params · 1.94 GMACs (B) @224', Commands.showProfile, [uri]],
+      ['Benchmark attention', Commands.benchmark, [uri]],
+      ['Pseudo-inverse convergence', Commands.pinv, [uri]],
+      ['Run SOFT inference on image…', Commands.infer, [uri]],
+    ]);
+  });
+
+  test('no pseudo-inverse lens without SOFT attention; no run lenses on a config with errors', async () => {
+    const ufo = scratch();
+    await lsp.open(ufo, 'model: soft_tiny\nattention: ufo\n');
+    assert.deepEqual((await lsp.codeLens(ufo))!.map((l) => l.command!.title), [(await lsp.codeLens(ufo))![0]!.command!.title, 'Benchmark attention', 'Run UFO inference on image…']);
+    const broken = scratch();
+    await lsp.open(broken, 'model: soft_tiny\nnewton_maxiter: -1\n');
+    assert.deepEqual((await lsp.codeLens(broken))!.map((l) => l.command!.command), [Commands.showProfile]);
   });
 
   test('completion: missing keys at line start, model names and enum values after a key', async () => {
@@ -165,6 +180,27 @@ describe('hover, completion and the summary', () => {
     assert.equal(p.memory.kind, 'estimate');
     const at512 = await lsp.profile({ uri, resolution: 512 });
     assert.deepEqual(at512!.stages.filter((s) => s.landmarks !== null).map((s) => s.landmarks), [256, 256, 256]);
+  });
+
+  test('vitlens/profileSweep: each attention on the same backbone equals the profile of that config', async () => {
+    const sweep = await lsp.conn.sendRequest(ProfileSweepRequest, { uri, resolutions: [224, 512] });
+    assert.ok(sweep);
+    assert.deepEqual(sweep.attentions, ['soft', 'ufo', 'softmax_sr', 'softmax']);
+    assert.equal(sweep.points.length, 8);
+    const at = (a: string, r: number) => sweep.points.find((p) => p.attention === a && p.resolution === r)!;
+    const own = await lsp.profile({ uri, resolution: 512 });
+    assert.equal(at('soft', 512).macs, own!.macsByConvention.B);
+    assert.equal(at('soft', 512).peakBytes, own!.memory.peakTotalBytes);
+    // The same swap written as a config: an independent path through the config analysis.
+    for (const kind of ['ufo', 'softmax']) {
+      const u = scratch();
+      await lsp.open(u, `model: soft_tiny\nattention: ${kind}\n`);
+      for (const r of [224, 512]) {
+        const p = await lsp.profile({ uri: u, resolution: r });
+        assert.deepEqual([at(kind, r).macs, at(kind, r).params, at(kind, r).tokens], [p!.macsByConvention.B, p!.params, p!.stages.find((s) => s.stage === 1)!.tokens]);
+      }
+    }
+    await assert.rejects(lsp.conn.sendRequest(ProfileSweepRequest, { uri, resolutions: [224, 10] }), /resolutions must be/);
   });
 
   test('a swapped attention is profiled on the identical backbone', async () => {

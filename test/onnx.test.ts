@@ -16,7 +16,9 @@ import {
   OnnxSession,
   lowerGraph,
   readOrtProfile,
+  replayTensorLiveness,
   summarizeOrtProfile,
+  type TraceEvent,
   type OnnxOutput,
   type OrtProfileSummary,
 } from '../server/engine/backends/onnx';
@@ -346,4 +348,39 @@ test('summarizeOrtProfile sums kernel time per op, counts placement, takes the C
     gpuTimeUsByOp: { Softmax: 300, Conv: 100 },
   });
   assert.deepEqual(summarizeOrtProfile([]), { kernelTimeUs: {}, kernelsByProvider: {} });
+});
+
+describe('replayTensorLiveness: tensor bytes live at once, from a profile and the graph ORT ran', () => {
+  // x [2,3] → n1_exp → n2_reshape [6] (a view) → n3_neg → n4_add(neg, view): 24 B per tensor.
+  const lg = new Graph();
+  const lx = lg.input('x', [2, 3]);
+  const view = lg.reshape(lg.unary('exp', lx), [6]);
+  const sum = lg.addT(lg.unary('neg', view), view);
+  const model = lowerGraph(lg, [sum], mapWeights(new Map())).bytes;
+  const GPU = 'WebGpuExecutionProvider';
+  const kernel = (name: string, ts: number, inputs: number[][], output: number[], provider = GPU): TraceEvent => ({
+    cat: 'Node', name: `${name}_kernel_time`, ts, dur: 1,
+    args: { provider, input_type_shape: inputs.map((s) => ({ float: s })), output_type_shape: [{ float: output }] },
+  });
+  const run = (t0: number): TraceEvent[] => [
+    { cat: 'Session', name: 'model_run', ts: t0, dur: 100 },
+    kernel('n1_exp', t0 + 1, [[2, 3]], [2, 3]),
+    kernel('n2_reshape', t0 + 2, [[2, 3], [1]], [6]),
+    kernel('n3_neg', t0 + 3, [[6]], [6]),
+    kernel('n4_add', t0 + 4, [[6], [6]], [6]),
+  ];
+
+  test('by hand: x and exp at the first kernel; exp (kept by its view), neg and the output at the last', () => {
+    // step 0 exp: x + exp = 48; step 1 reshape: exp = 24 (x is dead, the view adds nothing);
+    // step 2 neg: exp + neg = 48; step 3 add: exp + neg + sum = 72. Four tensors of 24 B in all.
+    assert.deepEqual(replayTensorLiveness(run(0), model, GPU), { peakBytes: 72, peakNode: `n${sum.id}_add`, totalBytes: 96, largestBytes: 24, nodes: 4 });
+  });
+
+  test('only the last run counts; kernels of another provider are left out; an unknown node gives no figure', () => {
+    assert.deepEqual(replayTensorLiveness([...run(0), ...run(1000)], model, GPU), replayTensorLiveness(run(0), model, GPU));
+    const neg = run(0).map((e) => (e.name === 'n3_neg_kernel_time' ? kernel('n3_neg', 3, [[6]], [6], 'CPUExecutionProvider') : e));
+    // neg in host memory: step 3 add holds exp + sum = 48; exp peaks with x at 48 first.
+    assert.equal(replayTensorLiveness(neg, model, GPU)?.peakBytes, 48);
+    assert.equal(replayTensorLiveness([...run(0), kernel('MemcpyToHost', 5, [[6]], [6])], model, GPU), null);
+  });
 });

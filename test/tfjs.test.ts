@@ -5,6 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test, type TestContext } from 'node:test';
+import { probeDevices } from '../server/bench/devices';
+import { openRunner } from '../server/bench/runners';
 import { ufoAttention } from '../server/engine/attention/ufo';
 import { ReferenceRuntime, mapWeights, type WeightSource } from '../server/engine/backends/reference';
 import { TfjsExecutor, findOversizeTensor, loadTfjs, probeTfjsBackends, shutdownTfjs, type TfjsBackendName } from '../server/engine/backends/tfjs';
@@ -313,6 +315,24 @@ for (const backend of BACKENDS) {
       if (backend === 'webgpu') assert.equal(typeof r.memory.numBytesInGPU, 'number');
       ex.dispose();
       assert.equal(tf.memory().numTensors, before);
+    });
+
+    test('the harness runner measures tf.profile everywhere, and on webgpu the GPU buffers tf.memory() counts', async () => {
+      const report = await probeDevices({ onnxruntime: false, nvidia: false, webgpu: backend === 'webgpu' });
+      const runner = await openRunner(`tfjs-${backend}`, report);
+      const u = ufoCase('init_std_0.2');
+      const prepared = await runner.prepare(u.g, [u.y], u.weights);
+      const figures = await prepared.measureMemory({ x: u.x });
+      await prepared.release();
+      const byLabel = (re: RegExp) => figures.find((f) => re.test(f.label));
+      assert.ok((byLabel(/^tf\.profile peakBytes above weights/)?.bytes ?? 0) >= 2 * 2 * 49 * 32 * 4, JSON.stringify(figures));
+      const live = byLabel(/tf\.memory\(\)\.numBytesInGPU,/);
+      const allocated = byLabel(/tf\.memory\(\)\.numBytesAllocatedInGPU/);
+      if (backend !== 'webgpu') return assert.deepEqual([live, allocated], [undefined, undefined]);
+      // After the run the weights are still on the GPU (4 linears 32×32 + 32, and γ [1,4,1,1]); freed buffers stay in tfjs's pool.
+      const weightBytes = (4 * (32 * 32 + 32) + 4) * 4;
+      assert.ok(live && live.kind === 'measured' && live.bytes >= weightBytes, JSON.stringify(live));
+      assert.ok(allocated && allocated.kind === 'measured' && allocated.bytes >= live.bytes, JSON.stringify(allocated));
     });
   });
 }

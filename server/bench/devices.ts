@@ -465,8 +465,10 @@ export interface GpuMemoryPeak {
  * Polls nvidia-smi every `intervalMs` until stop(); reports baseline and peak per GPU.
  * A spawn costs tens of ms, so this is for peaks of runs lasting ≳10× the interval, not per-op figures.
  */
-export function startGpuMemorySampler(opts: { intervalMs?: number; nvidiaSmi?: string } = {}): { stop(): Promise<GpuMemoryPeak> } {
+export function startGpuMemorySampler(opts: { intervalMs?: number; nvidiaSmi?: string; read?: () => Promise<GpuMemorySample> } = {}): { stop(): Promise<GpuMemoryPeak> } {
   const intervalMs = opts.intervalMs ?? 100;
+  // `read` replaces the nvidia-smi call, so the peak logic can be exercised where there is no NVIDIA GPU.
+  const read = opts.read ?? (() => gpuMemoryUsed(opts.nvidiaSmi ? { nvidiaSmi: opts.nvidiaSmi } : {}));
   let baseline: number[] | null = null;
   let peak: number[] = [];
   let samples = 0;
@@ -476,7 +478,7 @@ export function startGpuMemorySampler(opts: { intervalMs?: number; nvidiaSmi?: s
   let timer: NodeJS.Timeout | undefined;
 
   const take = async (): Promise<void> => {
-    const s = await gpuMemoryUsed(opts.nvidiaSmi ? { nvidiaSmi: opts.nvidiaSmi } : {});
+    const s = await read();
     if (!s.available) {
       failure = s.reason;
       return;

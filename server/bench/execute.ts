@@ -1,10 +1,12 @@
 /** Runs one job in the current process: what the worker does, and what tests may call directly. */
 import { probeDevices } from './devices';
 import { runBenchmark } from './harness';
-import type { BenchJob, JobResult, WorkerJob } from './jobs';
+import { runInference } from '../infer/run';
+import type { BenchJob, InferJob, JobCallbacks, JobResult, WorkerJob } from './jobs';
 import { analysePinv } from './pinv';
 
-export async function executeJob<J extends WorkerJob>(job: J, onProgress: (message: string, done: number, total: number) => void = () => {}): Promise<JobResult<J>> {
+export async function executeJob<J extends WorkerJob>(job: J, callbacks: JobCallbacks = {}): Promise<JobResult<J>> {
+  const onProgress = callbacks.onProgress ?? (() => {});
   switch (job.kind) {
     case 'devices':
       return (await probeDevices()) as JobResult<J>;
@@ -16,7 +18,12 @@ export async function executeJob<J extends WorkerJob>(job: J, onProgress: (messa
     case 'bench': {
       const { kind: _kind, ...options } = job as BenchJob;
       const report = await probeDevices({ nvidia: true });
-      return (await runBenchmark({ ...options, onProgress }, report)) as JobResult<J>;
+      return (await runBenchmark({ ...options, onProgress, ...(callbacks.onCase ? { onCase: callbacks.onCase } : {}) }, report)) as JobResult<J>;
+    }
+    case 'infer': {
+      const { kind: _kind, ...options } = job as InferJob;
+      onProgress('inference', 0, 1);
+      return (await runInference(options, await probeDevices({ nvidia: false }))) as JobResult<J>;
     }
   }
   throw new Error(`unknown job kind ${(job as { kind: string }).kind}`);

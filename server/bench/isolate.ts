@@ -7,7 +7,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { JobResult, WorkerJob, WorkerMessage } from './jobs';
+import type { JobCallbacks, JobResult, WorkerJob, WorkerMessage } from './jobs';
 
 export class WorkerFailure extends Error {
   constructor(message: string, readonly reason: 'crashed' | 'out-of-memory' | 'cancelled' | 'failed') {
@@ -15,13 +15,14 @@ export class WorkerFailure extends Error {
   }
 }
 
-export interface IsolateOptions {
-  onProgress?: (message: string, done: number, total: number) => void;
+export interface IsolateOptions extends JobCallbacks {
   signal?: AbortSignal;
   /** V8 heap limit of the worker (MiB); default from VITLENS_WORKER_HEAP_MB or node's own. */
   heapMb?: number;
   /** Called with the worker's pid once it runs (for status displays and tests). */
   onSpawn?: (pid: number) => void;
+  /** Extra environment for the worker, on top of this process's (e.g. the VITLENS_WORKER_FAULT test hook). */
+  env?: Record<string, string>;
 }
 
 /** dist/worker.js next to the running bundle, or the built one when running from source (tests). */
@@ -33,6 +34,7 @@ export function workerPath(): string {
 }
 
 const STDERR_KEEP = 4000;
+const OUT_OF_MEMORY = /heap out of memory|Allocation failed|out of memory/i;
 
 export function runIsolated<J extends WorkerJob>(job: J, o: IsolateOptions = {}): Promise<JobResult<J>> {
   const heap = o.heapMb ?? (Number(process.env.VITLENS_WORKER_HEAP_MB) || undefined);
@@ -43,7 +45,7 @@ export function runIsolated<J extends WorkerJob>(job: J, o: IsolateOptions = {})
       child = fork(workerPath(), [], {
         stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
         execArgv: heap ? [`--max-old-space-size=${heap}`] : [],
-        env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' },
+        env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp', ...o.env },
       });
     } catch (e) {
       return reject(new WorkerFailure(`could not start the benchmark worker: ${(e as Error).message}`, 'failed'));
@@ -68,6 +70,7 @@ export function runIsolated<J extends WorkerJob>(job: J, o: IsolateOptions = {})
     o.signal?.addEventListener('abort', onAbort);
     child.on('message', (m: WorkerMessage) => {
       if (m.type === 'progress') o.onProgress?.(m.message, m.done, m.total);
+      else if (m.type === 'case') o.onCase?.(m.case);
       else if (m.type === 'result') finish(() => resolve(m.result as JobResult<J>));
       else if (m.type === 'error') finish(() => reject(new WorkerFailure(m.message, 'failed')));
     });
@@ -76,8 +79,10 @@ export function runIsolated<J extends WorkerJob>(job: J, o: IsolateOptions = {})
       finish(() => {
         if (cancelled) return reject(new WorkerFailure(`${job.kind} cancelled`, 'cancelled'));
         const tail = stderr.trim().split('\n').slice(-3).join(' | ');
-        if (/heap out of memory|Allocation failed|out of memory/i.test(stderr)) {
-          return reject(new WorkerFailure(`the ${job.kind} worker ran out of memory${heap ? ` (heap limit ${heap} MiB)` : ''} and was stopped; nothing else was affected. Try a smaller resolution or batch. (${tail})`, 'out-of-memory'));
+        // V8 prints the reason ("FATAL ERROR: … JavaScript heap out of memory") above a native stack trace: quote the reason.
+        const oom = stderr.split('\n').find((line) => OUT_OF_MEMORY.test(line));
+        if (oom !== undefined) {
+          return reject(new WorkerFailure(`the ${job.kind} worker ran out of memory${heap ? ` (heap limit ${heap} MiB)` : ''} and was stopped; nothing else was affected. Try a smaller resolution or batch. (${oom.trim()})`, 'out-of-memory'));
         }
         const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
         reject(new WorkerFailure(`the ${job.kind} worker ${how} before answering (a native runtime crash?); nothing else was affected.${tail ? ` Last output: ${tail}` : ''}`, 'crashed'));

@@ -3,13 +3,15 @@
  * that come back: plain JSON both ways (ModelSpec is plain data), so the worker needs no
  * state from its parent.
  */
-import type { BenchReport, PinvReport } from '../../protocol/results';
+import type { InferReport } from '../../protocol/infer';
+import type { BenchCase, BenchReport, PinvReport } from '../../protocol/results';
+import type { InferJob as InferOptions } from '../infer/run';
 import type { ModelSpec } from '../models/spec';
 import type { BenchOptions } from './harness';
 import type { DeviceReport } from './devices';
 
 /** The harness's options minus its callbacks (progress and cancel travel as messages and a kill). */
-export type BenchJob = { kind: 'bench' } & Omit<BenchOptions, 'onProgress' | 'isCancelled'>;
+export type BenchJob = { kind: 'bench' } & Omit<BenchOptions, 'onProgress' | 'onCase' | 'isCancelled'>;
 
 export interface PinvJob {
   kind: 'pinv';
@@ -24,11 +26,22 @@ export interface DevicesJob {
   kind: 'devices';
 }
 
-export type WorkerJob = BenchJob | PinvJob | DevicesJob;
+/** Inference: checkpoints and images are read, and native runtimes run, in the worker only. */
+export type InferJob = { kind: 'infer' } & InferOptions;
 
-export type JobResult<J extends WorkerJob> = J extends BenchJob ? BenchReport : J extends PinvJob ? PinvReport : DeviceReport;
+export type WorkerJob = BenchJob | PinvJob | DevicesJob | InferJob;
+
+export type JobResult<J extends WorkerJob> = J extends BenchJob ? BenchReport : J extends PinvJob ? PinvReport : J extends InferJob ? InferReport : DeviceReport;
 
 export type WorkerMessage =
   | { type: 'progress'; message: string; done: number; total: number }
+  | { type: 'case'; case: BenchCase }
   | { type: 'result'; result: unknown }
   | { type: 'error'; message: string };
+
+/** What a running job reports before its result. */
+export interface JobCallbacks {
+  onProgress?: (message: string, done: number, total: number) => void;
+  /** Bench jobs: each finished case, as it finishes. */
+  onCase?: (c: BenchCase) => void;
+}

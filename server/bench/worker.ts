@@ -16,9 +16,24 @@ if (!process.send) {
   process.exit(2);
 }
 
+/**
+ * Test hook: VITLENS_WORKER_FAULT=heap makes the worker fill its V8 heap with small objects
+ * until V8 aborts, which is how a real out-of-memory ends a worker. A benchmark itself cannot
+ * provoke it on demand: its tensors live in typed arrays and native memory, outside the heap
+ * that --max-old-space-size limits.
+ */
+function exhaustHeap(): never {
+  const hoard: object[][] = [];
+  for (;;) hoard.push(Array.from({ length: 1024 }, (_, i) => ({ i })));
+}
+
 process.once('message', async (job: WorkerJob) => {
+  if (process.env.VITLENS_WORKER_FAULT === 'heap') exhaustHeap();
   try {
-    const result = await executeJob(job, (message, done, total) => void send({ type: 'progress', message, done, total }));
+    const result = await executeJob(job, {
+      onProgress: (message, done, total) => void send({ type: 'progress', message, done, total }),
+      onCase: (c) => void send({ type: 'case', case: c }),
+    });
     await send({ type: 'result', result });
   } catch (e) {
     await send({ type: 'error', message: e instanceof Error ? e.message : String(e) });

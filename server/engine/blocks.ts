@@ -8,6 +8,7 @@ import type { ModelSpec, StageSpec } from '../models/spec';
 import type { Graph, Tensor } from './graph';
 import { softAttention, type DistanceMethod, type SoftShape } from './attention/soft';
 import { softmaxAttention } from './attention/softmax';
+import type { AttentionProbe } from './attention/probe';
 import { ufoAttention } from './attention/ufo';
 
 /** Runtime-independent shape facts and numerical choices for one stage's layers. */
@@ -20,6 +21,8 @@ export interface LayerContext {
   distance: DistanceMethod;
   /** Largest score tensor (elements) the runtime can hold in one buffer; Infinity = no limit. */
   maxScoreElements: number;
+  /** Set for the one layer whose attention map is wanted (attention/probe.ts). */
+  probe?: AttentionProbe;
 }
 
 export function layerContext(stage: StageSpec, grid: number, batch: number, opts: Partial<Pick<LayerContext, 'distance' | 'maxScoreElements'>> = {}): LayerContext {
@@ -43,22 +46,30 @@ export function softShape(stage: StageSpec, model: ModelSpec, c: LayerContext): 
   };
 }
 
-/** The stage's attention on x [B, tokens, D]; `prefix` is the attention module's key path. */
-export function attentionLayer(g: Graph, x: Tensor, prefix: string, stage: StageSpec, model: ModelSpec, c: LayerContext): Tensor {
+/** Which attention definition a stage runs, with its shape. */
+function attentionOf(g: Graph, x: Tensor, prefix: string, stage: StageSpec, model: ModelSpec, c: LayerContext): Tensor {
   const { dim, heads } = stage;
   switch (stage.attention) {
     case 'soft':
     case 'soft_norm':
-      return softAttention(g, x, prefix, softShape(stage, model, c)).out;
+      return softAttention(g, x, prefix, softShape(stage, model, c), c.probe).out;
     case 'softmax':
     case 'softmax_sr':
       return softmaxAttention(g, x, prefix, {
         batch: c.batch, tokens: c.tokens, gridH: c.gridH, gridW: c.gridW, dim, heads,
         srRatio: stage.attention === 'softmax_sr' ? stage.srRatio : 1, srNormEps: 1e-5, maxScoreElements: c.maxScoreElements,
-      });
+      }, c.probe);
     case 'ufo':
-      return ufoAttention(g, x, prefix, { batch: c.batch, tokens: c.tokens, dim, heads });
+      return ufoAttention(g, x, prefix, { batch: c.batch, tokens: c.tokens, dim, heads }, c.probe);
   }
+}
+
+/** The stage's attention on x [B, tokens, D]; `prefix` is the attention module's key path. */
+export function attentionLayer(g: Graph, x: Tensor, prefix: string, stage: StageSpec, model: ModelSpec, c: LayerContext): Tensor {
+  const out = attentionOf(g, x, prefix, stage, model, c);
+  // Attentions whose keys are the tokens themselves leave the key grid to the layer, which knows it.
+  if (c.probe?.map && !c.probe.keys) c.probe.keys = { h: c.gridH, w: c.gridW, cls: c.tokens === c.gridH * c.gridW + 1 };
+  return out;
 }
 
 /** nn.LayerNorm over the last axis with its weight and bias under `key`. */

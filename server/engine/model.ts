@@ -18,6 +18,7 @@
  */
 import { convOut } from '../models/build';
 import type { ModelSpec, StageSpec } from '../models/spec';
+import type { AttentionProbe } from './attention/probe';
 import type { DistanceMethod } from './attention/soft';
 import { ufoAttention } from './attention/ufo';
 import { batchNorm, block, layerContext, layerNorm, mlp, xcitBlock, type LayerContext } from './blocks';
@@ -37,6 +38,15 @@ export interface ModelGraphOptions {
   distance?: DistanceMethod;
   /** Largest softmax score tile a runtime can hold (WebGPU binding limit); default no limit. */
   maxScoreElements?: number;
+  /** Attention maps wanted: the query token of a block's attention (stage 1-based, block 0-based). */
+  probes?: { stage: number; block: number; query: number }[];
+}
+
+/** A probed attention layer: its map is `probe.map` ([B, heads, keys]) once the graph is built. */
+export interface ProbedLayer {
+  stage: number;
+  block: number;
+  probe: AttentionProbe;
 }
 
 export interface ModelGraph {
@@ -53,6 +63,8 @@ export interface ModelGraph {
   taps: Map<string, Tensor>;
   /** Token grid (rows, columns) of each stage. */
   grids: { h: number; w: number }[];
+  /** The probed attention layers, in the order asked. */
+  probed: ProbedLayer[];
 }
 
 interface Build {
@@ -62,6 +74,16 @@ interface Build {
   opts: ModelGraphOptions;
   taps: Map<string, Tensor>;
   grids: { h: number; w: number }[];
+  probed: ProbedLayer[];
+}
+
+/** The context for block `index` of a stage: with a probe when that block's map was asked for. */
+function blockContext(b: Build, c: LayerContext, stage: number, index: number): LayerContext {
+  const want = b.opts.probes?.find((p) => p.stage === stage && p.block === index);
+  if (!want) return c;
+  const probe: AttentionProbe = { query: want.query };
+  b.probed.push({ stage, block: index, probe });
+  return { ...c, probe };
 }
 
 function inputSize(spec: ModelSpec, o: ModelGraphOptions): [number, number] {
@@ -161,7 +183,7 @@ function softPyramid(b: Build, image: Tensor): Tensor {
     b.taps.set(`block${k}.0_in`, tokens);
     const c = stageContext(b, stage, h, w);
     for (let i = 0; i < stage.depth; i++) {
-      tokens = block(g, tokens, stage, i, spec, c);
+      tokens = block(g, tokens, stage, i, spec, blockContext(b, c, k, i));
       b.taps.set(`block${k}.${i}_out`, tokens);
     }
   }
@@ -221,7 +243,7 @@ function ufoIsotropic(b: Build, image: Tensor): Tensor {
   b.taps.set('blocks.0_in', tokens);
   const c = stageContext(b, stage, h, w);
   for (let i = 0; i < stage.depth; i++) {
-    tokens = xcitBlock(g, tokens, `blocks.${i}`, stage, spec, c);
+    tokens = xcitBlock(g, tokens, `blocks.${i}`, stage, spec, blockContext(b, c, 1, i));
     b.taps.set(`blocks.${i}_out`, tokens);
   }
   // XCiT prepends the cls token only for the class-attention layers.
@@ -243,8 +265,8 @@ export function modelGraph(g: Graph, spec: ModelSpec, opts: ModelGraphOptions = 
     for (const c of stage.stem) [h, w] = [convOut(h, c), convOut(w, c)];
     if (h < 1 || w < 1) throw new Error(`modelGraph: a ${height}×${width} input leaves no tokens for stage ${stage.index}`);
   }
-  const b: Build = { g, spec, batch, opts, taps: new Map(), grids: [] };
+  const b: Build = { g, spec, batch, opts, taps: new Map(), grids: [], probed: [] };
   const input = g.input(MODEL_INPUT, [batch, spec.inChannels, height, width]);
   const logits = spec.family === 'soft' ? softPyramid(b, input) : ufoIsotropic(b, input);
-  return { input, logits, taps: b.taps, grids: b.grids };
+  return { input, logits, taps: b.taps, grids: b.grids, probed: b.probed };
 }

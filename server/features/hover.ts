@@ -1,4 +1,7 @@
-/** Hover: what a key means; on `model` and `img_size`, the architecture and its cost. */
+/**
+ * Hover: what a key means; on `model` and `img_size`, the architecture and its cost; on an
+ * `images:` entry, that image with its latest attention overlay (when it has been run).
+ */
 import type { Hover, Position } from 'vscode-languageserver';
 import type { TextDocument } from 'vscode-languageserver-textdocument';
 import type { AnalyzedDocument } from '../documents';
@@ -14,7 +17,13 @@ function itemAt(v: ConfigValue, offset: number): number {
   return v.kind === 'list' ? v.items.findIndex((i) => contains(i.span, offset)) : -1;
 }
 
-export function hover(doc: AnalyzedDocument, text: TextDocument, position: Position): Hover | null {
+/** The latest inference of an image (by absolute path), as the server remembers it. */
+export interface ImageResult {
+  overlayImage: string;
+  caption: string;
+}
+
+export function hover(doc: AnalyzedDocument, text: TextDocument, position: Position, imageResult: (relativePath: string) => ImageResult | undefined = () => undefined): Hover | null {
   const offset = text.offsetAt(position);
   const entry = doc.analysis.parsed.entries.find((e) => contains(e.span, offset));
   if (!entry) return null;
@@ -44,6 +53,14 @@ export function hover(doc: AnalyzedDocument, text: TextDocument, position: Posit
       return `- stage ${s.index}: ${s.attention}, D=${s.dim}, ${s.heads} heads of ${s.headDim}, depth ${s.depth}, FFN ${s.mlpHidden}, r=${s.srRatio}${st ? `, ${st.tokens} tokens${lm}` : ''}`;
     });
     parts.push(`Resolved (${spec.name} @${spec.resolutions[0]}):\n${lines.join('\n')}`);
+  }
+  if (def.key === 'images' && entry.value.kind === 'list') {
+    const item = entry.value.items[itemAt(entry.value, offset)];
+    const file = item?.kind === 'scalar' ? item.value : undefined;
+    if (typeof file === 'string') {
+      const result = imageResult(file);
+      parts.push(result ? `![attention overlay on ${file}](${result.overlayImage})\n\n${result.caption}` : `\`${file}\`: no inference yet in this session. Run the inference CodeLens on this config to see its predictions and attention overlay here.`);
+    }
   }
   if (spec && def.key === 'newton_maxiter') {
     const p = doc.profile();

@@ -1,8 +1,12 @@
-/** The one-line summary on the `model:` line, as an inlay hint and as a CodeLens. */
+/**
+ * The one-line summary on the `model:` line, as an inlay hint and as a CodeLens, and the
+ * CodeLenses that open the dashboard's benchmark and pseudo-inverse views.
+ */
 import { InlayHintKind, type CodeLens, type InlayHint } from 'vscode-languageserver';
 import type { TextDocument } from 'vscode-languageserver-textdocument';
 import { Commands } from '../../protocol/lsp';
 import type { AnalyzedDocument } from '../documents';
+import type { AttentionKind } from '../models/spec';
 import { summaryLine } from '../profile/format';
 
 function anchor(doc: AnalyzedDocument): { start: number; end: number } | null {
@@ -20,11 +24,24 @@ export function inlayHints(doc: AnalyzedDocument, text: TextDocument): InlayHint
   return [{ position: pos, label: `  ${summaryLine(p)}`, kind: InlayHintKind.Type, paddingLeft: true, tooltip: 'Exact parameter count; multiply–accumulates by convention B (the README convention). Hover `model` for all conventions.' }];
 }
 
+/** How the inference lens names the model's attention. */
+const INFERENCE_NAMES: Record<AttentionKind, string> = { soft: 'SOFT', soft_norm: 'SOFT-Norm', ufo: 'UFO', softmax: 'softmax', softmax_sr: 'PVT softmax' };
+
 export function codeLenses(doc: AnalyzedDocument, text: TextDocument): CodeLens[] {
   const p = doc.profile();
   const at = anchor(doc);
   if (!at) return [];
   const range = { start: text.positionAt(at.start), end: text.positionAt(at.start) };
   const title = p ? `ViT Lens: ${summaryLine(p)}` : 'ViT Lens: fix the errors to see the profile';
-  return [{ range, command: { title, command: Commands.showProfile, arguments: [doc.uri] } }];
+  const lenses: CodeLens[] = [{ range, command: { title, command: Commands.showProfile, arguments: [doc.uri] } }];
+  const spec = doc.analysis.spec;
+  // Running anything needs a config without errors (the server refuses it, naming the line).
+  if (!p || !spec || doc.analysis.diagnostics.some((d) => d.severity === 'error')) return lenses;
+  lenses.push({ range, command: { title: 'Benchmark attention', command: Commands.benchmark, arguments: [doc.uri] } });
+  if (spec.stages.some((s) => s.attention === 'soft' || s.attention === 'soft_norm')) {
+    lenses.push({ range, command: { title: 'Pseudo-inverse convergence', command: Commands.pinv, arguments: [doc.uri] } });
+  }
+  const kind = spec.stages.find((s) => !s.clsToken)?.attention ?? 'softmax';
+  lenses.push({ range, command: { title: `Run ${INFERENCE_NAMES[kind]} inference on image…`, command: Commands.infer, arguments: [doc.uri] } });
+  return lenses;
 }

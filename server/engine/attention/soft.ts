@@ -9,6 +9,7 @@
  *   out = W_ff·combine_heads(X).
  */
 import type { Graph, Tensor } from '../graph';
+import type { AttentionProbe } from './probe';
 import { newtonInverseGraph, symmetricNormaliseGraph, type PinvOptions } from './pinv';
 
 /**
@@ -63,7 +64,7 @@ export function gaussianKernel(g: Graph, a: Tensor, b: Tensor, method: DistanceM
 }
 
 /** `x` is [B, N, D] with N = gridH·gridW (no cls token); weights under `${prefix}.W_q` … `${prefix}.ff`. */
-export function softAttention(g: Graph, x: Tensor, prefix: string, s: SoftShape): SoftParts {
+export function softAttention(g: Graph, x: Tensor, prefix: string, s: SoftShape, probe?: AttentionProbe): SoftParts {
   const { batch: B, gridH: H, gridW: W, dim: D, heads: h, ratio: r } = s;
   const N = H * W;
   const dh = D / h;
@@ -91,6 +92,13 @@ export function softAttention(g: Graph, x: Tensor, prefix: string, s: SoftShape)
   if (s.normalised) inverse = symmetricNormaliseGraph(g, k2, inverse);
   // Keep the official association: never form the N×N product.
   let out = g.matmul(g.matmul(k1, inverse), g.matmul(g.transposeLast2(k1), v)); // [B,h,N,dh]
+  if (probe) {
+    // One row of the implied N×N attention: K1[q]·K2⁺·K1ᵀ, [B,h,1,m]·[m,m]·[m,N].
+    const row = g.matmul(g.matmul(g.slice(k1, 2, probe.query, probe.query + 1), inverse), g.transposeLast2(k1));
+    probe.map = g.reshape(row, [B, h, N]);
+    probe.keys = { h: H, w: W, cls: false };
+    probe.meaning = `${s.normalised ? 'SOFT-Norm' : 'SOFT'} implied attention row K1·K2⁺·K1ᵀ (Newton inverse as run; not normalised, can be negative; the depthwise-conv residual on V is not included)`;
+  }
 
   if (s.convKernel > 0) {
     // Head g's single k×k filter runs over each of its dh channels (groups = h on [B·dh, h, H, W]).

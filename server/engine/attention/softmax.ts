@@ -9,6 +9,7 @@
  * of a softmax are independent).
  */
 import type { Graph, Tensor } from '../graph';
+import type { AttentionProbe } from './probe';
 
 export interface SoftmaxShape {
   batch: number;
@@ -27,7 +28,7 @@ export interface SoftmaxShape {
 }
 
 /** `x` is [B, N, D]; weights under `${prefix}.q`, `.kv`, `.proj` (and `.sr`, `.norm`). */
-export function softmaxAttention(g: Graph, x: Tensor, prefix: string, s: SoftmaxShape): Tensor {
+export function softmaxAttention(g: Graph, x: Tensor, prefix: string, s: SoftmaxShape, probe?: AttentionProbe): Tensor {
   const { batch: B, tokens: N, dim: D, heads: h } = s;
   const dh = D / h;
   const q = g.transpose(g.reshape(g.linear(x, `${prefix}.q`, D, D), [B, N, h, dh]), [0, 2, 1, 3]); // [B,h,N,dh]
@@ -56,6 +57,13 @@ export function softmaxAttention(g: Graph, x: Tensor, prefix: string, s: Softmax
     tiles.push(g.matmul(g.softmax(scores), v));
   }
   const out = tiles.length === 1 ? tiles[0]! : g.concat(tiles, 2);
+  if (probe) {
+    const row = g.softmax(g.scale(g.matmul(g.slice(q, 2, probe.query, probe.query + 1), kT), 1 / Math.sqrt(dh))); // [B,h,1,T]
+    probe.map = g.reshape(row, [B, h, kvTokens]);
+    const reduced = s.srRatio > 1;
+    probe.keys = reduced ? { h: Math.floor(s.gridH / s.srRatio), w: Math.floor(s.gridW / s.srRatio), cls: false } : { h: s.gridH, w: s.gridW, cls: N === s.gridH * s.gridW + 1 };
+    probe.meaning = `softmax attention row (sums to 1 over ${reduced ? `the ${s.srRatio}×${s.srRatio}-reduced keys` : 'the keys'})`;
+  }
   const merged = g.reshape(g.transpose(out, [0, 2, 1, 3]), [B, N, D]);
   return g.linear(merged, `${prefix}.proj`, D, D);
 }

@@ -287,6 +287,8 @@ export interface OnnxSessionOptions {
   /** WebGPU only: the adapter's limit that every live tensor must fit (default 128 MiB). */
   maxStorageBufferBindingSize?: number;
   opset?: number;
+  /** Where ORT saves the graph it actually runs (after fusions); profile node names refer to it. */
+  optimizedModelPath?: string;
 }
 
 export interface OnnxOutput {
@@ -316,6 +318,7 @@ export class OnnxSession {
         intraOpNumThreads: opts.threads ?? os.availableParallelism(),
         logSeverityLevel: opts.logSeverity ?? 3,
         ...(opts.profile ? { enableProfiling: true, profileFilePrefix: opts.profile } : {}),
+        ...(opts.optimizedModelPath ? { optimizedModelFilePath: opts.optimizedModelPath } : {}),
       });
     } catch (e) {
       // ORT never falls back to CPU here, and its message points into its own sources: say what is missing.
@@ -379,9 +382,10 @@ export interface OrtProfileSummary {
   gpuTimeUsByOp?: Record<string, number>;
 }
 
-interface TraceEvent {
+export interface TraceEvent {
   cat?: string;
   name?: string;
+  ts?: number;
   dur?: number;
   args?: Record<string, unknown>;
 }
@@ -407,5 +411,140 @@ export function summarizeOrtProfile(events: readonly TraceEvent[]): OrtProfileSu
 }
 
 export function readOrtProfile(file: string): OrtProfileSummary {
-  return summarizeOrtProfile(JSON.parse(fs.readFileSync(file, 'utf8')) as TraceEvent[]);
+  return summarizeOrtProfile(readTraceEvents(file));
+}
+
+export function readTraceEvents(file: string): TraceEvent[] {
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as TraceEvent[];
+}
+
+export interface TensorLiveness {
+  /** Largest sum of bytes of tensors live at once: graph inputs and node outputs, initializers excluded. */
+  peakBytes: number;
+  /** The node whose execution reaches the peak (its inputs and outputs are all live then). */
+  peakNode: string;
+  /** Every counted tensor's bytes added up, as if nothing were ever freed or reused: an upper bound. */
+  totalBytes: number;
+  /** The largest single counted tensor: a lower bound on any peak. */
+  largestBytes: number;
+  /** Node executions replayed (one run). */
+  nodes: number;
+}
+
+const BYTES_PER_ELEMENT: Record<string, number> = {
+  float: 4, float16: 2, bfloat16: 2, double: 8, int64: 8, uint64: 8, int32: 4, uint32: 4, int16: 2, uint16: 2, int8: 1, uint8: 1, bool: 1,
+};
+
+/**
+ * Ops whose WebGPU kernels alias their input (`.Alias(0, 0)` in ORT's kernel
+ * definitions): the output shares the input's buffer, so it adds no bytes and keeps that
+ * buffer alive as long as the view is used.
+ */
+const VIEW_OPS = new Set(['Reshape', 'Squeeze', 'Unsqueeze', 'Flatten']);
+
+/** `[{"float":[196,64]}]` (the profile's input_/output_type_shape) → bytes per tensor; null if a type is unknown. */
+function tensorBytes(typeShapes: unknown): (number | null)[] {
+  if (!Array.isArray(typeShapes)) return [];
+  return typeShapes.map((entry) => {
+    const [type, shape] = Object.entries(entry as Record<string, number[]>)[0] ?? [];
+    const size = type === undefined ? undefined : BYTES_PER_ELEMENT[type];
+    return size === undefined || !Array.isArray(shape) ? null : size * shape.reduce((a, b) => a * b, 1);
+  });
+}
+
+/**
+ * Replays one profiled run to find the tensor bytes live at once: sizes are the ones ORT
+ * recorded for each kernel (`input_type_shape` / `output_type_shape` of its Node events),
+ * lifetimes come from the optimized model ORT ran (a tensor lives from the kernel that writes
+ * it until the last kernel that reads it, in the profile's execution order; graph outputs
+ * until the end). Only kernels on `provider` count (their outputs live in that EP's memory),
+ * plus the graph inputs they read (copied to the device for the run).
+ *
+ * What this is not: the device allocation. Weights are excluded, and an allocator may round
+ * buffers up or keep freed ones cached. Returns null when a profiled node is missing from
+ * the model or a tensor type is unknown, since the replay would then be wrong.
+ */
+export function replayTensorLiveness(events: readonly TraceEvent[], model: Uint8Array, provider: string): TensorLiveness | null {
+  const graph = onnx.ModelProto.decode(model).graph;
+  if (!graph) return null;
+  const nodes = new Map((graph.node ?? []).map((n) => [n.name ?? '', n]));
+  const initializers = new Set((graph.initializer ?? []).map((t) => t.name));
+  const graphInputs = new Set((graph.input ?? []).map((v) => v.name));
+  const graphOutputs = new Set((graph.output ?? []).map((v) => v.name));
+
+  // The last run's kernels, in execution order (the session may have run more than once).
+  const runs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run');
+  const lastRun = runs[runs.length - 1];
+  const kernels = events
+    .filter((e) => e.cat === 'Node' && e.name?.endsWith('_kernel_time'))
+    .filter((e) => !lastRun || ((e.ts ?? 0) >= (lastRun.ts ?? 0) && (e.ts ?? 0) <= (lastRun.ts ?? 0) + (lastRun.dur ?? 0)))
+    .sort((a, b) => (a.ts ?? 0) - (b.ts ?? 0));
+
+  /** One tensor's storage: its bytes and the first and last steps it is live. */
+  interface Storage {
+    bytes: number;
+    born: number;
+    lastUse: number;
+  }
+  const storageOf = new Map<string, Storage>();
+  const storages: Storage[] = [];
+  const steps: string[] = [];
+  for (const e of kernels) {
+    const name = e.name!.slice(0, -'_kernel_time'.length);
+    const node = nodes.get(name);
+    if (!node) return null;
+    if (e.args?.provider !== provider) continue;
+    const step = steps.push(name) - 1;
+    const inBytes = tensorBytes(e.args?.input_type_shape);
+    for (const [i, input] of (node.input ?? []).entries()) {
+      if (!input || initializers.has(input)) continue;
+      let storage = storageOf.get(input);
+      if (!storage) {
+        // Written by a kernel of another provider: host memory, not counted.
+        if (!graphInputs.has(input)) continue;
+        // A graph input: copied to the device before the first kernel runs.
+        const bytes = inBytes[i];
+        if (bytes === null || bytes === undefined) return null;
+        storage = { bytes, born: 0, lastUse: step };
+        storages.push(storage);
+        storageOf.set(input, storage);
+      }
+      storage.lastUse = Math.max(storage.lastUse, step);
+    }
+    const outBytes = tensorBytes(e.args?.output_type_shape);
+    for (const [i, output] of (node.output ?? []).entries()) {
+      if (!output) continue;
+      const source = VIEW_OPS.has(node.opType ?? '') ? storageOf.get(node.input?.[0] ?? '') : undefined;
+      if (source) {
+        storageOf.set(output, source);
+        continue;
+      }
+      const bytes = outBytes[i];
+      if (bytes === null || bytes === undefined) return null;
+      const storage = { bytes, born: step, lastUse: step };
+      storages.push(storage);
+      storageOf.set(output, storage);
+    }
+  }
+  if (steps.length === 0) return null;
+  for (const [name, storage] of storageOf) if (graphOutputs.has(name)) storage.lastUse = steps.length - 1;
+
+  const delta = new Float64Array(steps.length + 1);
+  for (const b of storages) {
+    delta[b.born]! += b.bytes;
+    delta[b.lastUse + 1]! -= b.bytes;
+  }
+  let live = 0;
+  let peak = { bytes: 0, step: 0 };
+  for (let step = 0; step < steps.length; step++) {
+    live += delta[step]!;
+    if (live > peak.bytes) peak = { bytes: live, step };
+  }
+  return {
+    peakBytes: peak.bytes,
+    peakNode: steps[peak.step]!,
+    totalBytes: storages.reduce((a, b) => a + b.bytes, 0),
+    largestBytes: storages.reduce((a, b) => Math.max(a, b.bytes), 0),
+    nodes: steps.length,
+  };
 }

@@ -641,9 +641,9 @@ export interface TfjsOutput {
 export interface TfjsMemory {
   numTensors: number;
   numBytes: number;
-  /** webgpu only: bytes in live GPU buffers, and including tfjs's buffer pool. */
+  /** webgpu only: bytes in GPU buffers of live tensors, and allocated including tfjs's pool of freed buffers (tfjs-backend-webgpu's names). */
   numBytesInGPU?: number;
-  numBytesInGPUAllocated?: number;
+  numBytesAllocatedInGPU?: number;
 }
 
 export interface TfjsProfiledRun {
@@ -662,10 +662,10 @@ export interface TfjsRunOptions {
 }
 
 function snapshot(tf: Tf): TfjsMemory {
-  const m = tf.memory() as TfNamespace.MemoryInfo & { numBytesInGPU?: number; numBytesInGPUAllocated?: number };
+  const m = tf.memory() as TfNamespace.MemoryInfo & { numBytesInGPU?: number; numBytesAllocatedInGPU?: number };
   const r: TfjsMemory = { numTensors: m.numTensors, numBytes: m.numBytes };
   if (m.numBytesInGPU !== undefined) r.numBytesInGPU = m.numBytesInGPU;
-  if (m.numBytesInGPUAllocated !== undefined) r.numBytesInGPUAllocated = m.numBytesInGPUAllocated;
+  if (m.numBytesAllocatedInGPU !== undefined) r.numBytesAllocatedInGPU = m.numBytesAllocatedInGPU;
   return r;
 }
 

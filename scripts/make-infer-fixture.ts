@@ -1,0 +1,26 @@
+/**
+ * Regenerates fixtures/results/tiny-infer-dashboard.json, the inference data the dashboard
+ * tests load: the tiny official checkpoint (fixtures/ref/tiny_soft.pth, 10 classes) on two
+ * real photographs at 64×64 through the timm transform, with each stage's attention maps from
+ * the image centre — a real run of the inference pipeline on ORT CPU.
+ *   node --import tsx scripts/make-infer-fixture.ts
+ */
+import fs from 'node:fs';
+import { analyzeConfig } from '../server/config/analyze';
+import { probeDevices } from '../server/bench/devices';
+import { runInference } from '../server/infer/run';
+import { dashboardData } from '../server/report/data';
+
+const config = 'fixtures/configs/tiny_soft.vitlens.yaml';
+const spec = analyzeConfig(fs.readFileSync(config, 'utf8')).spec!;
+async function main(): Promise<void> {
+  const infer = await runInference(
+    { model: spec, config, checkpoint: 'fixtures/ref/tiny_soft.pth', images: ['fixtures/images/chelsea.png', 'fixtures/images/coffee.jpg'], runtime: 'ort-cpu', maps: { point: null } },
+    await probeDevices({ webgpu: false }),
+  );
+  const data = dashboardData({ spec, source: config, producer: 'ViT Lens 0.1.0 CLI', infer, view: 'infer' });
+  fs.writeFileSync('fixtures/results/tiny-infer-dashboard.json', JSON.stringify(data));
+  console.log(`wrote fixtures/results/tiny-infer-dashboard.json (${(fs.statSync('fixtures/results/tiny-infer-dashboard.json').size / 1024).toFixed(0)} KiB)`);
+}
+
+void main().then(() => process.exit(0));

@@ -1,0 +1,44 @@
+/**
+ * Assembles the dashboard's data from what the commands computed: one place that decides
+ * what a report shows, used by the CLI's --html and the extension's panel alike.
+ */
+import type { DashboardData, DashboardView } from '../../protocol/dashboard';
+import type { InferReport } from '../../protocol/infer';
+import type { BenchReport, PinvReport } from '../../protocol/results';
+import type { ModelSpec } from '../models/spec';
+import { profileModel } from '../profile/profile';
+import { summarize } from '../profile/summary';
+import { profileSweep } from '../profile/sweep';
+
+export interface DashboardInputs {
+  spec: ModelSpec;
+  /** Config file the results come from. */
+  source: string | null;
+  producer: string;
+  /** Resolution of the profile view (default: the config's first). */
+  resolution?: number;
+  /** Resolutions of the MACs/memory-vs-resolution sweep (default: profile/sweep.ts). */
+  sweepResolutions?: number[];
+  bench?: BenchReport | null;
+  pinv?: PinvReport | null;
+  infer?: InferReport | null;
+  view: DashboardView;
+}
+
+export function dashboardData(i: DashboardInputs): DashboardData {
+  const resolution = i.resolution ?? i.spec.resolutions[0] ?? 224;
+  const profile = summarize(i.spec, profileModel(i.spec, resolution, 1), { ops: false });
+  return {
+    title: `${i.spec.name}${i.source ? ` — ${i.source}` : ''}`,
+    source: i.source,
+    generatedAt: new Date().toISOString(),
+    producer: i.producer,
+    profile,
+    profileSweep: profileSweep(i.spec, i.sweepResolutions),
+    bench: i.bench ?? null,
+    pinv: i.pinv ?? null,
+    infer: i.infer ?? null,
+    live: null,
+    view: i.view,
+  };
+}

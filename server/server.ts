@@ -71,10 +71,10 @@ export function startServer(connection: Connection): void {
   const publish = (uri: string) =>
     guard('diagnostics', undefined, () => {
       const a = analyzed(uri);
-      void connection.sendDiagnostics({ uri, diagnostics: a ? toLspDiagnostics(a.doc.analysis, a.text) : [] });
+      void connection.sendDiagnostics({ uri, ...(a ? { version: a.text.version } : {}), diagnostics: a ? toLspDiagnostics(a.doc.analysis, a.text) : [] });
     });
 
-  documents.onDidOpen((e) => publish(e.document.uri));
+  // TextDocuments fires onDidChangeContent for an open as well: one analysis and one publish per version.
   documents.onDidChangeContent((e) => publish(e.document.uri));
   documents.onDidClose((e) => {
     store.delete(e.document.uri);

@@ -7,9 +7,10 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { LanguageClient, TransportKind, type LanguageClientOptions, type ServerOptions } from 'vscode-languageclient/node';
 import { DASHBOARD_VIEW_TYPE, type DashboardData, type DashboardView } from '../protocol/dashboard';
-import { BenchCaseNotification, BenchRequest, Commands, InferRequest, PinvRequest, ProfileRequest, ProfileSweepRequest, ProgressNotification, type InferParams } from '../protocol/lsp';
+import { BenchCaseNotification, BenchRequest, Commands, InferRequest, PinvRequest, ProfileRequest, ProfileSweepRequest, ProgressNotification, TrustNotification, type InferParams } from '../protocol/lsp';
 import type { BenchReport } from '../protocol/results';
 import { DashboardPanel, type DashboardHandlers } from './dashboard';
+import { DeviceStatus } from './status';
 
 let client: LanguageClient | undefined;
 
@@ -18,14 +19,18 @@ const RERUN: Record<DashboardView, string> = { profile: Commands.showProfile, be
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   const module = context.asAbsolutePath(path.join('dist', 'server.js'));
+  // A Node.js of the user's choosing may run the server (and so its workers); default VS Code's.
+  const runtime = vscode.workspace.getConfiguration('vitlens').get<string>('server.runtime') || undefined;
   const serverOptions: ServerOptions = {
-    run: { module, transport: TransportKind.ipc },
+    run: { module, transport: TransportKind.ipc, ...(runtime ? { runtime } : {}) },
     debug: { module, transport: TransportKind.ipc, options: { execArgv: ['--nolazy', '--inspect=6009'] } },
   };
   const clientOptions: LanguageClientOptions = {
     // The server decides which YAML files are ViT Lens configs (by name or by their keys).
     documentSelector: [{ language: 'yaml', scheme: 'file' }, { language: 'yaml', scheme: 'untitled' }],
     outputChannelName: 'ViT Lens',
+    // The server runs no model in an untrusted workspace (vitlens/trust tells it when that changes).
+    initializationOptions: { trusted: vscode.workspace.isTrusted },
   };
   const lc = (client = new LanguageClient('vitlens', 'ViT Lens', serverOptions, clientOptions));
 
@@ -33,6 +38,15 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     rerun: (view, source) => void vscode.commands.executeCommand(RERUN[view], source),
   };
   const panel = () => DashboardPanel.show(context.extensionUri, handlers);
+  const status = new DeviceStatus(lc);
+  /** Model execution needs a trusted workspace; say so instead of sending a request that will be refused. */
+  const requireTrust = (what: string): boolean => {
+    if (vscode.workspace.isTrusted) return true;
+    void vscode.window.showWarningMessage(`ViT Lens: ${what} runs a model, which needs a trusted workspace. Profiles and diagnostics work without trust.`, 'Manage Workspace Trust').then((b) => {
+      if (b) void vscode.commands.executeCommand('workbench.trust.manage');
+    });
+    return false;
+  };
   const targetUri = (uri?: string | vscode.Uri) => (uri ? uri.toString() : vscode.window.activeTextEditor?.document.uri.toString());
 
   /** Profile + sweep of a config, merged with what the panel already shows for the same config. */
@@ -132,7 +146,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
 
     vscode.commands.registerCommand(Commands.benchmark, async (uri?: string | vscode.Uri) => {
       const target = targetUri(uri);
-      if (!target) return;
+      if (!target || !requireTrust('A benchmark')) return;
       const data = await profileData(target, 'bench');
       if (!data) return;
       const p = panel();
@@ -174,7 +188,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
 
     vscode.commands.registerCommand(Commands.pinv, async (uri?: string | vscode.Uri) => {
       const target = targetUri(uri);
-      if (!target) return;
+      if (!target || !requireTrust('The pseudo-inverse analysis')) return;
       const data = await profileData(target, 'pinv');
       if (!data) return;
       const p = panel();
@@ -190,22 +204,27 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
 
     vscode.commands.registerCommand(Commands.infer, async (uri?: string | vscode.Uri) => {
       const target = targetUri(uri);
-      if (target) await runInference(target, undefined);
+      if (target && requireTrust('Inference')) await runInference(target, undefined);
     }),
 
     // Explorer: the clicked image, or every selected one, through a config's model.
     vscode.commands.registerCommand(Commands.inferImages, async (clicked?: vscode.Uri, selected?: vscode.Uri[]) => {
       const images = (selected?.length ? selected : clicked ? [clicked] : []).map((u) => u.fsPath);
-      if (!images.length) return;
+      if (!images.length || !requireTrust('Inference')) return;
       const config = await pickConfig();
       if (config) await runInference(config, images);
     }),
+
+    vscode.commands.registerCommand(Commands.showDevices, () => status.show()),
+    status,
+    vscode.workspace.onDidGrantWorkspaceTrust(() => void lc.sendNotification(TrustNotification, { trusted: true })),
 
     vscode.window.registerWebviewPanelSerializer(DASHBOARD_VIEW_TYPE, {
       deserializeWebviewPanel: async (webviewPanel) => DashboardPanel.revive(webviewPanel, context.extensionUri, handlers),
     }),
   );
   await lc.start();
+  void status.refresh();
 }
 
 function emptyBenchReport(model: string, config: string): BenchReport {

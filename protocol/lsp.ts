@@ -3,7 +3,7 @@
  * by the server, the VS Code client and the tests (as rust-analyzer's lsp_ext.ts).
  */
 import { NotificationType, RequestType } from 'vscode-languageserver-protocol';
-import type { DeviceReport } from '../server/bench/devices';
+import type { BackendCandidate, DeviceReport } from '../server/bench/devices';
 import type { ProfileSweep } from './dashboard';
 import type { InferReport } from './infer';
 import type { BenchCase, BenchReport, ModelProfileSummary, PinvReport, RuntimeId } from './results';
@@ -66,8 +66,11 @@ export interface PinvParams {
 /** `vitlens/pinv`: Newton–Raphson convergence per SOFT stage and head of an open config. */
 export const PinvRequest = new RequestType<PinvParams, PinvReport, void>('vitlens/pinv');
 
+/** What was found, and the backends ranked best first with the reason for each. */
+export type DevicesResult = DeviceReport & { backends: BackendCandidate[] };
+
 /** `vitlens/devices`: runtimes, execution providers, WebGPU adapters and GPUs found (probed in a worker). */
-export const DevicesRequest = new RequestType<Record<string, never>, DeviceReport, void>('vitlens/devices');
+export const DevicesRequest = new RequestType<Record<string, never>, DevicesResult, void>('vitlens/devices');
 
 export interface InferParams {
   /** Document URI of an open config (its model; its `checkpoint:` and `images:` as defaults). */
@@ -110,6 +113,21 @@ export interface BenchCaseParams {
 /** `vitlens/benchCase`: server → client, each benchmark case as soon as it finishes (live dashboards). */
 export const BenchCaseNotification = new NotificationType<BenchCaseParams>('vitlens/benchCase');
 
+/** The `vitlens.*` settings the server reads through workspace/configuration (package.json declares them). */
+export interface VitlensSettings {
+  /** budgetMs null: the harness's own default. */
+  bench: { backends: RuntimeId[]; budgetMs: number | null; scaling: boolean };
+  infer: { backend: RuntimeId | ''; checkpointSearchPaths: string[] };
+}
+
+export const DEFAULT_SETTINGS: VitlensSettings = {
+  bench: { backends: [], budgetMs: null, scaling: true },
+  infer: { backend: '', checkpointSearchPaths: [] },
+};
+
+/** `vitlens/trust`: client → server, the workspace's trust changed (VS Code's workspace trust). */
+export const TrustNotification = new NotificationType<{ trusted: boolean }>('vitlens/trust');
+
 /** Command ids the server's CodeLenses reference; the client registers them. */
 export const Commands = {
   /** Opens the dashboard's profile view of a config. */
@@ -122,4 +140,6 @@ export const Commands = {
   infer: 'vitlens.infer',
   /** Explorer context menu: the selected images through a config's model. */
   inferImages: 'vitlens.inferImages',
+  /** The status bar item: runtimes, adapters and GPUs found, best first. */
+  showDevices: 'vitlens.showDevices',
 } as const;

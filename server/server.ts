@@ -2,6 +2,7 @@
  * The language server: wiring only. Each LSP feature lives in features/, each
  * computation in config/ and profile/; this file connects them to the protocol.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -17,8 +18,10 @@ import {
   type InitializeResult,
 } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
-import { BenchCaseNotification, BenchRequest, DevicesRequest, InferRequest, PinvRequest, ProfileRequest, ProfileSweepRequest, ProgressNotification, type BenchParams, type InferParams, type PinvParams } from '../protocol/lsp';
+import { BenchCaseNotification, BenchRequest, DevicesRequest, InferRequest, PinvRequest, ProfileRequest, ProfileSweepRequest, ProgressNotification, TrustNotification, DEFAULT_SETTINGS, type BenchParams, type InferParams, type PinvParams, type VitlensSettings } from '../protocol/lsp';
+import type { RuntimeId } from '../protocol/results';
 import type { JobResult, WorkerJob } from './bench/jobs';
+import { pickBestBackend } from './bench/devices';
 import { runIsolated, WorkerFailure } from './bench/isolate';
 import { DocumentStore, type AnalyzedDocument } from './documents';
 import { completion } from './features/completion';
@@ -40,12 +43,30 @@ export function startServer(connection: Connection): void {
     return doc.isConfig ? { doc, text } : null;
   };
 
-  /** Runs a handler; a bug in one feature is logged and answered with `fallback`, never fatal. */
   /** Inference results by absolute image path, for the hover on `images:` entries. */
   const latestImageResults = new Map<string, ImageResult>();
   /** A path written in a config, resolved against the config's folder. */
   const resolveNear = (uri: string, file: string) => path.resolve(uri.startsWith('file:') ? path.dirname(fileURLToPath(uri)) : process.cwd(), file);
 
+  /**
+   * Workspace trust: an untrusted workspace gets profiles and diagnostics but runs no model
+   * (its configs and checkpoints are not the user's yet). Editors other than VS Code do not
+   * send it and are trusted, as is the CLI.
+   */
+  let trusted = true;
+  let canReadSettings = false;
+  let canRefreshLenses = false;
+  /** The user's `vitlens.*` settings (workspace/configuration), or the defaults. */
+  const settings = async (uri: string | null): Promise<VitlensSettings> => {
+    if (!canReadSettings) return DEFAULT_SETTINGS;
+    const got = (await connection.workspace.getConfiguration({ section: 'vitlens', ...(uri ? { scopeUri: uri } : {}) })) as Partial<VitlensSettings> | null;
+    return { bench: { ...DEFAULT_SETTINGS.bench, ...got?.bench }, infer: { ...DEFAULT_SETTINGS.infer, ...got?.infer } };
+  };
+  const refuseUntrusted = (what: string) => {
+    if (!trusted) throw new ResponseError(ErrorCodes.InvalidRequest, `${what} runs a model, which ViT Lens does not do in an untrusted workspace; trust the workspace to run it (profiles and diagnostics work without trust).`);
+  };
+
+  /** Runs a handler; a bug in one feature is logged and answered with `fallback`, never fatal. */
   const guard = <T>(what: string, fallback: T, f: () => T): T => {
     try {
       return f();
@@ -55,8 +76,11 @@ export function startServer(connection: Connection): void {
     }
   };
 
-  connection.onInitialize(
-    (): InitializeResult => ({
+  connection.onInitialize((params): InitializeResult => {
+    trusted = (params.initializationOptions as { trusted?: boolean } | undefined)?.trusted !== false;
+    canReadSettings = params.capabilities.workspace?.configuration === true;
+    canRefreshLenses = params.capabilities.workspace?.codeLens?.refreshSupport === true;
+    return {
       capabilities: {
         textDocumentSync: TextDocumentSyncKind.Incremental,
         hoverProvider: true,
@@ -65,8 +89,13 @@ export function startServer(connection: Connection): void {
         inlayHintProvider: true,
       },
       serverInfo: { name: 'vitlens', version: VERSION },
-    }),
-  );
+    };
+  });
+  connection.onNotification(TrustNotification, (p) => {
+    trusted = p.trusted;
+    // The run lenses appear or disappear with trust.
+    if (canRefreshLenses) void connection.sendRequest('workspace/codeLens/refresh');
+  });
 
   const publish = (uri: string) =>
     guard('diagnostics', undefined, () => {
@@ -91,7 +120,7 @@ export function startServer(connection: Connection): void {
   }));
   connection.onCodeLens((p) => guard('codeLens', [], () => {
     const a = analyzed(p.textDocument.uri);
-    return a ? codeLenses(a.doc, a.text) : [];
+    return a ? codeLenses(a.doc, a.text, { canRun: trusted }) : [];
   }));
   connection.languages.inlayHint.on((p) => guard('inlayHint', [], () => {
     const a = analyzed(p.textDocument.uri);
@@ -147,27 +176,37 @@ export function startServer(connection: Connection): void {
   };
 
   connection.onRequest(BenchRequest, async (p: BenchParams, token) => {
+    refuseUntrusted('A benchmark');
     const model = specFor(p.uri);
+    const s = (await settings(p.uri)).bench;
     const { uri: _uri, attentions, ...rest } = p;
-    return isolated(p.uri, { kind: 'bench' as const, model, config: p.uri, ...rest, ...(attentions ? { attentions: attentions as never } : {}), processStartedAt: Date.now() }, token);
+    // The request's own choices win; the user's settings fill the rest.
+    const fromSettings = { ...(s.backends.length ? { runtimes: s.backends } : {}), ...(s.budgetMs ? { budgetMs: s.budgetMs } : {}), scaling: s.scaling };
+    return isolated(p.uri, { kind: 'bench' as const, model, config: p.uri, ...fromSettings, ...rest, ...(attentions ? { attentions: attentions as never } : {}), processStartedAt: Date.now() }, token);
   });
   connection.onRequest(PinvRequest, async (p: PinvParams, token) => {
+    refuseUntrusted('The pseudo-inverse analysis');
     const model = specFor(p.uri);
     return isolated(p.uri, { kind: 'pinv' as const, model, resolution: p.resolution ?? model.resolutions[0] ?? 224, ...(p.arithmetic ? { dtype: p.arithmetic } : {}), ...(p.iterations !== undefined ? { iterations: p.iterations } : {}), ...(p.seed !== undefined ? { seed: p.seed } : {}) }, token);
   });
-  connection.onRequest(DevicesRequest, async (_p, token) => isolated(null, { kind: 'devices' as const }, token));
+  connection.onRequest(DevicesRequest, async (_p, token) => {
+    const report = await isolated(null, { kind: 'devices' as const }, token);
+    return { ...report, backends: pickBestBackend(report) };
+  });
   connection.onRequest(InferRequest, async (p: InferParams, token) => {
+    refuseUntrusted('Inference');
     const model = specFor(p.uri);
+    const s = (await settings(p.uri)).infer;
     const values = analyzed(p.uri)!.doc.analysis.values;
     // The config's own paths are relative to it; paths in the request are absolute (from the editor).
     const near = (f: string) => resolveNear(p.uri, f);
     const configCheckpoint = values.get('checkpoint') as string | undefined;
-    const checkpoint = p.checkpoint !== undefined ? p.checkpoint : configCheckpoint ? near(configCheckpoint) : null;
+    const checkpoint = p.checkpoint !== undefined ? p.checkpoint : configCheckpoint ? findCheckpoint(near(configCheckpoint), configCheckpoint, s.checkpointSearchPaths) : null;
     const images = p.images ?? ((values.get('images') as string[] | undefined) ?? []).map(near);
     if (!images.length) throw new ResponseError(ErrorCodes.InvalidParams, `${p.uri}: no images given and the config lists none under images:`);
     const report = await isolated(p.uri, {
       kind: 'infer' as const, model, config: p.uri, checkpoint, images,
-      ...(p.resolution ? { resolution: p.resolution } : {}), ...(p.resize ? { resize: p.resize } : {}), ...(p.runtime ? { runtime: p.runtime } : {}), ...(p.maps ? { maps: p.maps } : {}),
+      ...(p.resolution ? { resolution: p.resolution } : {}), ...(p.resize ? { resize: p.resize } : {}), ...(p.runtime || s.backend ? { runtime: (p.runtime || s.backend) as RuntimeId } : {}), ...(p.maps ? { maps: p.maps } : {}),
     }, token);
     // Remembered for the hover on `images:` entries (latest run of each image wins).
     for (const item of report.items) {
@@ -185,6 +224,21 @@ export function startServer(connection: Connection): void {
 
   documents.listen(connection);
   connection.listen();
+}
+
+/**
+ * A config's checkpoint: next to the config, else under each of the user's search folders
+ * (by the path as written, then by file name). The first that exists; else the config's own
+ * path, so the error names where it was expected.
+ */
+function findCheckpoint(nearConfig: string, written: string, searchPaths: readonly string[]): string {
+  if (fs.existsSync(nearConfig)) return nearConfig;
+  for (const dir of searchPaths) {
+    for (const candidate of [path.resolve(dir, written), path.join(dir, path.basename(written))]) {
+      if (fs.existsSync(candidate)) return candidate;
+    }
+  }
+  return nearConfig;
 }
 
 // Started as a program (stdio, node-ipc or socket, from the command line), not when imported by tests.

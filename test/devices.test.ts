@@ -5,6 +5,7 @@
  * VITLENS_NO_WEBGPU=1 skips the adapter assertions where there is no Vulkan at all.
  */
 import assert from 'node:assert/strict';
+import { defaultRuntimes } from '../server/bench/runners';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -227,6 +228,13 @@ function handMade(adapters: WebGpuAdapter[], nvidia = false): DeviceReport {
 }
 
 describe('pickBestBackend (hand-made reports)', () => {
+  test('defaultRuntimes follows the same ranking, runnable backends only, each once', () => {
+    assert.deepEqual(defaultRuntimes(handMade([H100], true)), ['ort-webgpu', 'ort-cpu']);
+    assert.deepEqual(defaultRuntimes(handMade([LAVAPIPE])), ['ort-cpu', 'ort-webgpu']);
+    assert.deepEqual(defaultRuntimes(handMade([LAVAPIPE, H100], true)), ['ort-webgpu', 'ort-cpu']);
+    assert.deepEqual(defaultRuntimes(handMade([])), ['ort-cpu']);
+  });
+
   test('hardware NVIDIA adapter → ort-webgpu first, then ort-cpu', () => {
     const c = pickBestBackend(handMade([H100], true));
     assert.deepEqual(

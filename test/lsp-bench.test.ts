@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CancellationTokenSource, ResponseError } from 'vscode-jsonrpc/node';
-import { BenchCaseNotification, BenchRequest, InferRequest, PinvRequest, ProgressNotification, type BenchCaseParams, type ProgressParams } from '../protocol/lsp';
+import { BenchCaseNotification, BenchRequest, Commands, InferRequest, PinvRequest, ProfileRequest, TrustNotification, ProgressNotification, type BenchCaseParams, type ProgressParams } from '../protocol/lsp';
 import { FIXTURES, readJson, SOFT_CONFIGS } from './helpers/fixtures';
 import { LspClient } from './helpers/lsp';
 
@@ -92,5 +92,37 @@ describe('vitlens/pinv and vitlens/bench', () => {
     await assert.rejects(client.conn.sendRequest(PinvRequest, { uri: bad }), (e: unknown) => e instanceof ResponseError && /line 2/.test(e.message));
     const r = await client.conn.sendRequest(PinvRequest, { uri, resolution: 32 });
     assert.equal(r.model, 'soft_tiny');
+  });
+
+  test('an untrusted workspace: profile and lenses to read, but no model runs and no run lenses', async () => {
+    const untrusted = await LspClient.start({ initializationOptions: { trusted: false } });
+    try {
+      await untrusted.open(uri, text);
+      assert.deepEqual((await untrusted.codeLens(uri))!.map((l) => l.command!.command), [Commands.showProfile]);
+      assert.ok(await untrusted.conn.sendRequest(ProfileRequest, { uri }), 'the profile is pure arithmetic: allowed');
+      for (const run of [untrusted.conn.sendRequest(BenchRequest, { uri }), untrusted.conn.sendRequest(PinvRequest, { uri }), untrusted.conn.sendRequest(InferRequest, { uri, images: ['x.png'] })]) {
+        await assert.rejects(run, (e: unknown) => e instanceof ResponseError && /untrusted workspace/.test(e.message));
+      }
+      // Trust granted: the lenses come back and a run works.
+      await untrusted.conn.sendNotification(TrustNotification.method, { trusted: true });
+      assert.equal((await untrusted.codeLens(uri))!.length, 4);
+      assert.equal((await untrusted.conn.sendRequest(PinvRequest, { uri, resolution: 64 })).model, 'soft_tiny');
+    } finally {
+      await untrusted.stop();
+    }
+  });
+
+  test("the user's settings (workspace/configuration) choose the benchmark's runtimes and budget; the request's own choice wins", async () => {
+    const configured = await LspClient.start({ settings: { bench: { backends: ['reference'], budgetMs: 50, scaling: false } } });
+    try {
+      await configured.open(uri, text);
+      const r = await configured.conn.sendRequest(BenchRequest, { uri, stages: [4], levels: ['attention'], attentions: ['ufo'] });
+      assert.deepEqual(r.runtimes.map((x) => x.id), ['reference']);
+      assert.equal(r.scaling.length, 0, 'scaling off from the settings');
+      const own = await configured.conn.sendRequest(BenchRequest, { uri, runtimes: ['ort-cpu'], stages: [4], levels: ['attention'], attentions: ['ufo'] });
+      assert.deepEqual(own.runtimes.map((x) => x.id), ['ort-cpu']);
+    } finally {
+      await configured.stop();
+    }
   });
 });

@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { MemoryFigure, RuntimeDescription, RuntimeId } from '../../protocol/results';
 import type { Graph, Tensor } from '../engine/graph';
 import { ReferenceRuntime, type WeightSource } from '../engine/backends/reference';
-import { adapterLabel, isSoftwareAdapter, type DeviceReport } from './devices';
+import { adapterLabel, isSoftwareAdapter, pickBestBackend, type DeviceReport } from './devices';
 
 export interface RunOutput {
   shape: number[];
@@ -187,13 +187,17 @@ export async function openRunner(id: RuntimeId, report: DeviceReport): Promise<R
   }
 }
 
-/** Best runtimes first: a hardware WebGPU adapter on ORT, then ORT CPU, then ORT on a software adapter. */
+/**
+ * The runtimes a run uses by default, best first, in devices.ts's one ranking (pickBestBackend):
+ * a hardware WebGPU adapter on ORT, then ORT CPU, then ORT on a software adapter. Backends
+ * without a runner here (ort-cuda, ort-tensorrt) and unusable ones are left out.
+ */
 export function defaultRuntimes(report: DeviceReport): RuntimeId[] {
-  const hardware = report.webgpu.adapters.some((a) => !a.software);
-  const software = report.webgpu.adapters.some((a) => a.software);
   const out: RuntimeId[] = [];
-  if (hardware) out.push('ort-webgpu');
-  if (report.onnxruntime.available) out.push('ort-cpu');
-  if (!hardware && software) out.push('ort-webgpu');
+  for (const c of pickBestBackend(report)) {
+    if (c.status !== 'preferred' && c.status !== 'runnable') continue;
+    const id = c.backend as RuntimeId;
+    if (ALL_RUNTIMES.includes(id) && !out.includes(id)) out.push(id);
+  }
   return out;
 }

@@ -27,7 +27,7 @@ export function inlayHints(doc: AnalyzedDocument, text: TextDocument): InlayHint
 /** How the inference lens names the model's attention. */
 const INFERENCE_NAMES: Record<AttentionKind, string> = { soft: 'SOFT', soft_norm: 'SOFT-Norm', ufo: 'UFO', softmax: 'softmax', softmax_sr: 'PVT softmax' };
 
-export function codeLenses(doc: AnalyzedDocument, text: TextDocument): CodeLens[] {
+export function codeLenses(doc: AnalyzedDocument, text: TextDocument, o: { canRun: boolean } = { canRun: true }): CodeLens[] {
   const p = doc.profile();
   const at = anchor(doc);
   if (!at) return [];
@@ -36,7 +36,8 @@ export function codeLenses(doc: AnalyzedDocument, text: TextDocument): CodeLens[
   const lenses: CodeLens[] = [{ range, command: { title, command: Commands.showProfile, arguments: [doc.uri] } }];
   const spec = doc.analysis.spec;
   // Running anything needs a config without errors (the server refuses it, naming the line).
-  if (!p || !spec || doc.analysis.diagnostics.some((d) => d.severity === 'error')) return lenses;
+  // An untrusted workspace runs no model, so it gets no lens that would.
+  if (!p || !spec || !o.canRun || doc.analysis.diagnostics.some((d) => d.severity === 'error')) return lenses;
   lenses.push({ range, command: { title: 'Benchmark attention', command: Commands.benchmark, arguments: [doc.uri] } });
   if (spec.stages.some((s) => s.attention === 'soft' || s.attention === 'soft_norm')) {
     lenses.push({ range, command: { title: 'Pseudo-inverse convergence', command: Commands.pinv, arguments: [doc.uri] } });

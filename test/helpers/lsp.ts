@@ -34,12 +34,18 @@ export class LspClient {
     });
   }
 
-  static async start(): Promise<LspClient> {
+  /**
+   * Spawns the bundled server. `settings` makes this client answer workspace/configuration as an
+   * editor with those `vitlens` settings would; `initializationOptions` as VS Code's client sends them.
+   */
+  static async start(o: { settings?: Record<string, unknown>; initializationOptions?: unknown } = {}): Promise<LspClient> {
     const proc = spawn(process.execPath, [path.join(ROOT, 'dist', 'server.js'), '--stdio'], { stdio: 'pipe' });
     const conn = createMessageConnection(new StreamMessageReader(proc.stdout), new StreamMessageWriter(proc.stdin));
+    if (o.settings) conn.onRequest('workspace/configuration', (p: { items: { section?: string }[] }) => p.items.map((i) => (i.section === 'vitlens' ? o.settings : null)));
     conn.listen();
     const client = new LspClient(proc, conn);
-    await conn.sendRequest('initialize', { processId: process.pid, rootUri: null, capabilities: {} });
+    const capabilities = o.settings ? { workspace: { configuration: true } } : {};
+    await conn.sendRequest('initialize', { processId: process.pid, rootUri: null, capabilities, ...(o.initializationOptions !== undefined ? { initializationOptions: o.initializationOptions } : {}) });
     await conn.sendNotification('initialized', {});
     return client;
   }

@@ -77,10 +77,13 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     };
   };
 
-  /** The active config, or one picked from the workspace's config files. */
+  /** The active config (a YAML file the server treats as one: it has our lenses), or one picked from the workspace's. */
   const pickConfig = async (): Promise<string | undefined> => {
     const active = vscode.window.activeTextEditor?.document;
-    if (active && /\.ya?ml$/.test(active.fileName)) return active.uri.toString();
+    if (active?.languageId === 'yaml') {
+      const lenses = await vscode.commands.executeCommand<vscode.CodeLens[]>('vscode.executeCodeLensProvider', active.uri);
+      if (lenses?.some((l) => l.command?.command === Commands.showProfile)) return active.uri.toString();
+    }
     const files = await vscode.workspace.findFiles('**/{SOFT_*.yaml,*.vitlens.yaml,*.vitlens.yml,vitlens*.yaml}', '**/node_modules/**', 200);
     const pick = await vscode.window.showQuickPick(
       files.map((f) => ({ label: vscode.workspace.asRelativePath(f), uri: f })),
@@ -175,8 +178,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
           await p.post({ type: 'jobDone', bench: report });
           p.setData({ ...(p.shown ?? data), bench: report, live: null, view: 'bench' });
         } catch (e) {
-          const message = cts.token.isCancellationRequested ? 'Benchmark cancelled.' : `Benchmark failed: ${(e as Error).message}`;
-          await p.post({ type: 'jobDone', error: message });
+          const cancelled = cts.token.isCancellationRequested;
+          const message = cancelled ? 'Benchmark cancelled; the cases that finished are kept.' : `Benchmark failed: ${(e as Error).message}`;
+          await p.post({ type: 'jobDone', error: message, cancelled });
           if (!cts.token.isCancellationRequested) void vscode.window.showErrorMessage(`ViT Lens: ${message}`);
         } finally {
           for (const s of subs) s.dispose();

@@ -74,8 +74,8 @@ export type HostMessage =
   | { type: 'benchCase'; case: BenchCase }
   /** Progress of the live job. */
   | { type: 'progress'; live: LiveJob }
-  /** The live job ended: the final report (bench or pinv), or why it failed or was cancelled. */
-  | { type: 'jobDone'; bench?: BenchReport; pinv?: PinvReport; error?: string }
+  /** The live job ended: the final report (bench or pinv), or why it failed, or that the user cancelled it. */
+  | { type: 'jobDone'; bench?: BenchReport; pinv?: PinvReport; error?: string; cancelled?: boolean }
   /** The host wrote a file the page asked to save (or the user cancelled: path null). */
   | { type: 'saved'; path: string | null }
   /** Maps for a query the user picked on an image (answer to `attentionQuery`), or why there are none. */

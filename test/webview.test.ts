@@ -403,6 +403,11 @@ describe('dashboard page in Chromium', { skip }, () => {
       assert.equal((await charts(page))['bench-latency']!.datasets.length, fixture.bench!.scaling.length);
       await sendToPage(page, { type: 'jobDone', error: 'worker crashed (exit 3)' });
       await page.waitForFunction(() => document.querySelector('[role="alert"]')?.textContent?.includes('worker crashed'));
+      assert.match(await page.locator('[role="alert"] .badge').innerText(), /^error$/);
+      // A cancel is the user's own doing: said plainly, without an error badge.
+      await sendToPage(page, { type: 'jobDone', error: 'Benchmark cancelled; the cases that finished are kept.', cancelled: true });
+      await page.waitForFunction(() => document.querySelector('[role="alert"]')?.textContent?.includes('Benchmark cancelled'));
+      assert.match(await page.locator('[role="alert"] .badge').innerText(), /^cancelled$/);
       assertClean(p);
     } finally {
       await p.close();

@@ -200,10 +200,10 @@ function renderLive(): void {
   } else if (!live.cancellable && cancel) cancel.remove();
 }
 
-function showError(text: string | null): void {
+function showError(text: string | null, kind: 'error' | 'cancelled' = 'error'): void {
   clear(errorEl);
   errorEl.hidden = !text;
-  if (text) errorEl.append(badge('error', 'error'), ' ', text);
+  if (text) errorEl.append(kind === 'error' ? badge('error', 'error') : badge('cancelled', 'info'), ' ', text);
 }
 
 // ── views ─────────────────────────────────────────────────────────────────────────────────
@@ -309,8 +309,9 @@ function onMessage(m: HostMessage): void {
       renderHeader();
       if (m.bench) rerenderView('bench');
       if (m.pinv) rerenderView('pinv');
-      showError(m.error ?? null);
-      if (!m.error) announce('Job finished');
+      // A cancel is the user's choice, not a failure: a notice, not an error badge.
+      showError(m.error ?? null, m.cancelled ? 'cancelled' : 'error');
+      if (!m.error) announce(m.cancelled ? 'Job cancelled' : 'Job finished');
       persist();
       break;
     case 'saved':

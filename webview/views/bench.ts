@@ -134,7 +134,7 @@ function latencySpec(b: BenchReport): ChartSpec {
 /** An empty log–log chart needs a reason: this run measured only the config's own shapes. */
 function noSeries(b: BenchReport): string | null {
   if (seriesOf(b).length) return null;
-  return 'No scaling or sweep cases in this run (it ran without the scaling sweep and without --tokens): the per-stage figures are in the GFLOP/s chart and the table below.';
+  return 'No scaling or sweep cases in this report (yet: a live run measures them after the config cases; a run with --no-scaling and no --tokens has none). The per-stage figures are in the GFLOP/s chart and the table below.';
 }
 
 interface MemSeries {

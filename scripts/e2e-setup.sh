@@ -33,6 +33,8 @@ if ready; then
 fi
 
 start=$(date +%s)
+# Not ready: an install that did not finish leaves half-built packages that npm will not repair.
+rm -rf "$E2E/node_modules" "$E2E"/.installed-*
 
 # The native modules of VS Code's server need these headers (docs/npm.md of code-server).
 missing=()
@@ -49,6 +51,13 @@ if ((${#missing[@]})); then
     exit 1
   fi
 fi
+
+# Run from `npm test`, this script inherits the outer npm's npm_* variables, which npm reads as
+# its own config: npm_config_user_agent would tell code-server's postinstall it runs on the
+# outer node (20) and make it refuse. The installs below get a clean npm environment.
+while IFS='=' read -r name _; do
+  [[ "$name" == npm_* ]] && unset "$name"
+done < <(env)
 
 mkdir -p "$E2E"
 # A package.json of its own, so npm never walks up to the project's.

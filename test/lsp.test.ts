@@ -203,6 +203,19 @@ describe('hover, completion and the summary', () => {
     await assert.rejects(lsp.conn.sendRequest(ProfileSweepRequest, { uri, resolutions: [224, 10] }), /resolutions must be/);
   });
 
+  test('a key set twice is an error on the second occurrence, found in linear time', async () => {
+    const u = scratch();
+    const ds = await lsp.open(u, 'model: soft_tiny\nnewton_maxiter: 20\nnewton_maxiter: 10\n');
+    const dup = errors(ds).filter((d) => /set twice/.test(messageOf(d)));
+    assert.equal(dup.length, 1);
+    assert.deepEqual(dup[0]!.range.start, { line: 2, character: 0 });
+    // 20,000 distinct keys: quadratic checking took seconds; now well under one.
+    const many = scratch();
+    const t = performance.now();
+    await lsp.open(many, 'model: soft_tiny\n' + Array.from({ length: 20000 }, (_, i) => `k${i}: 1`).join('\n') + '\n');
+    assert.ok(performance.now() - t < 1500, `20,000 keys diagnosed in ${(performance.now() - t).toFixed(0)} ms`);
+  });
+
   test('a swapped attention is profiled on the identical backbone', async () => {
     const u = scratch();
     await lsp.open(u, 'model: soft_tiny\nattention: ufo\n');

@@ -61,7 +61,9 @@ function toValue(node: unknown, fallback: Span): ConfigValue {
 
 export function parseConfig(text: string): ParsedConfig {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, strict: true });
+  // yaml's own uniqueKeys check compares every key with every earlier one (quadratic: 20,000
+  // keys took seconds); a config's keys live at the top level, checked below with a Set.
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false, strict: true });
   const syntax: SyntaxProblem[] = [
     ...doc.errors.map((e) => ({ span: { start: e.pos[0], end: Math.max(e.pos[1], e.pos[0] + 1) }, message: firstLine(e.message), severity: 'error' as const })),
     ...doc.warnings.map((w) => ({ span: { start: w.pos[0], end: Math.max(w.pos[1], w.pos[0] + 1) }, message: firstLine(w.message), severity: 'warning' as const })),
@@ -75,12 +77,16 @@ export function parseConfig(text: string): ParsedConfig {
   } else if (!isMap(contents)) {
     rootProblem = { span: spanOf(contents as Node, whole), message: 'The config must be a mapping of keys to values (e.g. `model: soft_tiny`).', severity: 'error' };
   } else {
+    const seen = new Set<string>();
     for (const pair of contents.items) {
       const keyNode = pair.key as Node | null;
       if (!isScalar(keyNode)) continue;
       const keySpan = spanOf(keyNode, whole);
+      const name = String(keyNode.value);
+      if (seen.has(name)) syntax.push({ span: keySpan, message: `Map keys must be unique: \`${name}\` is set twice (the later value would win).`, severity: 'error' });
+      seen.add(name);
       const value = toValue(pair.value, { start: keySpan.end, end: keySpan.end });
-      entries.push({ key: String(keyNode.value), keySpan, value, span: { start: keySpan.start, end: Math.max(value.span.end, keySpan.end) } });
+      entries.push({ key: name, keySpan, value, span: { start: keySpan.start, end: Math.max(value.span.end, keySpan.end) } });
     }
   }
   return { text, entries, syntax, rootProblem, lines };

@@ -1,0 +1,47 @@
+/**
+ * Soak: the config fuzzer of test/fuzz.test.ts for longer, against one bundled server over a
+ * real LSP connection. Prints the same figures (documents, mutation kinds, diagnostics latency,
+ * hover/codeLens latency, the server's RSS after each close-all round and its peak) and exits
+ * non-zero on any failure.
+ *
+ *   npm run build && node --import tsx scripts/soak-fuzz.ts [--documents 200000] [--seed 1] [--lanes 4] [--known-bugs]
+ *
+ * --known-bugs also sends the shapes of the server bugs listed in docs/RELIABILITY.md (failures
+ * are then expected).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { formatFuzzResult, fuzzServer, percentile } from '../test/helpers/mutate';
+import { ROOT } from '../test/helpers/fixtures';
+
+function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+}
+
+async function main(): Promise<void> {
+  if (!fs.existsSync(path.join(ROOT, 'dist', 'server.js'))) {
+    console.error('dist/server.js not found: run `npm run build` first.');
+    process.exit(1);
+  }
+  process.env.XDG_RUNTIME_DIR ??= '/tmp';
+  const documents = arg('documents', 200_000);
+  const seed = arg('seed', 1);
+  const lanes = arg('lanes', 4);
+  const knownBugs = process.argv.includes('--known-bugs');
+  console.log(`ViT Lens config soak: ${documents} documents, seed ${seed}, ${lanes} lanes${knownBugs ? ', known-bug shapes included' : ''}`);
+  console.log(`  node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? 'unknown'}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`);
+  const r = await fuzzServer({ seed, documents, lanes, knownBugs, closeEvery: Math.max(1000, Math.round(documents / 40)), log: (l) => console.log(l) });
+  for (const line of formatFuzzResult(r)) console.log(line);
+  const lat = r.diagnosticsLatencyMs.filter(Number.isFinite);
+  console.log(`  p90 ${percentile(lat, 0.9).toFixed(1)} ms, p999 ${percentile(lat, 0.999).toFixed(1)} ms`);
+  for (const f of r.failures.slice(0, 50)) console.log(`FAILURE ${f.what}: ${f.detail}`);
+  for (const e of r.serverErrors.slice(0, 10)) console.log(`SERVER ERROR ${e}`);
+  if (r.failures.length || r.serverErrors.length || !r.serverAlive) process.exitCode = 1;
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exitCode = 1;
+});

@@ -223,6 +223,20 @@ def stride_for_landmarks(grid, landmarks):
     return grid // side
 
 
+
+def depthwise_residual(v, conv, hgt, wid, layout):
+    """SOFT's depthwise conv on V: head g's k×k filter over each of its dh channels. 'official' is
+    the official [B·dh, h, H, W] groups=h layout; 'depthwise' the same weights as an ordinary
+    depthwise conv over h·dh channels (oneDNN runs the official layout ~30x slower)."""
+    b, h, n, dh = v.shape
+    if layout == "depthwise":
+        vc = v.reshape(b, h, hgt, wid, dh).permute(0, 1, 4, 2, 3).reshape(b, h * dh, hgt, wid)
+        w = conv.weight.repeat_interleave(dh, 0)
+        y = F.conv2d(vc, w, padding=conv.padding, groups=h * dh)
+        return y.reshape(b, h, dh, n).transpose(-1, -2)
+    vc = v.reshape(b, h, hgt, wid, dh).permute(0, 4, 1, 2, 3).reshape(b * dh, h, hgt, wid)
+    return conv(vc).reshape(b, dh, h, hgt, wid).flatten(3).permute(0, 2, 3, 1)
+
 class SoftAttention(nn.Module):
     """SoftmaxFreeAttention + SoftmaxFreeAttentionKernel (ratio > 1), or the SOFT-Norm kernel."""
 
@@ -262,16 +276,7 @@ class SoftAttention(nn.Module):
         return x
 
     def conv_residual(self, v, hgt, wid):
-        b, h, n, dh = v.shape
-        if self.dwconv_layout == "depthwise":
-            # oneDNN runs the official layout (2-channel images, batch B*dh) ~30x slower than an
-            # ordinary depthwise conv over h*dh channels; same weights, same result.
-            vc = v.reshape(b, h, hgt, wid, dh).permute(0, 1, 4, 2, 3).reshape(b, h * dh, hgt, wid)
-            w = self.dconv.weight.repeat_interleave(dh, 0)
-            y = F.conv2d(vc, w, padding=self.dconv.padding, groups=h * dh)
-            return y.reshape(b, h, dh, n).transpose(-1, -2)
-        vc = v.reshape(b, h, hgt, wid, dh).permute(0, 4, 1, 2, 3).reshape(b * dh, h, hgt, wid)
-        return self.dconv(vc).reshape(b, dh, h, hgt, wid).flatten(3).permute(0, 2, 3, 1)
+        return depthwise_residual(v, self.dconv, hgt, wid, self.dwconv_layout)
 
     def forward(self, x, hgt, wid, keep=None):
         q = split_heads(self.q(x), self.h)

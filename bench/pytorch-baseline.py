@@ -450,14 +450,21 @@ def print_point(p):
 # Self-check
 # ----------------------------------------------------------------------------------------------
 
-def check():
-    ok = True
+class CheckReport:
+    """Prints each check (error vs tolerance) and remembers whether all passed."""
 
-    def report(name, err, tol):
-        nonlocal ok
+    def __init__(self, width=64):
+        self.ok = True
+        self.width = width
+
+    def __call__(self, name, err, tol):
         good = err <= tol
-        ok &= good
-        print("%-64s %.3e  (tol %.0e)  %s" % (name, err, tol, "ok" if good else "FAIL"))
+        self.ok &= good
+        print("%-*s %.3e  (tol %.0e)  %s" % (self.width, name, err, tol, "ok" if good else "FAIL"))
+
+
+def check():
+    report = CheckReport()
 
     # MODELS.md section 6.4: landmarks (0,0), (1,0), (0,1), (1,1) -> a well-conditioned 4x4 kernel.
     pts = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
@@ -524,8 +531,8 @@ def check():
     qa, la = torch.randn(1, 1, 300, 32), torch.randn(1, 1, 49, 32)
     dd, de = sq_dist(qa, la, "direct"), sq_dist(qa, la, "expanded")
     report("squared distance: direct vs expanded, float32 (relative)", ((dd - de).abs() / dd.clamp_min(1)).max().item(), 1e-5)
-    print("check:", "PASSED" if ok else "FAILED")
-    return ok
+    print("check:", "PASSED" if report.ok else "FAILED")
+    return report.ok
 
 
 # ----------------------------------------------------------------------------------------------

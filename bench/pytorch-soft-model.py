@@ -424,13 +424,7 @@ def read_f32(path, shape):
 
 
 def check():
-    ok = True
-
-    def report(name, err, tol):
-        nonlocal ok
-        good = err <= tol
-        ok &= good
-        print("%-70s %.3e  (tol %.0e)  %s" % (name, err, tol, "ok" if good else "FAIL"))
+    report = BASE.CheckReport(width=70)
 
     with open(os.path.join(REF, "tiny_soft_config.json")) as f:
         cfg = json.load(f)
@@ -482,7 +476,7 @@ def check():
             out = other.eval()(x)
         print("  %-40s logits differ from the official base model by %.3e%s"
               % (label, (out - want).abs().max().item(), "" if torch.isfinite(out).all() else " (NON-FINITE)"))
-        ok &= bool(torch.isfinite(out).all())
+        report.ok &= bool(torch.isfinite(out).all())
 
     # Parameter counts of the ten registered models (built, not computed) vs the official ones.
     with open(os.path.join(REF, "params.json")) as f:
@@ -495,8 +489,8 @@ def check():
         print("  %-17s %12d parameters (official %d)" % (name, n, official[name]["total_params"]))
         del m
     report("registered models: parameter count vs fixtures/ref/params.json (worst difference)", float(worst), 0)
-    print("check:", "PASSED" if ok else "FAILED")
-    return ok, logits_diffs
+    print("check:", "PASSED" if report.ok else "FAILED")
+    return report.ok, logits_diffs
 
 
 # ----------------------------------------------------------------------------------------------

@@ -109,35 +109,33 @@ function killWorkerOn(job: ProgressParams['job'], match: RegExp): { killed: Prom
 const linuxOnly = process.platform !== 'linux' && 'needs /proc to find the worker process';
 
 describe('worker faults over LSP: clear errors, the server stays up, the next run works', { skip: linuxOnly, timeout: 120_000 }, () => {
-  test('(a) vitlens/bench whose worker is SIGKILLed mid-run', async () => {
-    const { killed } = killWorkerOn('bench', /^ort-cpu: stage 1/);
+  /**
+   * Kills the `job` worker at its first progress message matching `at`; the request must fail
+   * with the kill named, leave no worker and a server that answers, and the next run works.
+   */
+  async function killedMidRun(job: 'bench' | 'infer', at: RegExp, run: () => Promise<unknown>): Promise<void> {
+    const { killed } = killWorkerOn(job, at);
     const t = performance.now();
-    await assert.rejects(client.conn.sendRequest(BenchRequest, LONG_BENCH), (e: unknown) => {
+    await assert.rejects(run(), (e: unknown) => {
       assert.ok(e instanceof ResponseError, String(e));
-      assert.match(e.message, /^the bench worker was killed by SIGKILL before answering .*nothing else was affected/);
+      assert.match(e.message, new RegExp(`^the ${job} worker was killed by SIGKILL before answering .*nothing else was affected`));
       return true;
     });
     const pid = await killed;
-    console.log(`  bench worker ${pid} SIGKILLed mid-run: ResponseError ${(performance.now() - t).toFixed(0)} ms after the request`);
+    console.log(`  ${job} worker ${pid} SIGKILLed mid-run: ResponseError ${(performance.now() - t).toFixed(0)} ms after the request`);
     await noWorkersLeft(client.proc.pid!);
     await serverAnswers();
+  }
+
+  test('(a) vitlens/bench whose worker is SIGKILLed mid-run', async () => {
+    await killedMidRun('bench', /^ort-cpu: stage 1/, () => client.conn.sendRequest(BenchRequest, LONG_BENCH));
     const r = await client.conn.sendRequest(BenchRequest, SHORT_BENCH);
     assert.deepEqual(r.cases.map((c) => [c.attention, c.status]), [['softmax', 'ok']]);
   });
 
   test('(b) vitlens/infer whose worker is SIGKILLed mid-run', async () => {
     // The worker reports "inference" once it has the job, before it reads the checkpoint.
-    const { killed } = killWorkerOn('infer', /inference/);
-    const t = performance.now();
-    await assert.rejects(client.conn.sendRequest(InferRequest, { uri: tinySoftUri, resize: 'none' }), (e: unknown) => {
-      assert.ok(e instanceof ResponseError, String(e));
-      assert.match(e.message, /^the infer worker was killed by SIGKILL before answering .*nothing else was affected/);
-      return true;
-    });
-    const pid = await killed;
-    console.log(`  infer worker ${pid} SIGKILLed mid-run: ResponseError ${(performance.now() - t).toFixed(0)} ms after the request`);
-    await noWorkersLeft(client.proc.pid!);
-    await serverAnswers();
+    await killedMidRun('infer', /inference/, () => client.conn.sendRequest(InferRequest, { uri: tinySoftUri, resize: 'none' }));
     const r = await client.conn.sendRequest(InferRequest, { uri: tinySoftUri, resize: 'none' });
     assert.equal(path.basename(r.items[0]!.name), 'tiny_image_64x64.png');
     assert.equal(r.items[0]!.logits.length, 10);

@@ -4,10 +4,7 @@
  * hover/codeLens latency, the server's RSS after each close-all round and its peak) and exits
  * non-zero on any failure.
  *
- *   npm run build && node --import tsx scripts/soak-fuzz.ts [--documents 200000] [--seed 1] [--lanes 4] [--known-bugs]
- *
- * --known-bugs also sends the shapes of the server bugs listed in docs/RELIABILITY.md (failures
- * are then expected).
+ *   npm run build && node --import tsx scripts/soak-fuzz.ts [--documents 200000] [--seed 1] [--lanes 4]
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -29,10 +26,9 @@ async function main(): Promise<void> {
   const documents = arg('documents', 200_000);
   const seed = arg('seed', 1);
   const lanes = arg('lanes', 4);
-  const knownBugs = process.argv.includes('--known-bugs');
-  console.log(`ViT Lens config soak: ${documents} documents, seed ${seed}, ${lanes} lanes${knownBugs ? ', known-bug shapes included' : ''}`);
+  console.log(`ViT Lens config soak: ${documents} documents, seed ${seed}, ${lanes} lanes`);
   console.log(`  node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? 'unknown'}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`);
-  const r = await fuzzServer({ seed, documents, lanes, knownBugs, closeEvery: Math.max(1000, Math.round(documents / 40)), log: (l) => console.log(l) });
+  const r = await fuzzServer({ seed, documents, lanes, closeEvery: Math.max(1000, Math.round(documents / 40)), log: (l) => console.log(l) });
   for (const line of formatFuzzResult(r)) console.log(line);
   const lat = r.diagnosticsLatencyMs.filter(Number.isFinite);
   console.log(`  p90 ${percentile(lat, 0.9).toFixed(1)} ms, p999 ${percentile(lat, 0.999).toFixed(1)} ms`);

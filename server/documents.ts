@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { analyzeConfig, type ConfigAnalysis } from './config/analyze';
 import { isViTLensConfig } from './config/detect';
+import type { ModelSpec } from './models/spec';
 import { profileModel, type ModelProfile } from './profile/profile';
 
 export interface AnalyzedDocument {
@@ -32,6 +33,25 @@ export function fileExistsNear(configPath: string | null): ((p: string) => boole
   return (p) => fs.existsSync(path.resolve(dir, p));
 }
 
+/**
+ * Profiles shared by every document and version, keyed by the model spec itself: most edits
+ * (comments, training keys such as `lr`) leave the architecture as it was, and the profile is
+ * the largest part of the work per version (~0.2 ms of ~0.35 ms for an official config).
+ * Least recently used out first; profiles are never mutated by their readers.
+ */
+const PROFILE_CACHE_SIZE = 64;
+const sharedProfiles = new Map<string, ModelProfile>();
+
+function cachedProfile(spec: ModelSpec, resolution: number, batch: number): ModelProfile {
+  const key = `${resolution}x${batch} ${JSON.stringify(spec)}`;
+  let p = sharedProfiles.get(key);
+  if (p) sharedProfiles.delete(key);
+  else p = profileModel(spec, resolution, batch);
+  sharedProfiles.set(key, p);
+  if (sharedProfiles.size > PROFILE_CACHE_SIZE) sharedProfiles.delete(sharedProfiles.keys().next().value!);
+  return p;
+}
+
 export function analyzeDocument(uri: string, version: number, text: string): AnalyzedDocument {
   const file = filePathOf(uri);
   const opts = fileExistsNear(file);
@@ -48,7 +68,7 @@ export function analyzeDocument(uri: string, version: number, text: string): Ana
       const res = resolution ?? spec.resolutions[0]!;
       const key = `${res}x${batch}`;
       let p = cache.get(key);
-      if (!p) cache.set(key, (p = profileModel(spec, res, batch)));
+      if (!p) cache.set(key, (p = cachedProfile(spec, res, batch)));
       return p;
     },
   };

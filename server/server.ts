@@ -12,12 +12,11 @@ import {
   ProposedFeatures,
   ResponseError,
   type CancellationToken,
-  TextDocuments,
   TextDocumentSyncKind,
   type Connection,
   type InitializeResult,
 } from 'vscode-languageserver/node';
-import { TextDocument } from 'vscode-languageserver-textdocument';
+import type { TextDocument } from 'vscode-languageserver-textdocument';
 import { BenchCaseNotification, BenchRequest, DevicesRequest, InferRequest, PinvRequest, ProfileRequest, ProfileSweepRequest, ProgressNotification, TrustNotification, DEFAULT_SETTINGS, type BenchParams, type InferParams, type PinvParams, type VitlensSettings } from '../protocol/lsp';
 import type { RuntimeId } from '../protocol/results';
 import type { JobResult, WorkerJob } from './bench/jobs';
@@ -30,10 +29,12 @@ import { hover, type ImageResult } from './features/hover';
 import { codeLenses, inlayHints } from './features/summary';
 import { summarize } from './profile/summary';
 import { profileSweep } from './profile/sweep';
+import { PublishScheduler } from './publish-scheduler';
+import { createTextDocuments } from './text-documents';
 import { VERSION } from './version';
 
 export function startServer(connection: Connection): void {
-  const documents = new TextDocuments(TextDocument);
+  const documents = createTextDocuments();
   const store = new DocumentStore();
 
   const analyzed = (uri: string): { doc: AnalyzedDocument; text: TextDocument } | null => {
@@ -103,9 +104,12 @@ export function startServer(connection: Connection): void {
       void connection.sendDiagnostics({ uri, ...(a ? { version: a.text.version } : {}), diagnostics: a ? toLspDiagnostics(a.doc.analysis, a.text) : [] });
     });
 
-  // TextDocuments fires onDidChangeContent for an open as well: one analysis and one publish per version.
-  documents.onDidChangeContent((e) => publish(e.document.uri));
+  // TextDocuments fires onDidChangeContent for an open as well. Rapid edits are coalesced: the
+  // newest version is analysed and published, superseded ones may be skipped.
+  const publishing = new PublishScheduler(publish);
+  documents.onDidChangeContent((e) => publishing.changed(e.document.uri));
   documents.onDidClose((e) => {
+    publishing.forget(e.document.uri);
     store.delete(e.document.uri);
     void connection.sendDiagnostics({ uri: e.document.uri, diagnostics: [] });
   });

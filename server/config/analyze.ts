@@ -54,6 +54,11 @@ export function analyzeConfig(text: string, options: AnalyzeOptions = {}): Confi
   const entries = new Map<string, ConfigEntry>();
   const push = (d: ConfigDiagnostic) => diagnostics.push(d);
 
+  const result = { parsed, diagnostics, spec: null as ModelSpec | null, registered: null as RegisteredModel | null, values, entries };
+  if (parsed.tooLarge) {
+    push({ span: parsed.tooLarge.span, severity: 'error', code: 'document-too-large', message: parsed.tooLarge.message });
+    return result;
+  }
   for (const s of parsed.syntax) push({ span: s.span, severity: s.severity, code: 'yaml-syntax', message: `YAML: ${s.message}` });
   if (parsed.rootProblem) push({ span: parsed.rootProblem.span, severity: 'error', code: 'not-a-mapping', message: parsed.rootProblem.message });
 
@@ -80,7 +85,6 @@ export function analyzeConfig(text: string, options: AnalyzeOptions = {}): Confi
     else diagnostics.push(...checked.diagnostics);
   }
 
-  const result = { parsed, diagnostics, spec: null as ModelSpec | null, registered: null as RegisteredModel | null, values, entries };
   if (parsed.rootProblem) return result;
   const hadModelError = diagnostics.some((d) => d.key === 'model' && d.severity === 'error');
   const modelName = values.get('model') as string | undefined;

@@ -3,6 +3,7 @@
  * so every diagnostic can point at the exact key, value or list item.
  */
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
+import { checkDocumentLimits } from './limits';
 
 /** Half-open character offsets [start, end) into the document text. */
 export interface Span {
@@ -35,6 +36,11 @@ export interface ParsedConfig {
   syntax: SyntaxProblem[];
   /** The root is not a mapping (empty document, a list, a scalar …). */
   rootProblem: SyntaxProblem | null;
+  /**
+   * Past a size limit (config/limits.ts): not parsed. `tooLarge` says why and where; `entries`
+   * then come from the lines before that point, only to tell whether the document is a config.
+   */
+  tooLarge: SyntaxProblem | null;
   lines: LineCounter;
 }
 
@@ -60,6 +66,21 @@ function toValue(node: unknown, fallback: Span): ConfigValue {
 }
 
 export function parseConfig(text: string): ParsedConfig {
+  const limit = checkDocumentLimits(text);
+  if (!limit) return parseYaml(text);
+  // The head is a prefix of the text, so its entries' spans are valid offsets into it.
+  const { entries } = parseYaml(limit.head);
+  return { text, entries, syntax: [], rootProblem: null, tooLarge: { span: limit.span, message: limit.message, severity: 'error' }, lines: countLines(text) };
+}
+
+function countLines(text: string): LineCounter {
+  const lines = new LineCounter();
+  lines.addNewLine(0);
+  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) lines.addNewLine(i + 1);
+  return lines;
+}
+
+function parseYaml(text: string): ParsedConfig {
   const lines = new LineCounter();
   // yaml's own uniqueKeys check compares every key with every earlier one (quadratic: 20,000
   // keys took seconds); a config's keys live at the top level, checked below with a Set.
@@ -89,7 +110,7 @@ export function parseConfig(text: string): ParsedConfig {
       entries.push({ key: name, keySpan, value, span: { start: keySpan.start, end: Math.max(value.span.end, keySpan.end) } });
     }
   }
-  return { text, entries, syntax, rootProblem, lines };
+  return { text, entries, syntax, rootProblem, tooLarge: null, lines };
 }
 
 function firstLine(message: string): string {

@@ -662,9 +662,16 @@ describe('malformed zips', () => {
     ['twice.pth', () => rawZip([pkl('data.pkl', ok), pkl('data.pkl', ok)]), /zip archive lists entry "archive\/data\.pkl" twice/],
     ['two.pth', () => rawZip([pkl('data.pkl', ok, 'a'), pkl('data.pkl', ok, 'b')]), /zip archive holds several checkpoints \(a, b\)/],
     ['bigendian.pth', () => rawZip([pkl('data.pkl', ok), pkl('byteorder', Buffer.from('big'))]), /the storages were saved big-endian/],
-    // Refused, but not as a corrupt directory: see BUG 5 below.
-    ['directory-past-end.pth', () => rawZip([pkl('data.pkl', ok)], { directoryOffset: 2 ** 31 }), /./],
-    ['forged-count.pth', () => rawZip([pkl('data.pkl', ok)], { entryCount: 65535 }), /./],
+    // The end record is checked before fflate trusts it (BUG 5 below).
+    ['directory-past-end.pth', () => rawZip([pkl('data.pkl', ok)], { directoryOffset: 2 ** 31 }), /truncated or corrupt zip archive: central directory offset 2147483648 lies past the end of the \d+-byte file/],
+    ['forged-count.pth', () => rawZip([pkl('data.pkl', ok)], { entryCount: 65535 }), /truncated or corrupt zip archive: the end record counts 65535 entries, more than a \d+-byte central directory holds/],
+    ['directory-at-0.pth', () => rawZip([pkl('data.pkl', ok)], { directoryOffset: 0 }), /truncated or corrupt zip archive: central directory entry 0 at byte 0 is not a central header/],
+    ['zip64-locator.pth', () => {
+      // tiny_soft.pth ends with a ZIP64 end record, its locator and the end record; aim the locator elsewhere.
+      const real = Buffer.from(fs.readFileSync(path.join(FIXTURES, 'ref', 'tiny_soft.pth')));
+      real.writeUInt32LE(1000, real.length - 22 - 20 + 8);
+      return real;
+    }, /truncated or corrupt zip archive: the ZIP64 locator points at byte 1000, where there is no ZIP64 end record/],
     ['no-directory.pth', () => Buffer.concat([Buffer.from('PK\x03\x04', 'latin1'), Buffer.alloc(4096, 0x41)]), /truncated or corrupt zip archive/],
   ];
   for (const [file, make, problem] of cases) {
@@ -746,23 +753,38 @@ describe('every earlier hostile input of this file, again, within 2 s and 64 MiB
   });
 });
 
-describe('server bug found here: minimal reproducer (todo until fixed; see docs/RELIABILITY.md)', () => {
-  test('BUG 4: small pickles whose opcodes each create a value (8 MiB of EMPTY_LIST, 4M MEMOIZE; a few KB compressed) take seconds and hundreds of MiB before any limit applies', { todo: 'server bug 4: the pickle scan bounds nesting but not the number of values or memo entries the parser builds; a 256 MiB data.pkl (the cap) needs ~10 GB' }, async () => {
+describe('regression: pickle value and memo explosion (server bug 4; see docs/RELIABILITY.md)', () => {
+  // Bug 4: the pickle scan bounded nesting but not the number of values or memo entries the
+  // parser builds, so 8 MiB of EMPTY_LIST (8 KB compressed) took 1.1–1.5 s and +400 MiB, 4M
+  // MEMOIZE 2 s and +200 MiB, and a 256 MiB data.pkl (the cap) would need ~10 GB.
+  test('small pickles whose opcodes each create a value (8 MiB of EMPTY_LIST, 4M MEMOIZE; a few KB compressed) are refused by the scan within 1 s and 64 MiB', async () => {
     const lists = Buffer.concat([Buffer.from([0x80, 2]), Buffer.alloc(8 * MiB, 0x5d), Buffer.from('.')]);
     const memos = Buffer.concat([Buffer.from([0x80, 4, 0x5d]), Buffer.alloc(4 * MiB, 0x94), Buffer.from('.')]);
     const failures: string[] = [];
-    for (const [file, raw] of [['lists.pth', lists], ['memoize.pth', memos]] as const) {
+    const cases = [
+      ['lists.pth', lists, /refused pickle at byte 2000002: EMPTY_LIST makes more than 2000000 values/],
+      ['memoize.pth', memos, /refused pickle at byte 1000003: MEMOIZE makes more than 1000000 memo entries/],
+    ] as const;
+    for (const [file, raw, problem] of cases) {
       const zip = rawZip([{ name: 'archive/data.pkl', data: zlib.deflateRawSync(raw), method: 8, originalSize: raw.length }]);
       const m = await peak.measure(() => loadCheckpoint(zip, file));
       console.log(`  ${file}: ${(zip.length / 1024).toFixed(0)} KB file, ${(raw.length / MiB).toFixed(0)} MiB pickle: ${m.error ? 'refused' : 'loaded'} after ${m.ms.toFixed(0)} ms, peak RSS +${m.riseMiB.toFixed(0)} MiB`);
+      if (!(m.error instanceof CheckpointError) || !problem.test(m.error.message)) failures.push(`${file}: ${String(m.error)}`);
       if (m.ms >= 1000 || m.riseMiB >= 64) failures.push(`${file}: ${m.ms.toFixed(0)} ms, +${m.riseMiB.toFixed(0)} MiB`);
     }
     assert.deepEqual(failures, []);
   });
+
+  test('references count as values too: 3M DUPs of one list are refused before the parser grows its stack', async () => {
+    const dups = Buffer.concat([Buffer.from([0x80, 2, 0x5d]), Buffer.alloc(3_000_000, 0x32), Buffer.from('.')]);
+    await refusedWithin(torchZip(dups), 'dups.pth', /refused pickle at byte 2000002: DUP makes more than 2000000 values/, { ms: 1000, mib: 64 });
+  });
 });
 
-describe('unclear message found here: minimal reproducer (todo until fixed; see docs/RELIABILITY.md)', () => {
-  test('BUG 5: a zip whose end record points past the file, or counts 65535 entries, is refused with a message about its content (no data.pkl, an empty name listed twice), not as a corrupt zip', { todo: 'server bug 5: fflate does not validate the end-of-central-directory record; the messages blame the content' }, async () => {
+describe('regression: unclear message for a corrupt zip directory (server bug 5; see docs/RELIABILITY.md)', () => {
+  // Bug 5: fflate does not validate the end-of-central-directory record, so these were refused
+  // with messages that blamed the content (no data.pkl; an empty name listed twice).
+  test('a zip whose end record points past the file, or counts 65535 entries, is refused as a corrupt zip', async () => {
     const ok = statePickle([['w', '0', 'FloatStorage', 1]]);
     await refusedWithin(rawZip([pkl('data.pkl', ok)], { directoryOffset: 2 ** 31 }), 'directory-past-end.pth', /truncated or corrupt zip archive/);
     await refusedWithin(rawZip([pkl('data.pkl', ok)], { entryCount: 65535 }), 'forged-count.pth', /truncated or corrupt zip archive/);

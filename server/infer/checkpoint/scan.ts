@@ -4,8 +4,10 @@
  * protocol-0 DICT opcode onto Map properties, and implements INST/OBJ/EXT by calling
  * whatever the stack holds. This scan admits only the binary opcodes a `torch.save`
  * pickle (protocols 2-5) uses, checks that every argument lies inside the buffer, bounds
- * integer widths and MARK nesting, and reports each GLOBAL to the caller's allow-list,
- * so a refused name is rejected before a single object exists.
+ * integer widths, MARK nesting and the number of values and memo entries the parser would
+ * build, and reports each GLOBAL to the caller's allow-list, so a refused name is rejected
+ * before a single object exists. It streams: nothing is allocated per opcode but GLOBAL's
+ * two name strings.
  */
 import { CheckpointError } from './errors';
 
@@ -13,6 +15,22 @@ import { CheckpointError } from './errors';
 const MAX_MARK_DEPTH = 100;
 /** Longest GLOBAL module or name line: dotted Python identifiers. */
 const MAX_GLOBAL_LINE = 256;
+
+/** What an opcode adds to the parser's state: a stack entry, or a memo entry. */
+type Tally = 'value' | 'memo';
+
+/**
+ * Bounds on what the parser builds. Nearly every opcode byte can make an object (an empty
+ * dict costs the parser ~200 bytes and ~1 µs), so the pickle size cap alone would admit
+ * hundreds of millions. The real tiny_soft.pth (137 tensors) makes 3,404 values and 1,351
+ * memo entries, ~25 and ~10 per tensor, so a ViT-g training checkpoint with EMA weights
+ * and AdamW state (~2,000 tensors) would make ~50k values; the caps admit ~80k tensors.
+ * Every value made counts, even one popped at once: the parser allocates it all the same.
+ */
+const LIMITS: Readonly<Record<Tally, { max: number; what: string; perTensor: number }>> = {
+  value: { max: 2_000_000, what: 'values', perTensor: 25 },
+  memo: { max: 1_000_000, what: 'memo entries', perTensor: 10 },
+};
 
 type Arg =
   | { kind: 'fixed'; bytes: number }
@@ -27,6 +45,8 @@ interface OpSpec {
   arg?: Arg;
   /** MARK opens a frame; these opcodes close the innermost one. */
   mark?: 'open' | 'close';
+  /** Pushes a value (new, or a reference for DUP / *GET), or writes a memo entry. */
+  tally?: Tally;
 }
 
 const fixed = (bytes: number): Arg => ({ kind: 'fixed', bytes });
@@ -40,53 +60,56 @@ const ALLOWED: ReadonlyMap<number, OpSpec> = new Map<number, OpSpec>([
   [0x28, { name: 'MARK', mark: 'open' }],
   [0x31, { name: 'POP_MARK', mark: 'close' }],
   [0x30, { name: 'POP' }],
-  [0x32, { name: 'DUP' }],
-  [0x71, { name: 'BINPUT', arg: fixed(1) }],
-  [0x72, { name: 'LONG_BINPUT', arg: fixed(4) }],
-  [0x94, { name: 'MEMOIZE' }],
-  [0x68, { name: 'BINGET', arg: fixed(1) }],
-  [0x6a, { name: 'LONG_BINGET', arg: fixed(4) }],
-  [0x4e, { name: 'NONE' }],
-  [0x88, { name: 'NEWTRUE' }],
-  [0x89, { name: 'NEWFALSE' }],
-  [0x4a, { name: 'BININT', arg: fixed(4) }],
-  [0x4b, { name: 'BININT1', arg: fixed(1) }],
-  [0x4d, { name: 'BININT2', arg: fixed(2) }],
-  [0x8a, { name: 'LONG1', arg: { kind: 'long1' } }],
-  [0x47, { name: 'BINFLOAT', arg: fixed(8) }],
-  [0x43, { name: 'SHORT_BINBYTES', arg: counted(1) }],
-  [0x42, { name: 'BINBYTES', arg: counted(4) }],
-  [0x8e, { name: 'BINBYTES8', arg: counted(8) }],
-  [0x96, { name: 'BYTEARRAY8', arg: counted(8) }],
-  [0x55, { name: 'SHORT_BINSTRING', arg: counted(1) }],
-  [0x54, { name: 'BINSTRING', arg: counted(4) }],
-  [0x8c, { name: 'SHORT_BINUNICODE', arg: counted(1) }],
-  [0x58, { name: 'BINUNICODE', arg: counted(4) }],
-  [0x8d, { name: 'BINUNICODE8', arg: counted(8) }],
-  [0x29, { name: 'EMPTY_TUPLE' }],
-  [0x85, { name: 'TUPLE1' }],
-  [0x86, { name: 'TUPLE2' }],
-  [0x87, { name: 'TUPLE3' }],
-  [0x74, { name: 'TUPLE', mark: 'close' }],
-  [0x5d, { name: 'EMPTY_LIST' }],
-  [0x6c, { name: 'LIST', mark: 'close' }],
+  [0x32, { name: 'DUP', tally: 'value' }],
+  [0x71, { name: 'BINPUT', arg: fixed(1), tally: 'memo' }],
+  [0x72, { name: 'LONG_BINPUT', arg: fixed(4), tally: 'memo' }],
+  [0x94, { name: 'MEMOIZE', tally: 'memo' }],
+  [0x68, { name: 'BINGET', arg: fixed(1), tally: 'value' }],
+  [0x6a, { name: 'LONG_BINGET', arg: fixed(4), tally: 'value' }],
+  [0x4e, { name: 'NONE', tally: 'value' }],
+  [0x88, { name: 'NEWTRUE', tally: 'value' }],
+  [0x89, { name: 'NEWFALSE', tally: 'value' }],
+  [0x4a, { name: 'BININT', arg: fixed(4), tally: 'value' }],
+  [0x4b, { name: 'BININT1', arg: fixed(1), tally: 'value' }],
+  [0x4d, { name: 'BININT2', arg: fixed(2), tally: 'value' }],
+  [0x8a, { name: 'LONG1', arg: { kind: 'long1' }, tally: 'value' }],
+  [0x47, { name: 'BINFLOAT', arg: fixed(8), tally: 'value' }],
+  [0x43, { name: 'SHORT_BINBYTES', arg: counted(1), tally: 'value' }],
+  [0x42, { name: 'BINBYTES', arg: counted(4), tally: 'value' }],
+  [0x8e, { name: 'BINBYTES8', arg: counted(8), tally: 'value' }],
+  [0x96, { name: 'BYTEARRAY8', arg: counted(8), tally: 'value' }],
+  [0x55, { name: 'SHORT_BINSTRING', arg: counted(1), tally: 'value' }],
+  [0x54, { name: 'BINSTRING', arg: counted(4), tally: 'value' }],
+  [0x8c, { name: 'SHORT_BINUNICODE', arg: counted(1), tally: 'value' }],
+  [0x58, { name: 'BINUNICODE', arg: counted(4), tally: 'value' }],
+  [0x8d, { name: 'BINUNICODE8', arg: counted(8), tally: 'value' }],
+  [0x29, { name: 'EMPTY_TUPLE', tally: 'value' }],
+  [0x85, { name: 'TUPLE1', tally: 'value' }],
+  [0x86, { name: 'TUPLE2', tally: 'value' }],
+  [0x87, { name: 'TUPLE3', tally: 'value' }],
+  [0x74, { name: 'TUPLE', mark: 'close', tally: 'value' }],
+  [0x5d, { name: 'EMPTY_LIST', tally: 'value' }],
+  [0x6c, { name: 'LIST', mark: 'close', tally: 'value' }],
   [0x61, { name: 'APPEND' }],
   [0x65, { name: 'APPENDS', mark: 'close' }],
-  [0x7d, { name: 'EMPTY_DICT' }],
+  [0x7d, { name: 'EMPTY_DICT', tally: 'value' }],
   [0x73, { name: 'SETITEM' }],
   [0x75, { name: 'SETITEMS', mark: 'close' }],
-  [0x8f, { name: 'EMPTY_SET' }],
+  [0x8f, { name: 'EMPTY_SET', tally: 'value' }],
   [0x90, { name: 'ADDITEMS', mark: 'close' }],
-  [0x91, { name: 'FROZENSET', mark: 'close' }],
+  [0x91, { name: 'FROZENSET', mark: 'close', tally: 'value' }],
   // Names are checked here (GLOBAL) or by the parser's resolver (STACK_GLOBAL, whose
   // operands are computed on the stack); calls only ever reach allow-listed functions.
-  [0x63, { name: 'GLOBAL', arg: { kind: 'global' } }],
-  [0x93, { name: 'STACK_GLOBAL' }],
-  [0x52, { name: 'REDUCE' }],
-  [0x81, { name: 'NEWOBJ' }],
+  [0x63, { name: 'GLOBAL', arg: { kind: 'global' }, tally: 'value' }],
+  [0x93, { name: 'STACK_GLOBAL', tally: 'value' }],
+  [0x52, { name: 'REDUCE', tally: 'value' }],
+  [0x81, { name: 'NEWOBJ', tally: 'value' }],
   [0x62, { name: 'BUILD' }],
-  [0x51, { name: 'BINPERSID' }],
+  [0x51, { name: 'BINPERSID', tally: 'value' }],
 ]);
+
+/** ALLOWED indexed by byte: the scan's inner loop looks up every opcode. */
+const BY_BYTE: readonly (OpSpec | undefined)[] = Array.from({ length: 256 }, (_, code) => ALLOWED.get(code));
 
 const NEVER_EXECUTES = 'ViT Lens never executes code from a checkpoint';
 
@@ -175,6 +198,11 @@ function scanArg(c: Cursor, op: OpSpec, arg: Arg, onGlobal: (module: string, nam
   }
 }
 
+function tooMany(file: string, at: number, op: OpSpec, limit: (typeof LIMITS)[Tally]): CheckpointError {
+  return new CheckpointError(file, `refused pickle at byte ${at}: ${op.name} makes more than ${limit.max} ${limit.what}, `
+    + `far beyond a real checkpoint (about ${limit.perTensor} per tensor)`);
+}
+
 /**
  * Validates `bytes` as a pickle this reader will parse, calling `onGlobal` (which throws
  * to refuse) for every GLOBAL. Linear in the pickle size; throws CheckpointError.
@@ -182,10 +210,11 @@ function scanArg(c: Cursor, op: OpSpec, arg: Arg, onGlobal: (module: string, nam
 export function scanPickle(bytes: Uint8Array, file: string, onGlobal: (module: string, name: string) => void): void {
   const c = new Cursor(bytes, file);
   let depth = 0;
+  const made: Record<Tally, number> = { value: 0, memo: 0 };
   while (c.pos < bytes.length) {
     const at = c.pos;
     const code = bytes[c.pos++]!;
-    const op = ALLOWED.get(code);
+    const op = BY_BYTE[code];
     if (!op) {
       const refused = REFUSED.get(code);
       throw refused
@@ -196,6 +225,7 @@ export function scanPickle(bytes: Uint8Array, file: string, onGlobal: (module: s
     if (op.arg) scanArg(c, op, op.arg, onGlobal);
     if (op.mark === 'open' && ++depth > MAX_MARK_DEPTH) throw c.fail(at, `nesting deeper than ${MAX_MARK_DEPTH} levels`);
     if (op.mark === 'close' && --depth < 0) throw c.fail(at, `${op.name} without a MARK`);
+    if (op.tally && ++made[op.tally] > LIMITS[op.tally].max) throw tooMany(file, at, op, LIMITS[op.tally]);
   }
   throw c.fail(bytes.length, 'no STOP opcode (truncated pickle)');
 }

@@ -106,6 +106,56 @@ function pattern(width: number, height: number): RgbImage {
   return { width, height, data };
 }
 
+const paeth = (a: number, b: number, c: number): number => {
+  const p = a + b - c;
+  const [pa, pb, pc] = [Math.abs(p - a), Math.abs(p - b), Math.abs(p - c)];
+  return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+};
+
+/** Adam7 passes as [x0, y0, dx, dy]; a plain image is one "pass" of every pixel. */
+const ADAM7 = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]] as const;
+
+/**
+ * A PNG of any colour type and bit depth, Adam7-interlaced or not, whose rows cycle through
+ * the five filter types and whose zlib stream is split over 50-byte IDAT chunks.
+ */
+function variantPng(width: number, height: number, colourType: number, depth: number, interlaced: boolean): Buffer {
+  const channels = ({ 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 } as Record<number, number>)[colourType]!;
+  const bytesPerPixel = Math.max(1, (channels * depth) >> 3);
+  const scanlines: number[] = [];
+  let rowIndex = 0;
+  for (const [x0, y0, dx, dy] of interlaced ? ADAM7 : ([[0, 0, 1, 1]] as const)) {
+    if (x0 >= width) continue;
+    let previous: number[] = [];
+    for (let y = y0; y < height; y += dy) {
+      const row: number[] = [];
+      let acc = 0;
+      let bits = 0;
+      for (let x = x0; x < width; x += dx) {
+        for (let c = 0; c < channels; c++) {
+          acc = acc * 2 ** depth + ((x * 37 + y * 101 + c * 59 + x * y) % 2 ** depth);
+          for (bits += depth; bits >= 8; acc %= 2 ** bits) row.push(Math.floor(acc / 2 ** (bits -= 8)));
+        }
+      }
+      if (bits) row.push(acc << (8 - bits));
+      const filter = rowIndex++ % 5;
+      scanlines.push(filter, ...row.map((v, i) => {
+        const [a, b, c] = [row[i - bytesPerPixel] ?? 0, previous[i] ?? 0, previous[i - bytesPerPixel] ?? 0];
+        return (v - [0, a, b, (a + b) >> 1, paeth(a, b, c)][filter]!) & 255;
+      }));
+      previous = row;
+    }
+  }
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([depth, colourType, 0, 0, interlaced ? 1 : 0], 8);
+  const palette = colourType === 3 ? [pngChunk('PLTE', Uint8Array.from({ length: 3 << depth }, (_, i) => (i * 53) & 255))] : [];
+  const zlibStream = zlib.deflateSync(Uint8Array.from(scanlines));
+  const idats = Array.from({ length: Math.ceil(zlibStream.length / 50) }, (_, i) => pngChunk('IDAT', zlibStream.subarray(i * 50, i * 50 + 50)));
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), pngChunk('IHDR', ihdr), ...palette, ...idats, pngChunk('IEND', new Uint8Array(0))]);
+}
+
 /** Decodes of every fixture with one decoder, shared by the tests below. */
 const decoded = new Map<string, RgbImage>();
 async function decodedWith(name: string, decoder: DecoderKind): Promise<RgbImage> {
@@ -141,6 +191,21 @@ describe('decode', () => {
       const img = await decodedWith(name, 'js');
       assert.equal(img.width, refs.decode[name]!.width);
       assert.equal(sha256(img.data), refs.decode[name]!.sha256, `${name} (${refs.decode[name]!.mode}) differs from Pillow`);
+    }
+  });
+
+  test('pngjs fallback equals sharp on every colour type and bit depth, Adam7-interlaced or not, at sizes with empty passes', async () => {
+    // The fixtures are none of them interlaced, palette or greyscale below 8 bits; these are.
+    const kinds: [number, number][] = [[0, 1], [0, 2], [0, 4], [0, 8], [0, 16], [2, 8], [2, 16], [3, 1], [3, 2], [3, 4], [3, 8], [4, 8], [4, 16], [6, 8], [6, 16]];
+    for (const [colourType, depth] of kinds) {
+      for (const [width, height] of [[1, 1], [3, 5], [9, 17], [33, 2]] as const) {
+        for (const interlaced of [false, true]) {
+          const name = `type ${colourType}, ${depth}-bit, ${width}×${height}${interlaced ? ', interlaced' : ''}`;
+          const png = variantPng(width, height, colourType, depth, interlaced);
+          const [sharp, js] = await Promise.all([decodeImage(png, { name, decoder: 'sharp' }), decodeImage(png, { name, decoder: 'js' })]);
+          assert.equal(sha256(js.data), sha256(sharp.data), name);
+        }
+      }
     }
   });
 
@@ -646,7 +711,7 @@ describe('decompression bombs the header does not reveal', () => {
     assert.equal(sharp.error, undefined, String(sharp.error));
     assert.deepEqual([sharp.value!.width, sharp.value!.height], [64, 64]);
     const js = await decodeWithin(bomb, 'idat-bomb.png', 'js');
-    // pngjs inflates at most the image's size, and refuses the rest.
+    // The JS path inflates at most the image's size (png-inflate.ts), and refuses the rest.
     assert.ok(js.error instanceof ImageError && /cannot decode PNG with pngjs/.test(js.error.problem), String(js.error));
   });
 
@@ -671,17 +736,24 @@ describe('decompression bombs the header does not reveal', () => {
   });
 });
 
-describe('bugs found here in the JS fallback decoder: minimal reproducers (todo until fixed; see docs/RELIABILITY.md)', () => {
-  test('BUG 6: an interlaced 64×64 PNG whose IDAT inflates to 256 MiB (265 KB file) is inflated whole by the pngjs path: ~0.5 GiB before the refusal', { todo: 'server bug 6: pngjs inflates interlaced images without a size limit (1 GiB bomb: ~6 s, +1.5 GiB)' }, async () => {
+describe('regressions: bugs found here in the JS fallback decoder, fixed by inflating the PNG image data ourselves with a bound (png-inflate.ts; see docs/RELIABILITY.md)', () => {
+  // Bug 6 was: pngjs inflated interlaced image data with no size limit, so this 259 KB file
+  // cost ~0.5 GiB and over a second before the refusal (a 1 GiB bomb: ~6 s, +1.5 GiB).
+  test('BUG 6: an interlaced 64×64 PNG whose IDAT inflates to 256 MiB (259 KB file) is refused by the JS path within 1 s and 64 MiB', async () => {
     const bomb = pngWithIdat(64, 64, zlibZeros(256), 1);
     const sharp = await decodeWithin(bomb, 'interlaced-bomb.png', 'sharp');
     assert.deepEqual([sharp.value?.width, sharp.value?.height], [64, 64], 'sharp decodes the 64×64 picture and ignores the rest');
     const m = await imagePeak.measure(() => decodeImage(bomb, { name: 'interlaced-bomb.png', decoder: 'js' }));
     console.log(`  interlaced IDAT bomb (${(bomb.length / 1024).toFixed(0)} KB → 256 MiB), pngjs: ${m.error ? 'refused' : 'decoded'} after ${m.ms.toFixed(0)} ms, peak RSS +${m.riseMiB.toFixed(0)} MiB`);
     assert.ok(m.ms < 1000 && m.riseMiB < 64, `${m.ms.toFixed(0)} ms, +${m.riseMiB.toFixed(0)} MiB`);
+    assert.ok(m.error instanceof ImageError && m.error.file === 'interlaced-bomb.png', String(m.error));
+    assert.match(m.error.problem, /^cannot decode PNG with pngjs: IDAT inflates to more than the 12408 bytes a 64×64 8-bit RGB interlaced PNG needs$/);
   });
 
-  test('BUG 7: a PNG whose zlib stream is garbage (chunk CRCs valid) decodes through pngjs to uninitialised memory about half the time, and fails with a random "filter type" otherwise; sharp refuses it', { todo: 'server bug 7: pngjs\'s sync inflate ignores the zlib error and returns Buffer.allocUnsafe memory' }, async () => {
+  // Bug 7 was: pngjs' sync inflate ignored zlib's error and returned Buffer.allocUnsafe
+  // memory, so this file decoded to whatever that memory held about half the time, and
+  // failed with a random "Unrecognised filter type" otherwise.
+  test('BUG 7: a PNG whose zlib stream is garbage (chunk CRCs valid) is refused by the JS path every time, naming the zlib error, as sharp refuses it', async () => {
     const garbage = pngWithIdat(4, 4, Uint8Array.from({ length: 64 }, (_, i) => (i * 7919 + 13) & 255));
     await refusedImage(garbage, 'garbage-zlib.png', 'sharp', /cannot decode PNG with sharp/);
     const pictures = new Set<string>();
@@ -691,6 +763,7 @@ describe('bugs found here in the JS fallback decoder: minimal reproducers (todo 
         pictures.add(sha256((await decodeImage(garbage, { name: 'garbage-zlib.png', decoder: 'js' })).data));
       } catch (e) {
         assert.ok(e instanceof ImageError);
+        assert.equal(e.problem, 'cannot decode PNG with pngjs: IDAT zlib stream is corrupt: incorrect header check');
         refused++;
       }
       Buffer.allocUnsafe(64).fill(k);

@@ -1,8 +1,9 @@
 /**
  * PNG, JPEG and WebP files to 8-bit RGB, as Pillow's `Image.open(f).convert('RGB')` gives
  * them (what timm's loader does), with sharp (libvips) when it loads and pngjs / jpeg-js
- * otherwise. sharp only decodes here; resizing is ours (resample.ts), so the pixels a
- * model sees do not depend on libvips' resampler.
+ * otherwise (for PNG, pngjs' stages behind our own bounded inflate: png-decode.ts). sharp
+ * only decodes here; resizing is ours (resample.ts), so the pixels a model sees do not
+ * depend on libvips' resampler.
  *
  * Conversions, all as Pillow's convert('RGB'): alpha is dropped, not composited; greyscale
  * is copied to R, G and B; palettes are looked up (tRNS ignored); 16-bit samples keep their
@@ -18,11 +19,11 @@
  */
 import fs from 'node:fs';
 import jpeg from 'jpeg-js';
-import { PNG } from 'pngjs';
 import type SharpNamespace from 'sharp';
 import { ImageError, describeError } from './errors';
-import { checkPixelLimit, pngChunksBeforeData, readImageHeader, type ImageFormat, type ImageHeader } from './header';
+import { checkPixelLimit, readImageHeader, type ImageFormat, type ImageHeader } from './header';
 import { applyOrientation } from './orient';
+import { decodePng } from './png-decode';
 import type { RgbImage } from './types';
 
 export type DecoderKind = 'sharp' | 'js';
@@ -218,8 +219,8 @@ function decodeWithJs(bytes: Uint8Array, header: ImageHeader, file: string): Rgb
     if (header.format === 'png') {
       // 16-bit: take the raw samples (skipRescale) and keep the high byte ourselves;
       // pngjs' own rescale rounds v·255/65535, which is not what Pillow does.
-      const png = PNG.sync.read(asBuffer(withoutTrns(bytes, file)), { skipRescale: header.bitDepth === 16 });
-      const rgba = header.bitDepth === 16 ? highBytes(png.data as unknown as Uint16Array) : png.data;
+      const png = decodePng(bytes, file, { skipRescale: header.bitDepth === 16 });
+      const rgba = png.data instanceof Uint16Array ? highBytes(png.data) : png.data;
       return { width: png.width, height: png.height, data: toRgb(rgba, 4, file) };
     }
     const decoded = jpeg.decode(bytes, {
@@ -238,23 +239,4 @@ function decodeWithJs(bytes: Uint8Array, header: ImageHeader, file: string): Rgb
     const library = header.format === 'png' ? 'pngjs' : 'jpeg-js';
     throw new ImageError(file, `cannot decode ${header.format.toUpperCase()} with ${library}: ${describeError(e)}${truncationHint(bytes, header)}`);
   }
-}
-
-/**
- * The PNG without its tRNS chunk. pngjs zeroes whole pixels (colour included) that match a
- * greyscale or RGB tRNS colour; Pillow keeps their colour and so must we, since alpha is
- * dropped anyway.
- */
-function withoutTrns(bytes: Uint8Array, file: string): Uint8Array {
-  const trns = pngChunksBeforeData(bytes, file).find((c) => c.type === 'tRNS');
-  if (!trns) return bytes;
-  const out = new Uint8Array(bytes.length - (trns.end - trns.start));
-  out.set(bytes.subarray(0, trns.start), 0);
-  out.set(bytes.subarray(trns.end), trns.start);
-  return out;
-}
-
-/** A Buffer view of the same memory (pngjs wants a Buffer; copying would double the file). */
-function asBuffer(b: Uint8Array): Buffer {
-  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 }

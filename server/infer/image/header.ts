@@ -5,7 +5,8 @@
  * The dimensions are what stops decompression bombs: a 50 KB PNG can declare 100000×100000
  * pixels (30 GB as RGB), so the pixel limit is checked here, before any decoder allocates.
  * sharp gets the same limit (limitInputPixels) as a second line; pngjs and jpeg-js have
- * nothing that runs early enough, so for them this parse is the only guard.
+ * nothing that runs early enough, so for them this parse is the guard against huge
+ * dimensions (a PNG's image data is then bounded by png-inflate.ts).
  */
 import { ImageError } from './errors';
 
@@ -118,46 +119,88 @@ export interface PngChunk {
   dataLength: number;
 }
 
+/** The chunks of a PNG in file order, and where the walk ran out of bytes if it did. */
+export interface PngChunkWalk {
+  chunks: PngChunk[];
+  /** Set when the file ends inside a chunk, or before one of the `last` types was reached. */
+  cut?: { at: number; type?: string };
+}
+
+/**
+ * Walks a PNG's chunks from the signature on, stopping after the first chunk whose type is in
+ * `last` or where the bytes run out. Only lengths are read: no CRC or content is checked.
+ */
+export function walkPngChunks(b: Uint8Array, last: readonly string[]): PngChunkWalk {
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const chunks: PngChunk[] = [];
+  let p: number = PNG_SIGNATURE.length;
+  for (;;) {
+    if (p + 8 > b.length) return { chunks, cut: { at: p } };
+    const dataLength = dv.getUint32(p);
+    const type = ascii(b, p + 4, 4);
+    const end = p + 12 + dataLength;
+    if (end > b.length) return { chunks, cut: { at: p, type } };
+    chunks.push({ type, start: p, end, dataStart: p + 8, dataLength });
+    if (last.includes(type)) return { chunks };
+    p = end;
+  }
+}
+
 /**
  * The chunks of a PNG up to and including the first IDAT (the metadata chunks that matter
  * here, IHDR, tRNS and eXIf, all precede it). Throws when a chunk runs past the end.
  */
 export function pngChunksBeforeData(b: Uint8Array, file: string): PngChunk[] {
-  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const chunks: PngChunk[] = [];
-  let p: number = PNG_SIGNATURE.length;
-  for (;;) {
-    if (p + 8 > b.length) throw truncated(file, 'PNG', chunks.length ? 'the chunk list before the image data' : 'the IHDR chunk');
-    const dataLength = dv.getUint32(p);
-    const type = ascii(b, p + 4, 4);
-    const end = p + 12 + dataLength;
-    if (end > b.length) throw truncated(file, 'PNG', `the ${JSON.stringify(type)} chunk at byte ${p}`);
-    chunks.push({ type, start: p, end, dataStart: p + 8, dataLength });
-    if (type === 'IDAT' || type === 'IEND') return chunks;
-    p = end;
+  const { chunks, cut } = walkPngChunks(b, ['IDAT', 'IEND']);
+  if (cut?.type !== undefined) throw truncated(file, 'PNG', `the ${JSON.stringify(cut.type)} chunk at byte ${cut.at}`);
+  if (cut) throw truncated(file, 'PNG', chunks.length ? 'the chunk list before the image data' : 'the IHDR chunk');
+  return chunks;
+}
+
+export type PngColourType = 0 | 2 | 3 | 4 | 6;
+
+/** The IHDR fields, checked against what the PNG specification allows. */
+export interface PngIhdr {
+  width: number;
+  height: number;
+  bitDepth: number;
+  colourType: PngColourType;
+  interlaced: boolean;
+}
+
+const PNG_BIT_DEPTHS: Record<PngColourType, readonly number[]> = { 0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16] };
+
+/** Reads and checks the IHDR chunk, which must be the PNG's first (`chunk`). */
+export function pngIhdr(b: Uint8Array, chunk: PngChunk | undefined, file: string): PngIhdr {
+  if (!chunk || chunk.type !== 'IHDR' || chunk.dataLength !== 13) {
+    throw new ImageError(file, 'corrupt PNG: the first chunk is not a 13-byte IHDR');
   }
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const at = chunk.dataStart;
+  const bitDepth = b[at + 8] ?? 0;
+  const colourType = b[at + 9] ?? 0;
+  if (!(colourType in PNG_BIT_DEPTHS) || !PNG_BIT_DEPTHS[colourType as PngColourType].includes(bitDepth)) {
+    throw new ImageError(file, `corrupt PNG: colour type ${colourType} with bit depth ${bitDepth} does not exist`);
+  }
+  // Only method 0 exists for compression and filtering, and 0 or 1 (Adam7) for interlacing;
+  // the JS decoder's size arithmetic (png-inflate.ts) assumes them.
+  const [compression, filter, interlace] = [b[at + 10] ?? 0, b[at + 11] ?? 0, b[at + 12] ?? 0];
+  if (compression !== 0) throw new ImageError(file, `corrupt PNG: unknown compression method ${compression}`);
+  if (filter !== 0) throw new ImageError(file, `corrupt PNG: unknown filter method ${filter}`);
+  if (interlace > 1) throw new ImageError(file, `corrupt PNG: unknown interlace method ${interlace}`);
+  return { width: dv.getUint32(at), height: dv.getUint32(at + 4), bitDepth, colourType: colourType as PngColourType, interlaced: interlace === 1 };
 }
 
 function pngHeader(b: Uint8Array, file: string): ImageHeader {
   const chunks = pngChunksBeforeData(b, file);
-  const ihdr = chunks[0];
-  if (!ihdr || ihdr.type !== 'IHDR' || ihdr.dataLength !== 13) {
-    throw new ImageError(file, 'corrupt PNG: the first chunk is not a 13-byte IHDR');
-  }
+  const ihdr = pngIhdr(b, chunks[0], file);
   if (chunks[chunks.length - 1]?.type !== 'IDAT') throw new ImageError(file, 'corrupt PNG: no image data (IDAT) chunk');
-  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const bitDepth = b[ihdr.dataStart + 8] ?? 0;
-  const colourType = b[ihdr.dataStart + 9] ?? 0;
-  const allowed: Record<number, number[]> = { 0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16] };
-  if (!allowed[colourType]?.includes(bitDepth)) {
-    throw new ImageError(file, `corrupt PNG: colour type ${colourType} with bit depth ${bitDepth} does not exist`);
-  }
   const exif = chunks.find((c) => c.type === 'eXIf');
   return {
     format: 'png',
-    width: dv.getUint32(ihdr.dataStart),
-    height: dv.getUint32(ihdr.dataStart + 4),
-    bitDepth,
+    width: ihdr.width,
+    height: ihdr.height,
+    bitDepth: ihdr.bitDepth,
     orientation: exif ? exifOrientation(b.subarray(exif.dataStart, exif.dataStart + exif.dataLength)) : 1,
   };
 }

@@ -18,7 +18,7 @@ import { graphCost, type GraphCost } from '../engine/cost';
 import { Graph, type Tensor } from '../engine/graph';
 import { normals, randomWeights, seededRandom } from '../engine/weights';
 import { startGpuMemorySampler, type DeviceReport, type GpuMemoryPeak, type NvidiaGpu } from './devices';
-import { defaultRuntimes, openRunner, type Runner } from './runners';
+import { defaultRuntimes, DeviceLostError, openRunner, type Runner } from './runners';
 import { checkStability, fitPowerLaw, gflops, summarize } from './stats';
 
 export type Level = 'attention' | 'block';
@@ -52,6 +52,13 @@ export interface BenchOptions {
   onCase?: (c: BenchCase) => void;
   isCancelled?: () => boolean;
 }
+
+/**
+ * Test hook, empty in production: the benchmark worker sets it under VITLENS_WORKER_FAULT
+ * (worker.ts) to inject a fault at a precise point of a run. `afterTimedRun` is awaited after
+ * each timed repetition, with the runtime and the repetition's number (1 for the first).
+ */
+export const benchFaultHooks: { afterTimedRun?: (runtime: RuntimeId, repetition: number) => void | Promise<void> } = {};
 
 export class CancelledError extends Error {
   constructor() {
@@ -228,6 +235,7 @@ async function timeRepetitions(
   run: () => Promise<unknown>,
   limits: { budgetMs: number; minReps: number; minMs: number; maxReps: number },
   isCancelled?: () => boolean,
+  afterRun?: (repetition: number) => void | Promise<void>,
 ): Promise<TimedRuns> {
   const hostLoad = startHostLoadMeter();
   const samples: number[] = [];
@@ -237,6 +245,7 @@ async function timeRepetitions(
     const t = performance.now();
     await run();
     samples.push(performance.now() - t);
+    await afterRun?.(samples.length);
     const spent = performance.now() - started;
     if (samples.length >= limits.minReps && spent >= limits.minMs && (spent > limits.budgetMs || checkStability(samples, { window: 5, tolerance: 0.02 }).stable)) break;
   }
@@ -328,6 +337,8 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
   for (const [ri, runner] of runners.entries()) {
     const rid = runner.description.id;
     const budget = deviceBudget(runner, report);
+    // Once the runtime's device is lost nothing more can run on it here: its remaining cases fail with the loss.
+    let lost: DeviceLostError | null = null;
     // The scaling sweep runs on the best runtime only: its point is the exponent, not a runtime comparison.
     for (const w of ri === 0 ? workloads : workloads.filter((x) => x.group !== 'scaling')) {
       if (o.isCancelled?.()) throw new CancelledError();
@@ -338,6 +349,10 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
         resolution: w.resolution, tokens: w.tokens, grid: w.grid, landmarks: w.landmarks, dim: w.stage.dim, heads: w.stage.heads,
         status: 'ok', message: null, macs: 0, timingMs: null, gflopsPerSecond: null, warmup: null, setupMs: null, memory: [], relErrorVsReference: null,
       };
+      if (lost) {
+        record({ ...base, status: 'failed', message: `not run: ${lost.message}` });
+        continue;
+      }
       const why = unsupported(w.stage, w.attention, w.grid, w.ratio);
       if (why) {
         record({ ...base, status: 'skipped', message: why });
@@ -383,7 +398,8 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
         base.setupMs = { build: caseBuildMs, session: performance.now() - ts };
       } catch (e) {
         await stopGpuSampler();
-        record({ ...base, status: 'failed', message: `could not prepare: ${(e as Error).message}` });
+        if (e instanceof DeviceLostError) lost = e;
+        record({ ...base, status: 'failed', message: e instanceof DeviceLostError ? e.message : `could not prepare: ${(e as Error).message}` });
         continue;
       }
       try {
@@ -413,14 +429,16 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
           maxReps: scaling ? SCALING_MAX_REPS : MAX_REPS,
         };
         const run = () => prepared.run(feeds);
+        const hook = benchFaultHooks.afterTimedRun;
+        const afterRun = hook && ((n: number) => hook(rid, n));
         const attemptStarted = performance.now();
-        let timed = await timeRepetitions(run, limits, o.isCancelled);
+        let timed = await timeRepetitions(run, limits, o.isCancelled, afterRun);
         let attempts = 1;
         // A scaling point timed while other processes were busy would bend the fitted exponent: time it again and
         // keep the quietest, unless one attempt already took well over the budget (a few runs of a large size).
         const retry = performance.now() - attemptStarted <= 2 * budgetMs;
         while (scaling && retry && attempts < SCALING_ATTEMPTS && timed.otherCores !== null && timed.otherCores > CONTENDED_CORES) {
-          const again = await timeRepetitions(run, limits, o.isCancelled);
+          const again = await timeRepetitions(run, limits, o.isCancelled, afterRun);
           attempts++;
           if (again.otherCores !== null && again.otherCores < timed.otherCores) timed = again;
         }
@@ -431,7 +449,10 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
         base.hostLoad = { otherCores: timed.otherCores, attempts };
         const exponent = w.attention === 'softmax' ? 2 : 1.2;
         lastRun.set(key, { tokens: w.tokens, ms: s.median, exponent });
-        const measured: MemoryFigure[] = await prepared.measureMemory(feeds).catch(() => []);
+        const measured: MemoryFigure[] = await prepared.measureMemory(feeds).catch((e: unknown) => {
+          if (e instanceof DeviceLostError) throw e;
+          return [];
+        });
         base.memory.push(...measured);
         const gpu = gpuSampler && gpuMemoryFigure(await stopGpuSampler()!, report.nvidia.gpus);
         if (gpu) base.memory.push(gpu);
@@ -452,10 +473,18 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
         record(base);
       } catch (e) {
         if (e instanceof CancelledError) throw e;
+        if (e instanceof DeviceLostError) {
+          lost = e;
+          // Repetitions timed before the loss are no figure of this case: it did not complete.
+          Object.assign(base, { timingMs: null, gflopsPerSecond: null, relErrorVsReference: null });
+        }
         record({ ...base, status: 'failed', message: (e as Error).message });
       } finally {
         await stopGpuSampler();
-        await prepared.release();
+        // Freeing buffers of a lost device may fail too; the loss is what the case reports.
+        await prepared.release().catch((e: unknown) => {
+          if (!lost) throw e;
+        });
       }
     }
     await runner.close();

@@ -38,6 +38,23 @@ const STDERR_KEEP = 4000;
 /** Nice value of a worker: lower priority than the language server that spawned it. */
 const WORKER_NICE = 10;
 const OUT_OF_MEMORY = /heap out of memory|Allocation failed|out of memory/i;
+/** How often the worker's peak resident memory is read while it runs (Linux: /proc). */
+const RSS_POLL_MS = 250;
+
+/**
+ * A process's peak resident set size so far (VmHWM, bytes), or null where /proc cannot say
+ * (not Linux, or the process is gone: a zombie's status has no memory lines).
+ */
+function peakRss(pid: number): number | null {
+  try {
+    const m = /^VmHWM:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+const fmtRss = (b: number) => (b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GiB` : `${(b / 2 ** 20).toFixed(0)} MiB`);
 
 export function runIsolated<J extends WorkerJob>(job: J, o: IsolateOptions = {}): Promise<JobResult<J>> {
   const heap = o.heapMb ?? (Number(process.env.VITLENS_WORKER_HEAP_MB) || undefined);
@@ -67,12 +84,21 @@ export function runIsolated<J extends WorkerJob>(job: J, o: IsolateOptions = {})
     let stderr = '';
     let settled = false;
     let cancelled = false;
+    // The worker's last-known peak RSS, read while it runs: once it is killed /proc no longer has it.
+    let rssPeak: number | null = null;
+    const readRss = () => {
+      const r = child.pid !== undefined ? peakRss(child.pid) : null;
+      if (r !== null) rssPeak = Math.max(rssPeak ?? 0, r);
+    };
+    const rssTimer = process.platform === 'linux' ? setInterval(readRss, RSS_POLL_MS) : undefined;
+    rssTimer?.unref();
     child.stderr?.on('data', (d: Buffer) => {
       stderr = (stderr + d.toString()).slice(-STDERR_KEEP);
     });
     const finish = (f: () => void) => {
       if (settled) return;
       settled = true;
+      clearInterval(rssTimer);
       o.signal?.removeEventListener('abort', onAbort);
       f();
     };
@@ -82,6 +108,7 @@ export function runIsolated<J extends WorkerJob>(job: J, o: IsolateOptions = {})
     };
     o.signal?.addEventListener('abort', onAbort);
     child.on('message', (m: WorkerMessage) => {
+      if (rssTimer) readRss();
       if (m.type === 'progress') o.onProgress?.(m.message, m.done, m.total);
       else if (m.type === 'case') o.onCase?.(m.case);
       else if (m.type === 'result') finish(() => resolve(m.result as JobResult<J>));
@@ -97,8 +124,14 @@ export function runIsolated<J extends WorkerJob>(job: J, o: IsolateOptions = {})
         if (oom !== undefined) {
           return reject(new WorkerFailure(`the ${job.kind} worker ran out of memory${heap ? ` (heap limit ${heap} MiB)` : ''} and was stopped; nothing else was affected. Try a smaller resolution or batch. (${oom.trim()})`, 'out-of-memory'));
         }
+        const last = tail ? ` Last output: ${tail}` : '';
+        if (signal === 'SIGKILL') {
+          // Not ours (a cancel returned above): the kernel's OOM killer sends SIGKILL, and says so only in its own log.
+          const peak = rssPeak !== null ? ` (its peak resident memory was at least ${fmtRss(rssPeak)})` : '';
+          return reject(new WorkerFailure(`the ${job.kind} worker was killed by SIGKILL before answering, not by ViT Lens: possibly by the kernel's out-of-memory killer${peak} or by another process; nothing else was affected. If memory ran out, try a smaller resolution or batch.${last}`, 'crashed'));
+        }
         const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-        reject(new WorkerFailure(`the ${job.kind} worker ${how} before answering (a native runtime crash?); nothing else was affected.${tail ? ` Last output: ${tail}` : ''}`, 'crashed'));
+        reject(new WorkerFailure(`the ${job.kind} worker ${how} before answering (a native runtime crash?); nothing else was affected.${last}`, 'crashed'));
       });
     });
     child.send(job);

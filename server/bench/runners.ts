@@ -25,6 +25,18 @@ export interface PreparedGraph {
   release(): Promise<void>;
 }
 
+/**
+ * The runtime's GPU device was lost mid-run (driver reset, adapter gone, device destroyed):
+ * nothing more can run on it in this process. The harness fails the case and every later case
+ * of that runtime with this message; the next benchmark runs in a fresh worker, on a new device.
+ */
+export class DeviceLostError extends Error {
+  override readonly name = 'DeviceLostError';
+  constructor(device: string, readonly reason: string, detail: string) {
+    super(`the WebGPU device (${device}) was lost mid-run (reason: ${reason})${detail ? `: ${detail}` : ''}; the GPU driver reset or the adapter went away; re-run the benchmark`);
+  }
+}
+
 export interface Runner {
   description: RuntimeDescription;
   prepare(graph: Graph, outputs: Tensor[], weights: WeightSource): Promise<PreparedGraph>;
@@ -133,14 +145,19 @@ async function tfjsRunner(id: RuntimeId, report: DeviceReport): Promise<Runner> 
     device = backend === 'tfjs-node-gpu' ? 'libtensorflow (CUDA)' : `libtensorflow on ${report.host.cpuModel}`;
   }
   const description: RuntimeDescription = { id, runtime: `TensorFlow.js ${info.tfjsVersion}, ${info.tfBackend} backend`, device, software, maxBufferBytes };
+  /** tfjs's WebGpuDeviceLostError, restated with this runtime's device label. */
+  const named = <T>(p: Promise<T>): Promise<T> =>
+    p.catch((e: unknown) => {
+      throw e instanceof tfjs.WebGpuDeviceLostError ? new DeviceLostError(device, e.reason, e.detail) : e;
+    });
   return {
     description,
     async prepare(graph, outputs, weights) {
-      const exec = await tfjs.TfjsExecutor.create(graph, outputs, weights, { backend });
+      const exec = await named(tfjs.TfjsExecutor.create(graph, outputs, weights, { backend }));
       return {
-        run: async (inputs) => (await exec.run(inputs)) as RunOutput[],
+        run: async (inputs) => (await named(exec.run(inputs))) as RunOutput[],
         async measureMemory(inputs) {
-          const r = (await exec.run(inputs, { profile: true })) as import('../engine/backends/tfjs').TfjsProfiledRun;
+          const r = await named(exec.run(inputs, { profile: true }));
           const figures: MemoryFigure[] = [{ label: `tf.profile peakBytes above weights (${info.tfBackend})`, bytes: r.peakBytes - r.baselineBytes, kind: 'measured' }];
           // webgpu only; tfjs counts for the whole process, so other executors' tensors are included.
           if (r.memory.numBytesAllocatedInGPU !== undefined) {

@@ -114,6 +114,8 @@ interface GpuAdapterLike {
 interface GpuDeviceLike {
   readonly limits: Record<string, number>;
   readonly queue: { onSubmittedWorkDone(): Promise<void> };
+  /** Resolves once, when the device is lost: destroy(), a driver reset, an adapter that went away. */
+  readonly lost: Promise<{ reason: string; message: string }>;
   destroy(): void;
   onuncapturederror: ((event: { error: { message: string } }) => void) | null;
 }
@@ -130,6 +132,75 @@ let dawn: DawnState | undefined;
 let webgpuDevice: GpuDeviceLike | undefined;
 let webgpuAdapter: TfjsAdapterInfo | undefined;
 let webgpuErrors: string[] = [];
+
+/**
+ * A lost WebGPU device (driver reset, GPU unplugged or hung, device.destroy()): every later
+ * submission on it fails, and a pending buffer read may reject with a bare AbortError or, on
+ * some drivers, never settle. Runs on the tfjs webgpu backend check for a loss and race their
+ * reads against it, so they fail with this error instead of hanging or returning garbage.
+ */
+export class WebGpuDeviceLostError extends Error {
+  override readonly name = 'WebGpuDeviceLostError';
+  constructor(
+    /** The adapter's description as Dawn gives it (e.g. "llvmpipe: Mesa 25.0.7 …"). */
+    readonly adapter: string,
+    /** GPUDeviceLostInfo.reason: 'destroyed' or 'unknown'. */
+    readonly reason: string,
+    /** GPUDeviceLostInfo.message, as the driver worded it. */
+    readonly detail: string,
+  ) {
+    super(`the WebGPU device (${adapter || 'unknown adapter'}) was lost (reason: ${reason})${detail ? `: ${detail}` : ''}; the GPU driver reset or the adapter went away`);
+  }
+}
+
+/** The loss of the current tfjs WebGPU device, once device.lost has resolved (not for shutdownTfjs's own destroy). */
+let webgpuLoss: WebGpuDeviceLostError | undefined;
+/** Pending reads waiting on the current device, rejected at once when it is lost. */
+const webgpuLossWaiters = new Set<(e: WebGpuDeviceLostError) => void>();
+
+function watchDeviceLoss(device: GpuDeviceLike, adapter: string): void {
+  void device.lost.then(
+    (info) => {
+      // shutdownTfjs forgets its device before destroying it: that loss is intended.
+      if (webgpuDevice !== device) return;
+      webgpuLoss = new WebGpuDeviceLostError(adapter, String(info?.reason ?? 'unknown'), String(info?.message ?? '').trim());
+      for (const reject of webgpuLossWaiters) reject(webgpuLoss);
+      webgpuLossWaiters.clear();
+    },
+    () => undefined,
+  );
+}
+
+/** How long a failed read waits for device.lost to resolve before its own error is reported. */
+const LOSS_SETTLE_MS = 200;
+
+/**
+ * `p`, or a WebGpuDeviceLostError as soon as the device is lost, whichever comes first: a read
+ * that waits on a lost device (mapAsync may never settle) cannot hang its caller. A failure of
+ * `p` itself that comes with, or just before, a loss (Dawn rejects pending maps with a bare
+ * AbortError) is reported as the loss.
+ */
+async function untilDeviceLost<T>(p: Promise<T>): Promise<T> {
+  if (webgpuLoss) throw webgpuLoss;
+  let waiter!: (e: WebGpuDeviceLostError) => void;
+  const lost = new Promise<never>((_, reject) => (waiter = reject));
+  webgpuLossWaiters.add(waiter);
+  try {
+    return await Promise.race([p, lost]);
+  } catch (e) {
+    if (e instanceof WebGpuDeviceLostError) throw e;
+    // device.lost may resolve a moment after the rejected map: give it that moment.
+    if (!webgpuLoss) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([lost, new Promise((r) => (timer = setTimeout(r, LOSS_SETTLE_MS)))]).catch(() => undefined);
+      clearTimeout(timer);
+    }
+    throw webgpuLoss ?? e;
+  } finally {
+    webgpuLossWaiters.delete(waiter);
+    lost.catch(() => undefined);
+  }
+}
 
 async function dawnGpu(): Promise<GpuLike> {
   if (dawn) return dawn.gpu;
@@ -211,6 +282,8 @@ function registerWebgpuFactory(tf: Tf, pkg: { WebGPUBackend: new (device: unknow
       device.onuncapturederror = (e) => void webgpuErrors.push(e.error.message);
       webgpuDevice = device;
       webgpuAdapter = { ...adapterReport(adapter), ...limitsOf(device) };
+      webgpuLoss = undefined;
+      watchDeviceLoss(device, webgpuAdapter.description || webgpuAdapter.device || webgpuAdapter.vendor);
       return new pkg.WebGPUBackend(device, adapter.info);
     },
     // Low priority: never become the default backend of code that does not ask for it.
@@ -400,15 +473,18 @@ export async function probeTfjsBackends(): Promise<TfjsProbe[]> {
 export async function shutdownTfjs(): Promise<void> {
   const tf = tfModule;
   if (tf && tf.findBackendFactory('webgpu')) {
-    if (webgpuDevice) await webgpuDevice.queue.onSubmittedWorkDone().catch(() => undefined);
+    if (webgpuDevice) await untilDeviceLost(webgpuDevice.queue.onSubmittedWorkDone()).catch(() => undefined);
     tf.removeBackend('webgpu');
   }
-  if (webgpuDevice) {
-    webgpuDevice.onuncapturederror = null;
-    webgpuDevice.destroy();
-  }
+  const device = webgpuDevice;
+  // Forgotten before it is destroyed, so that its loss is not reported as one (watchDeviceLoss).
   webgpuDevice = undefined;
   webgpuAdapter = undefined;
+  webgpuLoss = undefined;
+  if (device) {
+    device.onuncapturederror = null;
+    device.destroy();
+  }
   loads.delete('webgpu');
   dawn?.restore();
   dawn = undefined;
@@ -693,6 +769,7 @@ export class TfjsExecutor {
   static async create(graph: Graph, outputs: Tensor[], weights: WeightSource, opts: { backend: TfjsBackendName }): Promise<TfjsExecutor> {
     const { tf, info } = await loadTfjs(opts.backend);
     if (opts.backend === 'webgpu') {
+      if (webgpuLoss) throw webgpuLoss;
       // Above maxStorageBufferBindingSize tfjs-webgpu's kernels fail validation and read back zeros.
       const limit = Math.min(info.adapter?.maxStorageBufferBindingSize ?? Infinity, info.adapter?.maxBufferSize ?? Infinity);
       const big = findOversizeTensor(graph, outputs, limit);
@@ -758,26 +835,34 @@ export class TfjsExecutor {
     const tf = this.tf;
     // tfjs has one active backend per process; executors on different backends take turns.
     await activate(tf, this.backend);
-    if (this.backend === 'webgpu') webgpuErrors = [];
+    const webgpu = this.backend === 'webgpu';
+    if (webgpu) {
+      if (webgpuLoss) throw webgpuLoss;
+      webgpuErrors = [];
+    }
+    // On webgpu, a lost device fails the run at once, whatever it was waiting on (see untilDeviceLost).
+    const bounded = <T>(p: Promise<T>): Promise<T> => (webgpu ? untilDeviceLost(p) : p);
     const baselineBytes = tf.memory().numBytes;
     const compute = () => tf.tidy(() => this.evaluate(inputs));
     let results: TfTensor[];
     let profile: Awaited<ReturnType<Tf['profile']>> | undefined;
     if (opts.profile) {
-      profile = await tf.profile(compute);
+      profile = await bounded(tf.profile(compute));
       results = profile.result as TfTensor[];
     } else {
       results = compute();
     }
     let outputs: TfjsOutput[];
     try {
-      outputs = await Promise.all(
-        results.map(async (t, i) => ({ shape: [...this.outputs[i]!.shape], data: Float32Array.from((await t.data()) as Float32Array) })),
+      outputs = await bounded(
+        Promise.all(results.map(async (t, i) => ({ shape: [...this.outputs[i]!.shape], data: Float32Array.from((await t.data()) as Float32Array) }))),
       );
     } finally {
       for (const t of results) t.dispose();
     }
-    if (this.backend === 'webgpu' && webgpuErrors.length) {
+    // A loss during the run can also leave outputs that read back as zeros.
+    if (webgpu && webgpuLoss) throw webgpuLoss;
+    if (webgpu && webgpuErrors.length) {
       const errors = webgpuErrors;
       webgpuErrors = [];
       throw new Error(`webgpu: the device reported ${errors.length} error(s) during the run, so its outputs are invalid: ${errors[0]}`);

@@ -23,17 +23,19 @@ export const DEFAULT_PUBLISH_TIMING: PublishTiming = { quietMs: 10, maxDelayMs: 
 
 export class PublishScheduler {
   private readonly held = new Map<string, { timer: NodeJS.Timeout; since: number }>();
-  /** When the document's last analysis ended, and how long it took (ms, performance.now()). */
+  /** When the document's last analysis ended, and how long it took (ms, on `now`). */
   private readonly last = new Map<string, { ended: number; took: number }>();
 
   constructor(
     private readonly publish: (uri: string) => void,
     private readonly timing: PublishTiming = DEFAULT_PUBLISH_TIMING,
+    /** Milliseconds from any fixed origin; a test passes its own clock. */
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
   /** The document changed (or opened): publish now, or coalesce with the edits around it. */
   changed(uri: string): void {
-    const now = performance.now();
+    const now = this.now();
     const held = this.held.get(uri);
     if (held) {
       // Wait for quiet again, but not past the first held change's deadline.
@@ -60,11 +62,11 @@ export class PublishScheduler {
 
   private run(uri: string): void {
     this.held.delete(uri);
-    const started = performance.now();
+    const started = this.now();
     try {
       this.publish(uri);
     } finally {
-      const ended = performance.now();
+      const ended = this.now();
       this.last.set(uri, { ended, took: ended - started });
     }
   }

@@ -37,9 +37,10 @@ export function fileExistsNear(configPath: string | null): ((p: string) => boole
  * Profiles shared by every document and version, keyed by the model spec itself: most edits
  * (comments, training keys such as `lr`) leave the architecture as it was, and the profile is
  * the largest part of the work per version (~0.2 ms of ~0.35 ms for an official config).
- * Least recently used out first; profiles are never mutated by their readers.
+ * Least recently used out first, and few: a profile of an extreme architecture (1,000 blocks)
+ * lists every op of every block. Profiles are never mutated by their readers.
  */
-const PROFILE_CACHE_SIZE = 64;
+const PROFILE_CACHE_SIZE = 16;
 const sharedProfiles = new Map<string, ModelProfile>();
 
 function cachedProfile(spec: ModelSpec, resolution: number, batch: number): ModelProfile {

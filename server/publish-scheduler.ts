@@ -5,10 +5,11 @@
  * up in the connection's queue; analysing each of them in turn made the newest version wait for
  * every superseded one (30 keystrokes on a 48 KB config: the last diagnostics after 2.5 s). So a
  * change is published at once unless it comes sooner after the document's last analysis than
- * that analysis took — the client is editing faster than the server analyses. Then it waits
+ * that analysis took, and that took longer than `quietMs` — the client is editing faster than
+ * the server analyses, enough for the edits to pile up. Then it waits
  * `quietMs` for the queue to drain, and the edits are published once, for the newest version;
  * never later than `maxDelayMs` after the first of them, so a client that never pauses still sees
- * diagnostics. Cheap documents are therefore never held, whatever the pace.
+ * diagnostics. Cheap documents are never held, whatever the pace.
  */
 import { performance } from 'node:perf_hooks';
 
@@ -44,7 +45,8 @@ export class PublishScheduler {
       return;
     }
     const last = this.last.get(uri);
-    if (last === undefined || now - last.ended >= last.took) this.run(uri);
+    // An analysis shorter than the quiet period cannot pile edits up enough to be worth holding.
+    if (last === undefined || last.took < this.timing.quietMs || now - last.ended >= last.took) this.run(uri);
     else this.held.set(uri, { timer: this.arm(uri, this.timing.quietMs), since: now });
   }
 

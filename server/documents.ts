@@ -37,20 +37,34 @@ export function fileExistsNear(configPath: string | null): ((p: string) => boole
  * Profiles shared by every document and version, keyed by the model spec itself: most edits
  * (comments, training keys such as `lr`) leave the architecture as it was, and the profile is
  * the largest part of the work per version (~0.2 ms of ~0.35 ms for an official config).
- * Least recently used out first, and few: a profile of an extreme architecture (1,000 blocks)
- * lists every op of every block. Profiles are never mutated by their readers.
+ * A profile holds every op of every block (~9 KB per block; a 4,000-block model's is 35 MiB),
+ * so the cache is bounded by blocks, least recently used out first: 512 blocks in all (~4.5 MiB;
+ * the seven official SOFT configs together have 251), and a model of more than 128 blocks is not
+ * shared at all. Profiles are never mutated by their readers.
  */
-const PROFILE_CACHE_SIZE = 16;
-const sharedProfiles = new Map<string, ModelProfile>();
+const SHARED_PROFILE_BLOCKS = 512;
+const MAX_SHARED_MODEL_BLOCKS = 128;
+const sharedProfiles = new Map<string, { profile: ModelProfile; blocks: number }>();
+let sharedBlocks = 0;
 
 function cachedProfile(spec: ModelSpec, resolution: number, batch: number): ModelProfile {
+  const blocks = spec.stages.reduce((n, s) => n + s.depth, 0) + spec.classAttentionLayers;
+  if (blocks > MAX_SHARED_MODEL_BLOCKS) return profileModel(spec, resolution, batch);
   const key = `${resolution}x${batch} ${JSON.stringify(spec)}`;
-  let p = sharedProfiles.get(key);
-  if (p) sharedProfiles.delete(key);
-  else p = profileModel(spec, resolution, batch);
-  sharedProfiles.set(key, p);
-  if (sharedProfiles.size > PROFILE_CACHE_SIZE) sharedProfiles.delete(sharedProfiles.keys().next().value!);
-  return p;
+  const hit = sharedProfiles.get(key);
+  if (hit) {
+    sharedProfiles.delete(key);
+    sharedProfiles.set(key, hit);
+    return hit.profile;
+  }
+  const profile = profileModel(spec, resolution, batch);
+  sharedProfiles.set(key, { profile, blocks });
+  for (sharedBlocks += blocks; sharedBlocks > SHARED_PROFILE_BLOCKS; ) {
+    const [oldest, entry] = sharedProfiles.entries().next().value!;
+    sharedProfiles.delete(oldest);
+    sharedBlocks -= entry.blocks;
+  }
+  return profile;
 }
 
 export function analyzeDocument(uri: string, version: number, text: string): AnalyzedDocument {

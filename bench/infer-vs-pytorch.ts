@@ -29,14 +29,10 @@ import { OnnxSession, readTraceEvents, summarizeOrtProfile } from '../server/eng
 import { Graph, type Tensor } from '../server/engine/graph';
 import { MODEL_INPUT, modelGraph } from '../server/engine/model';
 import { normals, randomWeights, seededRandom } from '../server/engine/weights';
+import { optionValue } from '../test/helpers/script-args';
 
 const RESOLUTION = 224;
 const OURS = 'ViT Lens ort-cpu';
-
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
 
 /** Other processes' CPU use (cores) since the call, from os.cpus() minus this process. */
 function hostLoadMeter(): () => number {
@@ -97,10 +93,10 @@ async function profileOrt(batch: number, b: Built, threads: number, warmup: numb
 }
 
 async function main() {
-  const batches = (arg('--batches') ?? '1,8').split(',').map(Number);
-  const budgetMs = 1000 * Number(arg('--budget-s') ?? 12);
-  const warmup = Number(arg('--warmup') ?? 3);
-  const policyArg = arg('--omp-wait-policy') ?? 'both';
+  const batches = (optionValue('batches') ?? '1,8').split(',').map(Number);
+  const budgetMs = 1000 * Number(optionValue('budget-s') ?? 12);
+  const warmup = Number(optionValue('warmup') ?? 3);
+  const policyArg = optionValue('omp-wait-policy') ?? 'both';
   const policies = policyArg === 'both' ? ['default', 'passive'] : [policyArg];
   const wantProfile = process.argv.includes('--profile');
   const threads = os.availableParallelism(); // what runners.ts gives the ORT CPU session (intraOpNumThreads)
@@ -201,7 +197,7 @@ async function main() {
   if (slower && !wantProfile) {
     for (const [batch, b] of built) profiles[batch] = await profileOrt(batch, b, threads, warmup);
   }
-  const json = arg('--json');
+  const json = optionValue('json');
   if (json) fs.writeFileSync(json, JSON.stringify({ tool: 'bench/infer-vs-pytorch.ts', model: spec.name, resolution: RESOLUTION, threads, rows, torchEnvironment: torchEnv, ortProfile: profiles }, null, 1));
   await runner.close();
   process.exit(0);

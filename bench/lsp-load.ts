@@ -20,21 +20,13 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { PublishDiagnosticsParams } from 'vscode-languageserver-protocol';
 import { BenchRequest, ProgressNotification, type ProgressParams } from '../protocol/lsp';
-import { FIXTURES, officialConfigFiles, ROOT } from '../test/helpers/fixtures';
+import { FIXTURES, officialConfigFiles } from '../test/helpers/fixtures';
 import { LspClient } from '../test/helpers/lsp';
 import { percentile, procMemory } from '../test/helpers/mutate';
+import { numberOption, requireBuiltServer, stringOption } from '../test/helpers/script-args';
 
 const TARGET_P99_MS = 50;
 const LOST_AFTER_MS = 30_000;
-
-function strArg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? (process.argv[i + 1] ?? fallback) : fallback;
-}
-
-function arg(name: string, fallback: number): number {
-  return Number(strArg(name, String(fallback)));
-}
 
 type Kind = 'hover' | 'codeLens' | 'diagnostics';
 const KINDS: Kind[] = ['hover', 'codeLens', 'diagnostics'];
@@ -48,19 +40,16 @@ interface Phase {
 }
 
 async function main(): Promise<void> {
-  if (!fs.existsSync(path.join(ROOT, 'dist', 'server.js'))) {
-    console.error('dist/server.js not found: run `npm run build` first.');
-    process.exit(1);
-  }
+  requireBuiltServer();
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
-  const maxWaves = arg('waves', 20);
-  const waveSize = arg('wave-size', 300);
-  const rate = arg('rate', 500);
-  const steadyMs = arg('steady-ms', 5000);
-  const budgetMs = arg('budget-ms', 6000);
+  const maxWaves = numberOption('waves', 20);
+  const waveSize = numberOption('wave-size', 300);
+  const rate = numberOption('rate', 500);
+  const steadyMs = numberOption('steady-ms', 5000);
+  const budgetMs = numberOption('budget-ms', 6000);
   const reniceWorker = process.argv.includes('--renice-worker');
   // Stage 1 of SOFT_Tiny at 224 and 288 px, soft/ufo/softmax, attention and block: 12 cases, long enough to outlast the load.
-  const resolutions = strArg('resolutions', '224,288').split(',').map(Number);
+  const resolutions = stringOption('resolutions', '224,288').split(',').map(Number);
 
   const client = await LspClient.start();
   const server = client.proc.pid!;

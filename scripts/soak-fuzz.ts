@@ -6,26 +6,16 @@
  *
  *   npm run build && node --import tsx scripts/soak-fuzz.ts [--documents 200000] [--seed 1] [--lanes 4]
  */
-import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { formatFuzzResult, fuzzServer, percentile } from '../test/helpers/mutate';
-import { ROOT } from '../test/helpers/fixtures';
-
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-}
+import { numberOption, requireBuiltServer } from '../test/helpers/script-args';
 
 async function main(): Promise<void> {
-  if (!fs.existsSync(path.join(ROOT, 'dist', 'server.js'))) {
-    console.error('dist/server.js not found: run `npm run build` first.');
-    process.exit(1);
-  }
+  requireBuiltServer();
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
-  const documents = arg('documents', 200_000);
-  const seed = arg('seed', 1);
-  const lanes = arg('lanes', 4);
+  const documents = numberOption('documents', 200_000);
+  const seed = numberOption('seed', 1);
+  const lanes = numberOption('lanes', 4);
   console.log(`ViT Lens config soak: ${documents} documents, seed ${seed}, ${lanes} lanes`);
   console.log(`  node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? 'unknown'}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`);
   const r = await fuzzServer({ seed, documents, lanes, closeEvery: Math.max(1000, Math.round(documents / 40)), log: (l) => console.log(l) });

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -502,13 +502,16 @@ function forgedPng(width: number, height: number): Buffer {
   ]);
 }
 
-describe('bad input is an ImageError naming the file', () => {
+/** A temporary folder made before the suite's tests and removed after them; call the result for its path. */
+function scratchDirForSuite(prefix: string): () => string {
   let dir = '';
-  before(() => {
-    dir = path.join(os.tmpdir(), `vitlens-image-${randomUUID()}`);
-    fs.mkdirSync(dir);
-  });
+  before(() => void (dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix))));
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return () => dir;
+}
+
+describe('bad input is an ImageError naming the file', () => {
+  const scratch = scratchDirForSuite('vitlens-image-');
 
   const png = fs.readFileSync(fixture('chelsea.png'));
   const jpg = fs.readFileSync(fixture('coffee.jpg'));
@@ -535,7 +538,7 @@ describe('bad input is an ImageError naming the file', () => {
 
   for (const c of cases) {
     test(c.name, async () => {
-      const file = path.join(dir, c.name);
+      const file = path.join(scratch(), c.name);
       fs.writeFileSync(file, c.bytes);
       for (const decoder of ['sharp', 'js'] as const) {
         const t0 = performance.now();
@@ -557,8 +560,8 @@ describe('bad input is an ImageError naming the file', () => {
   test('limits and unreadable paths', async () => {
     await assert.rejects(decodeImage(fixture('chelsea.png'), { maxPixels: 100_000 }), /chelsea\.png: image too large: 451×300/);
     await assert.rejects(decodeImage(fixture('chelsea.png'), { maxBytes: 1000 }), /chelsea\.png: file too large/);
-    await assert.rejects(decodeImage(path.join(dir, 'missing.png')), (e: unknown) => e instanceof ImageError && /missing\.png: cannot read the file: ENOENT/.test(e.message));
-    await assert.rejects(decodeImage(dir), (e: unknown) => e instanceof ImageError && /cannot read the file/.test(e.message));
+    await assert.rejects(decodeImage(path.join(scratch(), 'missing.png')), (e: unknown) => e instanceof ImageError && /missing\.png: cannot read the file: ENOENT/.test(e.message));
+    await assert.rejects(decodeImage(scratch()), (e: unknown) => e instanceof ImageError && /cannot read the file/.test(e.message));
   });
 });
 
@@ -630,18 +633,13 @@ async function refusedImage(bytes: Uint8Array, name: string, decoder: DecoderKin
 }
 
 describe('wrong extensions: the format comes from the bytes, never the name', () => {
-  let dir = '';
-  before(() => {
-    dir = path.join(os.tmpdir(), `vitlens-ext-${randomUUID()}`);
-    fs.mkdirSync(dir);
-  });
-  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const scratch = scratchDirForSuite('vitlens-ext-');
 
   test('a PNG named .jpg and .webp, a JPEG named .png and .webp, a WebP named .jpg: the same pixels as under their own names', async () => {
     for (const [source, names] of [['chelsea.png', ['chelsea.jpg', 'chelsea.webp']], ['coffee.jpg', ['coffee.png', 'coffee.webp']], ['astronaut.webp', ['astronaut.jpg', 'astronaut.png']]] as const) {
       const right = await decodeImage(fixture(source));
       for (const wrong of names) {
-        const file = path.join(dir, wrong);
+        const file = path.join(scratch(), wrong);
         fs.copyFileSync(fixture(source), file);
         const m = await decodeWithin(fs.readFileSync(file), wrong, 'sharp');
         const img = await decodeImage(file);

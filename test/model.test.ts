@@ -88,26 +88,21 @@ function graphParameterCount(g: Graph): number {
  */
 function torchBilinear(src: Float64Array, inH: number, inW: number, channels: number, outH: number, outW: number): Float64Array {
   const out = new Float64Array(outH * outW * channels);
-  const sourceIndex = (scale: number, dst: number) => {
-    const real = scale * (dst + 0.5) - 0.5;
-    return real < 0 ? 0 : real;
+  /** PyTorch's per-axis terms: source index i1, neighbour offset p (0 at the edge), λ1 and λ0. */
+  const axis = (inSize: number, outSize: number, dst: number) => {
+    const real = Math.max(0, (inSize / outSize) * (dst + 0.5) - 0.5);
+    const i1 = Math.trunc(real);
+    const l1 = real - i1;
+    return { i1, p: i1 < inSize - 1 ? 1 : 0, l1, l0: 1 - l1 };
   };
   for (let oy = 0; oy < outH; oy++) {
-    const hr = sourceIndex(inH / outH, oy);
-    const h1 = Math.trunc(hr);
-    const h1p = h1 < inH - 1 ? 1 : 0;
-    const h1l = hr - h1;
-    const h0l = 1 - h1l;
+    const h = axis(inH, outH, oy);
     for (let ox = 0; ox < outW; ox++) {
-      const wr = sourceIndex(inW / outW, ox);
-      const w1 = Math.trunc(wr);
-      const w1p = w1 < inW - 1 ? 1 : 0;
-      const w1l = wr - w1;
-      const w0l = 1 - w1l;
+      const w = axis(inW, outW, ox);
       for (let c = 0; c < channels; c++) {
         const at = (y: number, x: number) => src[(y * inW + x) * channels + c]!;
         out[(oy * outW + ox) * channels + c] =
-          h0l * (w0l * at(h1, w1) + w1l * at(h1, w1 + w1p)) + h1l * (w0l * at(h1 + h1p, w1) + w1l * at(h1 + h1p, w1 + w1p));
+          h.l0 * (w.l0 * at(h.i1, w.i1) + w.l1 * at(h.i1, w.i1 + w.p)) + h.l1 * (w.l0 * at(h.i1 + h.p, w.i1) + w.l1 * at(h.i1 + h.p, w.i1 + w.p));
       }
     }
   }

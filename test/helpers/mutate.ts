@@ -15,6 +15,7 @@ import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import type { Diagnostic, PublishDiagnosticsParams, TextDocumentContentChangeEvent } from 'vscode-languageserver-protocol';
+import { percentile as statsPercentile } from '../../server/bench/stats';
 import { FIXTURES, officialConfigFiles } from './fixtures';
 import { LspClient } from './lsp';
 
@@ -568,11 +569,9 @@ export function procMemory(pid: number): { rssMiB: number; peakMiB: number } | n
   }
 }
 
-/** Nearest-rank percentile of unsorted samples. */
+/** The harness's type-7 percentile (server/bench/stats.ts); NaN when nothing was measured. */
 export function percentile(samples: readonly number[], p: number): number {
-  if (!samples.length) return NaN;
-  const s = [...samples].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]!;
+  return samples.length ? statsPercentile(samples, p) : NaN;
 }
 
 function checkDiagnostics(ds: unknown, lineCount: number): string | null {

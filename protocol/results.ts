@@ -162,6 +162,11 @@ export interface RuntimeDescription {
   software: boolean;
   /** Largest tensor one buffer may hold, when the runtime has such a limit (WebGPU). */
   maxBufferBytes: number | null;
+  /**
+   * When set, UFO's token-wise work runs in tiles of at most this many bytes per [B, tokens, D]
+   * activation (cache blocking on a CPU; the same maths, KᵀV summed tile by tile); null = untiled.
+   */
+  tokenTileBytes: number | null;
 }
 
 /** Milliseconds: median, p10, p90 (linear-interpolation percentiles), min, max, n, (p90 − p10)/median. */

@@ -168,6 +168,12 @@ describe('vitlens bench', () => {
     assert.ok(Math.abs(fit('softmax').memoryExponent - 2) < 0.1, `softmax memory exponent ${fit('softmax').memoryExponent}`);
     for (const s of out.scaling) assert.ok(Number.isFinite(s.timeExponent));
     assert.deepEqual(fit('soft').landmarks, 49);
+    // ORT CPU runs UFO in 1 MiB token tiles (4096 tokens at D = 64): 4900 tokens is two tiles, checked against the reference.
+    assert.equal(out.runtimes[0].tokenTileBytes, 2 ** 20);
+    assert.ok(out.notes.some((n: string) => n.startsWith('ort-cpu runs UFO in token tiles of 1 MiB')), out.notes.join('\n'));
+    const tiled = out.cases.find((c: any) => c.attention === 'ufo' && c.tokens === 4900);
+    assert.equal(tiled.macs, 4900 * (4 * 64 * 64 + 2 * 32 * 32 * 2));
+    assert.ok(tiled.relErrorVsReference !== null && tiled.relErrorVsReference < 1e-5, `UFO 4900 tokens tiled: rel. error ${tiled.relErrorVsReference}`);
     // softmax at 254016 tokens needs 2·254016²·4 B ≈ 516 GB of scores: refused before allocation, with the estimate.
     const huge = out.cases.find((c: any) => c.attention === 'softmax' && c.tokens === 254016);
     assert.ok(huge.status === 'refused' || huge.status === 'skipped', huge.status);
@@ -206,7 +212,7 @@ describe('vitlens bench', () => {
 });
 
 describe('GPU memory sampling around a case (nvidia-smi)', () => {
-  const hardwareWebGpu: RuntimeDescription = { id: 'ort-webgpu', runtime: 'onnxruntime-node 1.30.0, WebGPU EP', device: 'NVIDIA H100 80GB HBM3 (hardware, Vulkan)', software: false, maxBufferBytes: 2 ** 31 };
+  const hardwareWebGpu: RuntimeDescription = { id: 'ort-webgpu', runtime: 'onnxruntime-node 1.30.0, WebGPU EP', device: 'NVIDIA H100 80GB HBM3 (hardware, Vulkan)', software: false, maxBufferBytes: 2 ** 31, tokenTileBytes: null };
   const gpus = [
     { index: 0, name: 'NVIDIA H100 80GB HBM3', memoryUsedMiB: 100, memoryTotalMiB: 81559, driverVersion: '550.54.15' },
     { index: 1, name: 'NVIDIA H100 80GB HBM3', memoryUsedMiB: 7, memoryTotalMiB: 81559, driverVersion: '550.54.15' },

@@ -45,6 +45,11 @@ export interface BenchOptions {
   budgetMs?: number;
   /** Compare each runtime's output with the TypeScript reference when a case is at most this many MACs. */
   referenceMacsLimit?: number;
+  /**
+   * Overrides every runtime's token tile (RuntimeDescription.tokenTileBytes); null runs untiled.
+   * For comparing the tiled and untiled lowerings (bench/ufo-tiling.ts).
+   */
+  tokenTileBytes?: number | null;
   /** Started by the caller at process start (ms since epoch), for the overhead figure. */
   processStartedAt?: number;
   onProgress?: (message: string, done: number, total: number) => void;
@@ -161,16 +166,17 @@ function planWorkloads(o: BenchOptions): Workload[] {
   return out;
 }
 
-function buildGraph(w: Workload, model: ModelSpec, batch: number, maxScoreElements: number): { graph: Graph; input: Tensor; output: Tensor } {
+function buildGraph(w: Workload, model: ModelSpec, batch: number, runtime: RuntimeDescription): { graph: Graph; output: Tensor } {
   const stage: StageSpec = { ...w.stage, attention: w.attention, srRatio: w.ratio };
   const g = new Graph();
-  const c: LayerContext = { batch, gridH: w.grid, gridW: w.grid, tokens: w.tokens, distance: 'expanded', maxScoreElements };
+  const maxScoreElements = runtime.maxBufferBytes ? Math.floor(runtime.maxBufferBytes / 4) : Infinity;
+  const c: LayerContext = { batch, gridH: w.grid, gridW: w.grid, tokens: w.tokens, distance: 'expanded', maxScoreElements, ...(runtime.tokenTileBytes ? { tokenTileBytes: runtime.tokenTileBytes } : {}) };
   const x = g.input('x', [batch, w.tokens, stage.dim]);
   const output =
     w.level === 'block'
       ? block(g, x, stage, 0, model, c)
       : attentionLayer(g, x, attentionPrefix(stage, 0), stage, model, c);
-  return { graph: g, input: x, output };
+  return { graph: g, output };
 }
 
 /** Memory a runtime's device can give, and how we know. */
@@ -334,6 +340,7 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
   // The last measured median per (runtime, group, attention), to skip sizes that would take too long.
   const lastRun = new Map<string, { tokens: number; ms: number; exponent: number }>();
 
+  const describe = (r: Runner): RuntimeDescription => (o.tokenTileBytes === undefined ? r.description : { ...r.description, tokenTileBytes: o.tokenTileBytes });
   for (const [ri, runner] of runners.entries()) {
     const rid = runner.description.id;
     const budget = deviceBudget(runner, report);
@@ -358,9 +365,8 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
         record({ ...base, status: 'skipped', message: why });
         continue;
       }
-      const maxScore = runner.description.maxBufferBytes ? Math.floor(runner.description.maxBufferBytes / 4) : Infinity;
       const tb = performance.now();
-      const { graph, input, output } = buildGraph(w, o.model, batch, maxScore);
+      const { graph, output } = buildGraph(w, o.model, batch, describe(runner));
       const cost: GraphCost = graphCost(graph, [output]);
       const weights = randomWeights(graph, 0);
       const caseBuildMs = performance.now() - tb;
@@ -499,12 +505,12 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
     model: o.model.name,
     config: o.config,
     startedAt: new Date(t0).toISOString(),
-    runtimes: runners.map((r) => r.description),
+    runtimes: runners.map(describe),
     unavailable,
     cases,
     scaling,
     overhead: { processStartMs, probeMs: report.probeMs, buildMs, sessionMs, totalMs: totalMs + processStartMs, fraction: overheadMs / (totalMs + processStartMs) },
-    notes: notesFor(o.model, runners),
+    notes: notesFor(o.model, runners.map(describe)),
   };
 }
 
@@ -532,7 +538,7 @@ function fitScaling(cases: BenchCase[]): ScalingFit[] {
   return out;
 }
 
-function notesFor(model: ModelSpec, runners: Runner[]): string[] {
+function notesFor(model: ModelSpec, runtimes: RuntimeDescription[]): string[] {
   const notes = [
     'MACs count the multiply–accumulates of every matmul and convolution in the executed graph (Newton iterations included); FLOPs = 2 × MACs; GFLOP/s = 2·MACs / median time.',
     'Memory: the first figure is an analytic estimate (weights + live float32 activations by liveness); the others are what the runtime measured.',
@@ -542,6 +548,9 @@ function notesFor(model: ModelSpec, runners: Runner[]): string[] {
     'The scaling sweep keeps the landmark count fixed at 49 (stride = grid/7, as the 2021 code did) so its exponents isolate the token dependence; the config cases use the current code, whose landmark count grows with resolution.',
     `Scaling points are timed for at least half the per-case budget and timed again (up to ${SCALING_ATTEMPTS} attempts, the quietest kept) while other processes use more than ${CONTENDED_CORES} CPU cores, unless an attempt took over twice the budget; the time exponent is a least-squares fit of log median time on log tokens, shown beside the Theil–Sen slope (median of the pairwise slopes). On a CPU the per-token cost steps up once the activations outgrow the last-level cache, which the exponent includes.`,
   ];
-  for (const r of runners) if (r.description.software) notes.push(`${r.description.id} runs on ${r.description.device}: its timings measure a CPU emulating a GPU, not GPU performance.`);
+  for (const d of runtimes) if (d.software) notes.push(`${d.id} runs on ${d.device}: its timings measure a CPU emulating a GPU, not GPU performance.`);
+  for (const d of runtimes) {
+    if (d.tokenTileBytes) notes.push(`${d.id} runs UFO in token tiles of ${d.tokenTileBytes / 2 ** 20} MiB per [B, tokens, D] activation (cache blocking; the same maths, KᵀV summed tile by tile): inputs up to one tile run as one.`);
+  }
   return notes;
 }

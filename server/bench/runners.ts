@@ -61,6 +61,15 @@ function primaryAdapter(report: DeviceReport) {
   return adapters.find((a) => !a.software) ?? adapters[0];
 }
 
+/**
+ * ORT's CPU EP runs a graph op by op, each op streaming whole tensors: past a few thousand tokens
+ * UFO's ~15 passes over [N, D] activations come from DRAM. In 1 MiB tiles (4096 tokens at D = 64,
+ * an L2's size) the layer reads its input once per pass instead: at 38416–63504 tokens it ran in
+ * 0.67–0.87× the untiled time here (bench/ufo-tiling.ts, docs/BENCHMARKS.md). Up to one tile the
+ * graph is the untiled one.
+ */
+const ORT_CPU_TOKEN_TILE_BYTES = 2 ** 20;
+
 async function ortRunner(ep: 'cpu' | 'webgpu', report: DeviceReport): Promise<Runner> {
   if (!report.onnxruntime.available) throw new Error(report.onnxruntime.reason ?? 'onnxruntime-node is not available');
   const { OnnxSession, readTraceEvents, replayTensorLiveness, summarizeOrtProfile } = await import('../engine/backends/onnx');
@@ -81,6 +90,7 @@ async function ortRunner(ep: 'cpu' | 'webgpu', report: DeviceReport): Promise<Ru
     device,
     software,
     maxBufferBytes,
+    tokenTileBytes: ep === 'cpu' ? ORT_CPU_TOKEN_TILE_BYTES : null,
   };
   const base = { ep, threads, ...(maxBufferBytes ? { maxStorageBufferBindingSize: maxBufferBytes } : {}) } as const;
   return {
@@ -144,7 +154,7 @@ async function tfjsRunner(id: RuntimeId, report: DeviceReport): Promise<Runner> 
   } else if (backend === 'tfjs-node' || backend === 'tfjs-node-gpu') {
     device = backend === 'tfjs-node-gpu' ? 'libtensorflow (CUDA)' : `libtensorflow on ${report.host.cpuModel}`;
   }
-  const description: RuntimeDescription = { id, runtime: `TensorFlow.js ${info.tfjsVersion}, ${info.tfBackend} backend`, device, software, maxBufferBytes };
+  const description: RuntimeDescription = { id, runtime: `TensorFlow.js ${info.tfjsVersion}, ${info.tfBackend} backend`, device, software, maxBufferBytes, tokenTileBytes: null };
   /** tfjs's WebGpuDeviceLostError, restated with this runtime's device label. */
   const named = <T>(p: Promise<T>): Promise<T> =>
     p.catch((e: unknown) => {
@@ -178,7 +188,7 @@ async function tfjsRunner(id: RuntimeId, report: DeviceReport): Promise<Runner> 
 function referenceRunner(report: DeviceReport): Runner {
   const rt = new ReferenceRuntime('float32');
   return {
-    description: { id: 'reference', runtime: 'ViT Lens TypeScript reference (float32, single thread)', device: cpuLabel(report, 1), software: false, maxBufferBytes: null },
+    description: { id: 'reference', runtime: 'ViT Lens TypeScript reference (float32, single thread)', device: cpuLabel(report, 1), software: false, maxBufferBytes: null, tokenTileBytes: null },
     async prepare(graph, outputs, weights) {
       return {
         run: async (inputs) => rt.run(graph, inputs, weights, outputs).map((t) => ({ shape: [...t.shape], data: t.data })),

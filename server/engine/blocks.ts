@@ -23,6 +23,11 @@ export interface LayerContext {
   maxScoreElements: number;
   /** Set for the one layer whose attention map is wanted (attention/probe.ts). */
   probe?: AttentionProbe;
+  /**
+   * Bytes of one [B, tokens, D] float32 activation tile, on runtimes that run the linear attentions'
+   * token-wise work tile by tile to keep it in cache (RuntimeDescription.tokenTileBytes); absent = untiled.
+   */
+  tokenTileBytes?: number;
 }
 
 export function layerContext(stage: StageSpec, grid: number, batch: number, opts: Partial<Pick<LayerContext, 'distance' | 'maxScoreElements'>> = {}): LayerContext {
@@ -60,7 +65,7 @@ function attentionOf(g: Graph, x: Tensor, prefix: string, stage: StageSpec, mode
         srRatio: stage.attention === 'softmax_sr' ? stage.srRatio : 1, srNormEps: 1e-5, maxScoreElements: c.maxScoreElements,
       }, c.probe);
     case 'ufo':
-      return ufoAttention(g, x, prefix, { batch: c.batch, tokens: c.tokens, dim, heads }, c.probe);
+      return ufoAttention(g, x, prefix, { batch: c.batch, tokens: c.tokens, dim, heads, tokenTile: c.tokenTileBytes && c.tokenTileBytes / (4 * c.batch * dim) }, c.probe);
   }
 }
 

@@ -232,8 +232,22 @@ export class Graph {
 
   /** nn.Linear: x·Wᵀ + b with W stored [out, in] under `${prefix}.weight`. */
   linear(x: Tensor, prefix: string, inF: number, outF: number, bias = true): Tensor {
-    const w = this.weight(`${prefix}.weight`, [outF, inF]);
-    const y = this.matmul(x, this.transpose(w, [1, 0]));
-    return bias ? this.addT(y, this.weight(`${prefix}.bias`, [outF])) : y;
+    return this.dense(prefix, inF, outF, bias)(x);
+  }
+
+  /**
+   * nn.Linear as a function: its weight nodes are made once and every call applies them, so a layer
+   * applied to several token tiles keeps one copy of its parameters in every lowering.
+   */
+  dense(prefix: string, inF: number, outF: number, bias = true): (x: Tensor) => Tensor {
+    // Made at first use, so liveness (the analytic memory peak) sees Wᵀ live from then, not from the layer's start.
+    let wT: Tensor | undefined;
+    let b: Tensor | null | undefined;
+    return (x) => {
+      wT ??= this.transpose(this.weight(`${prefix}.weight`, [outF, inF]), [1, 0]);
+      const y = this.matmul(x, wT);
+      if (b === undefined) b = bias ? this.weight(`${prefix}.bias`, [outF]) : null;
+      return b ? this.addT(y, b) : y;
+    };
   }
 }

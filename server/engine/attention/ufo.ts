@@ -6,11 +6,20 @@
 import type { Graph, Tensor } from '../graph';
 import type { AttentionProbe } from './probe';
 
+type Dense = ReturnType<Graph['dense']>;
+
 export interface UfoShape {
   batch: number;
   tokens: number;
   dim: number;
   heads: number;
+  /**
+   * Tokens per tile (default: all at once). Every op of UFO but the KᵀV sum is token-wise, so a
+   * runtime that executes op by op on a CPU can run the layer tile by tile: each tile's
+   * activations stay in cache and a large input streams from memory once per pass instead of
+   * once per op. Same maths; KᵀV is summed tile by tile.
+   */
+  tokenTile?: number;
 }
 
 /**
@@ -23,26 +32,46 @@ function xnorm(g: Graph, t: Tensor, gamma: Tensor): Tensor {
   return g.mul(t, g.div(gamma, norm));
 }
 
+/** [start, end) token ranges of at most `tile` tokens covering 0 … tokens. */
+export function tokenTiles(tokens: number, tile: number): [number, number][] {
+  const size = Math.max(1, Math.floor(Math.min(tile, tokens)));
+  const out: [number, number][] = [];
+  for (let s = 0; s < tokens; s += size) out.push([s, Math.min(tokens, s + size)]);
+  return out;
+}
+
 /** `x` is [B, N, D]; weights live under `${prefix}.fc_q` … `${prefix}.gamma`. */
 export function ufoAttention(g: Graph, x: Tensor, prefix: string, s: UfoShape, probe?: AttentionProbe): Tensor {
   const { batch: B, tokens: N, dim: D, heads: h } = s;
   const d = D / h;
-  const split = (t: Tensor, perm: number[]) => g.transpose(g.reshape(t, [B, N, h, d]), perm);
-  const q = split(g.linear(x, `${prefix}.fc_q`, D, D), [0, 2, 1, 3]); // [B,h,N,d]
-  const k = split(g.linear(x, `${prefix}.fc_k`, D, D), [0, 2, 3, 1]); // [B,h,d,N]
-  const v = split(g.linear(x, `${prefix}.fc_v`, D, D), [0, 2, 1, 3]); // [B,h,N,d]
+  const [fcQ, fcK, fcV, fcO] = (['fc_q', 'fc_k', 'fc_v', 'fc_o'] as const).map((n) => g.dense(`${prefix}.${n}`, D, D)) as [Dense, Dense, Dense, Dense];
   const gamma = g.weight(`${prefix}.gamma`, [1, h, 1, 1]);
-  const kv = g.matmul(k, v); // KᵀV first: [B,h,d,d], linear in N
-  const qn = xnorm(g, q, gamma);
-  const out = g.matmul(qn, xnorm(g, kv, gamma)); // [B,h,N,d]
-  if (probe) {
-    // XNorm(KᵀV) scales row a of KᵀV by γ/‖(KᵀV)_a‖, so out_i = Σ_j w_ij·v_j with
-    // w_ij = Σ_a XNorm(q)_i[a]·γ/‖(KᵀV)_a‖·k_j[a]: the exact token weights UFO implies.
-    const rowScale = g.div(gamma, g.unary('sqrt', g.reduce('sumSquares', kv, -1))); // [B,h,d,1]
-    const row = g.matmul(g.slice(qn, 2, probe.query, probe.query + 1), g.mul(k, rowScale)); // [B,h,1,N]
-    probe.map = g.reshape(row, [B, h, N]);
-    probe.meaning = 'UFO implied token weights XNorm(q)·diag(γ/‖KᵀV‖)·kⱼ (out = Σⱼ wⱼ·vⱼ exactly; linear, not normalised, can be negative)';
+  // The probe reads every key at once; it runs at inference sizes, where one tile holds every token anyway.
+  const tiles = tokenTiles(N, probe ? N : (s.tokenTile ?? N)).map(([a, b]) => ({ x: a === 0 && b === N ? x : g.slice(x, 1, a, b), n: b - a }));
+  const heads = (t: Tensor, n: number, perm: number[]) => g.transpose(g.reshape(t, [B, n, h, d]), perm);
+  // Pass 1: KᵀV [B,h,d,d], linear in N, summed over the tiles.
+  const keys: Tensor[] = [];
+  let kv: Tensor | null = null;
+  for (const t of tiles) {
+    const k = heads(fcK(t.x), t.n, [0, 2, 3, 1]); // [B,h,d,n]
+    const part = g.matmul(k, heads(fcV(t.x), t.n, [0, 2, 1, 3])); // Kᵀ [B,h,d,n] · V [B,h,n,d]
+    kv = kv ? g.addT(kv, part) : part;
+    keys.push(k);
   }
-  const merged = g.reshape(g.transpose(out, [0, 2, 1, 3]), [B, N, D]);
-  return g.linear(merged, `${prefix}.fc_o`, D, D);
+  const kvn = xnorm(g, kv!, gamma);
+  // Pass 2: each tile's queries against XNorm(KᵀV), projected out.
+  const outs = tiles.map((t) => {
+    const qn = xnorm(g, heads(fcQ(t.x), t.n, [0, 2, 1, 3]), gamma); // [B,h,n,d]
+    if (probe) {
+      // XNorm(KᵀV) scales row a of KᵀV by γ/‖(KᵀV)_a‖, so out_i = Σ_j w_ij·v_j with
+      // w_ij = Σ_a XNorm(q)_i[a]·γ/‖(KᵀV)_a‖·k_j[a]: the exact token weights UFO implies.
+      const rowScale = g.div(gamma, g.unary('sqrt', g.reduce('sumSquares', kv!, -1))); // [B,h,d,1]
+      const row = g.matmul(g.slice(qn, 2, probe.query, probe.query + 1), g.mul(keys[0]!, rowScale)); // [B,h,1,N]
+      probe.map = g.reshape(row, [B, h, N]);
+      probe.meaning = 'UFO implied token weights XNorm(q)·diag(γ/‖KᵀV‖)·kⱼ (out = Σⱼ wⱼ·vⱼ exactly; linear, not normalised, can be negative)';
+    }
+    const out = g.matmul(qn, kvn); // [B,h,n,d]
+    return fcO(g.reshape(g.transpose(out, [0, 2, 1, 3]), [B, t.n, D]));
+  });
+  return outs.length === 1 ? outs[0]! : g.concat(outs, 1);
 }

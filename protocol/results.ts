@@ -163,8 +163,9 @@ export interface RuntimeDescription {
   /** Largest tensor one buffer may hold, when the runtime has such a limit (WebGPU). */
   maxBufferBytes: number | null;
   /**
-   * When set, UFO's token-wise work runs in tiles of at most this many bytes per [B, tokens, D]
-   * activation (cache blocking on a CPU; the same maths, KᵀV summed tile by tile); null = untiled.
+   * When set, UFO's token-wise work runs in tiles of at least this many bytes (under twice as many)
+   * per [B, tokens, D] activation (cache blocking on a CPU; the same maths, KᵀV summed tile by
+   * tile); null = untiled.
    */
   tokenTileBytes: number | null;
 }

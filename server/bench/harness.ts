@@ -550,7 +550,7 @@ function notesFor(model: ModelSpec, runtimes: RuntimeDescription[]): string[] {
   ];
   for (const d of runtimes) if (d.software) notes.push(`${d.id} runs on ${d.device}: its timings measure a CPU emulating a GPU, not GPU performance.`);
   for (const d of runtimes) {
-    if (d.tokenTileBytes) notes.push(`${d.id} runs UFO in token tiles of ${d.tokenTileBytes / 2 ** 20} MiB per [B, tokens, D] activation (cache blocking; the same maths, KᵀV summed tile by tile): inputs up to one tile run as one.`);
+    if (d.tokenTileBytes) notes.push(`${d.id} runs UFO in token tiles of ${d.tokenTileBytes / 2 ** 20} MiB or more per [B, tokens, D] activation (cache blocking; the same maths, KᵀV summed tile by tile): inputs under two tiles run whole.`);
   }
   return notes;
 }

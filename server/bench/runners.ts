@@ -63,10 +63,10 @@ function primaryAdapter(report: DeviceReport) {
 
 /**
  * ORT's CPU EP runs a graph op by op, each op streaming whole tensors: past a few thousand tokens
- * UFO's ~15 passes over [N, D] activations come from DRAM. In 1 MiB tiles (4096 tokens at D = 64,
- * an L2's size) the layer reads its input once per pass instead: at 38416–63504 tokens it ran in
- * 0.67–0.87× the untiled time here (bench/ufo-tiling.ts, docs/BENCHMARKS.md). Up to one tile the
- * graph is the untiled one.
+ * UFO's ~15 passes over [N, D] activations come from DRAM. In tiles of at least 1 MiB (4096 tokens
+ * at D = 64, an L2's size) the layer reads its input once per pass instead: at 63504 tokens it ran
+ * in 0.76–0.81× the untiled time here (bench/ufo-tiling.ts, docs/BENCHMARKS.md). Under two tiles
+ * the graph is the untiled one.
  */
 const ORT_CPU_TOKEN_TILE_BYTES = 2 ** 20;
 

@@ -24,8 +24,8 @@ export interface LayerContext {
   /** Set for the one layer whose attention map is wanted (attention/probe.ts). */
   probe?: AttentionProbe;
   /**
-   * Bytes of one [B, tokens, D] float32 activation tile, on runtimes that run the linear attentions'
-   * token-wise work tile by tile to keep it in cache (RuntimeDescription.tokenTileBytes); absent = untiled.
+   * Least bytes of one [B, tokens, D] float32 activation tile, on runtimes that run UFO's token-wise
+   * work tile by tile to keep it in cache (RuntimeDescription.tokenTileBytes); absent = untiled.
    */
   tokenTileBytes?: number;
 }

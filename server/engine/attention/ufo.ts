@@ -14,8 +14,8 @@ export interface UfoShape {
   dim: number;
   heads: number;
   /**
-   * Tokens per tile (default: all at once). Every op of UFO but the KᵀV sum is token-wise, so a
-   * runtime that executes op by op on a CPU can run the layer tile by tile: each tile's
+   * Tokens per tile, at least (see tokenTiles; default: all at once). Every op of UFO but the KᵀV
+   * sum is token-wise, so a runtime that executes op by op on a CPU can run the layer tile by tile: each tile's
    * activations stay in cache and a large input streams from memory once per pass instead of
    * once per op. Same maths; KᵀV is summed tile by tile.
    */
@@ -32,11 +32,15 @@ function xnorm(g: Graph, t: Tensor, gamma: Tensor): Tensor {
   return g.mul(t, g.div(gamma, norm));
 }
 
-/** [start, end) token ranges of at most `tile` tokens covering 0 … tokens. */
+/**
+ * [start, end) token ranges covering 0 … tokens: ⌊tokens/tile⌋ tiles (at least one) of equal size
+ * ±1, so each holds at least `tile` tokens and fewer than 2·tile. Every tile costs a fixed set of
+ * ops; a remainder tile, or splitting an input of less than two tiles, costs them for little data.
+ */
 export function tokenTiles(tokens: number, tile: number): [number, number][] {
-  const size = Math.max(1, Math.floor(Math.min(tile, tokens)));
+  const count = Math.max(1, Math.min(tokens, Math.floor(tokens / Math.max(1, tile))));
   const out: [number, number][] = [];
-  for (let s = 0; s < tokens; s += size) out.push([s, Math.min(tokens, s + size)]);
+  for (let i = 0; i < count; i++) out.push([Math.round((i * tokens) / count), Math.round(((i + 1) * tokens) / count)]);
   return out;
 }
 

@@ -9,9 +9,10 @@
  * session's idle thread pool spins for a while after a run), which made the untiled graph look
  * up to 6× slower per token than when it runs alone. The harness only ever holds one session.
  *
- *   node --import tsx bench/ufo-tiling.ts [--rounds 3] [--budget-ms 1500] [--tokens 1225,…] [--tile-bytes N]
+ *   node --import tsx bench/ufo-tiling.ts [--rounds 3] [--budget-ms 1500] [--tokens 1225,…] [--tile-bytes N] [--backend ort-cpu]
  *
- * --tile-bytes times another tile than the runtime's default in place of it.
+ * --tile-bytes times another tile than the runtime's default in place of it (a runtime that does not
+ * tile by default, e.g. --backend tfjs-wasm, needs one).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -19,16 +20,16 @@ import { analyzeConfig } from '../server/config/analyze';
 import { probeDevices } from '../server/bench/devices';
 import { runBenchmark } from '../server/bench/harness';
 import { percentile } from '../server/bench/stats';
-import { numberOption, optionValue } from '../test/helpers/script-args';
-import type { BenchReport } from '../protocol/results';
+import { numberOption, optionValue, stringOption } from '../test/helpers/script-args';
+import type { BenchReport, RuntimeId } from '../protocol/results';
 
 
-async function sweep(tokenTileBytes: number | null | undefined, budgetMs: number, tokens: number[] | undefined): Promise<BenchReport> {
+async function sweep(runtime: RuntimeId, tokenTileBytes: number | null | undefined, budgetMs: number, tokens: number[] | undefined): Promise<BenchReport> {
   const spec = analyzeConfig(fs.readFileSync(path.join(__dirname, '..', 'fixtures', 'configs', 'soft', 'SOFT_Tiny.yaml'), 'utf8')).spec!;
   const report = await probeDevices({ webgpu: false });
   return runBenchmark(
     {
-      model: spec, config: 'SOFT_Tiny.yaml', runtimes: ['ort-cpu'], attentions: ['ufo'], levels: ['attention'], resolutions: [], budgetMs,
+      model: spec, config: 'SOFT_Tiny.yaml', runtimes: [runtime], attentions: ['ufo'], levels: ['attention'], resolutions: [], budgetMs,
       ...(tokens ? { scalingTokens: tokens } : {}),
       ...(tokenTileBytes !== undefined ? { tokenTileBytes } : {}),
     },
@@ -41,6 +42,7 @@ async function main() {
   const budgetMs = numberOption('budget-ms', 1500);
   const tokens = optionValue('tokens')?.split(',').map(Number);
   const tileBytes = optionValue('tile-bytes');
+  const runtime = stringOption('backend', 'ort-cpu') as RuntimeId;
   const variants = [
     { name: 'tiled', tokenTileBytes: tileBytes === undefined ? undefined : Number(tileBytes) },
     { name: 'untiled', tokenTileBytes: null },
@@ -57,7 +59,7 @@ async function main() {
     const order = r % 2 === 0 ? variants : [...variants].reverse();
     const byVariant = new Map<string, BenchReport>();
     for (const v of order) {
-      const rep = await sweep(v.tokenTileBytes, budgetMs, tokens);
+      const rep = await sweep(runtime, v.tokenTileBytes, budgetMs, tokens);
       byVariant.set(v.name, rep);
       device = rep.runtimes[0]!.device;
       if (v.name === 'tiled') tile = rep.runtimes[0]!.tokenTileBytes;
@@ -80,7 +82,7 @@ async function main() {
     console.log(`round ${r + 1}/${rounds}: time exponent tiled ${exponents.get('tiled')!.at(-1)!.toFixed(3)}, untiled ${exponents.get('untiled')!.at(-1)!.toFixed(3)}`);
   }
   const med = (xs: number[]) => percentile(xs, 0.5);
-  console.log(`\nUFO attention, soft_tiny stage 1 (D = 64, 2 heads), batch 1, ort-cpu on ${device}`);
+  console.log(`\nUFO attention, soft_tiny stage 1 (D = 64, 2 heads), batch 1, ${runtime} on ${device}`);
   console.log(`tile: ${tile === null ? 'none' : `${tile} bytes per [B, tokens, D] activation (${Math.floor(tile / (4 * 64))} tokens at D = 64)`}; ${rounds} rounds, budget ${budgetMs} ms per case\n`);
   console.log('tokens   tiled median ms (p10–p90 per round)          untiled median ms (p10–p90 per round)        tiled/untiled (median of rounds)  ns/token tiled · untiled');
   for (const n of [...(medians.get('tiled')?.keys() ?? [])].sort((a, b) => a - b)) {

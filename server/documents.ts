@@ -1,6 +1,6 @@
 /**
  * Per-document analysis cache: a config is parsed and analysed once per version,
- * profiles are computed lazily per (resolution, batch) and kept with it.
+ * profiles are computed lazily per (resolution, batch) and kept with it, bounded by blocks.
  */
 import path from 'node:path';
 import fs from 'node:fs';
@@ -9,6 +9,7 @@ import { analyzeConfig, type ConfigAnalysis } from './config/analyze';
 import { isViTLensConfig } from './config/detect';
 import type { ModelSpec } from './models/spec';
 import { profileModel, type ModelProfile } from './profile/profile';
+import { WeightedLru } from './weighted-lru';
 
 export interface AnalyzedDocument {
   uri: string;
@@ -44,26 +45,25 @@ export function fileExistsNear(configPath: string | null): ((p: string) => boole
  */
 const SHARED_PROFILE_BLOCKS = 512;
 const MAX_SHARED_MODEL_BLOCKS = 128;
-const sharedProfiles = new Map<string, { profile: ModelProfile; blocks: number }>();
-let sharedBlocks = 0;
+const sharedProfiles = new WeightedLru<string, ModelProfile>(SHARED_PROFILE_BLOCKS);
+/**
+ * What one document version keeps of its own profiles (one per resolution and batch asked for):
+ * 2,048 blocks (~18 MiB), the newest always. An official config (8–60 blocks) keeps 34 resolutions
+ * or more; a fuzzed 4,000-block model keeps only its latest instead of 35 MiB per resolution.
+ */
+const DOCUMENT_PROFILE_BLOCKS = 2048;
 
-function cachedProfile(spec: ModelSpec, resolution: number, batch: number): ModelProfile {
-  const blocks = spec.stages.reduce((n, s) => n + s.depth, 0) + spec.classAttentionLayers;
+function blockCount(spec: ModelSpec): number {
+  return spec.stages.reduce((n, s) => n + s.depth, 0) + spec.classAttentionLayers;
+}
+
+function cachedProfile(spec: ModelSpec, blocks: number, resolution: number, batch: number): ModelProfile {
   if (blocks > MAX_SHARED_MODEL_BLOCKS) return profileModel(spec, resolution, batch);
   const key = `${resolution}x${batch} ${JSON.stringify(spec)}`;
   const hit = sharedProfiles.get(key);
-  if (hit) {
-    sharedProfiles.delete(key);
-    sharedProfiles.set(key, hit);
-    return hit.profile;
-  }
+  if (hit) return hit;
   const profile = profileModel(spec, resolution, batch);
-  sharedProfiles.set(key, { profile, blocks });
-  for (sharedBlocks += blocks; sharedBlocks > SHARED_PROFILE_BLOCKS; ) {
-    const [oldest, entry] = sharedProfiles.entries().next().value!;
-    sharedProfiles.delete(oldest);
-    sharedBlocks -= entry.blocks;
-  }
+  sharedProfiles.set(key, profile, blocks);
   return profile;
 }
 
@@ -71,7 +71,7 @@ export function analyzeDocument(uri: string, version: number, text: string): Ana
   const file = filePathOf(uri);
   const opts = fileExistsNear(file);
   const analysis = analyzeConfig(text, opts ? { fileExists: opts } : {});
-  const cache = new Map<string, ModelProfile>();
+  const cache = new WeightedLru<string, ModelProfile>(DOCUMENT_PROFILE_BLOCKS);
   return {
     uri,
     version,
@@ -83,7 +83,10 @@ export function analyzeDocument(uri: string, version: number, text: string): Ana
       const res = resolution ?? spec.resolutions[0]!;
       const key = `${res}x${batch}`;
       let p = cache.get(key);
-      if (!p) cache.set(key, (p = cachedProfile(spec, res, batch)));
+      if (!p) {
+        const blocks = blockCount(spec);
+        cache.set(key, (p = cachedProfile(spec, blocks, res, batch)), blocks);
+      }
       return p;
     },
   };

@@ -23,7 +23,6 @@ import { percentile } from '../server/bench/stats';
 import { numberOption, optionValue, stringOption } from '../test/helpers/script-args';
 import type { BenchReport, RuntimeId } from '../protocol/results';
 
-
 async function sweep(runtime: RuntimeId, tokenTileBytes: number | null | undefined, budgetMs: number, tokens: number[] | undefined): Promise<BenchReport> {
   const spec = analyzeConfig(fs.readFileSync(path.join(__dirname, '..', 'fixtures', 'configs', 'soft', 'SOFT_Tiny.yaml'), 'utf8')).spec!;
   const report = await probeDevices({ webgpu: false });

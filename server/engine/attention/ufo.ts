@@ -6,18 +6,16 @@
 import type { Graph, Tensor } from '../graph';
 import type { AttentionProbe } from './probe';
 
-type Dense = ReturnType<Graph['dense']>;
-
 export interface UfoShape {
   batch: number;
   tokens: number;
   dim: number;
   heads: number;
   /**
-   * Tokens per tile, at least (see tokenTiles; default: all at once). Every op of UFO but the KᵀV
-   * sum is token-wise, so a runtime that executes op by op on a CPU can run the layer tile by tile: each tile's
-   * activations stay in cache and a large input streams from memory once per pass instead of
-   * once per op. Same maths; KᵀV is summed tile by tile.
+   * Least tokens per tile (see tokenTiles; default: all tokens at once). Every op of UFO but the
+   * KᵀV sum is token-wise, so a runtime that executes op by op on a CPU can run the layer tile by
+   * tile: each tile's activations stay in cache and a large input streams from memory once per
+   * pass instead of once per op. Same maths; KᵀV is summed tile by tile.
    */
   tokenTile?: number;
 }
@@ -48,19 +46,20 @@ export function tokenTiles(tokens: number, tile: number): [number, number][] {
 export function ufoAttention(g: Graph, x: Tensor, prefix: string, s: UfoShape, probe?: AttentionProbe): Tensor {
   const { batch: B, tokens: N, dim: D, heads: h } = s;
   const d = D / h;
-  const [fcQ, fcK, fcV, fcO] = (['fc_q', 'fc_k', 'fc_v', 'fc_o'] as const).map((n) => g.dense(`${prefix}.${n}`, D, D)) as [Dense, Dense, Dense, Dense];
+  const dense = (name: string) => g.dense(`${prefix}.${name}`, D, D);
+  const [fcQ, fcK, fcV, fcO] = [dense('fc_q'), dense('fc_k'), dense('fc_v'), dense('fc_o')];
   const gamma = g.weight(`${prefix}.gamma`, [1, h, 1, 1]);
   // The probe reads every key at once; it runs at inference sizes, where one tile holds every token anyway.
   const tiles = tokenTiles(N, probe ? N : (s.tokenTile ?? N)).map(([a, b]) => ({ x: a === 0 && b === N ? x : g.slice(x, 1, a, b), n: b - a }));
   const heads = (t: Tensor, n: number, perm: number[]) => g.transpose(g.reshape(t, [B, n, h, d]), perm);
   // Pass 1: KᵀV [B,h,d,d], linear in N, summed over the tiles.
-  const keys: Tensor[] = [];
   let kv: Tensor | null = null;
+  let firstKeys: Tensor | null = null; // every key when there is one tile, as with a probe
   for (const t of tiles) {
     const k = heads(fcK(t.x), t.n, [0, 2, 3, 1]); // [B,h,d,n]
     const part = g.matmul(k, heads(fcV(t.x), t.n, [0, 2, 1, 3])); // Kᵀ [B,h,d,n] · V [B,h,n,d]
     kv = kv ? g.addT(kv, part) : part;
-    keys.push(k);
+    firstKeys ??= k;
   }
   const kvn = xnorm(g, kv!, gamma);
   // Pass 2: each tile's queries against XNorm(KᵀV), projected out.
@@ -70,7 +69,7 @@ export function ufoAttention(g: Graph, x: Tensor, prefix: string, s: UfoShape, p
       // XNorm(KᵀV) scales row a of KᵀV by γ/‖(KᵀV)_a‖, so out_i = Σ_j w_ij·v_j with
       // w_ij = Σ_a XNorm(q)_i[a]·γ/‖(KᵀV)_a‖·k_j[a]: the exact token weights UFO implies.
       const rowScale = g.div(gamma, g.unary('sqrt', g.reduce('sumSquares', kv!, -1))); // [B,h,d,1]
-      const row = g.matmul(g.slice(qn, 2, probe.query, probe.query + 1), g.mul(keys[0]!, rowScale)); // [B,h,1,N]
+      const row = g.matmul(g.slice(qn, 2, probe.query, probe.query + 1), g.mul(firstKeys!, rowScale)); // [B,h,1,N]
       probe.map = g.reshape(row, [B, h, N]);
       probe.meaning = 'UFO implied token weights XNorm(q)·diag(γ/‖KᵀV‖)·kⱼ (out = Σⱼ wⱼ·vⱼ exactly; linear, not normalised, can be negative)';
     }

@@ -20,6 +20,7 @@ import { convOut } from '../models/build';
 import type { ModelSpec, StageSpec } from '../models/spec';
 import type { AttentionProbe } from './attention/probe';
 import type { DistanceMethod } from './attention/soft';
+import { softmaxWeights } from './attention/softmax';
 import { ufoAttention } from './attention/ufo';
 import { batchNorm, block, layerContext, layerNorm, mlp, xcitBlock, type LayerContext } from './blocks';
 import type { Graph, Tensor } from './graph';
@@ -210,7 +211,7 @@ function classAttention(b: Build, u: Tensor, prefix: string, stage: StageSpec): 
   const q = heads(g.linear(g.slice(u, 1, 0, 1), `${prefix}.q`, D, D), 1, [0, 2, 1, 3]); // [B,h,1,dh]
   const kT = heads(g.linear(u, `${prefix}.k`, D, D), T, [0, 2, 3, 1]); // [B,h,dh,T]
   const v = heads(g.linear(u, `${prefix}.v`, D, D), T, [0, 2, 1, 3]); // [B,h,T,dh]
-  const attn = g.softmax(g.scale(g.matmul(q, kT), 1 / Math.sqrt(dh)));
+  const attn = softmaxWeights(g, q, kT);
   const merged = g.reshape(g.transpose(g.matmul(attn, v), [0, 2, 1, 3]), [B, 1, D]);
   return g.linear(merged, `${prefix}.proj`, D, D);
 }

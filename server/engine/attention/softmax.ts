@@ -27,6 +27,15 @@ export interface SoftmaxShape {
   maxScoreElements: number;
 }
 
+/**
+ * softmax(q·kᵀ/√dh) over the keys, [..., n, dh] × [..., dh, T] → [..., n, T]: the one softmax
+ * weighting, shared by self-attention (with or without spatial reduction) and CaiT's class attention.
+ */
+export function softmaxWeights(g: Graph, q: Tensor, kT: Tensor): Tensor {
+  const dh = q.shape[q.shape.length - 1]!;
+  return g.softmax(g.scale(g.matmul(q, kT), 1 / Math.sqrt(dh)));
+}
+
 /** `x` is [B, N, D]; weights under `${prefix}.q`, `.kv`, `.proj` (and `.sr`, `.norm`). */
 export function softmaxAttention(g: Graph, x: Tensor, prefix: string, s: SoftmaxShape, probe?: AttentionProbe): Tensor {
   const { batch: B, tokens: N, dim: D, heads: h } = s;
@@ -53,12 +62,11 @@ export function softmaxAttention(g: Graph, x: Tensor, prefix: string, s: Softmax
   const tiles: Tensor[] = [];
   for (let start = 0; start < N; start += rowsPerTile) {
     const qTile = rowsPerTile >= N ? q : g.slice(q, 2, start, Math.min(N, start + rowsPerTile));
-    const scores = g.scale(g.matmul(qTile, kT), 1 / Math.sqrt(dh));
-    tiles.push(g.matmul(g.softmax(scores), v));
+    tiles.push(g.matmul(softmaxWeights(g, qTile, kT), v));
   }
   const out = tiles.length === 1 ? tiles[0]! : g.concat(tiles, 2);
   if (probe) {
-    const row = g.softmax(g.scale(g.matmul(g.slice(q, 2, probe.query, probe.query + 1), kT), 1 / Math.sqrt(dh))); // [B,h,1,T]
+    const row = softmaxWeights(g, g.slice(q, 2, probe.query, probe.query + 1), kT); // [B,h,1,T]
     probe.map = g.reshape(row, [B, h, kvTokens]);
     const reduced = s.srRatio > 1;
     probe.keys = reduced ? { h: Math.floor(s.gridH / s.srRatio), w: Math.floor(s.gridW / s.srRatio), cls: false } : { h: s.gridH, w: s.gridW, cls: N === s.gridH * s.gridW + 1 };

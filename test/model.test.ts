@@ -364,4 +364,29 @@ describe('UFO-ViT (XCiT layout) self-consistency: no official checkpoint, so ORT
       measured.push(`UFO-ViT (${attention}) ORT cpu vs float64: logits ${logitDiff.toExponential(2)}, taps ≤ ${worst.toExponential(2)}·max(1,|ref|)`);
     });
   }
+
+  test('ufo attention in token tiles, as inference builds it for ORT CPU: the same weights, logits and taps as untiled', async () => {
+    const spec: ModelSpec = specOf('model: ufo_vit_tiny\nembed_dims: [32]\ndepths: [2]\nnum_heads: [2]\nnum_classes: 7\nattention: [ufo]\n');
+    const build = (tokenTileBytes?: number) => {
+      const g = new Graph();
+      return { g, m: modelGraph(g, spec, { height: 64, width: 96, batch: 2, ...(tokenTileBytes ? { tokenTileBytes } : {}) }) };
+    };
+    const whole = build();
+    // 4·B·D·8 bytes: tiles of at least 8 tokens, so each block's 24 tokens run as three tiles.
+    const tiled = build(4 * 2 * 32 * 8);
+    const slices = (g: Graph) => g.nodes.filter((n) => n.node.op === 'slice').length;
+    assert.equal(slices(tiled.g) - slices(whole.g), 2 * 3, 'two blocks, three tiles each: one slice of x per tile');
+    assert.deepEqual(tiled.g.weights.map((w) => w.key), whole.g.weights.map((w) => w.key), 'tiles share one set of weight nodes');
+
+    const rand = seededRandom(7);
+    const image = Float32Array.from({ length: numel(whole.m.input.shape) }, () => 2 * rand() - 1);
+    const ref = new ReferenceRuntime('float64').run(whole.g, { [MODEL_INPUT]: image }, randomWeights(whole.g, 3), [...whole.m.taps.values()]);
+    const ort = await run('ORT cpu', tiled.g, { [MODEL_INPUT]: image }, randomWeights(tiled.g, 3), [...tiled.m.taps.values()]);
+    assert.deepEqual([...tiled.m.taps.keys()], [...whole.m.taps.keys()]);
+    [...whole.m.taps.keys()].forEach((name, i) => {
+      const scale = Math.max(1, maxAbs(ref[i]!.data));
+      const d = maxAbsDiff(ort[i]!.data, ref[i]!.data);
+      assert.ok(d <= TOL * scale, `tiled ${name}: max |diff| ${d} > ${TOL * scale}`);
+    });
+  });
 });

@@ -18,7 +18,7 @@ import { graphCost, type GraphCost } from '../engine/cost';
 import { Graph, type Tensor } from '../engine/graph';
 import { normals, randomWeights, seededRandom } from '../engine/weights';
 import { startGpuMemorySampler, type DeviceReport, type GpuMemoryPeak, type NvidiaGpu } from './devices';
-import { defaultRuntimes, DeviceLostError, openRunner, type Runner } from './runners';
+import { defaultRuntimes, DeviceLostError, graphOptionsFor, openRunner, type Runner } from './runners';
 import { checkStability, fitPowerLaw, gflops, summarize } from './stats';
 
 export type Level = 'attention' | 'block';
@@ -169,8 +169,7 @@ function planWorkloads(o: BenchOptions): Workload[] {
 function buildGraph(w: Workload, model: ModelSpec, batch: number, runtime: RuntimeDescription): { graph: Graph; output: Tensor } {
   const stage: StageSpec = { ...w.stage, attention: w.attention, srRatio: w.ratio };
   const g = new Graph();
-  const maxScoreElements = runtime.maxBufferBytes ? Math.floor(runtime.maxBufferBytes / 4) : Infinity;
-  const c: LayerContext = { batch, gridH: w.grid, gridW: w.grid, tokens: w.tokens, distance: 'expanded', maxScoreElements, ...(runtime.tokenTileBytes ? { tokenTileBytes: runtime.tokenTileBytes } : {}) };
+  const c: LayerContext = { batch, gridH: w.grid, gridW: w.grid, tokens: w.tokens, distance: 'expanded', ...graphOptionsFor(runtime) };
   const x = g.input('x', [batch, w.tokens, stage.dim]);
   const output =
     w.level === 'block'

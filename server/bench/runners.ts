@@ -37,6 +37,18 @@ export class DeviceLostError extends Error {
   }
 }
 
+/**
+ * What a runtime's limits and preferences mean for building a graph for it: softmax score tiles
+ * under its one-buffer limit, UFO token tiles where it runs faster in them. Benchmarks and inference
+ * build their graphs with these, so both run what the runtime runs best.
+ */
+export function graphOptionsFor(d: RuntimeDescription): { maxScoreElements: number; tokenTileBytes?: number } {
+  return {
+    maxScoreElements: d.maxBufferBytes ? Math.floor(d.maxBufferBytes / 4) : Infinity,
+    ...(d.tokenTileBytes ? { tokenTileBytes: d.tokenTileBytes } : {}),
+  };
+}
+
 export interface Runner {
   description: RuntimeDescription;
   prepare(graph: Graph, outputs: Tensor[], weights: WeightSource): Promise<PreparedGraph>;

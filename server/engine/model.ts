@@ -39,6 +39,8 @@ export interface ModelGraphOptions {
   distance?: DistanceMethod;
   /** Largest softmax score tile a runtime can hold (WebGPU binding limit); default no limit. */
   maxScoreElements?: number;
+  /** Least bytes of a UFO token tile on runtimes faster in tiles (LayerContext.tokenTileBytes); default untiled. */
+  tokenTileBytes?: number;
   /** Attention maps wanted: the query token of a block's attention (stage 1-based, block 0-based). */
   probes?: { stage: number; block: number; query: number }[];
 }
@@ -151,7 +153,7 @@ function stageContext(b: Build, stage: StageSpec, h: number, w: number): LayerCo
     ...(b.opts.distance ? { distance: b.opts.distance } : {}),
     ...(b.opts.maxScoreElements !== undefined ? { maxScoreElements: b.opts.maxScoreElements } : {}),
   });
-  return { ...c, gridW: w, tokens: h * w + (stage.clsToken ? 1 : 0) };
+  return { ...c, gridW: w, tokens: h * w + (stage.clsToken ? 1 : 0), ...(b.opts.tokenTileBytes ? { tokenTileBytes: b.opts.tokenTileBytes } : {}) };
 }
 
 /** Final LayerNorm over every token (as the official `self.norm(x)`), then the cls row through the head. */

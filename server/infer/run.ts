@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import type { AttentionMap, InferItem, InferReport } from '../../protocol/infer';
 import type { RuntimeId } from '../../protocol/results';
 import type { DeviceReport } from '../bench/devices';
-import { defaultRuntimes, openRunner } from '../bench/runners';
+import { defaultRuntimes, graphOptionsFor, openRunner } from '../bench/runners';
 import { Graph } from '../engine/graph';
 import { MODEL_INPUT, modelGraph, type ProbedLayer } from '../engine/model';
 import { convOut } from '../models/build';
@@ -150,22 +150,23 @@ export async function runInference(job: InferJob, report: DeviceReport): Promise
   }
   const tPreprocess = performance.now() - t1;
 
-  const t2 = performance.now();
-  const g = new Graph();
-  const m = modelGraph(g, spec, { height, width, batch, ...(job.maps ? { probes: mapProbes(spec, height, width, job.maps.point) } : {}) });
-  // Attentions that cannot say what they attend to yet are left out of the maps.
-  const probed = m.probed.filter((p) => p.probe.map);
-  let weights: WeightSource;
-  if (checkpoint && job.checkpoint) weights = bindCheckpoint(g, spec, checkpoint.tensors, job.checkpoint);
-  else {
-    weights = randomWeights(g, job.seed ?? 0);
-    notes.push('Random weights (official-style init): the predictions mean nothing; give --checkpoint for real ones.');
-  }
-  const tBuild = performance.now() - t2;
-
   const runtime = job.runtime ?? defaultRuntimes(report).find((r) => r !== 'reference') ?? 'ort-cpu';
   const runner = await openRunner(runtime, report);
   try {
+    const t2 = performance.now();
+    const g = new Graph();
+    // Built for the runtime it runs on: score tiles under a WebGPU buffer limit, UFO token tiles on ORT CPU.
+    const m = modelGraph(g, spec, { height, width, batch, ...graphOptionsFor(runner.description), ...(job.maps ? { probes: mapProbes(spec, height, width, job.maps.point) } : {}) });
+    // Attentions that cannot say what they attend to yet are left out of the maps.
+    const probed = m.probed.filter((p) => p.probe.map);
+    let weights: WeightSource;
+    if (checkpoint && job.checkpoint) weights = bindCheckpoint(g, spec, checkpoint.tensors, job.checkpoint);
+    else {
+      weights = randomWeights(g, job.seed ?? 0);
+      notes.push('Random weights (official-style init): the predictions mean nothing; give --checkpoint for real ones.');
+    }
+    const tBuild = performance.now() - t2;
+
     const t3 = performance.now();
     const prepared = await runner.prepare(g, [m.logits, ...probed.map((p) => p.probe.map!)], weights);
     const tSession = performance.now() - t3;

@@ -29,22 +29,11 @@ import { OnnxSession, readTraceEvents, summarizeOrtProfile } from '../server/eng
 import { Graph, type Tensor } from '../server/engine/graph';
 import { MODEL_INPUT, modelGraph } from '../server/engine/model';
 import { normals, randomWeights, seededRandom } from '../server/engine/weights';
+import { startHostLoadMeter } from '../server/bench/host-load';
 import { optionValue } from '../test/helpers/script-args';
 
 const RESOLUTION = 224;
 const OURS = 'ViT Lens ort-cpu';
-
-/** Other processes' CPU use (cores) since the call, from os.cpus() minus this process. */
-function hostLoadMeter(): () => number {
-  const busy = () => os.cpus().reduce((s, c) => s + c.times.user + c.times.nice + c.times.sys + c.times.irq, 0);
-  const b0 = busy();
-  const own0 = process.cpuUsage();
-  const t0 = performance.now();
-  return () => {
-    const own = process.cpuUsage(own0);
-    return Math.max(0, (busy() - b0 - (own.user + own.system) / 1000) / Math.max(1, performance.now() - t0));
-  };
-}
 
 interface Row {
   backend: string;
@@ -123,7 +112,7 @@ async function main() {
       const [out] = await prepared.run(feeds);
       if (i === 0 && !out!.data.every(Number.isFinite)) throw new Error(`non-finite logits at batch ${batch}`);
     }
-    const load = hostLoadMeter();
+    const load = startHostLoadMeter();
     const samples: number[] = [];
     const started = performance.now();
     let stable = false;
@@ -137,13 +126,14 @@ async function main() {
         if (stable || spent > budgetMs || samples.length >= 1000) break;
       }
     }
-    const other = Math.round(load() * 100) / 100;
+    const cores = load();
+    const other = cores === null ? null : Math.round(cores * 100) / 100;
     await prepared.release();
     const ms = summarize(samples);
     rows.push({ backend: OURS, batch, ms, imagesPerS: (1000 * batch) / ms.median, stable, otherCores: other });
     console.log(
       `  ours    batch ${batch}: median ${ms.median.toFixed(2)} ms (p10 ${ms.p10.toFixed(2)}, p90 ${ms.p90.toFixed(2)}, min ${ms.min.toFixed(2)}, n=${ms.n}, ` +
-        `${stable ? 'stable' : 'budget spent'}); session ${prepMs.toFixed(0)} ms; other processes ${other.toFixed(2)} cores while timed`,
+        `${stable ? 'stable' : 'budget spent'}); session ${prepMs.toFixed(0)} ms; other processes ${other === null ? '?' : other.toFixed(2)} cores while timed`,
     );
     if (wantProfile) profiles[batch] = await profileOrt(batch, built.get(batch)!, threads, warmup);
   }

@@ -181,7 +181,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
           const cancelled = cts.token.isCancellationRequested;
           const message = cancelled ? 'Benchmark cancelled; the cases that finished are kept.' : `Benchmark failed: ${(e as Error).message}`;
           await p.post({ type: 'jobDone', error: message, cancelled });
-          if (!cts.token.isCancellationRequested) void vscode.window.showErrorMessage(`ViT Lens: ${message}`);
+          if (!cancelled) void vscode.window.showErrorMessage(`ViT Lens: ${message}`);
         } finally {
           for (const s of subs) s.dispose();
           p.onCancel(null);

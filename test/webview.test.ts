@@ -408,6 +408,7 @@ describe('dashboard page in Chromium', { skip }, () => {
       await sendToPage(page, { type: 'jobDone', error: 'Benchmark cancelled; the cases that finished are kept.', cancelled: true });
       await page.waitForFunction(() => document.querySelector('[role="alert"]')?.textContent?.includes('Benchmark cancelled'));
       assert.match(await page.locator('[role="alert"] .badge').innerText(), /^cancelled$/);
+      await page.waitForFunction(() => document.querySelector('[role="status"]')?.textContent === 'Job cancelled');
       assertClean(p);
     } finally {
       await p.close();

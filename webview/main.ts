@@ -311,7 +311,9 @@ function onMessage(m: HostMessage): void {
       if (m.pinv) rerenderView('pinv');
       // A cancel is the user's choice, not a failure: a notice, not an error badge.
       showError(m.error ?? null, m.cancelled ? 'cancelled' : 'error');
-      if (!m.error) announce(m.cancelled ? 'Job cancelled' : 'Job finished');
+      // A cancel arrives with its notice in `error`: announce it as a cancel, not stay silent.
+      if (m.cancelled) announce('Job cancelled');
+      else if (!m.error) announce('Job finished');
       persist();
       break;
     case 'saved':

@@ -19,6 +19,7 @@ import { Graph, type Tensor } from '../engine/graph';
 import { normals, randomWeights, seededRandom } from '../engine/weights';
 import { startGpuMemorySampler, type DeviceReport, type GpuMemoryPeak, type NvidiaGpu } from './devices';
 import { defaultRuntimes, DeviceLostError, graphOptionsFor, openRunner, type Runner } from './runners';
+import { startHostLoadMeter } from './host-load';
 import { checkStability, fitPowerLaw, gflops, summarize } from './stats';
 
 export type Level = 'attention' | 'block';
@@ -102,8 +103,6 @@ const SCALING_MAX_REPS = 1000;
 const SCALING_ATTEMPTS = 3;
 /** Other processes' CPU use (cores) above which a scaling point's timing counts as contended. */
 const CONTENDED_CORES = 0.25;
-/** os.cpus() counts 10 ms ticks: shorter windows cannot say how busy the other processes were. */
-const HOST_LOAD_MIN_WINDOW_MS = 250;
 /** Beyond this predicted time per run, a larger size of the same sweep is skipped rather than run. */
 const SWEEP_RUN_LIMIT_MS = 8000;
 
@@ -208,25 +207,6 @@ function relError(out: ArrayLike<number>, ref: ArrayLike<number>): number {
     scale = Math.max(scale, Math.abs(ref[i]!));
   }
   return diff / (scale || 1);
-}
-
-/**
- * Starts measuring how much CPU other processes take: the returned function gives their
- * average use since the start, in cores (0: the machine was ours; 1: something else kept a
- * core busy). os.cpus() counts every process in 10 ms ticks, process.cpuUsage() this one
- * (its runtime threads included); null for windows too short for the ticks to tell.
- */
-function startHostLoadMeter(): () => number | null {
-  const busyMs = () => os.cpus().reduce((sum, c) => sum + c.times.user + c.times.nice + c.times.sys + c.times.irq, 0);
-  const busy0 = busyMs();
-  const own0 = process.cpuUsage();
-  const t0 = performance.now();
-  return () => {
-    const wallMs = performance.now() - t0;
-    if (wallMs < HOST_LOAD_MIN_WINDOW_MS) return null;
-    const own = process.cpuUsage(own0);
-    return Math.max(0, (busyMs() - busy0 - (own.user + own.system) / 1000) / wallMs);
-  };
 }
 
 interface TimedRuns {
@@ -342,6 +322,7 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
   const describe = (r: Runner): RuntimeDescription => (o.tokenTileBytes === undefined ? r.description : { ...r.description, tokenTileBytes: o.tokenTileBytes });
   for (const [ri, runner] of runners.entries()) {
     const rid = runner.description.id;
+    const description = describe(runner);
     const budget = deviceBudget(runner, report);
     // Once the runtime's device is lost nothing more can run on it here: its remaining cases fail with the loss.
     let lost: DeviceLostError | null = null;
@@ -365,7 +346,7 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
         continue;
       }
       const tb = performance.now();
-      const { graph, output } = buildGraph(w, o.model, batch, describe(runner));
+      const { graph, output } = buildGraph(w, o.model, batch, description);
       const cost: GraphCost = graphCost(graph, [output]);
       const weights = randomWeights(graph, 0);
       const caseBuildMs = performance.now() - tb;
@@ -547,8 +528,8 @@ function notesFor(model: ModelSpec, runtimes: RuntimeDescription[]): string[] {
     'The scaling sweep keeps the landmark count fixed at 49 (stride = grid/7, as the 2021 code did) so its exponents isolate the token dependence; the config cases use the current code, whose landmark count grows with resolution.',
     `Scaling points are timed for at least half the per-case budget and timed again (up to ${SCALING_ATTEMPTS} attempts, the quietest kept) while other processes use more than ${CONTENDED_CORES} CPU cores, unless an attempt took over twice the budget; the time exponent is a least-squares fit of log median time on log tokens, shown beside the Theil–Sen slope (median of the pairwise slopes). On a CPU the per-token cost steps up once the activations outgrow the last-level cache, which the exponent includes.`,
   ];
-  for (const d of runtimes) if (d.software) notes.push(`${d.id} runs on ${d.device}: its timings measure a CPU emulating a GPU, not GPU performance.`);
   for (const d of runtimes) {
+    if (d.software) notes.push(`${d.id} runs on ${d.device}: its timings measure a CPU emulating a GPU, not GPU performance.`);
     if (d.tokenTileBytes) notes.push(`${d.id} runs UFO in token tiles of ${d.tokenTileBytes / 2 ** 20} MiB or more per [B, tokens, D] activation (cache blocking; the same maths, KᵀV summed tile by tile): inputs under two tiles run whole.`);
   }
   return notes;

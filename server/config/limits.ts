@@ -5,9 +5,8 @@
  * cost grows with the number of nodes (measured here: a 400,000-item flow list, 1.9 MiB, took
  * 2–4 s and 600 MiB; a 10 MiB one 15 s and 2.7 GiB). A real config is tiny next to these bounds
  * (the official SOFT configs: 8 lines and at most 150 bytes each; ViT Lens keys add lists of a
- * few entries), so a document past one of them
- * is refused with one diagnostic instead of being parsed; every bound keeps the worst document
- * under it at a few hundred ms.
+ * few entries), so a document past one of them is refused with one diagnostic instead of being
+ * parsed; every bound keeps the worst document under it at a few hundred ms.
  */
 import type { Span } from './parse';
 

@@ -207,6 +207,11 @@ async function dashboardFrame(page: Page, ms: number): Promise<Frame> {
   });
 }
 
+/** Which view the dashboard shows ('profile', 'bench', 'pinv', 'infer'). */
+function dashboardView(frame: Frame): Promise<string> {
+  return frame.evaluate(() => (window as unknown as { vitlensDashboard: { view(): string } }).vitlensDashboard.view());
+}
+
 type ChartMap = Record<string, { type: string; datasets: { label: string; data: unknown[] }[] }>;
 function charts(frame: Frame): Promise<ChartMap> {
   return frame.evaluate(() => (window as unknown as { vitlensDashboard: { charts(): unknown } }).vitlensDashboard.charts() as ChartMap);
@@ -422,7 +427,7 @@ describe('ViT Lens in a real VS Code (code-server + the packaged VSIX)', { skip:
     await lens(page, 'Pseudo-inverse convergence').click();
     const frame = await dashboardFrame(page, T.pinv);
     await until('the pseudo-inverse view with charts', T.pinv, async () => {
-      const view = await frame.evaluate(() => (window as unknown as { vitlensDashboard: { view(): string } }).vitlensDashboard.view());
+      const view = await dashboardView(frame);
       const c = await charts(frame);
       return view === 'pinv' && Object.keys(c).some((id) => id.startsWith('pinv')) ? c : null;
     });
@@ -444,7 +449,7 @@ describe('ViT Lens in a real VS Code (code-server + the packaged VSIX)', { skip:
     const frame = await dashboardFrame(page, T.ui);
     // Cases stream in: the benchmark view draws them before the run ends.
     await until('benchmark cases in the charts', T.benchStart, async () => {
-      const view = await frame.evaluate(() => (window as unknown as { vitlensDashboard: { view(): string } }).vitlensDashboard.view());
+      const view = await dashboardView(frame);
       const c = await charts(frame);
       const points = Object.values(c).reduce((n, s) => n + s.datasets.reduce((m, d) => m + d.data.length, 0), 0);
       return view === 'bench' && points >= 3;
@@ -476,7 +481,7 @@ describe('ViT Lens in a real VS Code (code-server + the packaged VSIX)', { skip:
     await lens(page, 'Run SOFT inference on image…').click();
     const frame = await dashboardFrame(page, T.ui);
     await until('the inference view with one card', T.infer, async () => {
-      const view = await frame.evaluate(() => (window as unknown as { vitlensDashboard: { view(): string } }).vitlensDashboard.view());
+      const view = await dashboardView(frame);
       return view === 'infer' && (await frame.locator('#panel-infer .infer-item').count()) === 1;
     }, 500);
     assert.equal(await frame.locator('#infer-top5-0 tbody tr').count(), 5, 'top-5 rows');

@@ -23,9 +23,9 @@ const node = {
 
 const builds = [
   { ...node, entryPoints: { client: 'client/extension.ts' }, outdir: 'dist', external: ['vscode'] },
-  { ...node, entryPoints: { server: 'server/server.ts' }, outdir: 'dist', external: runtimes },
-  { ...node, entryPoints: { cli: 'server/cli.ts' }, outdir: 'dist', external: runtimes },
-  { ...node, entryPoints: { worker: 'server/bench/worker.ts' }, outdir: 'dist', external: runtimes },
+  { ...node, entryPoints: { server: 'server/lsp/server.ts' }, outdir: 'dist', external: runtimes },
+  { ...node, entryPoints: { cli: 'server/cli/main.ts' }, outdir: 'dist', external: runtimes },
+  { ...node, entryPoints: { worker: 'server/jobs/worker.ts' }, outdir: 'dist', external: runtimes },
   // The dashboard page (chart.js included): a browser bundle, loaded by the webview panel
   // and inlined into the CLI's HTML report. Emits dist/webview.js and dist/webview.css.
   {

@@ -3,7 +3,7 @@
  * by the server, the VS Code client and the tests (as rust-analyzer's lsp_ext.ts).
  */
 import { NotificationType, RequestType } from 'vscode-languageserver-protocol';
-import type { BackendCandidate, DeviceReport } from '../server/bench/devices';
+import type { BackendCandidate, DeviceReport } from '../server/runtimes/devices';
 import type { ProfileSweep } from './dashboard';
 import type { InferReport } from './infer';
 import type { BenchCase, BenchReport, ModelProfileSummary, PinvReport, RuntimeId } from './results';

@@ -2,8 +2,8 @@
  * Plain result objects that cross process boundaries (LSP, CLI JSON, webview).
  * No classes, no functions: JSON in, JSON out.
  */
-import type { TimingSummary } from '../server/bench/stats';
-import type { Convention, ElementwiseKind, MacCategory, OpKind } from '../server/profile/categories';
+import type { TimingSummary } from '../server/jobs/bench/stats';
+import type { Convention, ElementwiseKind, MacCategory, OpKind } from '../server/core/profile/categories';
 
 export interface StageSummary {
   group: string;

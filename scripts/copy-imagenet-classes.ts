@@ -1,5 +1,5 @@
 /**
- * Writes server/infer/imagenet-classes.json: the 1000 ImageNet-1k (ILSVRC-2012) class names
+ * Writes server/inputs/imagenet-classes.json: the 1000 ImageNet-1k (ILSVRC-2012) class names
  * in index order, copied from @tensorflow-models/mobilenet (dist/imagenet_classes.js,
  * IMAGENET_CLASSES; Copyright 2019 Google LLC, Apache License 2.0), a devDependency. The
  * JSON carries that source and licence with it. test/image.test.ts fails when the committed
@@ -42,7 +42,7 @@ export function imagenetClassesFile(): ImagenetClassesFile {
 
 // Run as a script (not when a test imports the helpers above).
 if (process.argv[1] && fileURLToPath(new URL(import.meta.url)) === process.argv[1]) {
-  const target = fileURLToPath(new URL('../server/infer/imagenet-classes.json', import.meta.url));
+  const target = fileURLToPath(new URL('../server/inputs/imagenet-classes.json', import.meta.url));
   writeFileSync(target, JSON.stringify(imagenetClassesFile(), null, 1) + '\n');
   console.log(`wrote ${target}`);
 }

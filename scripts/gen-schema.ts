@@ -1,5 +1,5 @@
 /**
- * Writes schema/vitlens-config.schema.json from CONFIG_KEYS (server/config/format.ts).
+ * Writes schema/vitlens-config.schema.json from CONFIG_KEYS (server/core/config/format.ts).
  * test/schema.test.ts fails when the committed file differs from what this writes.
  *
  *   npm run schema
@@ -7,7 +7,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { configJsonSchema } from '../server/config/schema';
+import { configJsonSchema } from '../server/core/config/schema';
 
 // Resolved from this file, not the working directory, so the script works from any folder.
 const target = fileURLToPath(new URL('../schema/vitlens-config.schema.json', import.meta.url));

@@ -5,8 +5,8 @@
  *   node --import tsx scripts/make-dashboard-fixture.ts <bench.json>
  */
 import fs from 'node:fs';
-import { analyzeConfig } from '../server/config/analyze';
-import { analysePinv } from '../server/bench/pinv';
+import { analyzeConfig } from '../server/core/config/analyze';
+import { analysePinv } from '../server/jobs/pinv';
 import { dashboardData } from '../server/report/data';
 import type { BenchReport } from '../protocol/results';
 

@@ -6,9 +6,9 @@
  *   node --import tsx scripts/make-infer-fixture.ts
  */
 import fs from 'node:fs';
-import { analyzeConfig } from '../server/config/analyze';
-import { probeDevices } from '../server/bench/devices';
-import { runInference } from '../server/infer/run';
+import { analyzeConfig } from '../server/core/config/analyze';
+import { probeDevices } from '../server/runtimes/devices';
+import { runInference } from '../server/jobs/infer/run';
 import { dashboardData } from '../server/report/data';
 
 const config = 'fixtures/configs/tiny_soft.vitlens.yaml';

@@ -10,8 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { zipSync } from 'fflate';
-import { checkAgainst, formatCheckReport, isCleanCheck } from '../server/infer/checkpoint/check';
-import { CheckpointError, loadCheckpoint, type LoadedCheckpoint, type Tensor } from '../server/infer/checkpoint/load';
+import { checkAgainst, formatCheckReport, isCleanCheck } from '../server/inputs/checkpoint/check';
+import { CheckpointError, loadCheckpoint, type LoadedCheckpoint, type Tensor } from '../server/inputs/checkpoint/load';
 import { FIXTURES, readJson } from './helpers/fixtures';
 
 // ---------------------------------------------------------------------------------------

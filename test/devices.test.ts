@@ -1,11 +1,11 @@
 /**
- * server/bench/devices.ts: the real probe on this machine (lavapipe, ORT 1.30 cpu+webgpu,
+ * server/runtimes/devices.ts: the real probe on this machine (lavapipe, ORT 1.30 cpu+webgpu,
  * no nvidia-smi), nvidia-smi handling through a fake executable, that a probing script
  * exits on its own (Dawn must not keep node alive), and pickBestBackend on hand-made reports.
  * VITLENS_NO_WEBGPU=1 skips the adapter assertions where there is no Vulkan at all.
  */
 import assert from 'node:assert/strict';
-import { defaultRuntimes } from '../server/bench/runners';
+import { defaultRuntimes } from '../server/runtimes/runners';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -21,7 +21,7 @@ import {
   startGpuMemorySampler,
   type DeviceReport,
   type WebGpuAdapter,
-} from '../server/bench/devices';
+} from '../server/runtimes/devices';
 
 const NO_WEBGPU = process.env.VITLENS_NO_WEBGPU === '1' ? 'VITLENS_NO_WEBGPU=1: no Vulkan adapter to probe' : false;
 const ROOT = path.resolve(__dirname, '..');
@@ -101,7 +101,7 @@ describe('VITLENS_NO_WEBGPU / webgpu:false', () => {
 
 test('a script that calls probeDevices() and returns exits by itself', { skip: NO_WEBGPU, timeout: 90_000 }, async () => {
   // No process.exit(), no cleanup call: returning must be enough.
-  const script = `require('./server/bench/devices').probeDevices().then((r) => console.log('adapters=' + r.webgpu.adapters.length));`;
+  const script = `require('./server/runtimes/devices').probeDevices().then((r) => console.log('adapters=' + r.webgpu.adapters.length));`;
   const started = Date.now();
   const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
     const child = execFile(process.execPath, ['--import', 'tsx', '-e', script], { cwd: ROOT, timeout: 60_000, killSignal: 'SIGKILL' }, (err, stdout, stderr) =>

@@ -1,16 +1,16 @@
 /**
- * The two guards in front of the analysis: the per-document size limits (server/config/limits.ts,
+ * The two guards in front of the analysis: the per-document size limits (server/core/config/limits.ts,
  * server bug 2) at their exact boundaries, and the clamping of change ranges
- * (server/text-documents.ts, server bug 3) against an independent splice of the text. The
+ * (server/lsp/text-documents.ts, server bug 3) against an independent splice of the text. The
  * LSP-level reproducers are BUG 2 and BUG 3 in test/fuzz.test.ts.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { TextDocument } from 'vscode-languageserver-textdocument';
-import { analyzeConfig } from '../server/config/analyze';
-import { isViTLensConfig } from '../server/config/detect';
-import { checkDocumentLimits, DOCUMENT_LIMITS } from '../server/config/limits';
-import { applyChanges } from '../server/text-documents';
+import { analyzeConfig } from '../server/core/config/analyze';
+import { isViTLensConfig } from '../server/core/config/detect';
+import { checkDocumentLimits, DOCUMENT_LIMITS } from '../server/core/config/limits';
+import { applyChanges } from '../server/lsp/text-documents';
 
 const CONFIG = 'model: soft_tiny\nnewton_maxiter: 20\n';
 

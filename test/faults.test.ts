@@ -7,7 +7,7 @@
  * run works.
  *
  * The out-of-memory and lost-device faults come from the worker's test hooks
- * (VITLENS_WORKER_FAULT in server/bench/worker.ts), which reach it through the server's
+ * (VITLENS_WORKER_FAULT in server/jobs/worker.ts), which reach it through the server's
  * environment: nothing outside the worker can exhaust its heap or lose its GPU device on demand.
  */
 import assert from 'node:assert/strict';

@@ -26,8 +26,8 @@ import {
   sharpStatus,
   type DecoderKind,
   type RgbImage,
-} from '../server/infer/image';
-import { IMAGENET_CLASSES, classLabel, softmax, topK } from '../server/infer/imagenet';
+} from '../server/inputs/image';
+import { IMAGENET_CLASSES, classLabel, softmax, topK } from '../server/inputs/imagenet';
 import { mobilenetClassList } from '../scripts/copy-imagenet-classes';
 import { FIXTURES, ROOT } from './helpers/fixtures';
 

@@ -1,5 +1,5 @@
 /**
- * The whole-model graph (server/engine/model.ts) against the official SOFT model: the tiny
+ * The whole-model graph (server/core/engine/model.ts) against the official SOFT model: the tiny
  * model's logits and every official intermediate (tiny_soft.pth on the 64×64 inputs), on the
  * float64/float32 reference runtime and onnxruntime CPU and WebGPU; the pos-embed resize
  * against an independent transcription of PyTorch's bilinear kernel; checkpoint binding and
@@ -13,17 +13,17 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { OnnxSession } from '../server/engine/backends/onnx';
-import { ReferenceRuntime, type WeightSource } from '../server/engine/backends/reference';
-import { Graph, type Tensor } from '../server/engine/graph';
-import { bilinearMatrix, resizeBilinearTokens } from '../server/engine/interpolate';
-import { MODEL_INPUT, modelGraph } from '../server/engine/model';
-import { randomWeights, seededRandom } from '../server/engine/weights';
-import { loadCheckpoint } from '../server/infer/checkpoint/load';
-import { WeightMismatchError, bindCheckpoint, expectedModelTensors, withCheckpointPosEmbedGrids, type CheckpointTensor } from '../server/infer/model-weights';
-import type { ModelSpec } from '../server/models/spec';
-import { profileModel } from '../server/profile/profile';
-import { numel } from '../server/shape';
+import { OnnxSession } from '../server/core/engine/lowerings/onnx';
+import { ReferenceRuntime, type WeightSource } from '../server/core/engine/lowerings/reference';
+import { Graph, type Tensor } from '../server/core/engine/graph';
+import { bilinearMatrix, resizeBilinearTokens } from '../server/core/engine/interpolate';
+import { MODEL_INPUT, modelGraph } from '../server/core/engine/model';
+import { randomWeights, seededRandom } from '../server/core/engine/weights';
+import { loadCheckpoint } from '../server/inputs/checkpoint/load';
+import { WeightMismatchError, bindCheckpoint, expectedModelTensors, withCheckpointPosEmbedGrids, type CheckpointTensor } from '../server/jobs/infer/model-weights';
+import type { ModelSpec } from '../server/core/models/spec';
+import { profileModel } from '../server/core/profile/profile';
+import { numel } from '../server/core/shape';
 import { FIXTURES, readJson, specOf } from './helpers/fixtures';
 
 const NO_WEBGPU = process.env.VITLENS_NO_WEBGPU === '1';

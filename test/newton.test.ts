@@ -1,13 +1,13 @@
 /**
- * SOFT's Newton–Schulz pseudo-inverse (server/engine/newton.ts) against the m = 4 test vector
+ * SOFT's Newton–Schulz pseudo-inverse (server/core/engine/newton.ts) against the m = 4 test vector
  * of MODELS.md §6.4, the official `newton_inv` traces in fixtures/ref/newton.json (every
  * iteration k = 0…20 of six Gaussian-kernel matrices, float64 and float32 runs), the
  * exact-arithmetic residual curve of §6.2–6.3, and variant B's batch coupling (quirk Q4).
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { frobenius, frobeniusIdentityMinus, invert, matmul64, symmetricEigenvalues } from '../server/engine/linalg';
-import { convergence, newtonInverse, REGULARISER, symmetricNormalise, type NewtonIterationRecord } from '../server/engine/newton';
+import { frobenius, frobeniusIdentityMinus, invert, matmul64, symmetricEigenvalues } from '../server/core/engine/linalg';
+import { convergence, newtonInverse, REGULARISER, symmetricNormalise, type NewtonIterationRecord } from '../server/core/engine/newton';
 import { readJson } from './helpers/fixtures';
 
 const EPS32 = 2 ** -23;

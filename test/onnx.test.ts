@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { onnx } from 'onnx-proto';
-import { ufoAttention } from '../server/engine/attention/ufo';
+import { ufoAttention } from '../server/core/engine/attention/ufo';
 import {
   DEFAULT_MAX_STORAGE_BUFFER_BINDING_SIZE,
   OnnxSession,
@@ -21,10 +21,10 @@ import {
   type TraceEvent,
   type OnnxOutput,
   type OrtProfileSummary,
-} from '../server/engine/backends/onnx';
-import { ReferenceRuntime, mapWeights, type RefTensor, type WeightSource } from '../server/engine/backends/reference';
-import { Graph, type Tensor } from '../server/engine/graph';
-import { numel } from '../server/shape';
+} from '../server/core/engine/lowerings/onnx';
+import { ReferenceRuntime, mapWeights, type RefTensor, type WeightSource } from '../server/core/engine/lowerings/reference';
+import { Graph, type Tensor } from '../server/core/engine/graph';
+import { numel } from '../server/core/shape';
 import { readJson } from './helpers/fixtures';
 
 const EPS = ['cpu', 'webgpu'] as const;

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { profileModel, type ModelProfile } from '../server/profile/profile';
+import { profileModel, type ModelProfile } from '../server/core/profile/profile';
 import { readJson, specOf } from './helpers/fixtures';
 
 const params = readJson('ref/params.json');

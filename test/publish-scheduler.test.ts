@@ -1,12 +1,12 @@
 /**
- * When diagnostics are published after edits (server/publish-scheduler.ts), on a simulated clock:
+ * When diagnostics are published after edits (server/lsp/publish-scheduler.ts), on a simulated clock:
  * the analysis "takes" time by advancing the clock inside publish, and setTimeout is mocked so the
  * test controls when held changes fire. The LSP-level check (30 rapid edits on a 48 KB config) is
  * BUG 8 in test/fuzz.test.ts.
  */
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, mock, test } from 'node:test';
-import { PublishScheduler } from '../server/publish-scheduler';
+import { PublishScheduler } from '../server/lsp/publish-scheduler';
 
 describe('PublishScheduler', () => {
   let clock = 0;

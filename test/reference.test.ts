@@ -1,8 +1,8 @@
 /** The reference runtime's ops against values computed independently (closed forms, known constants). */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ReferenceRuntime, erf, mapWeights } from '../server/engine/backends/reference';
-import { Graph } from '../server/engine/graph';
+import { ReferenceRuntime, erf, mapWeights } from '../server/core/engine/lowerings/reference';
+import { Graph } from '../server/core/engine/graph';
 
 const none = mapWeights(new Map());
 

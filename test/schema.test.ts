@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { parse } from 'yaml';
-import { CONFIG_KEYS } from '../server/config/format';
-import { configJsonSchema } from '../server/config/schema';
+import { CONFIG_KEYS } from '../server/core/config/format';
+import { configJsonSchema } from '../server/core/config/schema';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SCHEMA_FILE = join(ROOT, 'schema', 'vitlens-config.schema.json');

@@ -1,10 +1,10 @@
 /**
- * server/bench/stats.ts against hand-computed values: type-7 percentiles, the stopping
+ * server/jobs/bench/stats.ts against hand-computed values: type-7 percentiles, the stopping
  * rule, log–log power-law fits and MAC→FLOP throughput, plus the edge cases that must fail loudly.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { checkStability, flopsFromMacs, fitPowerLaw, gflops, isStable, percentile, summarize } from '../server/bench/stats';
+import { checkStability, flopsFromMacs, fitPowerLaw, gflops, isStable, percentile, summarize } from '../server/jobs/bench/stats';
 
 function near(actual: number, expected: number, tol: number, what: string): void {
   assert.ok(Math.abs(actual - expected) <= tol, `${what}: ${actual} vs ${expected} (tol ${tol})`);

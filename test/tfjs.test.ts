@@ -5,13 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test, type TestContext } from 'node:test';
-import { probeDevices } from '../server/bench/devices';
-import { openRunner } from '../server/bench/runners';
-import { ufoAttention } from '../server/engine/attention/ufo';
-import { ReferenceRuntime, mapWeights, type WeightSource } from '../server/engine/backends/reference';
-import { TfjsExecutor, findOversizeTensor, loadTfjs, probeTfjsBackends, shutdownTfjs, type TfjsBackendName } from '../server/engine/backends/tfjs';
-import { Graph, type Tensor } from '../server/engine/graph';
-import { numel } from '../server/shape';
+import { probeDevices } from '../server/runtimes/devices';
+import { openRunner } from '../server/runtimes/runners';
+import { ufoAttention } from '../server/core/engine/attention/ufo';
+import { ReferenceRuntime, mapWeights, type WeightSource } from '../server/core/engine/lowerings/reference';
+import { TfjsExecutor, findOversizeTensor, loadTfjs, probeTfjsBackends, shutdownTfjs, type TfjsBackendName } from '../server/runtimes/tfjs';
+import { Graph, type Tensor } from '../server/core/engine/graph';
+import { numel } from '../server/core/shape';
 import { readJson } from './helpers/fixtures';
 
 const NO_WEBGPU = process.env.VITLENS_NO_WEBGPU === '1';

@@ -4,9 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { tokenTiles, ufoAttention } from '../server/engine/attention/ufo';
-import { ReferenceRuntime, mapWeights } from '../server/engine/backends/reference';
-import { Graph } from '../server/engine/graph';
+import { tokenTiles, ufoAttention } from '../server/core/engine/attention/ufo';
+import { ReferenceRuntime, mapWeights } from '../server/core/engine/lowerings/reference';
+import { Graph } from '../server/core/engine/graph';
 import { readJson } from './helpers/fixtures';
 
 const ref = readJson('ref/ufo.json');

@@ -20,7 +20,7 @@ import { pathToFileURL } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import type { DashboardData, HostMessage } from '../protocol/dashboard';
 import type { BenchCase } from '../protocol/results';
-import { OP_KINDS } from '../server/profile/categories';
+import { OP_KINDS } from '../server/core/profile/categories';
 import { dashboardHtml, makeNonce } from '../webview/page';
 import { chromiumAvailable, launchBrowser, openProbedPage, type ProbedPage } from './helpers/browser';
 

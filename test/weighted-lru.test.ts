@@ -1,11 +1,11 @@
 /**
- * The bounded cache behind the language server's profiles (server/documents.ts): bounded by
+ * The bounded cache behind the language server's profiles (server/lsp/documents.ts): bounded by
  * weight, least recently used out first, the newest entry always kept.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { analyzeDocument } from '../server/documents';
-import { WeightedLru } from '../server/weighted-lru';
+import { analyzeDocument } from '../server/lsp/documents';
+import { WeightedLru } from '../server/lsp/weighted-lru';
 
 describe('WeightedLru', () => {
   test('evicts the least recently used entries once the summed weight exceeds the capacity', () => {
@@ -51,7 +51,7 @@ describe('WeightedLru', () => {
   });
 });
 
-describe('profile caches of a document (server/documents.ts)', () => {
+describe('profile caches of a document (server/lsp/documents.ts)', () => {
   test('an official config keeps every resolution asked for; a 1,200-block model keeps only its latest', () => {
     const tiny = analyzeDocument('file:///t/SOFT_Tiny.yaml', 1, 'model: soft_tiny\n');
     const first = tiny.profile(224)!;

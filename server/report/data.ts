@@ -5,10 +5,10 @@
 import type { DashboardData, DashboardView } from '../../protocol/dashboard';
 import type { InferReport } from '../../protocol/infer';
 import type { BenchReport, PinvReport } from '../../protocol/results';
-import type { ModelSpec } from '../models/spec';
-import { profileModel } from '../profile/profile';
-import { summarize } from '../profile/summary';
-import { profileSweep } from '../profile/sweep';
+import type { ModelSpec } from '../core/models/spec';
+import { profileModel } from '../core/profile/profile';
+import { summarize } from '../core/profile/summary';
+import { profileSweep } from '../core/profile/sweep';
 
 export interface DashboardInputs {
   spec: ModelSpec;

@@ -1,8 +1,8 @@
 /** Paths and loaders for the repository's own fixtures (never ../shared). */
 import fs from 'node:fs';
 import path from 'node:path';
-import { analyzeConfig } from '../../server/config/analyze';
-import type { ModelSpec } from '../../server/models/spec';
+import { analyzeConfig } from '../../server/core/config/analyze';
+import type { ModelSpec } from '../../server/core/models/spec';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const FIXTURES = path.join(ROOT, 'fixtures');

@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import type { Diagnostic, PublishDiagnosticsParams, TextDocumentContentChangeEvent } from 'vscode-languageserver-protocol';
-import { percentile as statsPercentile } from '../../server/bench/stats';
+import { percentile as statsPercentile } from '../../server/jobs/bench/stats';
 import { FIXTURES, officialConfigFiles } from './fixtures';
 import { LspClient } from './lsp';
 
@@ -569,7 +569,7 @@ export function procMemory(pid: number): { rssMiB: number; peakMiB: number } | n
   }
 }
 
-/** The harness's type-7 percentile (server/bench/stats.ts); NaN when nothing was measured. */
+/** The harness's type-7 percentile (server/jobs/bench/stats.ts); NaN when nothing was measured. */
 export function percentile(samples: readonly number[], p: number): number {
   return samples.length ? statsPercentile(samples, p) : NaN;
 }

@@ -1,0 +1,112 @@
+/**
+ * `vitlens infer`: a config's model with a checkpoint (or random weights) on images or a raw
+ * tensor, printing logits and top-5 (and with --maps or --query-point, each stage's attention map). Bad input — a missing or corrupt checkpoint, one for
+ * another architecture, an image that does not decode — exits with status 2 and a message
+ * naming the file and the problem.
+ */
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { InferReport } from '../../protocol/infer';
+import type { RuntimeId } from '../../protocol/results';
+import { probeDevices } from '../runtimes/devices';
+import { ALL_RUNTIMES } from '../runtimes/runners';
+import { intArg, loadRunnableConfig, UsageError } from './main';
+import { FileError } from '../inputs/file-error';
+import { WeightMismatchError } from '../jobs/infer/model-weights';
+import { InferInputError, runInference } from '../jobs/infer/run';
+
+type Out = (s: string) => void;
+
+/** float32 logits printed with the digits that identify them (9 significant). */
+const logit = (x: number) => x.toPrecision(9);
+
+function inferText(r: InferReport, allLogits: boolean): string {
+  const out = [`${r.config ?? r.model}: ${r.model}, weights: ${r.weights}`];
+  out.push(`runtime: ${r.runtime.runtime} on ${r.runtime.device}`);
+  out.push(`input: batch ${r.input.batch}, ${r.input.height}×${r.input.width}; transform: ${r.input.transform}`);
+  for (const it of r.items) {
+    out.push('', `${it.name}${it.original ? ` (${it.original.width}×${it.original.height})` : ''}`);
+    for (const [i, p] of it.top5.entries()) out.push(`  ${i + 1}. ${(p.probability * 100).toFixed(2).padStart(6)} %  ${p.label} [${p.index}]  logit ${logit(p.logit)}`);
+    if (allLogits || r.numClasses <= 20) out.push(`  logits: [${it.logits.map(logit).join(', ')}]`);
+    for (const m of it.maps) {
+      const peak = m.mean.reduce((best, v, j) => (v > m.mean[best]! ? j : best), 0);
+      const q = m.query === 'cls' ? 'the cls token' : `token (${m.query.row}, ${m.query.col})`;
+      out.push(`  stage ${m.stage} block ${m.block} (${m.attention}): from ${q} of ${m.grid.h}×${m.grid.w}, strongest key (${Math.floor(peak / m.keyGrid.w)}, ${peak % m.keyGrid.w}) of ${m.keyGrid.h}×${m.keyGrid.w}, mean weight ${m.mean[peak]!.toPrecision(3)} — ${m.meaning}`);
+    }
+  }
+  const t = r.timingMs;
+  out.push('', `time (ms): checkpoint ${t.checkpoint.toFixed(0)}, preprocess ${t.preprocess.toFixed(0)}, graph ${t.build.toFixed(0)}, session ${t.session.toFixed(0)}, forward ${t.forward.toFixed(1)} (one run, first run included)`);
+  for (const n of r.notes) out.push(`note: ${n}`);
+  return out.join('\n');
+}
+
+export async function inferCommand(args: string[], stdout: Out, stderr: Out): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      checkpoint: { type: 'string' },
+      image: { type: 'string', multiple: true },
+      'input-tensor': { type: 'string' },
+      shape: { type: 'string' },
+      backend: { type: 'string' },
+      resolution: { type: 'string' },
+      resize: { type: 'string' },
+      seed: { type: 'string' },
+      logits: { type: 'boolean' },
+      maps: { type: 'boolean' },
+      'query-point': { type: 'string' },
+      json: { type: 'boolean' },
+    },
+  });
+  if (positionals.length !== 1) throw new UsageError('infer needs exactly one config file.');
+  const file = positionals[0]!;
+  if (values.backend && !ALL_RUNTIMES.includes(values.backend as RuntimeId)) throw new UsageError(`--backend ${values.backend}: expected one of ${ALL_RUNTIMES.join(', ')}.`);
+  if (values.resize && values.resize !== 'eval' && values.resize !== 'none') throw new UsageError(`--resize must be eval or none, got "${values.resize}".`);
+  if (values['input-tensor'] && values.image) throw new UsageError('give --image or --input-tensor, not both.');
+  let shape: [number, number, number, number] | undefined;
+  if (values['input-tensor']) {
+    if (!values.shape) throw new UsageError('--input-tensor needs --shape B,C,H,W (float32 little-endian, NCHW).');
+    const dims = values.shape.split(',').map((d) => intArg('shape', d.trim(), 1, 1 << 16));
+    if (dims.length !== 4) throw new UsageError(`--shape needs 4 dimensions B,C,H,W, got ${dims.length}.`);
+    shape = dims as [number, number, number, number];
+  }
+  let point: { x: number; y: number } | null = null;
+  if (values['query-point']) {
+    const xy = values['query-point'].split(',').map(Number);
+    if (xy.length !== 2 || xy.some((v) => !(v >= 0 && v <= 1))) throw new UsageError(`--query-point needs x,y as fractions of the input in [0, 1], got "${values['query-point']}".`);
+    point = { x: xy[0]!, y: xy[1]! };
+  }
+  const a = loadRunnableConfig(file, stderr);
+  if (typeof a === 'number') return a;
+  // Paths in the config are relative to it; paths on the command line to the working directory.
+  const nearConfig = (p: string) => path.resolve(path.dirname(file), p);
+  const configCheckpoint = a.values.get('checkpoint') as string | undefined;
+  const checkpoint = values.checkpoint ?? (configCheckpoint ? nearConfig(configCheckpoint) : null);
+  const images = values.image ?? (values['input-tensor'] ? [] : ((a.values.get('images') as string[] | undefined) ?? []).map(nearConfig));
+  if (!shape && images.length === 0) throw new UsageError('nothing to run: give --image FILE (or list images: in the config) or --input-tensor FILE --shape B,C,H,W.');
+  try {
+    const report = await runInference(
+      {
+        model: a.spec,
+        config: file,
+        checkpoint,
+        ...(shape ? { tensor: { file: values['input-tensor']!, shape } } : { images }),
+        ...(values.resolution ? { resolution: intArg('resolution', values.resolution, 16, 4096) } : {}),
+        ...(values.resize ? { resize: values.resize as 'eval' | 'none' } : {}),
+        ...(values.backend ? { runtime: values.backend as RuntimeId } : {}),
+        ...(values.seed ? { seed: intArg('seed', values.seed, 0, 2 ** 31) } : {}),
+        ...(values.maps || point ? { maps: { point } } : {}),
+      },
+      await probeDevices(),
+    );
+    stdout(values.json ? JSON.stringify(report, null, 2) : inferText(report, values.logits ?? false));
+    return 0;
+  } catch (e) {
+    if (e instanceof FileError || e instanceof WeightMismatchError || e instanceof InferInputError) {
+      stderr(`vitlens infer: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * MACs and estimated memory versus resolution, for the config's own attention and the ones it
+ * is compared with, on the same backbone (same widths, depths and stems; only the attention
+ * of the non-cls stages swapped). Exact counts from the profile walk; memory is its estimate.
+ */
+import type { ProfileSweep, ProfileSweepPoint } from '../../../protocol/dashboard';
+import { stageGrids } from '../models/build';
+import type { AttentionKind, ModelSpec } from '../models/spec';
+import { profileModel } from './profile';
+
+/** Resolutions the dashboard sweeps when the caller names none. */
+export const DEFAULT_SWEEP_RESOLUTIONS = [224, 320, 384, 448, 512, 640, 768, 1024];
+
+/** The config's efficient attention first, then UFO and both softmax variants. */
+export function comparedAttentions(spec: ModelSpec): AttentionKind[] {
+  const own = spec.stages.filter((s) => !s.clsToken).map((s) => s.attention);
+  return [...new Set<AttentionKind>([...own, 'ufo', 'softmax_sr', 'softmax'])];
+}
+
+/** The same backbone with every stage that has no cls token switched to `kind`. */
+export function withAttention(spec: ModelSpec, kind: AttentionKind): ModelSpec {
+  return { ...spec, stages: spec.stages.map((s) => (s.clsToken ? s : { ...s, attention: kind })) };
+}
+
+/** Why `kind` cannot run on this backbone at this resolution, or null. */
+function unsupported(spec: ModelSpec, kind: AttentionKind, resolution: number): string | null {
+  const grids = stageGrids(spec, resolution);
+  for (const [i, s] of spec.stages.entries()) {
+    if (s.clsToken) continue;
+    const needsLandmarks = kind === 'soft' || kind === 'soft_norm' || kind === 'softmax_sr';
+    if (needsLandmarks && s.srRatio < 2 && kind !== 'softmax_sr') return `stage ${i + 1} has no landmark stride (sr_ratio ${s.srRatio})`;
+    if (needsLandmarks && Math.floor(grids[i]! / s.srRatio) < 1) return `stage ${i + 1}: grid ${grids[i]} has no landmark at stride ${s.srRatio}`;
+  }
+  return null;
+}
+
+export function profileSweep(spec: ModelSpec, resolutions: number[] = DEFAULT_SWEEP_RESOLUTIONS, attentions: AttentionKind[] = comparedAttentions(spec)): ProfileSweep {
+  const points: ProfileSweepPoint[] = [];
+  const used: AttentionKind[] = [];
+  for (const kind of attentions) {
+    const variant = withAttention(spec, kind);
+    let any = false;
+    for (const resolution of resolutions) {
+      if (unsupported(variant, kind, resolution)) continue;
+      const p = profileModel(variant, resolution, 1);
+      const first = p.stages.find((s) => s.tokens > 0);
+      points.push({ attention: kind, resolution, tokens: first?.tokens ?? 0, params: p.params, macs: p.macsByConvention.B, peakBytes: p.memory.peakTotalBytes });
+      any = true;
+    }
+    if (any) used.push(kind);
+  }
+  return { model: spec.name, convention: 'B', resolutions, attentions: used, points };
+}

@@ -1,0 +1,30 @@
+/** Runs one job in the current process: what the worker does, and what tests may call directly. */
+import { probeDevices } from '../runtimes/devices';
+import { runBenchmark } from './bench/harness';
+import { runInference } from './infer/run';
+import type { BenchJob, InferJob, JobCallbacks, JobResult, WorkerJob } from './job';
+import { analysePinv } from './pinv';
+
+export async function executeJob<J extends WorkerJob>(job: J, callbacks: JobCallbacks = {}): Promise<JobResult<J>> {
+  const onProgress = callbacks.onProgress ?? (() => {});
+  switch (job.kind) {
+    case 'devices':
+      return (await probeDevices()) as JobResult<J>;
+    case 'pinv': {
+      onProgress('pseudo-inverse analysis', 0, 1);
+      const r = analysePinv(job.model, { resolution: job.resolution, ...(job.dtype ? { dtype: job.dtype } : {}), ...(job.iterations !== undefined ? { iterations: job.iterations } : {}), ...(job.seed !== undefined ? { seed: job.seed } : {}) });
+      return r as JobResult<J>;
+    }
+    case 'bench': {
+      const { kind: _kind, ...options } = job as BenchJob;
+      const report = await probeDevices({ nvidia: true });
+      return (await runBenchmark({ ...options, onProgress, ...(callbacks.onCase ? { onCase: callbacks.onCase } : {}) }, report)) as JobResult<J>;
+    }
+    case 'infer': {
+      const { kind: _kind, ...options } = job as InferJob;
+      onProgress('inference', 0, 1);
+      return (await runInference(options, await probeDevices({ nvidia: false }))) as JobResult<J>;
+    }
+  }
+  throw new Error(`unknown job kind ${(job as { kind: string }).kind}`);
+}

@@ -1,0 +1,47 @@
+/**
+ * The heavy jobs the language server and the CLI hand to a worker process, and the messages
+ * that come back: plain JSON both ways (ModelSpec is plain data), so the worker needs no
+ * state from its parent.
+ */
+import type { InferReport } from '../../protocol/infer';
+import type { BenchCase, BenchReport, PinvReport } from '../../protocol/results';
+import type { InferJob as InferOptions } from './infer/run';
+import type { ModelSpec } from '../core/models/spec';
+import type { BenchOptions } from './bench/harness';
+import type { DeviceReport } from '../runtimes/devices';
+
+/** The harness's options minus its callbacks (progress and cancel travel as messages and a kill). */
+export type BenchJob = { kind: 'bench' } & Omit<BenchOptions, 'onProgress' | 'onCase' | 'isCancelled'>;
+
+export interface PinvJob {
+  kind: 'pinv';
+  model: ModelSpec;
+  resolution: number;
+  dtype?: 'float32' | 'float64';
+  iterations?: number;
+  seed?: number;
+}
+
+export interface DevicesJob {
+  kind: 'devices';
+}
+
+/** Inference: checkpoints and images are read, and native runtimes run, in the worker only. */
+export type InferJob = { kind: 'infer' } & InferOptions;
+
+export type WorkerJob = BenchJob | PinvJob | DevicesJob | InferJob;
+
+export type JobResult<J extends WorkerJob> = J extends BenchJob ? BenchReport : J extends PinvJob ? PinvReport : J extends InferJob ? InferReport : DeviceReport;
+
+export type WorkerMessage =
+  | { type: 'progress'; message: string; done: number; total: number }
+  | { type: 'case'; case: BenchCase }
+  | { type: 'result'; result: unknown }
+  | { type: 'error'; message: string };
+
+/** What a running job reports before its result. */
+export interface JobCallbacks {
+  onProgress?: (message: string, done: number, total: number) => void;
+  /** Bench jobs: each finished case, as it finishes. */
+  onCase?: (c: BenchCase) => void;
+}

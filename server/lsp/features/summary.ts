@@ -1,0 +1,48 @@
+/**
+ * The one-line summary on the `model:` line, as an inlay hint and as a CodeLens, and the
+ * CodeLenses that open the dashboard's benchmark and pseudo-inverse views.
+ */
+import { InlayHintKind, type CodeLens, type InlayHint } from 'vscode-languageserver';
+import type { TextDocument } from 'vscode-languageserver-textdocument';
+import { Commands } from '../../../protocol/lsp';
+import type { AnalyzedDocument } from '../documents';
+import type { AttentionKind } from '../../core/models/spec';
+import { summaryLine } from '../../core/profile/format';
+
+function anchor(doc: AnalyzedDocument): { start: number; end: number } | null {
+  const e = doc.analysis.entries.get('model') ?? doc.analysis.parsed.entries[0];
+  return e ? e.span : null;
+}
+
+export function inlayHints(doc: AnalyzedDocument, text: TextDocument): InlayHint[] {
+  const p = doc.profile();
+  const at = anchor(doc);
+  if (!p || !at) return [];
+  const end = text.positionAt(at.end);
+  const lineEnd = text.positionAt(text.offsetAt({ line: end.line + 1, character: 0 }) - 1);
+  const pos = lineEnd.line === end.line ? lineEnd : end;
+  return [{ position: pos, label: `  ${summaryLine(p)}`, kind: InlayHintKind.Type, paddingLeft: true, tooltip: 'Exact parameter count; multiply–accumulates by convention B (the README convention). Hover `model` for all conventions.' }];
+}
+
+/** How the inference lens names the model's attention. */
+const INFERENCE_NAMES: Record<AttentionKind, string> = { soft: 'SOFT', soft_norm: 'SOFT-Norm', ufo: 'UFO', softmax: 'softmax', softmax_sr: 'PVT softmax' };
+
+export function codeLenses(doc: AnalyzedDocument, text: TextDocument, o: { canRun: boolean } = { canRun: true }): CodeLens[] {
+  const p = doc.profile();
+  const at = anchor(doc);
+  if (!at) return [];
+  const range = { start: text.positionAt(at.start), end: text.positionAt(at.start) };
+  const title = p ? `ViT Lens: ${summaryLine(p)}` : 'ViT Lens: fix the errors to see the profile';
+  const lenses: CodeLens[] = [{ range, command: { title, command: Commands.showProfile, arguments: [doc.uri] } }];
+  const spec = doc.analysis.spec;
+  // Running anything needs a config without errors (the server refuses it, naming the line).
+  // An untrusted workspace runs no model, so it gets no lens that would.
+  if (!p || !spec || !o.canRun || doc.analysis.diagnostics.some((d) => d.severity === 'error')) return lenses;
+  lenses.push({ range, command: { title: 'Benchmark attention', command: Commands.benchmark, arguments: [doc.uri] } });
+  if (spec.stages.some((s) => s.attention === 'soft' || s.attention === 'soft_norm')) {
+    lenses.push({ range, command: { title: 'Pseudo-inverse convergence', command: Commands.pinv, arguments: [doc.uri] } });
+  }
+  const kind = spec.stages.find((s) => !s.clsToken)?.attention ?? 'softmax';
+  lenses.push({ range, command: { title: `Run ${INFERENCE_NAMES[kind]} inference on image…`, command: Commands.infer, arguments: [doc.uri] } });
+  return lenses;
+}

@@ -7,7 +7,7 @@
  */
 import * as vscode from 'vscode';
 import { DASHBOARD_VIEW_TYPE, type DashboardData, type DashboardView, type HostMessage, type PageMessage } from '../protocol/dashboard';
-import { dashboardHtml, makeNonce } from '../webview/page';
+import { dashboardHtml, makeNonce } from '../protocol/page';
 
 export interface DashboardHandlers {
   /** The page's Run again button, for the view in front and the config it shows. */

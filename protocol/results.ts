@@ -2,8 +2,20 @@
  * Plain result objects that cross process boundaries (LSP, CLI JSON, webview).
  * No classes, no functions: JSON in, JSON out.
  */
-import type { TimingSummary } from '../server/jobs/bench/stats';
-import type { Convention, ElementwiseKind, MacCategory, OpKind } from '../server/core/profile/categories';
+import type { Convention, ElementwiseKind, MacCategory, OpKind } from './categories';
+
+/** Summary of a set of timings, all in milliseconds (relSpread is unitless). */
+export interface TimingSummary {
+  n: number;
+  median: number;
+  p10: number;
+  p90: number;
+  min: number;
+  max: number;
+  mean: number;
+  /** (p90 − p10) / median: a scale-free noise measure; 0 for a single sample. */
+  relSpread: number;
+}
 
 export interface StageSummary {
   group: string;

@@ -20,8 +20,8 @@ import { pathToFileURL } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import type { DashboardData, HostMessage } from '../protocol/dashboard';
 import type { BenchCase } from '../protocol/results';
-import { OP_KINDS } from '../server/core/profile/categories';
-import { dashboardHtml, makeNonce } from '../webview/page';
+import { OP_KINDS } from '../protocol/categories';
+import { dashboardHtml, makeNonce } from '../protocol/page';
 import { chromiumAvailable, launchBrowser, openProbedPage, type ProbedPage } from './helpers/browser';
 
 const ROOT = path.resolve(__dirname, '..');

@@ -4,7 +4,6 @@
  * another architecture, an image that does not decode — exits with status 2 and a message
  * naming the file and the problem.
  */
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { InferReport } from '../../protocol/infer';
 import type { RuntimeId } from '../../protocol/results';
@@ -12,7 +11,9 @@ import { probeDevices } from '../runtimes/devices';
 import { ALL_RUNTIMES } from '../runtimes/runners';
 import { intArg, loadRunnableConfig, UsageError } from './main';
 import { FileError } from '../inputs/file-error';
+import { configInputs } from '../inputs/locate';
 import { WeightMismatchError } from '../jobs/infer/model-weights';
+import { queryText } from '../jobs/infer/captions';
 import { InferInputError, runInference } from '../jobs/infer/run';
 
 type Out = (s: string) => void;
@@ -30,8 +31,7 @@ function inferText(r: InferReport, allLogits: boolean): string {
     if (allLogits || r.numClasses <= 20) out.push(`  logits: [${it.logits.map(logit).join(', ')}]`);
     for (const m of it.maps) {
       const peak = m.mean.reduce((best, v, j) => (v > m.mean[best]! ? j : best), 0);
-      const q = m.query === 'cls' ? 'the cls token' : `token (${m.query.row}, ${m.query.col})`;
-      out.push(`  stage ${m.stage} block ${m.block} (${m.attention}): from ${q} of ${m.grid.h}×${m.grid.w}, strongest key (${Math.floor(peak / m.keyGrid.w)}, ${peak % m.keyGrid.w}) of ${m.keyGrid.h}×${m.keyGrid.w}, mean weight ${m.mean[peak]!.toPrecision(3)} — ${m.meaning}`);
+      out.push(`  stage ${m.stage} block ${m.block} (${m.attention}): from ${queryText(m.query)} of ${m.grid.h}×${m.grid.w}, strongest key (${Math.floor(peak / m.keyGrid.w)}, ${peak % m.keyGrid.w}) of ${m.keyGrid.h}×${m.keyGrid.w}, mean weight ${m.mean[peak]!.toPrecision(3)} — ${m.meaning}`);
     }
   }
   const t = r.timingMs;
@@ -46,6 +46,7 @@ export async function inferCommand(args: string[], stdout: Out, stderr: Out): Pr
     allowPositionals: true,
     options: {
       checkpoint: { type: 'string' },
+      'checkpoint-search-path': { type: 'string', multiple: true },
       image: { type: 'string', multiple: true },
       'input-tensor': { type: 'string' },
       shape: { type: 'string' },
@@ -79,11 +80,11 @@ export async function inferCommand(args: string[], stdout: Out, stderr: Out): Pr
   }
   const a = loadRunnableConfig(file, stderr);
   if (typeof a === 'number') return a;
-  // Paths in the config are relative to it; paths on the command line to the working directory.
-  const nearConfig = (p: string) => path.resolve(path.dirname(file), p);
-  const configCheckpoint = a.values.get('checkpoint') as string | undefined;
-  const checkpoint = values.checkpoint ?? (configCheckpoint ? nearConfig(configCheckpoint) : null);
-  const images = values.image ?? (values['input-tensor'] ? [] : ((a.values.get('images') as string[] | undefined) ?? []).map(nearConfig));
+  // Paths in the config are relative to it, found the way the editor finds them (one resolver);
+  // paths on the command line are relative to the working directory.
+  const fromConfig = configInputs(file, a.values, values['checkpoint-search-path'] ?? []);
+  const checkpoint = values.checkpoint ?? fromConfig.checkpoint;
+  const images = values.image ?? (values['input-tensor'] ? [] : fromConfig.images);
   if (!shape && images.length === 0) throw new UsageError('nothing to run: give --image FILE (or list images: in the config) or --input-tensor FILE --shape B,C,H,W.');
   try {
     const report = await runInference(

@@ -12,8 +12,9 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { analyzeConfig, type ConfigAnalysis } from '../core/config/analyze';
 import { positionOf } from '../core/config/parse';
-import { fileExistsNear } from '../lsp/documents';
-import { CONVENTION_LABELS, CONVENTIONS, README_CONVENTION, README_CONVENTION_NOTE } from '../core/profile/categories';
+import { fileExistsNear } from '../inputs/locate';
+import { CONVENTION_LABELS, README_CONVENTION, README_CONVENTION_NOTE } from '../core/profile/categories';
+import { CONVENTIONS } from '../../protocol/categories';
 import { bytes, grouped, millions } from '../core/profile/format';
 import { profileModel, type ModelProfile } from '../core/profile/profile';
 import { summarize } from '../core/profile/summary';
@@ -31,7 +32,8 @@ const USAGE = `Usage:
                 [--budget-ms MS] [--batch B] [--json] [--out results.json] [--html report.html]
   vitlens pinv <config.yaml> [--resolution N] [--iterations K] [--float64] [--seed S] [--json] [--html report.html]
   vitlens pinv --matrices <file.json> [--variant A|B] [--iterations K] [--float64] [--json]
-  vitlens infer <config.yaml> [--checkpoint FILE] (--image FILE... | --input-tensor FILE --shape 1,3,H,W)
+  vitlens infer <config.yaml> [--checkpoint FILE | --checkpoint-search-path DIR...]
+                (--image FILE... | --input-tensor FILE --shape 1,3,H,W)
                 [--backend ID] [--resolution N] [--resize eval|none] [--maps] [--query-point X,Y] [--json]
 
   Exact parameters, multiply–accumulates (MACs) per op category and counting
@@ -149,7 +151,7 @@ function readConfig(file: string, stderr: (s: string) => void): ConfigAnalysis |
     stderr(`${file}: cannot read the config: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     return 2;
   }
-  const exists = fileExistsNear(path.resolve(file));
+  const exists = fileExistsNear(file);
   return analyzeConfig(text, exists ? { fileExists: exists } : {});
 }
 

@@ -2,11 +2,9 @@
  * Per-document analysis cache: a config is parsed and analysed once per version,
  * profiles are computed lazily per (resolution, batch) and kept with it, bounded by blocks.
  */
-import path from 'node:path';
-import fs from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { analyzeConfig, type ConfigAnalysis } from '../core/config/analyze';
 import { isViTLensConfig } from '../core/config/detect';
+import { fileExistsNear, filePathOf } from '../inputs/locate';
 import type { ModelSpec } from '../core/models/spec';
 import { profileModel, type ModelProfile } from '../core/profile/profile';
 import { WeightedLru } from './weighted-lru';
@@ -17,21 +15,6 @@ export interface AnalyzedDocument {
   isConfig: boolean;
   analysis: ConfigAnalysis;
   profile(resolution?: number, batch?: number): ModelProfile | null;
-}
-
-export function filePathOf(uri: string): string | null {
-  try {
-    return uri.startsWith('file:') ? fileURLToPath(uri) : null;
-  } catch {
-    return null;
-  }
-}
-
-/** Resolves paths named in a config against the config's folder. */
-export function fileExistsNear(configPath: string | null): ((p: string) => boolean) | undefined {
-  if (!configPath) return undefined;
-  const dir = path.dirname(configPath);
-  return (p) => fs.existsSync(path.resolve(dir, p));
 }
 
 /**

@@ -2,9 +2,7 @@
  * The language server: wiring only. Each LSP feature lives in features/, each
  * computation in config/ and profile/; this file connects them to the protocol.
  */
-import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   createConnection,
   ErrorCodes,
@@ -23,6 +21,8 @@ import type { JobResult, WorkerJob } from '../jobs/job';
 import { pickBestBackend } from '../runtimes/devices';
 import { runIsolated, WorkerFailure } from '../jobs/isolate';
 import { DocumentStore, type AnalyzedDocument } from './documents';
+import { configInputs, filePathOf, resolveNearConfig } from '../inputs/locate';
+import { overlayCaption } from '../jobs/infer/captions';
 import { completion } from './features/completion';
 import { toLspDiagnostics } from './features/diagnostics';
 import { hover, type ImageResult } from './features/hover';
@@ -46,8 +46,6 @@ export function startServer(connection: Connection): void {
 
   /** Inference results by absolute image path, for the hover on `images:` entries. */
   const latestImageResults = new Map<string, ImageResult>();
-  /** A path written in a config, resolved against the config's folder. */
-  const resolveNear = (uri: string, file: string) => path.resolve(uri.startsWith('file:') ? path.dirname(fileURLToPath(uri)) : process.cwd(), file);
 
   /**
    * Workspace trust: an untrusted workspace gets profiles and diagnostics but runs no model
@@ -116,7 +114,7 @@ export function startServer(connection: Connection): void {
 
   connection.onHover((p) => guard('hover', null, () => {
     const a = analyzed(p.textDocument.uri);
-    return a ? hover(a.doc, a.text, p.position, (file) => latestImageResults.get(resolveNear(p.textDocument.uri, file))) : null;
+    return a ? hover(a.doc, a.text, p.position, (file) => latestImageResults.get(resolveNearConfig(filePathOf(p.textDocument.uri), file))) : null;
   }));
   connection.onCompletion((p) => guard('completion', [], () => {
     const a = analyzed(p.textDocument.uri);
@@ -201,12 +199,11 @@ export function startServer(connection: Connection): void {
     refuseUntrusted('Inference');
     const model = specFor(p.uri);
     const s = (await settings(p.uri)).infer;
-    const values = analyzed(p.uri)!.doc.analysis.values;
-    // The config's own paths are relative to it; paths in the request are absolute (from the editor).
-    const near = (f: string) => resolveNear(p.uri, f);
-    const configCheckpoint = values.get('checkpoint') as string | undefined;
-    const checkpoint = p.checkpoint !== undefined ? p.checkpoint : configCheckpoint ? findCheckpoint(near(configCheckpoint), configCheckpoint, s.checkpointSearchPaths) : null;
-    const images = p.images ?? ((values.get('images') as string[] | undefined) ?? []).map(near);
+    // The config's own paths are relative to it (the one resolution the CLI uses too); paths in
+    // the request are absolute (from the editor).
+    const fromConfig = configInputs(filePathOf(p.uri), analyzed(p.uri)!.doc.analysis.values, s.checkpointSearchPaths);
+    const checkpoint = p.checkpoint !== undefined ? p.checkpoint : fromConfig.checkpoint;
+    const images = p.images ?? fromConfig.images;
     if (!images.length) throw new ResponseError(ErrorCodes.InvalidParams, `${p.uri}: no images given and the config lists none under images:`);
     const report = await isolated(p.uri, {
       kind: 'infer' as const, model, config: p.uri, checkpoint, images,
@@ -214,35 +211,14 @@ export function startServer(connection: Connection): void {
     }, token);
     // Remembered for the hover on `images:` entries (latest run of each image wins).
     for (const item of report.items) {
-      const first = item.maps[0];
-      const top = item.top5[0];
-      if (!item.overlayImage || !first || !top) continue;
-      const query = first.query === 'cls' ? 'the cls token' : `token (${first.query.row}, ${first.query.col})`;
-      latestImageResults.set(path.resolve(item.name), {
-        overlayImage: item.overlayImage,
-        caption: `${report.model}, ${report.weights}: top-1 **${top.label}** (${(top.probability * 100).toFixed(1)} %). Overlay: stage ${first.stage} ${first.attention} attention from ${query}, mean over heads — ${first.meaning}.`,
-      });
+      const caption = overlayCaption(report, item);
+      if (caption && item.overlayImage) latestImageResults.set(path.resolve(item.name), { overlayImage: item.overlayImage, caption });
     }
     return report;
   });
 
   documents.listen(connection);
   connection.listen();
-}
-
-/**
- * A config's checkpoint: next to the config, else under each of the user's search folders
- * (by the path as written, then by file name). The first that exists; else the config's own
- * path, so the error names where it was expected.
- */
-function findCheckpoint(nearConfig: string, written: string, searchPaths: readonly string[]): string {
-  if (fs.existsSync(nearConfig)) return nearConfig;
-  for (const dir of searchPaths) {
-    for (const candidate of [path.resolve(dir, written), path.join(dir, path.basename(written))]) {
-      if (fs.existsSync(candidate)) return candidate;
-    }
-  }
-  return nearConfig;
 }
 
 // Started as a program (stdio, node-ipc or socket, from the command line), not when imported by tests.

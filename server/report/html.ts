@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { DashboardData } from '../../protocol/dashboard';
-import { dashboardHtml, makeNonce } from '../../webview/page';
+import { dashboardHtml, makeNonce } from '../../protocol/page';
 
 /** dist/<name> next to the running bundle, or the built one when running from source (tests). */
 function distAsset(name: string): string {

@@ -5,7 +5,7 @@
  */
 import type { ProfileSweep } from '../../protocol/dashboard';
 import type { ModelProfileSummary, StageSummary } from '../../protocol/results';
-import { OP_KINDS, type OpKind } from '../../server/core/profile/categories';
+import { OP_KINDS, type OpKind } from '../../protocol/categories';
 import { attentionStyle, axis, bytesLogAxis, chartCard, opKindColor, options, type ChartSpec } from '../charts';
 import { h, prose } from '../dom';
 import { attentionName, formatBytes, formatInt, formatMacs, formatParams, isNiceLogTick, si, sig } from '../format';

@@ -1,5 +1,6 @@
 /** Number formatting that always says what a number is (MACs vs FLOPs, estimate vs measurement). */
-import { CONVENTION_LABELS, CONVENTIONS, README_CONVENTION, type Convention } from './categories';
+import { CONVENTION_LABELS, README_CONVENTION } from './categories';
+import { CONVENTIONS, type Convention } from '../../../protocol/categories';
 import type { ModelProfile } from './profile';
 
 export function millions(n: number): string {

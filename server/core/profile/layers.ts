@@ -3,7 +3,7 @@
  * its ops once, with PyTorch's counting rules (flops.json): conv MACs =
  * out.numel()·(C_in/groups)·kH·kW, linear MACs = out.numel()·in, bias adds apart.
  */
-import type { ElementwiseKind, MacCategory, OpKind } from './categories';
+import type { ElementwiseKind, MacCategory, OpKind } from '../../../protocol/categories';
 import type { Recorder } from './recorder';
 
 export function linear(

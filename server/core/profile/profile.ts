@@ -5,17 +5,8 @@
  */
 import { landmarkCount, stageGrids, usesNewton } from '../models/build';
 import type { AttentionKind, ModelSpec } from '../models/spec';
-import {
-  CONVENTIONS,
-  CONVENTION_CATEGORIES,
-  ELEMENTWISE_KINDS,
-  MAC_CATEGORIES,
-  OP_KINDS,
-  type Convention,
-  type ElementwiseKind,
-  type MacCategory,
-  type OpKind,
-} from './categories';
+import { CONVENTION_CATEGORIES } from './categories';
+import { CONVENTIONS, ELEMENTWISE_KINDS, MAC_CATEGORIES, OP_KINDS, type Convention, type ElementwiseKind, type MacCategory, type OpKind } from '../../../protocol/categories';
 import type { OpRecord, TensorEntry } from './recorder';
 import { walkModel } from './walk';
 import { numel } from '../shape';

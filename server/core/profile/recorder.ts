@@ -2,7 +2,7 @@
  * Collects what a model walk produces: state_dict tensors, ops with their MAC and
  * element-wise counts, and a live-activation trace for the peak-memory estimate.
  */
-import type { ElementwiseKind, MacCategory, OpKind } from './categories';
+import type { ElementwiseKind, MacCategory, OpKind } from '../../../protocol/categories';
 
 export interface TensorEntry {
   key: string;

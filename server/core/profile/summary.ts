@@ -1,7 +1,8 @@
 /** ModelProfile → the plain summary object shared by LSP, CLI JSON and the webview. */
 import type { LayerSummary, ModelProfileSummary, OpSummary } from '../../../protocol/results';
 import type { ModelSpec } from '../models/spec';
-import { CONVENTION_CATEGORIES, CONVENTIONS, README_CONVENTION, README_CONVENTION_NOTE, type Convention } from './categories';
+import { CONVENTION_CATEGORIES, README_CONVENTION, README_CONVENTION_NOTE } from './categories';
+import { CONVENTIONS, type Convention } from '../../../protocol/categories';
 import { conventionRows } from './format';
 import type { ModelProfile } from './profile';
 import type { OpRecord } from './recorder';

@@ -10,19 +10,7 @@
  *   h = (n − 1)·p,  q(p) = x[⌊h⌋] + (h − ⌊h⌋)·(x[⌊h⌋+1] − x[⌊h⌋]).
  * Type 7 is chosen because it is what a reader checking our numbers with numpy gets.
  */
-
-/** Summary of a set of timings, all in milliseconds (relSpread is unitless). */
-export interface TimingSummary {
-  n: number;
-  median: number;
-  p10: number;
-  p90: number;
-  min: number;
-  max: number;
-  mean: number;
-  /** (p90 − p10) / median: a scale-free noise measure; 0 for a single sample. */
-  relSpread: number;
-}
+import type { TimingSummary } from '../../../protocol/results';
 
 /** Arithmetic floating-point operations per multiply–accumulate (one multiply + one add). */
 export const FLOPS_PER_MAC = 2;

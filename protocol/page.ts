@@ -1,12 +1,12 @@
 /**
- * The dashboard page's HTML shell and its Content-Security-Policy, built in Node by both
- * hosts: the extension's webview panel (assets by URI under the extension's dist/) and the
- * CLI's self-contained report (assets and data inlined). One shell, so the report and the
- * webview run the same page code under the same rules: no remote content, scripts and
- * styles only with the page's nonce.
+ * The dashboard page's HTML shell and its Content-Security-Policy: the contract between the
+ * two hosts that build it — the extension's webview panel (assets by URI under the extension's
+ * dist/) and the CLI's self-contained report (assets and data inlined) — and the page bundle
+ * (webview/) that runs in it. One shell, so the report and the webview run the same page code
+ * under the same rules: no remote content, scripts and styles only with the page's nonce.
+ * Plain string building with the platform's Web Crypto: no Node module, nothing of the server.
  */
-import { randomBytes } from 'node:crypto';
-import { INLINE_DATA_ELEMENT_ID, type DashboardData } from '../protocol/dashboard';
+import { INLINE_DATA_ELEMENT_ID, type DashboardData } from './dashboard';
 
 export type Asset = { uri: string } | { inline: string };
 
@@ -22,8 +22,10 @@ export interface PageOptions {
   title: string;
 }
 
+/** 18 random bytes (Web Crypto, in Node ≥ 19 and every browser) as base64 without `+/=`. */
 export function makeNonce(): string {
-  return randomBytes(18).toString('base64').replace(/[+/=]/g, '');
+  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(18));
+  return btoa(String.fromCharCode(...bytes)).replace(/[+/=]/g, '');
 }
 
 /** The exact policy the page ships with (the tests load the page under it). */

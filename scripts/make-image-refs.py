@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """
-Reference data for the image pipeline (server/infer/image*), made with Pillow the way
+Reference data for the image pipeline (server/inputs/image*), made with Pillow the way
 timm's evaluation transform (torchvision on PIL images) does it. Development-time only:
 
     /usr/bin/python3 scripts/make-image-refs.py
@@ -20,8 +20,9 @@ normalize). Writes into fixtures/images/:
     sums and sampled values of the float32 tensor);
   * chelsea_224.bin: the whole float32 NCHW tensor of the default case for chelsea.png.
 
-The photographs (chelsea.png, coffee.jpg, astronaut.webp) are copies of
-/work/shared/images (scikit-image sample data: CC0 / public domain, see README.md there).
+The photographs (chelsea.png, coffee.jpg, astronaut.webp) are copies of scikit-image's
+sample data as Debian ships it (python3-skimage; CC0 / public domain, see
+fixtures/images/README.md).
 """
 import hashlib
 import io

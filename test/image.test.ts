@@ -1,5 +1,5 @@
 /**
- * The inference image pipeline (server/infer/image*) against Pillow 9.4 + torch 1.13:
+ * The inference image pipeline (server/inputs/image*) against Pillow 9.4 + torch 1.13:
  * fixtures/images/refs.json and chelsea_224.bin are written by scripts/make-image-refs.py.
  * Decoding (sharp and the pngjs/jpeg-js fallback), Pillow's resampler (bit-exact), timm's
  * eval transform, the tiny model's no-resize path, ImageNet labels and top-k, hostile input.
@@ -276,7 +276,7 @@ describe('decode', () => {
       const script = path.join(dir, 'probe.ts');
       fs.writeFileSync(
         script,
-        `import { decodeImage, sharpStatus } from ${JSON.stringify(path.join(ROOT, 'server', 'infer', 'image.ts'))};\n` +
+        `import { decodeImage, sharpStatus } from ${JSON.stringify(path.join(ROOT, 'server', 'inputs', 'image.ts'))};\n` +
           "import { createHash } from 'node:crypto';\n" +
           // No top-level await: tsx compiles a .ts file outside an ESM package as CommonJS.
           'void (async () => {\n' +

@@ -3,8 +3,8 @@
  * by the server, the VS Code client and the tests (as rust-analyzer's lsp_ext.ts).
  */
 import { NotificationType, RequestType } from 'vscode-languageserver-protocol';
-import type { BackendCandidate, DeviceReport } from '../server/runtimes/devices';
-import type { ProfileSweep } from './dashboard';
+import type { BackendCandidate, DeviceReport } from './devices';
+import type { DashboardData, DashboardView, ProfileSweep } from './dashboard';
 import type { InferReport } from './infer';
 import type { BenchCase, BenchReport, ModelProfileSummary, PinvReport, RuntimeId } from './results';
 
@@ -32,6 +32,46 @@ export interface ProfileSweepParams {
  * for its own attention and the compared ones on the same backbone (null when the config has errors).
  */
 export const ProfileSweepRequest = new RequestType<ProfileSweepParams, ProfileSweep | null, void>('vitlens/profileSweep');
+
+export interface DashboardParams {
+  /** Document URI of an open config. */
+  uri: string;
+  /** Which view is in front. */
+  view: DashboardView;
+  /** Who asks (the data's `producer`), e.g. "ViT Lens 0.1.0 VS Code extension". */
+  producer: string;
+  /** How the title names the config (VS Code: its workspace-relative path); default: the URI. */
+  label?: string;
+  /** Resolution of the profile view; default: the config's first `img_size`. */
+  resolution?: number;
+  /** Resolutions of the MACs/memory sweep; default: the dashboard's sweep (as `vitlens/profileSweep`). */
+  sweepResolutions?: number[];
+  /** Results the client already has for this config (the open panel's), shown alongside the profile. */
+  bench?: BenchReport | null;
+  pinv?: PinvReport | null;
+  infer?: InferReport | null;
+}
+
+/**
+ * `vitlens/dashboard`: everything a dashboard shows for an open config: its profile and sweep,
+ * with the results the client passes (null when the config has errors). Built by the same code
+ * as the CLI's HTML report, so the panel and the report show the same data.
+ */
+export const DashboardRequest = new RequestType<DashboardParams, DashboardData | null, void>('vitlens/dashboard');
+
+/** What a config names for inference, resolved to absolute paths. */
+export interface ConfigInputs {
+  /** Next to the config, else under `vitlens.infer.checkpointSearchPaths`; null when it names none. */
+  checkpoint: string | null;
+  /** Its `images:`, relative to the config. */
+  images: string[];
+}
+
+/**
+ * `vitlens/configInputs`: the checkpoint and images an open config names, resolved as the CLI
+ * and `vitlens/infer` resolve them (null when the document is not an open ViT Lens config).
+ */
+export const ConfigInputsRequest = new RequestType<{ uri: string }, ConfigInputs | null, void>('vitlens/configInputs');
 
 export interface BenchParams {
   /** Document URI of an open config. */

@@ -100,7 +100,7 @@ export interface ModelProfileSummary {
 
 // ── Pseudo-inverse convergence (vitlens/pinv, `vitlens pinv`) ─────────────────────────────
 
-/** Error measures after k Newton steps (MODELS.md §6.3), computed in float64. */
+/** Error measures after k Newton steps (docs/MATHS.md §6.3), computed in float64. */
 export interface PinvIteration {
   k: number;
   /** ‖I − P·V_k‖_F, P the matrix iterated (variant A: A + 0.01·I). */

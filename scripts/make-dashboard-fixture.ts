@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import { analyzeConfig } from '../server/core/config/analyze';
 import { analysePinv } from '../server/jobs/pinv';
 import { dashboardData } from '../server/report/data';
+import { formatBytes } from '../protocol/format';
 import type { BenchReport } from '../protocol/results';
 
 const config = 'fixtures/configs/soft/SOFT_Tiny.yaml';
@@ -19,4 +20,4 @@ const pinv = analysePinv(spec, { resolution: 224 });
 const data = dashboardData({ spec, source: config, producer: 'ViT Lens 0.1.0 CLI', bench, pinv, view: 'bench' });
 fs.mkdirSync('fixtures/results', { recursive: true });
 fs.writeFileSync('fixtures/results/soft_tiny-dashboard.json', JSON.stringify(data));
-console.log(`wrote fixtures/results/soft_tiny-dashboard.json (${(fs.statSync('fixtures/results/soft_tiny-dashboard.json').size / 1024).toFixed(0)} KiB)`);
+console.log(`wrote fixtures/results/soft_tiny-dashboard.json (${formatBytes(fs.statSync('fixtures/results/soft_tiny-dashboard.json').size, { decimals: 0, smallest: 'KiB', largest: 'KiB' })})`);

@@ -6,8 +6,9 @@
  *   node --import tsx scripts/make-infer-fixture.ts
  */
 import fs from 'node:fs';
+import { formatBytes } from '../protocol/format';
 import { analyzeConfig } from '../server/core/config/analyze';
-import { probeDevices } from '../server/runtimes/devices';
+import { probeDevices } from '../server/runtimes/probe';
 import { runInference } from '../server/jobs/infer/run';
 import { dashboardData } from '../server/report/data';
 
@@ -20,7 +21,7 @@ async function main(): Promise<void> {
   );
   const data = dashboardData({ spec, source: config, producer: 'ViT Lens 0.1.0 CLI', infer, view: 'infer' });
   fs.writeFileSync('fixtures/results/tiny-infer-dashboard.json', JSON.stringify(data));
-  console.log(`wrote fixtures/results/tiny-infer-dashboard.json (${(fs.statSync('fixtures/results/tiny-infer-dashboard.json').size / 1024).toFixed(0)} KiB)`);
+  console.log(`wrote fixtures/results/tiny-infer-dashboard.json (${formatBytes(fs.statSync('fixtures/results/tiny-infer-dashboard.json').size, { decimals: 0, smallest: 'KiB', largest: 'KiB' })})`);
 }
 
 void main().then(() => process.exit(0));

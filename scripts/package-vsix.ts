@@ -29,6 +29,7 @@ import fs from 'node:fs';
 import { builtinModules } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+import { formatMs } from '../protocol/format';
 import { extractZip, listZip, NATIVE, OTHER_PLATFORM, type ZipEntry } from './vsix';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -285,7 +286,7 @@ function smoke(vsix: string): void {
     if (!item?.top5?.length || item.original?.width !== 512) problems.push(`vitlens infer gave no result for the WebP photo: ${JSON.stringify(infer).slice(0, 300)}`);
     if (problems.length) throw new Error(`the packed extension's runtimes do not load:\n  ${problems.join('\n  ')}`);
     const tf = devices.tfjs.filter((b) => b.available).map((b) => b.name).join(', ');
-    log(`smoke run of the packed CLI (${((Date.now() - t0) / 1000).toFixed(1)} s): onnxruntime-node loads, webgpu ${devices.webgpu.available ? 'finds an adapter' : 'loads (no adapter)'}, TF.js backends ${tf}, sharp decodes WebP`);
+    log(`smoke run of the packed CLI (${formatMs(Date.now() - t0, { unit: 's', decimals: 1 })}): onnxruntime-node loads, webgpu ${devices.webgpu.available ? 'finds an adapter' : 'loads (no adapter)'}, TF.js backends ${tf}, sharp decodes WebP`);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -323,7 +324,7 @@ function main(): void {
   report(o.out, entries);
   check(entries);
   if (o.smoke) smoke(o.out);
-  log(`done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  log(`done in ${formatMs(Date.now() - t0, { unit: 's', decimals: 1 })}`);
 }
 
 try {

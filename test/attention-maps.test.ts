@@ -1,6 +1,6 @@
 /**
  * Attention maps come out of the attention definitions themselves (engine/attention/probe.ts).
- * Checked here against a direct float64 computation written from MODELS.md, on the tiny
+ * Checked here against a direct float64 computation written from docs/MATHS.md, on the tiny
  * official checkpoint and the official block inputs: SOFT's implied row K1[q]·K2⁺·K1ᵀ (with the
  * oracle Newton of engine/newton.ts, not the graph's) and the stage-4 softmax row of the cls
  * token. The graph runs on the float64 reference and on onnxruntime CPU.
@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { OnnxSession } from '../server/core/engine/lowerings/onnx';
+import { OnnxSession } from '../server/runtimes/ort/session';
 import { ReferenceRuntime } from '../server/core/engine/lowerings/reference';
 import { Graph } from '../server/core/engine/graph';
 import { MODEL_INPUT, modelGraph } from '../server/core/engine/model';
@@ -86,7 +86,7 @@ const gaussian = (a: Float64Array, i: number, b: Float64Array, j: number, d: num
   return Math.exp(-s / 2);
 };
 
-/** MODELS.md §1.3 for one head of stage 1 (1 head, dh 16, 16×16 grid, landmark stride 8). */
+/** docs/MATHS.md §1.3 for one head of stage 1 (1 head, dh 16, 16×16 grid, landmark stride 8). */
 function softRowDirect(x: Float64Array, grid: number, dim: number, ratio: number, query: number): Float64Array {
   const n = grid * grid;
   const q = linear(x, n, dim, 'block1.0.att.mha.W_q', dim).map((v) => v / Math.sqrt(Math.sqrt(dim)));
@@ -110,7 +110,7 @@ function softRowDirect(x: Float64Array, grid: number, dim: number, ratio: number
   return Float64Array.from({ length: n }, (_, i) => t.reduce((s, v, l) => s + v * gaussian(q, i, landmarks, l, dim), 0));
 }
 
-/** MODELS.md §2.4: the cls row of stage 4's softmax attention, per head, on LN1(x). */
+/** docs/MATHS.md §2.4: the cls row of stage 4's softmax attention, per head, on LN1(x). */
 function softmaxClsRowsDirect(x: Float64Array, tokens: number, dim: number, heads: number): Float64Array[] {
   const u = layerNorm(x, tokens, dim, 'block4.0.norm1', 1e-6);
   const q = linear(u, tokens, dim, 'block4.0.attn.q', dim);

@@ -10,12 +10,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { RuntimeDescription } from '../protocol/results';
-import { probeDevices, startGpuMemorySampler, type DeviceReport, type GpuMemorySample } from '../server/runtimes/devices';
+import type { DeviceReport } from '../protocol/devices';
+import { startGpuMemorySampler, type GpuMemorySample } from '../server/runtimes/nvidia';
+import { probeDevices } from '../server/runtimes/probe';
 import { caseGpuSampler, gpuMemoryFigure, runBenchmark, theilSenExponent } from '../server/jobs/bench/harness';
 import { fitPowerLaw } from '../server/jobs/bench/stats';
 import { runIsolated, WorkerFailure } from '../server/jobs/isolate';
-import { WEBGPU_LIVE_TENSORS_LABEL } from '../server/runtimes/runners';
-import { shutdownTfjs } from '../server/runtimes/tfjs';
+import { WEBGPU_LIVE_TENSORS_LABEL } from '../server/runtimes/ort/runner';
+import { shutdownTfjs } from '../server/runtimes/tfjs/load';
 import { attentionLayer, attentionPrefix, layerContext } from '../server/core/engine/blocks';
 import { graphCost } from '../server/core/engine/cost';
 import { Graph, operandsOf } from '../server/core/engine/graph';
@@ -110,7 +112,7 @@ function activationBounds(stageIndex: number, attention: AttentionKind) {
   return { largest, total, analyticPeak: graphCost(g, [y]).peakActivationBytes };
 }
 
-/** MACs of SOFT attention written out from MODELS.md §1.2–1.4 (B = 1), independent of the graph. */
+/** MACs of SOFT attention written out from docs/MATHS.md §1.2–1.4 (B = 1), independent of the graph. */
 function softAttentionMacs(N: number, D: number, h: number, m: number, r: number, k: number, iters: number): number {
   const dh = D / h;
   return 3 * N * D * D + h * m * dh * dh * r * r + h * N * m * dh + h * m * m * dh + iters * 2 * h * m ** 3 + h * (N * m * m + 2 * m * N * dh) + dh * h * N * k * k;

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { readJson, ROOT, SOFT_CONFIGS } from './helpers/fixtures';
+import { FIXTURES, readJson, ROOT, SOFT_CONFIGS } from './helpers/fixtures';
 
 function vitlens(...args: string[]) {
   const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'vitlens.js'), ...args], { encoding: 'utf8', cwd: ROOT });
@@ -79,5 +79,38 @@ describe('vitlens profile', () => {
       const params = JSON.parse(r.stdout).profiles[0].params;
       assert.equal(params, readJson('ref/params.json').models[JSON.parse(r.stdout).model].total_params);
     }
+  });
+});
+
+describe('vitlens infer --checkpoint-search-path', () => {
+  // The tiny config copied away from fixtures/: its `checkpoint: ../ref/tiny_soft.pth` is not
+  // next to it, and the checkpoint lies (under its own name) in a folder of its own.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vitlens-search-'));
+  const config = path.join(dir, 'configs', 'tiny_soft.vitlens.yaml');
+  const weights = path.join(dir, 'weights');
+  fs.mkdirSync(path.dirname(config));
+  fs.mkdirSync(weights);
+  const yaml = fs.readFileSync(path.join(FIXTURES, 'configs', 'tiny_soft.vitlens.yaml'), 'utf8');
+  fs.writeFileSync(config, yaml.replace(/^images:.*$/m, ''));
+  fs.copyFileSync(path.join(FIXTURES, 'ref', 'tiny_soft.pth'), path.join(weights, 'tiny_soft.pth'));
+  const run = (...extra: string[]) =>
+    vitlens('infer', config, '--input-tensor', 'fixtures/ref/tiny_input_64x64.bin', '--shape', '1,3,64,64', '--backend', 'reference', '--json', ...extra);
+
+  test('finds the checkpoint by name under the search folder and prints the official logits', () => {
+    const r = run('--checkpoint-search-path', weights);
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.checkpoint.file, path.join(weights, 'tiny_soft.pth'));
+    const expected = readJson('ref/tiny_soft_logits.json').tiny_soft['64x64'].logits_float32.flat() as number[];
+    const maxAbs = Math.max(...expected.map((v, i) => Math.abs(v - out.items[0].logits[i])));
+    assert.ok(maxAbs < 1e-5, `logits differ by ${maxAbs}`);
+  });
+
+  test('without it: exit 2 and a message naming where the checkpoint was expected', () => {
+    const r = run();
+    assert.equal(r.status, 2);
+    assert.ok(r.stderr.includes(path.join(dir, 'ref', 'tiny_soft.pth')), r.stderr);
+    assert.doesNotMatch(r.stderr, /internal error/);
+    assert.equal(r.stdout, '');
   });
 });

@@ -1,27 +1,20 @@
 /**
- * server/runtimes/devices.ts: the real probe on this machine (lavapipe, ORT 1.30 cpu+webgpu,
+ * server/runtimes/probe.ts, nvidia.ts, ranking.ts: the real probe on this machine (lavapipe, ORT 1.30 cpu+webgpu,
  * no nvidia-smi), nvidia-smi handling through a fake executable, that a probing script
  * exits on its own (Dawn must not keep node alive), and pickBestBackend on hand-made reports.
  * VITLENS_NO_WEBGPU=1 skips the adapter assertions where there is no Vulkan at all.
  */
 import assert from 'node:assert/strict';
-import { defaultRuntimes } from '../server/runtimes/runners';
+import { defaultRuntimes, pickBestBackend } from '../server/runtimes/ranking';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { before, describe, test } from 'node:test';
-import {
-  adapterLabel,
-  gpuMemoryUsed,
-  parseNvidiaSmi,
-  pickBestBackend,
-  probeDevices,
-  probeNvidia,
-  startGpuMemorySampler,
-  type DeviceReport,
-  type WebGpuAdapter,
-} from '../server/runtimes/devices';
+import type { DeviceReport, WebGpuAdapter } from '../protocol/devices';
+import { adapterLabel } from '../server/runtimes/labels';
+import { gpuMemoryUsed, parseNvidiaSmi, probeNvidia, startGpuMemorySampler } from '../server/runtimes/nvidia';
+import { probeDevices } from '../server/runtimes/probe';
 
 const NO_WEBGPU = process.env.VITLENS_NO_WEBGPU === '1' ? 'VITLENS_NO_WEBGPU=1: no Vulkan adapter to probe' : false;
 const ROOT = path.resolve(__dirname, '..');
@@ -101,7 +94,7 @@ describe('VITLENS_NO_WEBGPU / webgpu:false', () => {
 
 test('a script that calls probeDevices() and returns exits by itself', { skip: NO_WEBGPU, timeout: 90_000 }, async () => {
   // No process.exit(), no cleanup call: returning must be enough.
-  const script = `require('./server/runtimes/devices').probeDevices().then((r) => console.log('adapters=' + r.webgpu.adapters.length));`;
+  const script = `require('./server/runtimes/probe').probeDevices().then((r) => console.log('adapters=' + r.webgpu.adapters.length));`;
   const started = Date.now();
   const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
     const child = execFile(process.execPath, ['--import', 'tsx', '-e', script], { cwd: ROOT, timeout: 60_000, killSignal: 'SIGKILL' }, (err, stdout, stderr) =>

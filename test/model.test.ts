@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { OnnxSession } from '../server/core/engine/lowerings/onnx';
+import { OnnxSession } from '../server/runtimes/ort/session';
 import { ReferenceRuntime, type WeightSource } from '../server/core/engine/lowerings/reference';
 import { Graph, type Tensor } from '../server/core/engine/graph';
 import { bilinearMatrix, resizeBilinearTokens } from '../server/core/engine/interpolate';
@@ -28,7 +28,7 @@ import { FIXTURES, readJson, specOf } from './helpers/fixtures';
 
 const NO_WEBGPU = process.env.VITLENS_NO_WEBGPU === '1';
 const WEBGPU_SKIP = NO_WEBGPU ? 'VITLENS_NO_WEBGPU=1: no Vulkan adapter for the WebGPU EP' : false;
-// Dawn warns without it (RUNTIMES.md §8).
+// Dawn warns without it (docs/RUNTIMES.md §8).
 process.env.XDG_RUNTIME_DIR ??= os.tmpdir();
 
 type RuntimeName = 'reference float64' | 'reference float32' | 'ORT cpu' | 'ORT webgpu';

@@ -1,6 +1,6 @@
 /**
  * SOFT's Newton–Schulz pseudo-inverse (server/core/engine/newton.ts) against the m = 4 test vector
- * of MODELS.md §6.4, the official `newton_inv` traces in fixtures/ref/newton.json (every
+ * of docs/MATHS.md §6.4, the official `newton_inv` traces in fixtures/ref/newton.json (every
  * iteration k = 0…20 of six Gaussian-kernel matrices, float64 and float32 runs), the
  * exact-arithmetic residual curve of §6.2–6.3, and variant B's batch coupling (quirk Q4).
  */
@@ -40,7 +40,7 @@ function traceOf(a: Float64Array, m: number, variant: 'A' | 'B', dtype: 'float32
   return newtonInverse(a, m, 1, { variant, iterations: 20, dtype, trace: true }).trace![0]!;
 }
 
-describe('MODELS.md §6.4 test vector (m = 4 landmarks on the unit square)', () => {
+describe('docs/MATHS.md §6.4 test vector (m = 4 landmarks on the unit square)', () => {
   const a = Math.exp(-0.5);
   const b = Math.exp(-1);
   const A = gaussianKernel([[0, 0], [1, 0], [0, 1], [1, 1]]);
@@ -194,7 +194,7 @@ describe('official newton_inv traces (fixtures/ref/newton.json), every k = 0…2
   });
 });
 
-describe('predicted residual curve and convergence verdicts (MODELS.md §6.2–6.3)', () => {
+describe('predicted residual curve and convergence verdicts (docs/MATHS.md §6.2–6.3)', () => {
   const caseA = (name: string) => {
     const c = newtonRef.cases[name]!;
     return { m: c.m, A: Float64Array.from(c.A.flat()) };
@@ -231,7 +231,7 @@ describe('predicted residual curve and convergence verdicts (MODELS.md §6.2–6
     assert.equal(convergence(traceOf(fast.A, fast.m, 'A'), fast.m).message, 'converged at iteration 4 of 20');
 
     // Landmarks close together: λ_min(P) ≈ 0.0126, alpha ≈ 5.3e-4, so 1 − αλ² ≈ 1 − 8.3e-8 and
-    // the slowest mode needs ⌈log2(ln(1e-6)/(8.3e-8))⌉ = 28 steps (MODELS.md §6.2 item 4).
+    // the slowest mode needs ⌈log2(ln(1e-6)/(8.3e-8))⌉ = 28 steps (docs/MATHS.md §6.2 item 4).
     const slow = caseA('clustered_m64');
     const v = convergence(traceOf(slow.A, slow.m, 'A'), slow.m);
     assert.equal(v.converged, false);
@@ -295,7 +295,7 @@ describe('batches', () => {
   });
 });
 
-describe('SOFT-Norm scaling (MODELS.md §1.5)', () => {
+describe('SOFT-Norm scaling (docs/MATHS.md §1.5)', () => {
   const c = newtonRef.cases.direct_randn_m16!;
   const { m } = c;
   const K2 = Float64Array.from(c.A.flat());

@@ -11,17 +11,9 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { onnx } from 'onnx-proto';
 import { ufoAttention } from '../server/core/engine/attention/ufo';
-import {
-  DEFAULT_MAX_STORAGE_BUFFER_BINDING_SIZE,
-  OnnxSession,
-  lowerGraph,
-  readOrtProfile,
-  replayTensorLiveness,
-  summarizeOrtProfile,
-  type TraceEvent,
-  type OnnxOutput,
-  type OrtProfileSummary,
-} from '../server/core/engine/lowerings/onnx';
+import { DEFAULT_MAX_STORAGE_BUFFER_BINDING_SIZE, lowerGraph } from '../server/core/engine/lowerings/onnx';
+import { readOrtProfile, replayTensorLiveness, summarizeOrtProfile, type TraceEvent, type OrtProfileSummary } from '../server/runtimes/ort/profile';
+import { OnnxSession, type OnnxOutput } from '../server/runtimes/ort/session';
 import { ReferenceRuntime, mapWeights, type RefTensor, type WeightSource } from '../server/core/engine/lowerings/reference';
 import { Graph, type Tensor } from '../server/core/engine/graph';
 import { numel } from '../server/core/shape';

@@ -2,7 +2,7 @@
  * Profile figures against the official code: exact parameter counts (params.json),
  * MACs per op category / stage / block and element-wise counts measured by
  * instrumenting the official forward pass (flops.json), the state_dict layout
- * (tiny_soft_config.json), and the derived resolution table of MODELS.md §7.
+ * (tiny_soft_config.json), and the derived resolution table of docs/MATHS.md §7.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -134,7 +134,7 @@ describe('MACs and element-wise counts at 224 (official instrumentation)', () =>
   });
 });
 
-describe('MACs versus resolution (MODELS.md §7, derived from the official code)', () => {
+describe('MACs versus resolution (docs/MATHS.md §7, derived from the official code)', () => {
   // input → [conv+lin (A), +attn (C), +Newton (C + Newton)] in GMACs, 2 decimals. The table is a
   // derivation (not an instrumented run) and differs from the exact counts in the last digit at
   // some sizes (e.g. tiny @384: 7.3047 vs 7.31), so allow ±0.011 GMACs.

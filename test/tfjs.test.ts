@@ -5,11 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test, type TestContext } from 'node:test';
-import { probeDevices } from '../server/runtimes/devices';
-import { openRunner } from '../server/runtimes/runners';
+import { probeDevices } from '../server/runtimes/probe';
+import { openRunner } from '../server/runtimes/open-runner';
 import { ufoAttention } from '../server/core/engine/attention/ufo';
 import { ReferenceRuntime, mapWeights, type WeightSource } from '../server/core/engine/lowerings/reference';
-import { TfjsExecutor, findOversizeTensor, loadTfjs, probeTfjsBackends, shutdownTfjs, type TfjsBackendName } from '../server/runtimes/tfjs';
+import { findOversizeTensor } from '../server/core/engine/lowerings/tfjs';
+import { TfjsExecutor } from '../server/runtimes/tfjs/executor';
+import { loadTfjs, probeTfjsBackends, shutdownTfjs, type TfjsBackendName } from '../server/runtimes/tfjs/load';
 import { Graph, type Tensor } from '../server/core/engine/graph';
 import { numel } from '../server/core/shape';
 import { readJson } from './helpers/fixtures';

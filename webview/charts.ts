@@ -456,6 +456,16 @@ export function options<T = any>(t: Theme, extra: Record<string, unknown>): T {
   return merge(baseOptions(t), extra) as T;
 }
 
+/** Ticks of a log axis: only 1, 2, 5 × 10ᵏ get a label, so the axis stays readable. */
+function isNiceLogTick(v: number): boolean {
+  if (!(v > 0)) return false;
+  const mant = v / 10 ** Math.floor(Math.log10(v) + 1e-9);
+  return [1, 2, 5].some((m) => Math.abs(mant - m) < 1e-6);
+}
+
+/** A log axis's tick callback: `fmt` labels the 1, 2, 5 × 10ᵏ ticks, the others stay blank. */
+export const logTick = (fmt: (v: number) => string) => (v: number | string): string => (isNiceLogTick(Number(v)) ? fmt(Number(v)) : '');
+
 /**
  * A log axis in bytes with ticks at powers of two (1 MiB, 4 MiB, 16 MiB … rather than
  * chart.js's decimal 95.4 MiB, 954 MiB), at most about eight of them.

@@ -7,16 +7,16 @@
  */
 import './styles.css';
 import { INLINE_DATA_ELEMENT_ID, type DashboardData, type DashboardView, type HostMessage, type LiveJob, type PageMessage } from '../protocol/dashboard';
+import { formatDate } from '../protocol/format';
 import type { BenchReport } from '../protocol/results';
 import { applyThemeDefaults, destroyAllCharts, pruneCharts, setPngExporter, setTheme, snapshot, theme, type ChartSnapshot } from './charts';
 import { clear, h } from './dom';
 import { exportCsv, exportJson, exportPng, csvFor } from './export';
-import { formatDate } from './format';
 import { getHost, type PersistedState, type Selections } from './host';
 import { watchTheme } from './theme';
 import { renderBench } from './views/bench';
 import { badge, runtimeLine, type ViewContext, type ViewInstance } from './views/common';
-import { renderInfer } from './views/infer';
+import { renderInfer } from './views/infer/view';
 import { renderPinv } from './views/pinv';
 import { renderProfile } from './views/profile';
 

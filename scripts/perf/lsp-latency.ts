@@ -14,6 +14,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createMessageConnection, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
+import { formatMs } from '../../protocol/format';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SERVER = path.join(ROOT, 'dist', 'server.js');
@@ -48,7 +49,7 @@ function summary(samples: number[]) {
 
 function report(name: string, samples: number[]): void {
   const r = summary(samples);
-  const f = (n: number) => `${n.toFixed(2)} ms`;
+  const f = (n: number) => formatMs(n, { unit: 'ms', decimals: 2 });
   console.log(
     `  ${name.padEnd(12)} n=${r.count}  median ${f(r.median)}  p90 ${f(r.p90)}  p99 ${f(r.p99)}  max ${f(r.max)}  ` +
       `— p99 < ${TARGET_P99_MS} ms ${r.p99 < TARGET_P99_MS ? 'MET' : 'NOT MET'}`,

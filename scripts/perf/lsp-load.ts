@@ -19,6 +19,7 @@ import { cpus, setPriority, totalmem } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { PublishDiagnosticsParams } from 'vscode-languageserver-protocol';
+import { formatBytes, formatMs } from '../../protocol/format';
 import { BenchRequest, ProgressNotification, type ProgressParams } from '../../protocol/lsp';
 import { FIXTURES, officialConfigFiles } from '../../test/helpers/fixtures';
 import { LspClient } from '../../test/helpers/lsp';
@@ -146,7 +147,7 @@ async function main(): Promise<void> {
 
   console.log(`ViT Lens language server under load — ${docs.length} open configs; bursts of ${waveSize} concurrent requests, then a steady ${rate} requests/s`);
   if (reniceWorker) console.log('  experiment: the benchmark worker\'s threads reniced to 10 (lower priority than the server)');
-  console.log(`  node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB; server: node dist/server.js --stdio`);
+  console.log(`  node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'}), ${formatBytes(totalmem(), { decimals: 0, smallest: 'GiB', largest: 'GiB' })}; server: node dist/server.js --stdio`);
 
   // Warm-up, then the load while the benchmark runs.
   let n = 0;
@@ -188,7 +189,7 @@ async function main(): Promise<void> {
   try {
     const report = await bench;
     const cases = report.cases;
-    benchLine = `bench: ${cases.length} cases (${cases.filter((c) => c.status === 'ok').length} ok) in ${((performance.now() - benchStarted) / 1000).toFixed(1)} s, worker peak RSS ~${maxWorkerRss.toFixed(0)} MiB`;
+    benchLine = `bench: ${cases.length} cases (${cases.filter((c) => c.status === 'ok').length} ok) in ${formatMs(performance.now() - benchStarted, { unit: 's', decimals: 1 })}, worker peak RSS ~${maxWorkerRss.toFixed(0)} MiB`;
     benchOk = cases.length > 0 && cases.every((c) => c.status === 'ok');
   } catch (e) {
     benchOk = false;
@@ -201,7 +202,7 @@ async function main(): Promise<void> {
   await bursts(burstIdle, () => burstIdle.waves >= Math.max(1, burstBusy.waves));
   await steady(steadyIdle, steadyMs, () => false);
 
-  const f = (x: number) => `${x.toFixed(1)} ms`.padStart(9);
+  const f = (x: number) => formatMs(x, { unit: 'ms', decimals: 1 }).padStart(9);
   const report = (p: Phase) => {
     console.log(`  ${p.name}: ${p.name.startsWith('bursts') ? `${p.waves} waves, ` : ''}${p.requests} requests, ${p.lost.length} lost`);
     for (const k of KINDS) {
@@ -211,7 +212,7 @@ async function main(): Promise<void> {
     }
     for (const l of p.lost.slice(0, 10)) console.log(`    LOST ${l}`);
   };
-  console.log(`  ${benchLine}; load ${(loadMs / 1000).toFixed(1)} s, ${outlasted ? 'all of it while the bench ran' : 'the bench finished before the load did (figures below mix busy and idle)'}`);
+  console.log(`  ${benchLine}; load ${formatMs(loadMs, { unit: 's', decimals: 1 })}, ${outlasted ? 'all of it while the bench ran' : 'the bench finished before the load did (figures below mix busy and idle)'}`);
   for (const p of [burstBusy, steadyBusy, burstIdle, steadyIdle]) report(p);
   const mem = procMemory(server);
   console.log(`  server RSS at the end ${mem?.rssMiB.toFixed(0)} MiB, peak ${mem?.peakMiB.toFixed(0)} MiB`);

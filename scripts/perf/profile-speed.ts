@@ -8,6 +8,7 @@
  */
 import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
+import { formatMs } from '../../protocol/format';
 import { analyzeConfig } from '../../server/core/config/analyze';
 import type { ModelSpec } from '../../server/core/models/spec';
 import { REGISTERED_MODELS } from '../../server/core/models/registry';
@@ -57,7 +58,7 @@ function stats(samples: number[]): { median: number; p10: number; p90: number; m
   return { median, p10: quantile(s, 0.1), p90: quantile(s, 0.9), min: s[0]!, max: s[s.length - 1]! };
 }
 
-const ms = (n: number) => `${n.toFixed(2)} ms`;
+const ms = (n: number) => formatMs(n, { unit: 'ms', decimals: 2 });
 
 const specs = analyseAll();
 const profilesPerSweep = specs.length * RESOLUTIONS.length;

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """PyTorch eager CPU baseline for the attention layers ViT Lens benchmarks.
 
-Written from shared/spec/MODELS.md (SOFT: section 1.2-1.5, UFO: section 5.3), not copied from
+Written from docs/MATHS.md (SOFT: section 1.2-1.5, UFO: section 5.3), not copied from
 any repository, so the TypeScript/ORT numbers have an independent reference point that a
 reader can rerun. Weights are random (seeded); timings do not depend on their values because
 every loop has a fixed trip count (20 Newton iterations).
@@ -156,7 +156,7 @@ def environment():
 
 
 # ----------------------------------------------------------------------------------------------
-# SOFT (MODELS.md section 1)
+# SOFT (docs/MATHS.md section 1)
 # ----------------------------------------------------------------------------------------------
 
 def sq_dist(a, b, mode):
@@ -285,7 +285,7 @@ class SoftAttention(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------
-# Softmax (stage-4 PVT Block attention, sr_ratio 1) and UFO (MODELS.md section 5.3)
+# Softmax (stage-4 PVT Block attention, sr_ratio 1) and UFO (docs/MATHS.md section 5.3)
 # ----------------------------------------------------------------------------------------------
 
 class SoftmaxAttention(nn.Module):
@@ -466,13 +466,13 @@ class CheckReport:
 def check():
     report = CheckReport()
 
-    # MODELS.md section 6.4: landmarks (0,0), (1,0), (0,1), (1,1) -> a well-conditioned 4x4 kernel.
+    # docs/MATHS.md section 6.4: landmarks (0,0), (1,0), (0,1), (1,1) -> a well-conditioned 4x4 kernel.
     pts = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
     a = torch.exp(-torch.cdist(pts, pts).pow(2) / 2)
     eye = torch.eye(4, dtype=torch.float64)
     va = newton_inverse_a(a, 20)
     report("A: Newton(20) vs linalg.inv(A + 0.01 I), float64", (va - torch.linalg.inv(a + 0.01 * eye)).abs().max().item(), 1e-10)
-    report("A: V[0,:] vs MODELS.md 6.4 (2.391984, -1.420333, ..., 0.834644)",
+    report("A: V[0,:] vs docs/MATHS.md 6.4 (2.391984, -1.420333, ..., 0.834644)",
            (va[0] - torch.tensor([2.391984, -1.420333, -1.420333, 0.834644], dtype=torch.float64)).abs().max().item(), 1e-6)
     va32 = newton_inverse_a(a.float(), 20).double()
     report("A: Newton(20) float32 vs linalg.inv(A + 0.01 I)", (va32 - torch.linalg.inv(a + 0.01 * eye)).abs().max().item(), 1e-4)

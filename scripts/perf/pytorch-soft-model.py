@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """PyTorch eager CPU baseline for the whole SOFT model (SoftmaxFreeVisionTransformer).
 
-Written from shared/spec/MODELS.md sections 1-2 (the official fudan-zvg/SOFT master code:
+Written from docs/MATHS.md sections 1-2 (the official fudan-zvg/SOFT master code:
 models/softmax_free_transformer.py + models/softmax_free_vision_transformer.py), with the
 official module names, so `model.load_state_dict(torch.load(...))` takes an official
 state_dict as it is. It follows the official maths op for op: BatchNorm+ReLU stems, bilinear
@@ -10,7 +10,7 @@ state_dict as it is. It follows the official maths op for op: BatchNorm+ReLU ste
 inverse variant A (soft_*) or B with the D^-1/2 scaling (soft_norm_*), the official
 [B*dh, h, H, W] depthwise-conv residual, a pre-norm softmax stage 4 with the cls token,
 final LayerNorm, head. Only the CUDA-only parts are replaced by the same maths on CPU
-(MODELS.md quirk Q14).
+(docs/MATHS.md quirk Q14).
 
 Thread pinning, BLAS report, the summary (type-7 percentiles, = server/jobs/bench/stats.ts) and
 the Newton inverses come from scripts/perf/pytorch-baseline.py, imported (not copied): its
@@ -49,7 +49,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 REF = os.path.join(ROOT, "fixtures", "ref")
 
-# MODELS.md 2.6: the ten registered models (embed_dims, num_heads, depths); every one has
+# docs/MATHS.md 2.6: the ten registered models (embed_dims, num_heads, depths); every one has
 # patch_size 4, mlp_ratios [8,8,4,4] (only [3] used), sr_ratios [8,4,2,1], qkv_bias, conv 9/5/3.
 SIZES = {
     "tiny": ([64, 128, 320, 512], [2, 4, 10, 16], [1, 2, 3, 2]),
@@ -126,7 +126,7 @@ import torch.nn.functional as F  # noqa: E402
 
 
 # ----------------------------------------------------------------------------------------------
-# SOFT attention (MODELS.md section 1), official module names
+# SOFT attention (docs/MATHS.md section 1), official module names
 # ----------------------------------------------------------------------------------------------
 
 def gaussian_distance_torch(q, k_t):

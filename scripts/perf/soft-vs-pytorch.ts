@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { analyzeConfig } from '../../server/core/config/analyze';
-import { probeDevices } from '../../server/runtimes/devices';
+import { probeDevices } from '../../server/runtimes/probe';
 import { runBenchmark } from '../../server/jobs/bench/harness';
 
 async function main() {

@@ -1,5 +1,5 @@
 /**
- * UFO's token tiling on ORT CPU (server/runtimes/runners.ts, ORT_CPU_TOKEN_TILE_BYTES): the harness's
+ * UFO's token tiling on ORT CPU (server/runtimes/ort/runner.ts, ORT_CPU_TOKEN_TILE_BYTES): the harness's
  * fixed-landmark scaling sweep of soft_tiny stage 1 (D = 64, 2 heads, 1225 … 63504 tokens), run
  * tiled (the default) and untiled (the baseline) in alternating whole sweeps of one process, so
  * both see the same machine. Prints per size the median and p10–p90 of each, the tiled/untiled
@@ -17,7 +17,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { analyzeConfig } from '../../server/core/config/analyze';
-import { probeDevices } from '../../server/runtimes/devices';
+import { probeDevices } from '../../server/runtimes/probe';
 import { runBenchmark } from '../../server/jobs/bench/harness';
 import { percentile } from '../../server/jobs/bench/stats';
 import { numberOption, optionValue, stringOption } from '../../test/helpers/script-args';

@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { ConfigInputs } from '../../protocol/lsp';
 
 /** The file path of a `file:` URI (null for other schemes, e.g. an unsaved editor buffer). */
 export function filePathOf(uri: string): string | null {
@@ -51,10 +52,7 @@ export function findCheckpoint(configFile: string | null, written: string, searc
 }
 
 /** What a config names for inference, resolved: the checkpoint (null when it names none) and the images. */
-export interface ConfigInputs {
-  checkpoint: string | null;
-  images: string[];
-}
+export type { ConfigInputs };
 
 /** The config's `checkpoint:` and `images:` values (from its analysis), resolved as above. */
 export function configInputs(configFile: string | null, values: ReadonlyMap<string, unknown>, searchPaths: readonly string[] = []): ConfigInputs {

@@ -1,5 +1,5 @@
 /** Runs one job in the current process: what the worker does, and what tests may call directly. */
-import { probeDevices } from '../runtimes/devices';
+import { probeDevices } from '../runtimes/probe';
 import { runBenchmark } from './bench/harness';
 import { runInference } from './infer/run';
 import type { BenchJob, InferJob, JobCallbacks, JobResult, WorkerJob } from './job';

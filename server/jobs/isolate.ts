@@ -8,6 +8,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { formatBytes, type BytesFormat } from '../../protocol/format';
 import type { JobCallbacks, JobResult, WorkerJob, WorkerMessage } from './job';
 
 export class WorkerFailure extends Error {
@@ -54,7 +55,8 @@ function peakRss(pid: number): number | null {
   }
 }
 
-const fmtRss = (b: number) => (b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GiB` : `${(b / 2 ** 20).toFixed(0)} MiB`);
+/** A resident set size: whole MiB, or GiB with two decimals. */
+const RSS_BYTES: BytesFormat = { decimals: { MiB: 0, GiB: 2 }, smallest: 'MiB', largest: 'GiB' };
 
 export function runIsolated<J extends WorkerJob>(job: J, o: IsolateOptions = {}): Promise<JobResult<J>> {
   const heap = o.heapMb ?? (Number(process.env.VITLENS_WORKER_HEAP_MB) || undefined);
@@ -127,7 +129,7 @@ export function runIsolated<J extends WorkerJob>(job: J, o: IsolateOptions = {})
         const last = tail ? ` Last output: ${tail}` : '';
         if (signal === 'SIGKILL') {
           // Not ours (a cancel returned above): the kernel's OOM killer sends SIGKILL, and says so only in its own log.
-          const peak = rssPeak !== null ? ` (its peak resident memory was at least ${fmtRss(rssPeak)})` : '';
+          const peak = rssPeak !== null ? ` (its peak resident memory was at least ${formatBytes(rssPeak, RSS_BYTES)})` : '';
           return reject(new WorkerFailure(`the ${job.kind} worker was killed by SIGKILL before answering, not by ViT Lens: possibly by the kernel's out-of-memory killer${peak} or by another process; nothing else was affected. If memory ran out, try a smaller resolution or batch.${last}`, 'crashed'));
         }
         const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;

@@ -8,7 +8,7 @@ import type { BenchCase, BenchReport, PinvReport } from '../../protocol/results'
 import type { InferJob as InferOptions } from './infer/run';
 import type { ModelSpec } from '../core/models/spec';
 import type { BenchOptions } from './bench/harness';
-import type { DeviceReport } from '../runtimes/devices';
+import type { DeviceReport } from '../../protocol/devices';
 
 /** The harness's options minus its callbacks (progress and cancel travel as messages and a kill). */
 export type BenchJob = { kind: 'bench' } & Omit<BenchOptions, 'onProgress' | 'onCase' | 'isCancelled'>;

@@ -42,7 +42,7 @@ function armDeviceLoss(): void {
     if (fired || runtime !== 'tfjs-webgpu' || repetition !== 1) return;
     fired = true;
     if (!faultArmed()) return;
-    const { loadTfjs } = await import('../runtimes/tfjs');
+    const { loadTfjs } = await import('../runtimes/tfjs/load');
     const { tf } = await loadTfjs('webgpu');
     (tf.backend() as unknown as { device: { destroy(): void } }).device.destroy();
   };

@@ -12,8 +12,10 @@ import { profileSweep } from '../core/profile/sweep';
 
 export interface DashboardInputs {
   spec: ModelSpec;
-  /** Config file the results come from. */
+  /** Config file the results come from (a path, or the editor's URI). */
   source: string | null;
+  /** How the title names it (the editor: its workspace-relative path); default: `source`. */
+  label?: string;
   producer: string;
   /** Resolution of the profile view (default: the config's first). */
   resolution?: number;
@@ -28,8 +30,9 @@ export interface DashboardInputs {
 export function dashboardData(i: DashboardInputs): DashboardData {
   const resolution = i.resolution ?? i.spec.resolutions[0] ?? 224;
   const profile = summarize(i.spec, profileModel(i.spec, resolution, 1), { ops: false });
+  const label = i.label ?? i.source;
   return {
-    title: `${i.spec.name}${i.source ? ` — ${i.source}` : ''}`,
+    title: `${i.spec.name}${label ? ` — ${label}` : ''}`,
     source: i.source,
     generatedAt: new Date().toISOString(),
     producer: i.producer,

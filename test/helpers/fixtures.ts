@@ -1,4 +1,4 @@
-/** Paths and loaders for the repository's own fixtures (never ../shared). */
+/** Paths and loaders for the repository's own fixtures (never anything outside the repository). */
 import fs from 'node:fs';
 import path from 'node:path';
 import { analyzeConfig } from '../../server/core/config/analyze';

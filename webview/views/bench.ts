@@ -6,9 +6,9 @@
  * charts and the table in place (no re-render, so scroll position and focus stay).
  */
 import type { BenchCase, BenchReport, MemoryFigure, RuntimeId, ScalingFit } from '../../protocol/results';
-import { attentionStyle, axis, bytesLogAxis, chartCard, indexedStyle, options, type ChartCard, type ChartSpec } from '../charts';
+import { attentionName, formatBytes, formatInt, formatMacs, formatMs, formatPercent, formatSci, sig } from '../../protocol/format';
+import { attentionStyle, axis, bytesLogAxis, chartCard, indexedStyle, logTick, options, type ChartCard, type ChartSpec } from '../charts';
 import { append, clear, h, prose } from '../dom';
-import { attentionName, formatBytes, formatInt, formatMacs, formatMs, formatPercent, formatSci, isNiceLogTick, sig } from '../format';
 import { Table, type Column } from '../table';
 import { withAlpha } from '../theme';
 import { badge, chartGrid, emptyState, rerunButton, section, SOFTWARE_BADGE, tableSort, type ViewContext, type ViewInstance } from './common';
@@ -58,7 +58,6 @@ export function seriesLabel(b: BenchReport, s: Series, what: 'time' | 'memory'):
   return what === 'time' ? `${base}: time ∝ N^${fit.timeExponent.toFixed(2)} (r² ${fit.timeR2.toFixed(2)})` : `${base}: memory ∝ N^${fit.memoryExponent.toFixed(2)}`;
 }
 
-const logTick = (fmt: (v: number) => string) => (v: number | string): string => (isNiceLogTick(Number(v)) ? fmt(Number(v)) : '');
 const tokensTick = logTick((v) => (v >= 1000 ? `${sig(v / 1000, 3)}k` : String(v)));
 
 /** A case with a time to plot on a log axis. */

@@ -6,10 +6,10 @@
  * (newton_maxiter) and the 1e-3 / 1e-6 thresholds.
  */
 import type { PointStyle } from 'chart.js';
+import { attentionName, formatSci, sig } from '../../protocol/format';
 import type { PinvHead, PinvReport, PinvStage } from '../../protocol/results';
 import { axis, chartCard, options, type ChartCard, type ChartSpec } from '../charts';
 import { clear, h, nextId, prose } from '../dom';
-import { attentionName, formatSci, sig } from '../format';
 import { Table } from '../table';
 import { badge, emptyState, facts, rerunButton, section, tableSort, type ViewContext, type ViewInstance } from './common';
 

@@ -6,9 +6,9 @@
 import type { ProfileSweep } from '../../protocol/dashboard';
 import type { ModelProfileSummary, StageSummary } from '../../protocol/results';
 import { OP_KINDS, type OpKind } from '../../protocol/categories';
-import { attentionStyle, axis, bytesLogAxis, chartCard, opKindColor, options, type ChartSpec } from '../charts';
+import { attentionName, formatBytes, formatFlops, formatInt, formatMacs, formatParams, si, sig } from '../../protocol/format';
+import { attentionStyle, axis, bytesLogAxis, chartCard, logTick, opKindColor, options, type ChartSpec } from '../charts';
 import { h, prose } from '../dom';
-import { attentionName, formatBytes, formatInt, formatMacs, formatParams, isNiceLogTick, si, sig } from '../format';
 import { Table } from '../table';
 import { withAlpha } from '../theme';
 import { chartGrid, emptyState, facts, section, tableSort, type ViewContext, type ViewInstance } from './common';
@@ -45,7 +45,6 @@ export function stageLabel(s: StageSummary): string {
 
 const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
 const siTick = (unit: string) => (v: number | string): string => si(Number(v), unit);
-const logTick = (fmt: (v: number) => string) => (v: number | string): string => (isNiceLogTick(Number(v)) ? fmt(Number(v)) : '');
 
 function macsByKindSpec(p: ModelProfileSummary): ChartSpec {
   const stages = p.stages.filter((s) => sum(Object.values(s.macsByKind)) > 0);
@@ -197,7 +196,7 @@ function conventionBlock(p: ModelProfileSummary): HTMLElement {
       { key: 'c', label: 'Convention', value: (r) => r.convention, format: (r) => (r.convention === p.readmeConvention ? h('strong', null, `${r.convention} (README)`) : r.convention) },
       { key: 'l', label: 'Counts', value: (r) => r.label },
       { key: 'm', label: 'MACs', numeric: true, value: (r) => r.macs, format: (r) => `${formatMacs(r.macs)}` },
-      { key: 'f', label: 'FLOPs (= 2 × MACs)', numeric: true, value: (r) => r.flops, format: (r) => si(r.flops, 'FLOPs') },
+      { key: 'f', label: 'FLOPs (= 2 × MACs)', numeric: true, value: (r) => r.flops, format: (r) => formatFlops(r.flops) },
     ],
     rowClass: (r) => (r.convention === p.readmeConvention ? 'highlight' : null),
   });
@@ -251,7 +250,7 @@ function summaryFacts(p: ModelProfileSummary): HTMLElement {
     facts(
       [
         ['Parameters', [h('strong', null, formatParams(p.params)), h('span', { className: 'muted' }, ` (${formatInt(p.params)})`)]],
-        [`MACs (convention ${p.readmeConvention})`, [h('strong', null, formatMacs(b)), h('span', { className: 'muted' }, ` = ${si(2 * b, 'FLOPs')}`)]],
+        [`MACs (convention ${p.readmeConvention})`, [h('strong', null, formatMacs(b)), h('span', { className: 'muted' }, ` = ${formatFlops(2 * b)}`)]],
         ['MACs (all, E)', formatMacs(p.macsByConvention.E)],
         ...(p.published ? ([['Published', `${p.published.params} params, ${p.published.gflops} “GFLOPs” (GMACs), ${p.published.top1} % top-1 — ${p.published.source}`]] as [string, string][]) : []),
         ['Peak memory (estimate)', [h('strong', null, formatBytes(p.memory.peakTotalBytes)), h('span', { className: 'muted' }, ` at ${p.memory.peakAt}`)]],

@@ -6,7 +6,8 @@ import { buildModelSpec, stageGrids } from '../models/build';
 import { findModel, MODEL_NAMES, stageCount, type ArchitectureParams, type RegisteredModel } from '../models/registry';
 import type { AttentionKind, KernelMethod, ModelSpec, NewtonVariant } from '../models/spec';
 import { CONFIG_KEYS, keyDef } from './format';
-import { parseConfig, type ConfigEntry, type ConfigValue, type ParsedConfig, type Span } from './parse';
+import { parseConfig, type ConfigEntry, type ConfigValue, type ParsedConfig } from './parse';
+import type { Span } from './span';
 import { suggest } from './suggest';
 import { checkValue, type ConfigDiagnostic } from './values';
 

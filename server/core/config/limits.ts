@@ -8,7 +8,7 @@
  * few entries), so a document past one of them is refused with one diagnostic instead of being
  * parsed; every bound keeps the worst document under it at a few hundred ms.
  */
-import type { Span } from './parse';
+import type { Span } from './span';
 
 export const DOCUMENT_LIMITS = {
   /** UTF-16 code units (what the editor counts as characters). */

@@ -4,12 +4,7 @@
  */
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
 import { checkDocumentLimits } from './limits';
-
-/** Half-open character offsets [start, end) into the document text. */
-export interface Span {
-  start: number;
-  end: number;
-}
+import type { Span } from './span';
 
 export type ConfigValue =
   | { kind: 'scalar'; value: string | number | boolean | null; span: Span; quoted: boolean }

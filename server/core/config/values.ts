@@ -3,7 +3,8 @@
  * value or list item that is wrong.
  */
 import type { KeyDef, ValueType } from './format';
-import type { ConfigValue, Span } from './parse';
+import type { ConfigValue } from './parse';
+import type { Span } from './span';
 import { suggest } from './suggest';
 
 export type Severity = 'error' | 'warning' | 'information' | 'hint';

@@ -1,7 +1,7 @@
 /**
  * Bilinear resizing of a positional-embedding grid as PyTorch's
  * `F.interpolate(mode='bilinear', align_corners=False)` with an explicit output size does it
- * (MODELS.md §2.2), written as constant matrices on the op set, so every runtime runs it as
+ * (docs/MATHS.md §2.2), written as constant matrices on the op set, so every runtime runs it as
  * plain matmuls and no resize op is needed.
  *
  * Bilinear interpolation is separable: PyTorch blends along x first, then along y, which is

@@ -2,7 +2,7 @@
  * The whole network on the op set, image [B, 3, H, W] → logits [B, numClasses], with the
  * state_dict key names of the profile walk (`profile/walk.ts`) so a checkpoint drops in by name.
  *
- * SOFT family (MODELS.md §2, the official `SoftmaxFreeVisionTransformer` on master): per stage
+ * SOFT family (docs/MATHS.md §2, the official `SoftmaxFreeVisionTransformer` on master): per stage
  * the `PatchEmbed` stem (3×3 convs + BatchNorm + ReLU), tokens = flatten(2).transpose(1, 2), the
  * positional embedding resized bilinearly (align_corners=False) from its stored grid to the
  * stage grid and added, then the stage's blocks (`blocks.ts`); stage 4 first prepends the cls

@@ -1,6 +1,6 @@
 /**
  * SOFT's Newton–Raphson (Newton–Schulz) pseudo-inverse, both variants of the official code
- * (MODELS.md §1.4), and SOFT-Norm's D^-1/2 scaling of it (§1.5): the single definition of
+ * (docs/MATHS.md §1.4), and SOFT-Norm's D^-1/2 scaling of it (§1.5): the single definition of
  * this maths in the TypeScript reference runtime, and the oracle other runtimes are tested
  * against. Also the per-iteration error measures of §6.3 and a plain-words convergence
  * verdict over them.
@@ -44,7 +44,7 @@ export interface NewtonOptions {
   trace?: boolean;
 }
 
-/** Error measures of V_k for one matrix, always computed in float64 (MODELS.md §6.3). */
+/** Error measures of V_k for one matrix, always computed in float64 (docs/MATHS.md §6.3). */
 export interface NewtonIterationRecord {
   /** Steps done: 0 is V0 = alpha·P. */
   k: number;

@@ -1,6 +1,6 @@
 /**
  * Architecture parameters → ModelSpec. The only place that knows how the official
- * code turns embed_dims/depths/… into modules (MODELS.md §2), so registered models
+ * code turns embed_dims/depths/… into modules (docs/MATHS.md §2), so registered models
  * and custom configs get identical treatment.
  */
 import type { ArchitectureParams } from './registry';
@@ -29,7 +29,7 @@ function conv(inC: number, outC: number, stride: number, activation: StemConv['a
   return { inChannels: inC, outChannels: outC, kernel: 3, stride, padding: 1, bias, batchNorm: true, activation };
 }
 
-/** `PatchEmbed` of the official SOFT model (MODELS.md §2.1). */
+/** `PatchEmbed` of the official SOFT model (docs/MATHS.md §2.1). */
 function softStem(stage: number, inC: number, outC: number): StemConv[] {
   if (stage === 1) return [conv(inC, 32, 2, 'relu', true), conv(32, 32, 1, 'relu', true), conv(32, outC, 2, 'relu', true)];
   return [conv(inC, outC, 2, 'relu', true)];

@@ -25,14 +25,14 @@ export interface RegisteredModel {
   title: string;
   params: ArchitectureParams;
   published: PublishedFigures | null;
-  /** Why the default Newton variant is what it is (MODELS.md §1.8). */
+  /** Why the default Newton variant is what it is (docs/MATHS.md §1.8). */
   newtonNote: string;
   notes: string[];
 }
 
 const SOFT_README = 'official SOFT README (fudan-zvg/SOFT)';
 
-/** Fields every official SOFT variant shares (MODELS.md §2.6). */
+/** Fields every official SOFT variant shares (docs/MATHS.md §2.6). */
 function softParams(
   embedDims: number[],
   numHeads: number[],
@@ -94,7 +94,7 @@ function softModels(): RegisteredModel[] {
           source: SOFT_README,
         },
         newtonNote: norm
-          ? 'variant B: SOFT-Norm kernels always use the 2021 inverse (global alpha with back-off, no 0.01·I), MODELS.md §1.8'
+          ? 'variant B: SOFT-Norm kernels always use the 2021 inverse (global alpha with back-off, no 0.01·I), docs/MATHS.md §1.8'
           : 'variant A: current master newton_inv (per-matrix alpha = 1.8/s², P = A + 0.01·I). The released SOFT_Tiny checkpoints were trained with variant B (2021 code)',
         notes: row.size === 'small' ? [SMALL_MISMATCH] : [],
       });

@@ -10,7 +10,7 @@
 export const ATTENTION_KINDS = ['softmax', 'softmax_sr', 'soft', 'soft_norm', 'ufo'] as const;
 export type AttentionKind = (typeof ATTENTION_KINDS)[number];
 
-/** Newton–Raphson pseudo-inverse variants of the official code (MODELS.md §1.4). */
+/** Newton–Raphson pseudo-inverse variants of the official code (docs/MATHS.md §1.4). */
 export const NEWTON_VARIANTS = ['A', 'B'] as const;
 export type NewtonVariant = (typeof NEWTON_VARIANTS)[number];
 

@@ -1,6 +1,6 @@
 /**
  * Cost walks of the attention modules, one per attention kind, following the
- * official code's op sequence (MODELS.md §1.2–1.5, §2.4, §5.3). These are counts,
+ * official code's op sequence (docs/MATHS.md §1.2–1.5, §2.4, §5.3). These are counts,
  * not an implementation: the engine has its own single definition of each attention.
  */
 import type { KernelMethod, ModelSpec, NewtonVariant, StageSpec } from '../models/spec';
@@ -34,7 +34,7 @@ function gaussianKernel(r: Recorder, path: string, label: string, method: Kernel
   }
 }
 
-/** Newton–Raphson inverse of `mats` m×m matrices (MODELS.md §1.4). Variant B's back-off halvings are data dependent: the minimum (no halving) is counted. */
+/** Newton–Raphson inverse of `mats` m×m matrices (docs/MATHS.md §1.4). Variant B's back-off halvings are data dependent: the minimum (no halving) is counted. */
 function newtonInverse(r: Recorder, path: string, variant: NewtonVariant, iterations: number, mats: number, m: number): void {
   const sq = mats * m * m;
   if (variant === 'A') {
@@ -132,7 +132,7 @@ function softmaxAttention(r: Recorder, base: string, stage: StageSpec, s: Attent
   linear(r, `${base}.proj`, B * N, D, D, 'linear_attn_proj', 'projection');
 }
 
-/** UFO attention as the seed implementation (MODELS.md §5.3): XNorm(Q)·XNorm(KᵀV). */
+/** UFO attention as the seed implementation (docs/MATHS.md §5.3): XNorm(Q)·XNorm(KᵀV). */
 function ufoAttention(r: Recorder, base: string, stage: StageSpec, s: AttentionShape, queries: number): void {
   const { dim: D, heads: h, headDim: dh } = stage;
   const B = s.batch;

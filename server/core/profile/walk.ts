@@ -1,6 +1,6 @@
 /**
  * Walks a ModelSpec at one input size and records every tensor and op, in the
- * official module order and state_dict naming (MODELS.md §2.7).
+ * official module order and state_dict naming (docs/MATHS.md §2.7).
  */
 import { convOut } from '../models/build';
 import type { ModelSpec, StageSpec } from '../models/spec';
@@ -93,7 +93,7 @@ function layerScale(r: Recorder, key: string, D: number, elems: number, label: s
   r.op({ path: key, kind: 'norm', label, params, elementwise: { other_pointwise_elems: 2 * elems }, outputElems: elems });
 }
 
-/** XCiT block with the stage's attention (UFO-ViT presets, MODELS.md §5.5). */
+/** XCiT block with the stage's attention (UFO-ViT presets, docs/MATHS.md §5.5). */
 function xcitBlock(r: Recorder, p: string, stage: StageSpec, model: ModelSpec, s: AttentionShape): void {
   const B = s.batch;
   const BN = B * s.tokens;

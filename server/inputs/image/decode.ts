@@ -20,6 +20,7 @@
 import fs from 'node:fs';
 import jpeg from 'jpeg-js';
 import type SharpNamespace from 'sharp';
+import { formatBytes, type BytesFormat } from '../../../protocol/format';
 import { ImageError, describeError } from './errors';
 import { checkPixelLimit, readImageHeader, type ImageFormat, type ImageHeader } from './header';
 import { applyOrientation } from './orient';
@@ -53,6 +54,8 @@ export interface DecodedImage extends RgbImage {
 
 export const DEFAULT_MAX_PIXELS = 100_000_000;
 export const DEFAULT_MAX_BYTES = 256 * 1024 * 1024;
+/** File sizes in the too-large message: MiB with one decimal, however small or large. */
+const IN_MIB: BytesFormat = { decimals: 1, smallest: 'MiB', largest: 'MiB' };
 
 // ---------------------------------------------------------------------------------------
 // sharp, loaded lazily: a missing or broken native binary must not break the module.
@@ -124,7 +127,7 @@ async function readFileLimited(path: string, maxBytes: number): Promise<Uint8Arr
   try {
     const { size } = await fs.promises.stat(path);
     if (size > maxBytes) {
-      throw new ImageError(path, `file too large: ${(size / 2 ** 20).toFixed(1)} MiB, over the limit of ${(maxBytes / 2 ** 20).toFixed(1)} MiB`);
+      throw new ImageError(path, `file too large: ${formatBytes(size, IN_MIB)}, over the limit of ${formatBytes(maxBytes, IN_MIB)}`);
     }
     return await fs.promises.readFile(path);
   } catch (e) {

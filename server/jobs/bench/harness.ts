@@ -9,6 +9,7 @@
  * anything is allocated.
  */
 import os from 'node:os';
+import { formatBytes, formatMs, REPORT_BYTES, type BytesFormat } from '../../../protocol/format';
 import type { BenchCase, BenchReport, MemoryFigure, RuntimeDescription, RuntimeId, ScalingFit } from '../../../protocol/results';
 import { landmarkCount, stageGrids } from '../../core/models/build';
 import type { AttentionKind, ModelSpec, StageSpec } from '../../core/models/spec';
@@ -17,8 +18,11 @@ import { ReferenceRuntime } from '../../core/engine/lowerings/reference';
 import { graphCost, type GraphCost } from '../../core/engine/cost';
 import { Graph, type Tensor } from '../../core/engine/graph';
 import { normals, randomWeights, seededRandom } from '../../core/engine/weights';
-import { startGpuMemorySampler, type DeviceReport, type GpuMemoryPeak, type NvidiaGpu } from '../../runtimes/devices';
-import { defaultRuntimes, DeviceLostError, graphOptionsFor, openRunner, type Runner } from '../../runtimes/runners';
+import type { DeviceReport, NvidiaGpu } from '../../../protocol/devices';
+import { startGpuMemorySampler, type GpuMemoryPeak } from '../../runtimes/nvidia';
+import { openRunner } from '../../runtimes/open-runner';
+import { defaultRuntimes } from '../../runtimes/ranking';
+import { DeviceLostError, graphOptionsFor, type Runner } from '../../runtimes/runner';
 import { startHostLoadMeter } from './host-load';
 import { checkStability, fitPowerLaw, gflops, summarize } from './stats';
 
@@ -192,8 +196,8 @@ function deviceBudget(runner: Runner, report: DeviceReport): { bytes: number; wh
   return { bytes: os.freemem(), what: 'free host memory' };
 }
 
-const GiB = 2 ** 30;
-const fmtBytes = (b: number) => (b >= GiB ? `${(b / GiB).toFixed(2)} GiB` : `${(b / 2 ** 20).toFixed(1)} MiB`);
+/** Sizes in refusal messages: MiB or GiB (a refused case is never small). */
+const REFUSAL_BYTES: BytesFormat = { ...REPORT_BYTES, smallest: 'MiB' };
 
 function caseId(r: RuntimeId, w: Workload): string {
   return `${r}/${w.group}/s${w.stage.index}/${w.attention}/${w.level}/N${w.tokens}`;
@@ -355,11 +359,11 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
       base.memory.push({ label: 'analytic peak: weights + live activations (graph liveness, float32)', bytes: cost.peakBytes, kind: 'estimated' });
 
       if (cost.peakBytes > 0.8 * budget.bytes) {
-        record({ ...base, status: 'refused', message: `estimated peak ${fmtBytes(cost.peakBytes)} exceeds 80 % of ${budget.what} (${fmtBytes(budget.bytes)}); not allocated` });
+        record({ ...base, status: 'refused', message: `estimated peak ${formatBytes(cost.peakBytes, REFUSAL_BYTES)} exceeds 80 % of ${budget.what} (${formatBytes(budget.bytes, REFUSAL_BYTES)}); not allocated` });
         continue;
       }
       if (runner.description.maxBufferBytes !== null && cost.largestTensor.bytes > runner.description.maxBufferBytes) {
-        record({ ...base, status: 'refused', message: `largest tensor [${cost.largestTensor.shape}] (${cost.largestTensor.op}) is ${fmtBytes(cost.largestTensor.bytes)}, above the ${fmtBytes(runner.description.maxBufferBytes)} one buffer may hold on ${runner.description.device}` });
+        record({ ...base, status: 'refused', message: `largest tensor [${cost.largestTensor.shape}] (${cost.largestTensor.op}) is ${formatBytes(cost.largestTensor.bytes, REFUSAL_BYTES)}, above the ${formatBytes(runner.description.maxBufferBytes, REFUSAL_BYTES)} one buffer may hold on ${runner.description.device}` });
         continue;
       }
       const key = `${rid}/${w.group}/${w.attention}/${w.level}/${w.stage.index}`;
@@ -367,7 +371,7 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
       if (prev && w.group !== 'config') {
         const predicted = prev.ms * (w.tokens / prev.tokens) ** prev.exponent;
         if (predicted > SWEEP_RUN_LIMIT_MS) {
-          record({ ...base, status: 'skipped', message: `predicted ${(predicted / 1000).toFixed(1)} s per run from the previous size (${prev.tokens} tokens: ${prev.ms.toFixed(0)} ms); above the ${SWEEP_RUN_LIMIT_MS / 1000} s sweep limit` });
+          record({ ...base, status: 'skipped', message: `predicted ${formatMs(predicted, { unit: 's', decimals: 1 })} per run from the previous size (${prev.tokens} tokens: ${formatMs(prev.ms, { unit: 'ms', decimals: 0 })}); above the ${SWEEP_RUN_LIMIT_MS / 1000} s sweep limit` });
           continue;
         }
       }

@@ -191,7 +191,7 @@ export function flopsFromMacs(macs: number): number {
 /**
  * Throughput in GFLOP/s (10⁹ floating-point operations per second) of work counted in
  * MACs that took `ms` milliseconds. Takes MACs, not FLOPs, because the profiler and
- * MODELS.md count MACs (the "FLOPs" in papers are usually MACs); the factor 2 lives here only.
+ * docs/MATHS.md (§4.5) count MACs (the "FLOPs" in papers are usually MACs); the factor 2 lives here only.
  */
 export function gflops(macs: number, ms: number): number {
   if (!(macs >= 0) || !Number.isFinite(macs)) throw new RangeError(`gflops: macs must be a finite number ≥ 0, got ${macs}`);

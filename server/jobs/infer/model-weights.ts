@@ -1,7 +1,7 @@
 /**
  * Puts a loaded checkpoint's tensors onto a model graph's weight nodes by state_dict key, after
  * checking the checkpoint against the tensor list the profile walk records for the spec (the
- * official state_dict, MODELS.md §2.7), the way `load_state_dict(strict=True)` would, so a
+ * official state_dict, docs/MATHS.md §2.7), the way `load_state_dict(strict=True)` would, so a
  * wrong or foreign checkpoint fails with a readable list of missing / unexpected / mis-shaped
  * keys instead of a runtime error on the first weight node that reads it.
  *

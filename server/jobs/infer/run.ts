@@ -6,8 +6,10 @@
 import fs from 'node:fs';
 import type { AttentionMap, InferItem, InferReport } from '../../../protocol/infer';
 import type { RuntimeId } from '../../../protocol/results';
-import type { DeviceReport } from '../../runtimes/devices';
-import { defaultRuntimes, graphOptionsFor, openRunner } from '../../runtimes/runners';
+import type { DeviceReport } from '../../../protocol/devices';
+import { openRunner } from '../../runtimes/open-runner';
+import { defaultRuntimes } from '../../runtimes/ranking';
+import { graphOptionsFor } from '../../runtimes/runner';
 import { Graph } from '../../core/engine/graph';
 import { MODEL_INPUT, modelGraph, type ProbedLayer } from '../../core/engine/model';
 import { convOut } from '../../core/models/build';

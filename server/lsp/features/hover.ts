@@ -4,6 +4,7 @@
  */
 import type { Hover, Position } from 'vscode-languageserver';
 import type { TextDocument } from 'vscode-languageserver-textdocument';
+import { formatMacs } from '../../../protocol/format';
 import type { AnalyzedDocument } from '../documents';
 import { keyDef } from '../../core/config/format';
 import type { ConfigValue } from '../../core/config/parse';
@@ -64,7 +65,7 @@ export function hover(doc: AnalyzedDocument, text: TextDocument, position: Posit
   }
   if (spec && def.key === 'newton_maxiter') {
     const p = doc.profile();
-    if (p) parts.push(`At ${p.resolution}×${p.resolution}: ${(p.macsByCategory.matmul_newton / 1e9).toFixed(3)} GMACs in Newton iterations (variant ${spec.newton.variant}), ${((100 * p.macsByCategory.matmul_newton) / p.macsByConvention.E).toFixed(1)} % of all MACs (convention E).`);
+    if (p) parts.push(`At ${p.resolution}×${p.resolution}: ${formatMacs(p.macsByCategory.matmul_newton, { prefix: 'G', decimals: 3 })} in Newton iterations (variant ${spec.newton.variant}), ${((100 * p.macsByCategory.matmul_newton) / p.macsByConvention.E).toFixed(1)} % of all MACs (convention E).`);
   }
   return { contents: { kind: 'markdown', value: parts.join('\n\n') }, range };
 }

@@ -1,5 +1,5 @@
 /**
- * SOFT's Newton–Raphson pseudo-inverse (MODELS.md §1.4) and SOFT-Norm's D^-½ scaling of it
+ * SOFT's Newton–Raphson pseudo-inverse (docs/MATHS.md §1.4) and SOFT-Norm's D^-½ scaling of it
  * (§1.5), written once on the engine's op set so every runtime runs the same unrolled
  * iteration. `server/core/engine/newton.ts` is the float64 oracle (with per-iteration error
  * traces) this graph is tested against.

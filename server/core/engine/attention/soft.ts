@@ -1,5 +1,5 @@
 /**
- * SOFT and SOFT-Norm attention, the one definition (MODELS.md §1.2–1.5, ratio > 1 path),
+ * SOFT and SOFT-Norm attention, the one definition (docs/MATHS.md §1.2–1.5, ratio > 1 path),
  * exactly as the official `SoftmaxFreeAttention` + kernel compute it:
  *   Qs = W_q·x / dh^¼ (K = Qs, no key projection);
  *   landmarks L = GELU_erf(LayerNorm_1e-5(Conv2d_r×r,stride r(Qs))), one conv weight shared by heads;

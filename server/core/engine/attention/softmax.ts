@@ -1,11 +1,11 @@
 /**
  * Softmax attention, the one definition: the official stage-4 PVT `Attention`
- * (MODELS.md §2.4): q = W_q·x, [k; v] = W_kv·x', out = proj(softmax(q·kᵀ·dh^-½)·v), where x' is x,
+ * (docs/MATHS.md §2.4): q = W_q·x, [k; v] = W_kv·x', out = proj(softmax(q·kᵀ·dh^-½)·v), where x' is x,
  * or with `srRatio > 1` (PVT spatial reduction, `softmax_sr`) LayerNorm(Conv2d_sr×sr,stride sr(x)).
  *
  * `maxScoreElements` tiles the query rows so no score tensor exceeds it: onnxruntime's WebGPU
  * Softmax is silently wrong and tfjs-webgpu returns zeros above the adapter's
- * maxStorageBufferBindingSize (RUNTIMES.md §1, §3). The maths is unchanged by tiling (rows
+ * maxStorageBufferBindingSize (docs/RUNTIMES.md §1, §3). The maths is unchanged by tiling (rows
  * of a softmax are independent).
  */
 import type { Graph, Tensor } from '../graph';

@@ -1,5 +1,5 @@
 /**
- * UFO attention, the one definition (MODELS.md §5.3, the seed implementation exactly):
+ * UFO attention, the one definition (docs/MATHS.md §5.3, the seed implementation exactly):
  * out = fc_o( XNorm(Q, γ) · XNorm(KᵀV, γ) ), XNorm(t, γ) = γ·t/‖t‖₂ over the last axis,
  * one γ of shape [1, h, 1, 1] shared by both XNorms; no epsilon, as the seed code.
  */

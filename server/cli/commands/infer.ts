@@ -1,22 +1,24 @@
 /**
  * `vitlens infer`: a config's model with a checkpoint (or random weights) on images or a raw
- * tensor, printing logits and top-5 (and with --maps or --query-point, each stage's attention map). Bad input — a missing or corrupt checkpoint, one for
- * another architecture, an image that does not decode — exits with status 2 and a message
- * naming the file and the problem.
+ * tensor, printing logits and top-5 (and with --maps or --query-point, each stage's attention
+ * map). Bad input — a missing or corrupt checkpoint, one for another architecture, an image that
+ * does not decode — exits with status 2 and a message naming the file and the problem.
  */
 import { parseArgs } from 'node:util';
-import type { InferReport } from '../../protocol/infer';
-import type { RuntimeId } from '../../protocol/results';
-import { probeDevices } from '../runtimes/devices';
-import { ALL_RUNTIMES } from '../runtimes/runners';
-import { intArg, loadRunnableConfig, UsageError } from './main';
-import { FileError } from '../inputs/file-error';
-import { configInputs } from '../inputs/locate';
-import { WeightMismatchError } from '../jobs/infer/model-weights';
-import { queryText } from '../jobs/infer/captions';
-import { InferInputError, runInference } from '../jobs/infer/run';
+import { formatMs } from '../../../protocol/format';
+import type { InferReport } from '../../../protocol/infer';
+import { FileError } from '../../inputs/file-error';
+import { configInputs } from '../../inputs/locate';
+import { queryText } from '../../jobs/infer/captions';
+import { WeightMismatchError } from '../../jobs/infer/model-weights';
+import { InferInputError, runInference } from '../../jobs/infer/run';
+import { probeDevices } from '../../runtimes/probe';
+import { intArg, runtimeArg, seedArg, UsageError, type Command, type Out } from '../args';
+import { loadRunnableConfig } from '../config';
 
-type Out = (s: string) => void;
+const USAGE = `  vitlens infer <config.yaml> [--checkpoint FILE | --checkpoint-search-path DIR...]
+                (--image FILE... | --input-tensor FILE --shape 1,3,H,W)
+                [--backend ID] [--resolution N] [--resize eval|none] [--maps] [--query-point X,Y] [--json]`;
 
 /** float32 logits printed with the digits that identify them (9 significant). */
 const logit = (x: number) => x.toPrecision(9);
@@ -35,12 +37,13 @@ function inferText(r: InferReport, allLogits: boolean): string {
     }
   }
   const t = r.timingMs;
-  out.push('', `time (ms): checkpoint ${t.checkpoint.toFixed(0)}, preprocess ${t.preprocess.toFixed(0)}, graph ${t.build.toFixed(0)}, session ${t.session.toFixed(0)}, forward ${t.forward.toFixed(1)} (one run, first run included)`);
+  const ms = (x: number, decimals: number): string => formatMs(x, { unit: 'ms', decimals, bare: true });
+  out.push('', `time (ms): checkpoint ${ms(t.checkpoint, 0)}, preprocess ${ms(t.preprocess, 0)}, graph ${ms(t.build, 0)}, session ${ms(t.session, 0)}, forward ${ms(t.forward, 1)} (one run, first run included)`);
   for (const n of r.notes) out.push(`note: ${n}`);
   return out.join('\n');
 }
 
-export async function inferCommand(args: string[], stdout: Out, stderr: Out): Promise<number> {
+async function inferCommand(args: string[], stdout: Out, stderr: Out): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -62,7 +65,7 @@ export async function inferCommand(args: string[], stdout: Out, stderr: Out): Pr
   });
   if (positionals.length !== 1) throw new UsageError('infer needs exactly one config file.');
   const file = positionals[0]!;
-  if (values.backend && !ALL_RUNTIMES.includes(values.backend as RuntimeId)) throw new UsageError(`--backend ${values.backend}: expected one of ${ALL_RUNTIMES.join(', ')}.`);
+  const runtime = values.backend ? runtimeArg(values.backend) : undefined;
   if (values.resize && values.resize !== 'eval' && values.resize !== 'none') throw new UsageError(`--resize must be eval or none, got "${values.resize}".`);
   if (values['input-tensor'] && values.image) throw new UsageError('give --image or --input-tensor, not both.');
   let shape: [number, number, number, number] | undefined;
@@ -95,8 +98,8 @@ export async function inferCommand(args: string[], stdout: Out, stderr: Out): Pr
         ...(shape ? { tensor: { file: values['input-tensor']!, shape } } : { images }),
         ...(values.resolution ? { resolution: intArg('resolution', values.resolution, 16, 4096) } : {}),
         ...(values.resize ? { resize: values.resize as 'eval' | 'none' } : {}),
-        ...(values.backend ? { runtime: values.backend as RuntimeId } : {}),
-        ...(values.seed ? { seed: intArg('seed', values.seed, 0, 2 ** 31) } : {}),
+        ...(runtime ? { runtime } : {}),
+        ...(values.seed ? { seed: seedArg(values.seed) } : {}),
         ...(values.maps || point ? { maps: { point } } : {}),
       },
       await probeDevices(),
@@ -111,3 +114,5 @@ export async function inferCommand(args: string[], stdout: Out, stderr: Out): Pr
     throw e;
   }
 }
+
+export const infer: Command = { name: 'infer', usage: USAGE, run: inferCommand };

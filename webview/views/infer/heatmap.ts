@@ -3,7 +3,7 @@
  * all ≥ 0, diverging blue–white–red centred on zero when a map has negative weights, as
  * SOFT's un-normalised implied attention can), nearest-neighbour upscaling of the key grid
  * to the picture, the query ring and the keyboard cursor. Colour is never the only cue: the
- * page prints the numbers beside every map.
+ * page prints the numbers beside every map, written by `weightFormatter`.
  */
 
 export type Rgb = [number, number, number];
@@ -85,6 +85,22 @@ export function digitsFor(min: number, max: number): number {
   const mag = Math.max(Math.abs(min), Math.abs(max));
   if (!(span > 0) || !(mag > 0)) return 3;
   return Math.min(7, Math.max(3, Math.ceil(Math.log10(mag / span)) + 2));
+}
+
+/**
+ * Weights of one map, all with the same decimals (0.20000 next to 0.20062, not 0.2) and enough
+ * significant digits to tell its values apart; exponent notation for maps of tiny weights.
+ */
+export function weightFormatter(min: number, max: number): (v: number | null | undefined) => string {
+  const d = digitsFor(min, max);
+  const mag = Math.max(Math.abs(min), Math.abs(max));
+  const tiny = mag > 0 && mag < 1e-4;
+  const decimals = mag > 0 ? Math.max(0, Math.min(12, d - 1 - Math.floor(Math.log10(mag)))) : 0;
+  return (v) => {
+    if (v == null || !Number.isFinite(v)) return '—';
+    const text = tiny ? v.toExponential(d - 1).replace('e+', 'e') : v.toFixed(decimals);
+    return text.replace(/^-/, '−');
+  };
 }
 
 /** Index and value of the largest weight (the strongest key). */

@@ -1,0 +1,127 @@
+/**
+ * `vitlens bench`: times a config's attention and blocks on every runtime this machine has, with
+ * memory and accuracy against the reference. Benchmarks run in this process (the CLI is its own
+ * process already; the language server is the one that isolates them in a worker). Text output
+ * names the runtime and device of every figure; --json gives everything.
+ */
+import fs from 'node:fs';
+import { parseArgs } from 'node:util';
+import { formatBytes, formatMs, REPORT_BYTES, type TimeFormat } from '../../../protocol/format';
+import type { BenchReport } from '../../../protocol/results';
+import { ATTENTION_KINDS, type AttentionKind } from '../../core/models/spec';
+import { PRODUCER } from '../../core/version';
+import { runBenchmark } from '../../jobs/bench/harness';
+import { analysePinv } from '../../jobs/pinv';
+import { dashboardData } from '../../report/data';
+import { writeReport } from '../../report/html';
+import { probeDevices } from '../../runtimes/probe';
+import { intArg, listArg, runtimeArg, UsageError, type Command, type Out } from '../args';
+import { loadConfigSpec } from '../config';
+
+const USAGE = `  vitlens bench <config.yaml> [--backend ID]... [--resolution N]... [--tokens N,N,...]
+                [--stage S]... [--attention A]... [--level attention|block]... [--no-scaling]
+                [--budget-ms MS] [--batch B] [--json] [--out results.json] [--html report.html]`;
+
+/** Milliseconds in the table's columns: three significant digits, at most two decimals, zeros kept ("123", "12.3", "0.12"). */
+const MS_COLUMN: TimeFormat = { unit: 'ms', bare: true, trim: false, maxDecimals: 2 };
+/** Milliseconds in a sentence, whole: "12 ms". */
+const WHOLE_MS: TimeFormat = { unit: 'ms', decimals: 0 };
+
+function benchText(r: BenchReport): string {
+  const out: string[] = [`${r.config ?? r.model}: ${r.model}`];
+  for (const d of r.runtimes) out.push(`  ${d.id}: ${d.runtime} on ${d.device}`);
+  for (const u of r.unavailable) out.push(`  ${u.id}: unavailable — ${u.reason}`);
+  const head = ['runtime', 'group', 'stage', 'attention', 'level', 'tokens', 'm', 'median ms', 'p10–p90 ms', 'GFLOP/s', 'mem est.', 'mem measured', 'rel.err'];
+  out.push('', head.join('\t'));
+  for (const c of r.cases) {
+    if (c.status !== 'ok') {
+      out.push([c.runtime, c.group, c.stage, c.attention, c.level, c.tokens, c.landmarks ?? '', `${c.status}: ${c.message}`].join('\t'));
+      continue;
+    }
+    const t = c.timingMs!;
+    const measured = c.memory.filter((m) => m.kind === 'measured').map((m) => formatBytes(m.bytes, REPORT_BYTES)).join(', ');
+    out.push([c.runtime, c.group, c.stage, c.attention, c.level, c.tokens, c.landmarks ?? '', formatMs(t.median, MS_COLUMN), `${formatMs(t.p10, MS_COLUMN)}–${formatMs(t.p90, MS_COLUMN)}`, c.gflopsPerSecond!.toFixed(2), formatBytes(c.memory[0]!.bytes, REPORT_BYTES), measured || '—', c.relErrorVsReference?.toExponential(1) ?? '—'].join('\t'));
+  }
+  if (r.scaling.length) {
+    out.push('', 'Scaling with tokens (fixed landmark count), fitted exponents b of ∝ tokensᵇ:');
+    for (const s of r.scaling) {
+      const robust = s.timeExponentTheilSen !== undefined ? `, Theil–Sen ${s.timeExponentTheilSen.toFixed(2)}` : '';
+      const contended = s.contendedPoints ? `; ${s.contendedPoints} point(s) timed while other processes were busy` : '';
+      out.push(`  ${s.runtime} ${s.attention}: time b = ${s.timeExponent.toFixed(2)} (r² ${s.timeR2.toFixed(3)}${robust}), memory b = ${s.memoryExponent.toFixed(2)} over ${s.tokens[0]}…${s.tokens[s.tokens.length - 1]} tokens${contended}`);
+    }
+  }
+  const o = r.overhead;
+  out.push('', `Harness overhead: process start ${formatMs(o.processStartMs, WHOLE_MS)} + device probe ${formatMs(o.probeMs, WHOLE_MS)} + graph builds ${formatMs(o.buildMs, WHOLE_MS)} + sessions ${formatMs(o.sessionMs, WHOLE_MS)} = ${(o.fraction * 100).toFixed(1)} % of ${formatMs(o.totalMs, { unit: 's', decimals: 1 })}`);
+  for (const n of r.notes) out.push(`note: ${n}`);
+  return out.join('\n');
+}
+
+async function benchCommand(args: string[], stdout: Out, stderr: Out): Promise<number> {
+  const processStartedAt = Date.now() - performance.now();
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      backend: { type: 'string', multiple: true },
+      resolution: { type: 'string', multiple: true },
+      tokens: { type: 'string', multiple: true },
+      stage: { type: 'string', multiple: true },
+      attention: { type: 'string', multiple: true },
+      level: { type: 'string', multiple: true },
+      'no-scaling': { type: 'boolean' },
+      'scaling-tokens': { type: 'string', multiple: true },
+      'budget-ms': { type: 'string' },
+      batch: { type: 'string' },
+      json: { type: 'boolean' },
+      out: { type: 'string' },
+      html: { type: 'string' },
+      quiet: { type: 'boolean' },
+    },
+  });
+  if (positionals.length !== 1) throw new UsageError('bench needs exactly one config file.');
+  const backends = listArg(values.backend).map(runtimeArg);
+  const attentions = listArg(values.attention);
+  for (const a of attentions) if (!ATTENTION_KINDS.includes(a as AttentionKind)) throw new UsageError(`--attention ${a}: expected one of ${ATTENTION_KINDS.join(', ')}.`);
+  const levels = listArg(values.level);
+  for (const l of levels) if (l !== 'attention' && l !== 'block') throw new UsageError(`--level ${l}: expected attention or block.`);
+  const file = positionals[0]!;
+  const spec = loadConfigSpec(file, stderr);
+  if (typeof spec === 'number') return spec;
+  const stages = listArg(values.stage).map((s) => intArg('stage', s, 1, spec.stages.length));
+  const report = await probeDevices();
+  const result = await runBenchmark(
+    {
+      model: spec,
+      config: file,
+      ...(backends.length ? { runtimes: backends } : {}),
+      ...(attentions.length ? { attentions: attentions as AttentionKind[] } : {}),
+      ...(levels.length ? { levels: levels as ('attention' | 'block')[] } : {}),
+      ...(values.resolution ? { resolutions: listArg(values.resolution).map((r) => intArg('resolution', r, 16, 8192)) } : {}),
+      ...(values.tokens ? { tokens: listArg(values.tokens).map((t) => intArg('tokens', t, 16, 1 << 22)) } : {}),
+      ...(values['scaling-tokens'] ? { scalingTokens: listArg(values['scaling-tokens']).map((t) => intArg('scaling-tokens', t, 49, 1 << 22)) } : {}),
+      ...(stages.length ? { stages } : {}),
+      scaling: !values['no-scaling'],
+      ...(values['budget-ms'] ? { budgetMs: intArg('budget-ms', values['budget-ms'], 1, 600000) } : {}),
+      ...(values.batch ? { batch: intArg('batch', values.batch, 1, 4096) } : {}),
+      processStartedAt,
+      onProgress: values.quiet ? () => {} : (m, done, total) => stderr(`[${done + 1}/${total}] ${m}`),
+    },
+    report,
+  );
+  const json = JSON.stringify({ devices: report, ...result }, null, 2);
+  if (values.out) {
+    fs.writeFileSync(values.out, json + '\n');
+    if (!values.quiet) stderr(`wrote ${values.out}`);
+  }
+  if (values.html) {
+    // The report shows all three views: the profile and the pinv analysis cost well under a second.
+    const resolution = result.cases.find((c) => c.group === 'config')?.resolution ?? spec.resolutions[0] ?? 224;
+    const pinv = spec.stages.some((s) => s.attention === 'soft' || s.attention === 'soft_norm') ? analysePinv(spec, { resolution }) : null;
+    writeReport(values.html, dashboardData({ spec, source: file, producer: PRODUCER, resolution, bench: result, pinv, view: 'bench' }));
+    if (!values.quiet) stderr(`wrote ${values.html}`);
+  }
+  stdout(values.json ? json : benchText(result));
+  return 0;
+}
+
+export const bench: Command = { name: 'bench', usage: USAGE, run: benchCommand };

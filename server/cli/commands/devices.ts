@@ -1,0 +1,37 @@
+/** `vitlens devices`: the host, the runtimes this machine can load and the devices they see. */
+import { parseArgs } from 'node:util';
+import type { DeviceReport } from '../../../protocol/devices';
+import { formatBytes, REPORT_BYTES, type BytesFormat } from '../../../protocol/format';
+import { adapterLabel } from '../../runtimes/labels';
+import { probeDevices } from '../../runtimes/probe';
+import type { Command, Out } from '../args';
+
+const USAGE = '  vitlens devices [--json]';
+
+/** An adapter limit Dawn does not report is NaN (dawn.ts), printed as it always was. */
+const LIMIT_BYTES: BytesFormat = { ...REPORT_BYTES, missing: 'NaN B' };
+
+function devicesText(r: DeviceReport): string {
+  const out = [`Host: ${r.host.cpuModel}, ${r.host.cores} threads, ${formatBytes(r.host.totalMemoryBytes, REPORT_BYTES)} RAM, node ${r.host.node}`];
+  out.push(`onnxruntime-node ${r.onnxruntime.version ?? '(not loadable)'}: ${r.onnxruntime.backends.map((b) => `${b.name}${b.bundled ? '' : ' (not bundled)'}`).join(', ') || r.onnxruntime.reason}`);
+  if (r.webgpu.adapters.length === 0) out.push(`WebGPU: no adapter (${r.webgpu.reason ?? 'none found'})`);
+  for (const a of r.webgpu.adapters) out.push(`WebGPU adapter: ${adapterLabel(a)} — maxStorageBufferBindingSize ${formatBytes(a.limits.maxStorageBufferBindingSize, LIMIT_BYTES)}, maxBufferSize ${formatBytes(a.limits.maxBufferSize, LIMIT_BYTES)}`);
+  if (r.nvidia.available) for (const g of r.nvidia.gpus) out.push(`NVIDIA GPU ${g.index}: ${g.name}, ${g.memoryUsedMiB}/${g.memoryTotalMiB} MiB used, driver ${g.driverVersion}`);
+  else out.push(`NVIDIA: ${r.nvidia.reason ?? 'none'}`);
+  return out.join('\n');
+}
+
+async function devicesCommand(args: string[], stdout: Out): Promise<number> {
+  const { values } = parseArgs({ args, options: { json: { type: 'boolean' } } });
+  const r = await probeDevices();
+  const { probeTfjsBackends } = await import('../../runtimes/tfjs/load');
+  const tfjs = await probeTfjsBackends();
+  if (values.json) stdout(JSON.stringify({ ...r, tfjs }, null, 2));
+  else {
+    stdout(devicesText(r));
+    for (const t of tfjs) stdout(`TF.js ${t.name}: ${t.available ? 'available' : `unavailable — ${t.reason}`}`);
+  }
+  return 0;
+}
+
+export const devices: Command = { name: 'devices', usage: USAGE, run: devicesCommand };

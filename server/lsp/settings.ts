@@ -1,0 +1,30 @@
+/**
+ * The user's `vitlens.*` settings, read through workspace/configuration when the client offers
+ * it (VS Code does; an editor that does not gets the defaults).
+ */
+import type { Connection, InitializeParams } from 'vscode-languageserver/node';
+import { DEFAULT_SETTINGS, type VitlensSettings } from '../../protocol/lsp';
+
+/** The defaults with what the user set on top, group by group. */
+export function mergeSettings(got: Partial<VitlensSettings> | null | undefined): VitlensSettings {
+  return { bench: { ...DEFAULT_SETTINGS.bench, ...got?.bench }, infer: { ...DEFAULT_SETTINGS.infer, ...got?.infer } };
+}
+
+export class Settings {
+  /** Whether the client answers workspace/configuration. */
+  private canRead = false;
+
+  constructor(private readonly connection: Connection) {}
+
+  /** The client's capabilities, at initialize. */
+  initialize(params: InitializeParams): void {
+    this.canRead = params.capabilities.workspace?.configuration === true;
+  }
+
+  /** The settings for a document (its folder's, in a multi-root workspace), or the defaults. */
+  async get(uri: string | null): Promise<VitlensSettings> {
+    if (!this.canRead) return DEFAULT_SETTINGS;
+    const got = (await this.connection.workspace.getConfiguration({ section: 'vitlens', ...(uri ? { scopeUri: uri } : {}) })) as Partial<VitlensSettings> | null;
+    return mergeSettings(got);
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * Which backend to use here: ORT's backends ranked for this machine (pickBestBackend, shown by
+ * `vitlens devices` and the LSP), and the runtimes a run uses by default, taken from that ranking.
+ */
+import type { BackendCandidate, DeviceReport, OrtBackend } from '../../protocol/devices';
+import { formatBytes, WHOLE_MIB } from '../../protocol/format';
+import type { RuntimeId } from '../../protocol/results';
+import { adapterLabel } from './labels';
+import { ALL_RUNTIMES } from './runner';
+
+const STATUS_ORDER: Record<BackendCandidate['status'], number> = { preferred: 0, runnable: 1, unknown: 2, unavailable: 3 };
+
+/**
+ * Runtime backends in the order a benchmark should try them, each with its reason.
+ * ORT WebGPU on a hardware adapter beats ORT CPU; ORT WebGPU on lavapipe is listed after
+ * ORT CPU (it runs, and validates WebGPU graphs, but is 10–100× slower: docs/RUNTIMES.md §1).
+ */
+export function pickBestBackend(report: DeviceReport): BackendCandidate[] {
+  const out: BackendCandidate[] = [];
+  const ort = report.onnxruntime;
+  const ep = (name: string): OrtBackend | undefined => ort.backends.find((b) => b.name === name);
+  const cpu = ep('cpu');
+  const webgpu = ep('webgpu');
+  const hardware = report.webgpu.adapters.filter((a) => !a.software);
+  const software = report.webgpu.adapters.filter((a) => a.software);
+  const mib = (bytes: number): string => formatBytes(bytes, { ...WHOLE_MIB, missing: 'unknown' });
+
+  if (!ort.available) {
+    out.push({ backend: 'ort-cpu', executionProvider: 'cpu', status: 'unavailable', reason: ort.reason ?? 'onnxruntime-node is not available' });
+    return out;
+  }
+
+  if (webgpu?.bundled) {
+    for (const a of hardware) {
+      let reason = `hardware WebGPU adapter; tensors must stay under maxStorageBufferBindingSize = ${mib(a.limits.maxStorageBufferBindingSize)}`;
+      if (software.length > 0) {
+        // ORT's own Dawn picks the adapter itself; pinning the Vulkan ICD is the only lever (docs/RUNTIMES.md §8).
+        reason += `; a software adapter is also present and ORT cannot choose: set VK_ICD_FILENAMES to the ${a.vendor || 'GPU'} ICD json to be sure`;
+      }
+      out.push({ backend: 'ort-webgpu', executionProvider: 'webgpu', status: 'preferred', adapter: adapterLabel(a), reason });
+    }
+  }
+
+  if (cpu) {
+    out.push({
+      backend: 'ort-cpu',
+      executionProvider: 'cpu',
+      status: hardware.length > 0 && webgpu?.bundled ? 'runnable' : 'preferred',
+      reason: `${report.host.cores} threads on ${report.host.cpuModel}`,
+    });
+  } else {
+    out.push({ backend: 'ort-cpu', executionProvider: 'cpu', status: 'unavailable', reason: 'onnxruntime-node lists no cpu backend' });
+  }
+
+  if (webgpu?.bundled) {
+    for (const a of software) {
+      out.push({
+        backend: 'ort-webgpu',
+        executionProvider: 'webgpu',
+        status: 'runnable',
+        adapter: adapterLabel(a),
+        reason: `software adapter: correct results but slower than ORT CPU (lavapipe measured 10–100× slower); use it to validate WebGPU graphs; binding limit ${mib(a.limits.maxStorageBufferBindingSize)}`,
+      });
+    }
+    if (report.webgpu.adapters.length === 0) {
+      out.push({
+        backend: 'ort-webgpu',
+        executionProvider: 'webgpu',
+        status: report.webgpu.available === false && /VITLENS_NO_WEBGPU|not probed|could not be loaded/.test(report.webgpu.reason ?? '') ? 'unknown' : 'unavailable',
+        reason: `no WebGPU adapter known (${report.webgpu.reason ?? 'none found'}); without one ORT throws "Failed to get a WebGPU adapter"`,
+      });
+    }
+  } else {
+    out.push({ backend: 'ort-webgpu', executionProvider: 'webgpu', status: 'unavailable', reason: webgpu ? (webgpu.reason ?? 'not bundled') : 'this onnxruntime-node has no WebGPU EP' });
+  }
+
+  for (const name of ['cuda', 'tensorrt'] as const) {
+    const b = ep(name);
+    if (!b) continue;
+    const backend = name === 'cuda' ? 'ort-cuda' : 'ort-tensorrt';
+    if (!b.installed) {
+      out.push({ backend, executionProvider: name, status: 'unavailable', reason: b.reason ?? 'not installed' });
+    } else if (!report.nvidia.available) {
+      out.push({ backend, executionProvider: name, status: 'unavailable', reason: `EP installed but no NVIDIA GPU (${report.nvidia.reason ?? 'none'})` });
+    } else {
+      // Whether the CUDA libraries load is only known when a session is created.
+      out.push({ backend, executionProvider: name, status: 'unknown', reason: b.reason ?? 'EP installed; needs CUDA libraries at run time' });
+    }
+  }
+
+  // Stable sort keeps the within-status order above (hardware WebGPU, CPU, software WebGPU).
+  return out.sort((x, y) => STATUS_ORDER[x.status] - STATUS_ORDER[y.status]);
+}
+
+/**
+ * The runtimes a run uses by default, best first, in the one ranking above (pickBestBackend):
+ * a hardware WebGPU adapter on ORT, then ORT CPU, then ORT on a software adapter. Backends
+ * without a runner here (ort-cuda, ort-tensorrt) and unusable ones are left out.
+ */
+export function defaultRuntimes(report: DeviceReport): RuntimeId[] {
+  const out: RuntimeId[] = [];
+  for (const c of pickBestBackend(report)) {
+    if (c.status !== 'preferred' && c.status !== 'runnable') continue;
+    const id = c.backend as RuntimeId;
+    if (ALL_RUNTIMES.includes(id) && !out.includes(id)) out.push(id);
+  }
+  return out;
+}

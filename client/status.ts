@@ -45,7 +45,7 @@ export class DeviceStatus implements vscode.Disposable {
       ...d.backends.map((b) => ({ label: `${b.status === 'preferred' ? '$(star-full)' : b.status === 'unavailable' ? '$(circle-slash)' : '$(circle-outline)'} ${b.backend}`, description: `${b.status}${b.adapter ? ` · ${b.adapter}` : ''}`, detail: b.reason })),
       { label: 'Host and GPUs', kind: vscode.QuickPickItemKind.Separator },
       { label: `$(server) ${d.host.cpuModel}`, description: `${d.host.cores} threads`, detail: `node ${d.host.node}` },
-      ...d.webgpu.adapters.map((a) => ({ label: `$(circuit-board) WebGPU: ${a.device || a.description || a.vendor}`, description: a.software ? 'software adapter: CPU emulating a GPU' : 'hardware', detail: `maxStorageBufferBindingSize ${formatBytes(a.limits.maxStorageBufferBindingSize, { ...WHOLE_MIB, missing: 'NaN MiB' })}` })),
+      ...d.webgpu.adapters.map((a) => ({ label: `$(circuit-board) WebGPU: ${a.device || a.description || a.vendor}`, description: a.software ? 'software adapter: CPU emulating a GPU' : 'hardware', detail: `maxStorageBufferBindingSize ${formatBytes(a.limits.maxStorageBufferBindingSize, { ...WHOLE_MIB, missing: 'unknown' })}` })),
       ...(d.nvidia.available ? d.nvidia.gpus.map((g) => ({ label: `$(circuit-board) ${g.name}`, description: `${g.memoryUsedMiB}/${g.memoryTotalMiB} MiB used`, detail: `driver ${g.driverVersion}` })) : [{ label: '$(info) NVIDIA', description: d.nvidia.reason ?? 'none' }]),
       { label: '', kind: vscode.QuickPickItemKind.Separator },
       { label: '$(gear) Choose the backends in Settings…' },

@@ -8,8 +8,8 @@ import type { Command, Out } from '../args';
 
 const USAGE = '  vitlens devices [--json]';
 
-/** An adapter limit Dawn does not report is NaN (dawn.ts), printed as it always was. */
-const LIMIT_BYTES: BytesFormat = { ...REPORT_BYTES, missing: 'NaN B' };
+/** An adapter limit Dawn does not report is NaN (dawn.ts): say so, as the ranking does. */
+const LIMIT_BYTES: BytesFormat = { ...REPORT_BYTES, missing: 'unknown' };
 
 function devicesText(r: DeviceReport): string {
   const out = [`Host: ${r.host.cpuModel}, ${r.host.cores} threads, ${formatBytes(r.host.totalMemoryBytes, REPORT_BYTES)} RAM, node ${r.host.node}`];

@@ -13,8 +13,3 @@ export class FileError extends Error {
     super(`${file}: ${problem}`);
   }
 }
-
-/** Message of a caught library error, for wrapping into a FileError. */
-export function describeError(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}

@@ -51,10 +51,10 @@ export function findCheckpoint(configFile: string | null, written: string, searc
   return nearConfig;
 }
 
-/** What a config names for inference, resolved: the checkpoint (null when it names none) and the images. */
-export type { ConfigInputs };
-
-/** The config's `checkpoint:` and `images:` values (from its analysis), resolved as above. */
+/**
+ * The config's `checkpoint:` and `images:` values (from its analysis), resolved as above: the
+ * checkpoint is null when the config names none.
+ */
 export function configInputs(configFile: string | null, values: ReadonlyMap<string, unknown>, searchPaths: readonly string[] = []): ConfigInputs {
   const checkpoint = values.get('checkpoint');
   const images = values.get('images');

@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import os from 'node:os';
+import { errorMessage } from '../core/errors';
 import { executeJob } from './execute';
 import { benchFaultHooks } from './bench/harness';
 import type { WorkerJob, WorkerMessage } from './job';
@@ -93,7 +94,7 @@ process.once('message', async (job: WorkerJob) => {
     });
     await send({ type: 'result', result });
   } catch (e) {
-    await send({ type: 'error', message: e instanceof Error ? e.message : String(e) });
+    await send({ type: 'error', message: errorMessage(e) });
   }
   // Dawn and onnxruntime keep handles open; the job is done, so leave.
   process.exit(0);

@@ -4,6 +4,7 @@
  * The worker's progress and finished benchmark cases go to the client as notifications.
  */
 import { ErrorCodes, LSPErrorCodes, ResponseError, type CancellationToken, type Connection } from 'vscode-languageserver/node';
+import { errorMessage } from '../core/errors';
 import { BenchCaseNotification, ProgressNotification } from '../../protocol/lsp';
 import { runIsolated, WorkerFailure } from '../jobs/isolate';
 import type { JobResult, WorkerJob } from '../jobs/job';
@@ -23,7 +24,7 @@ export class JobRunner {
       });
     } catch (e) {
       if (e instanceof WorkerFailure && e.reason === 'cancelled') throw new ResponseError(LSPErrorCodes.RequestCancelled, e.message);
-      throw new ResponseError(ErrorCodes.InternalError, e instanceof Error ? e.message : String(e));
+      throw new ResponseError(ErrorCodes.InternalError, errorMessage(e));
     } finally {
       sub.dispose();
     }

@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { errorMessage } from '../core/errors';
 import type { AdapterRequest, DeviceReport, HostInfo, NvidiaInfo, OnnxRuntimeInfo, OrtBackend, WebGpuAdapter, WebGpuInfo } from '../../protocol/devices';
 import { adapterReport, importDawn, type DawnModule, type Gpu, type GpuAdapter } from './dawn';
 import { runtimeRequire } from './external';
@@ -36,10 +37,6 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
     timer.unref();
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
-
-function errorMessage(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }
 
 export function probeHost(): HostInfo {

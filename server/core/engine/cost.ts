@@ -75,3 +75,10 @@ export function graphCost(graph: Graph, outputs: Tensor[]): GraphCost {
   }
   return { macs, elementwise, weightBytes, peakActivationBytes: peak, peakBytes: peak + weightBytes, largestTensor: largest };
 }
+
+/** liveNodes as a per-node flag. */
+export function liveFlags(graph: Graph, outputs: readonly Tensor[]): boolean[] {
+  const live: boolean[] = new Array<boolean>(graph.nodes.length).fill(false);
+  for (const id of liveNodes(graph, outputs)) live[id] = true;
+  return live;
+}

@@ -6,7 +6,8 @@
  * Only the chosen tensors' storages are read, so optimizer state costs nothing.
  */
 import fs from 'node:fs';
-import { CheckpointError, describeError } from './errors';
+import { errorMessage } from '../../core/errors';
+import { CheckpointError } from './errors';
 import { looksLikeSafetensors, readSafetensors } from './safetensors';
 import { materialise, viewNumel, decodeStorage, type DecodedStorage, type Tensor } from './tensors';
 import { ArgsNamespace, TensorRef, unpickle, type PickleDict, type PickleValue } from './unpickle';
@@ -160,7 +161,7 @@ export function loadCheckpoint(input: string | Uint8Array, name?: string): Loade
   try {
     bytes = typeof input === 'string' ? fs.readFileSync(input) : input;
   } catch (e) {
-    throw new CheckpointError(file, `cannot read the file (${describeError(e)})`);
+    throw new CheckpointError(file, `cannot read the file (${errorMessage(e)})`);
   }
   const safetensors = file.toLowerCase().endsWith('.safetensors') || looksLikeSafetensors(bytes);
   return safetensors ? loadSafetensors(bytes, file) : loadTorch(bytes, file);

@@ -4,7 +4,8 @@
  * `__metadata__`), then the tensor bytes, offsets relative to the end of the header.
  * Tensors are dense and row-major, so reading one is a bounds check and a decode.
  */
-import { CheckpointError, describeError } from './errors';
+import { errorMessage } from '../../core/errors';
+import { CheckpointError } from './errors';
 import { DTYPE_BYTES, decodeStorage, viewNumel, type DType, type Tensor } from './tensors';
 
 /** The format's own cap on the JSON header. */
@@ -43,7 +44,7 @@ export function readSafetensors(bytes: Uint8Array, file: string): Safetensors {
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n)));
   } catch (e) {
-    throw new CheckpointError(file, `safetensors header is not valid JSON (${describeError(e)})`);
+    throw new CheckpointError(file, `safetensors header is not valid JSON (${errorMessage(e)})`);
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) {
     throw new CheckpointError(file, 'safetensors header is not a JSON object');

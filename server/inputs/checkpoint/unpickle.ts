@@ -15,7 +15,8 @@
  * "billion laughs" DAG stays linear).
  */
 import { Parser } from 'pickleparser';
-import { CheckpointError, describeError } from './errors';
+import { errorMessage } from '../../core/errors';
+import { CheckpointError } from './errors';
 import { scanPickle } from './scan';
 import { viewNumel, type DType, type TensorView } from './tensors';
 
@@ -255,7 +256,7 @@ export function unpickle(bytes: Uint8Array, file: string): PickleValue {
     }).parse(bytes);
   } catch (e) {
     if (e instanceof CheckpointError) throw e;
-    throw new CheckpointError(file, `malformed pickle (${describeError(e)})`);
+    throw new CheckpointError(file, `malformed pickle (${errorMessage(e)})`);
   }
   return new Sanitiser(file, allow).value(raw, 0);
 }

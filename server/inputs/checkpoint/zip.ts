@@ -13,7 +13,8 @@
  * asked for, so a timm checkpoint's optimizer state is never inflated.
  */
 import { unzipSync, type UnzipFileInfo } from 'fflate';
-import { CheckpointError, describeError } from './errors';
+import { errorMessage } from '../../core/errors';
+import { CheckpointError } from './errors';
 
 /** More entries than any real checkpoint (tiny_soft.pth has 139: one per storage, and 2 more). */
 const MAX_ENTRIES = 200_000;
@@ -168,7 +169,7 @@ function unzip(bytes: Uint8Array, file: string, filter: (info: UnzipFileInfo) =>
     return unzipSync(bytes, { filter });
   } catch (e) {
     if (e instanceof CheckpointError) throw e;
-    throw new CheckpointError(file, `truncated or corrupt zip archive (${describeError(e)})`);
+    throw new CheckpointError(file, `truncated or corrupt zip archive (${errorMessage(e)})`);
   }
 }
 

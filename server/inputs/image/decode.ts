@@ -21,7 +21,8 @@ import fs from 'node:fs';
 import jpeg from 'jpeg-js';
 import type SharpNamespace from 'sharp';
 import { formatBytes, type BytesFormat } from '../../../protocol/format';
-import { ImageError, describeError } from './errors';
+import { errorMessage } from '../../core/errors';
+import { ImageError } from './errors';
 import { checkPixelLimit, readImageHeader, type ImageFormat, type ImageHeader } from './header';
 import { applyOrientation } from './orient';
 import { decodePng } from './png-decode';
@@ -73,7 +74,7 @@ function loadSharp(): SharpState {
       sharpState = { ok: true, sharp, version: sharp.versions.sharp ?? '?', libvips: sharp.versions.vips };
     } catch (e) {
       // sharp's load error is a page of install advice; its first line says what failed.
-      sharpState = { ok: false, reason: describeError(e).split('\n')[0] ?? 'unknown error' };
+      sharpState = { ok: false, reason: errorMessage(e).split('\n')[0] ?? 'unknown error' };
     }
   }
   return sharpState;
@@ -132,7 +133,7 @@ async function readFileLimited(path: string, maxBytes: number): Promise<Uint8Arr
     return await fs.promises.readFile(path);
   } catch (e) {
     if (e instanceof ImageError) throw e;
-    throw new ImageError(path, `cannot read the file: ${describeError(e)}`);
+    throw new ImageError(path, `cannot read the file: ${errorMessage(e)}`);
   }
 }
 
@@ -155,7 +156,7 @@ async function decodeWithSharp(sharp: Sharp, bytes: Uint8Array, header: ImageHea
     return { width: info.width, height: info.height, data: toRgb(samples, info.channels, file) };
   } catch (e) {
     if (e instanceof ImageError) throw e;
-    throw new ImageError(file, `cannot decode ${header.format.toUpperCase()} with sharp: ${describeError(e)}${truncationHint(bytes, header)}`);
+    throw new ImageError(file, `cannot decode ${header.format.toUpperCase()} with sharp: ${errorMessage(e)}${truncationHint(bytes, header)}`);
   }
 }
 
@@ -240,6 +241,6 @@ function decodeWithJs(bytes: Uint8Array, header: ImageHeader, file: string): Rgb
   } catch (e) {
     if (e instanceof ImageError) throw e;
     const library = header.format === 'png' ? 'pngjs' : 'jpeg-js';
-    throw new ImageError(file, `cannot decode ${header.format.toUpperCase()} with ${library}: ${describeError(e)}${truncationHint(bytes, header)}`);
+    throw new ImageError(file, `cannot decode ${header.format.toUpperCase()} with ${library}: ${errorMessage(e)}${truncationHint(bytes, header)}`);
   }
 }

@@ -10,7 +10,7 @@
 import { constants as bufferConstants } from 'node:buffer';
 import zlib from 'node:zlib';
 import { getImagePasses } from 'pngjs/lib/interlace';
-import { describeError } from './errors';
+import { errorMessage } from '../../core/errors';
 import type { PngColourType, PngIhdr } from './header';
 
 /** Samples per pixel of each PNG colour type. */
@@ -50,7 +50,7 @@ export function inflateImageData(data: Uint8Array, ihdr: PngIhdr): Buffer {
     if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
       throw new Error(`IDAT inflates to more than the ${expected} bytes a ${describePng(ihdr)} needs`);
     }
-    throw new Error(`IDAT zlib stream is corrupt: ${describeError(e)}`);
+    throw new Error(`IDAT zlib stream is corrupt: ${errorMessage(e)}`);
   }
   if (inflated.length !== expected) {
     throw new Error(`IDAT inflates to ${inflated.length} bytes, fewer than the ${expected} a ${describePng(ihdr)} needs`);

@@ -7,7 +7,8 @@
 import type * as TfNamespace from '@tensorflow/tfjs';
 import { numel } from '../../core/shape';
 import { operandsOf, type Graph, type Tensor } from '../../core/engine/graph';
-import { BYTES_PER_FLOAT, findOversizeTensor, liveFlags, lower, type Tf, type TfTensor } from '../../core/engine/lowerings/tfjs';
+import { liveFlags } from '../../core/engine/cost';
+import { BYTES_PER_FLOAT, findOversizeTensor, lower, type Tf, type TfTensor } from '../../core/engine/lowerings/tfjs';
 import type { WeightSource } from '../../core/engine/lowerings/reference';
 import { activate, loadTfjs, type TfjsBackendName, type TfjsInfo } from './load';
 import { clearWebgpuErrors, takeWebgpuErrors, throwIfDeviceLost, untilDeviceLost } from './webgpu';

@@ -6,7 +6,7 @@
  */
 import type * as TfNamespace from '@tensorflow/tfjs';
 import { numel } from '../../shape';
-import { liveNodes } from '../cost';
+import { liveFlags } from '../cost';
 import type { BinaryFn, Graph, Node, Tensor, UnaryFn } from '../graph';
 
 export type Tf = typeof TfNamespace;
@@ -71,12 +71,6 @@ function describe(node: Node): string {
   }
 }
 
-/** liveNodes as a per-node flag. */
-export function liveFlags(graph: Graph, outputs: readonly Tensor[]): boolean[] {
-  const live: boolean[] = new Array<boolean>(graph.nodes.length).fill(false);
-  for (const id of liveNodes(graph, outputs)) live[id] = true;
-  return live;
-}
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 

@@ -5,7 +5,9 @@ const path = require('node:path');
 const fs = require('node:fs');
 const bundle = path.join(__dirname, '..', 'dist', 'cli.js');
 if (!fs.existsSync(bundle)) {
-  process.stderr.write('vitlens: dist/cli.js is missing: run `npm run build` first (npm ci runs it through "prepare").\n');
+  process.stderr.write(
+    'vitlens: dist/cli.js is missing: run `npm run build` first (npm ci runs it through "prepare").\n',
+  );
   process.exit(1);
 }
 process.env.XDG_RUNTIME_DIR ??= require('node:os').tmpdir(); // Vulkan's loader warns without it

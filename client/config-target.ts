@@ -11,10 +11,17 @@ export function targetUri(uri?: string | vscode.Uri): string | undefined {
 export async function pickConfig(): Promise<string | undefined> {
   const active = vscode.window.activeTextEditor?.document;
   if (active?.languageId === 'yaml') {
-    const lenses = await vscode.commands.executeCommand<vscode.CodeLens[]>('vscode.executeCodeLensProvider', active.uri);
+    const lenses = await vscode.commands.executeCommand<vscode.CodeLens[]>(
+      'vscode.executeCodeLensProvider',
+      active.uri,
+    );
     if (lenses?.some((l) => l.command?.command === Commands.showProfile)) return active.uri.toString();
   }
-  const files = await vscode.workspace.findFiles('**/{SOFT_*.yaml,*.vitlens.yaml,*.vitlens.yml,vitlens*.yaml}', '**/node_modules/**', 200);
+  const files = await vscode.workspace.findFiles(
+    '**/{SOFT_*.yaml,*.vitlens.yaml,*.vitlens.yml,vitlens*.yaml}',
+    '**/node_modules/**',
+    200,
+  );
   const pick = await vscode.window.showQuickPick(
     files.map((f) => ({ label: vscode.workspace.asRelativePath(f), uri: f })),
     { title: 'ViT Lens: which model config runs these images?' },

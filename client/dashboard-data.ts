@@ -9,7 +9,11 @@ import type { CommandContext } from './commands/context';
 import { DashboardPanel } from './dashboard';
 
 /** Profile + sweep of a config, merged with what the panel already shows for it; null (and a warning) when it has errors. */
-export async function dashboardData(ctx: CommandContext, uri: string, view: DashboardView): Promise<DashboardData | null> {
+export async function dashboardData(
+  ctx: CommandContext,
+  uri: string,
+  view: DashboardView,
+): Promise<DashboardData | null> {
   const resolutions = vscode.workspace.getConfiguration('vitlens').get<number[]>('profile.resolutions');
   const shown = DashboardPanel.open()?.shown;
   const same = shown?.source === uri ? shown : null;
@@ -23,6 +27,7 @@ export async function dashboardData(ctx: CommandContext, uri: string, view: Dash
     pinv: same?.pinv ?? null,
     infer: same?.infer ?? null,
   });
-  if (!data) void vscode.window.showWarningMessage('ViT Lens: this config has errors (see Problems), so it cannot be profiled.');
+  if (!data)
+    void vscode.window.showWarningMessage('ViT Lens: this config has errors (see Problems), so it cannot be profiled.');
   return data;
 }

@@ -6,7 +6,13 @@
  * the serializer registered in extension.ts.
  */
 import * as vscode from 'vscode';
-import { DASHBOARD_VIEW_TYPE, type DashboardData, type DashboardView, type HostMessage, type PageMessage } from '../protocol/dashboard';
+import {
+  DASHBOARD_VIEW_TYPE,
+  type DashboardData,
+  type DashboardView,
+  type HostMessage,
+  type PageMessage,
+} from '../protocol/dashboard';
 import { dashboardHtml, makeNonce } from '../protocol/page';
 
 export interface DashboardHandlers {
@@ -47,10 +53,15 @@ export class DashboardPanel {
       DashboardPanel.current.panel.reveal(vscode.ViewColumn.Beside, true);
       return DashboardPanel.current;
     }
-    const panel = vscode.window.createWebviewPanel(DASHBOARD_VIEW_TYPE, 'ViT Lens', { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true }, {
-      enableScripts: true,
-      localResourceRoots: [vscode.Uri.joinPath(extensionUri, 'dist')],
-    });
+    const panel = vscode.window.createWebviewPanel(
+      DASHBOARD_VIEW_TYPE,
+      'ViT Lens',
+      { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true },
+      {
+        enableScripts: true,
+        localResourceRoots: [vscode.Uri.joinPath(extensionUri, 'dist')],
+      },
+    );
     return (DashboardPanel.current = new DashboardPanel(panel, extensionUri, handlers));
   }
 
@@ -92,7 +103,13 @@ export class DashboardPanel {
   private html(): string {
     const w = this.panel.webview;
     const dist = (f: string) => w.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, 'dist', f)).toString();
-    return dashboardHtml({ nonce: makeNonce(), cspSource: w.cspSource, script: { uri: dist('webview.js') }, style: { uri: dist('webview.css') }, title: 'ViT Lens' });
+    return dashboardHtml({
+      nonce: makeNonce(),
+      cspSource: w.cspSource,
+      script: { uri: dist('webview.js') },
+      style: { uri: dist('webview.css') },
+      title: 'ViT Lens',
+    });
   }
 
   private async onMessage(m: PageMessage): Promise<void> {
@@ -116,7 +133,11 @@ export class DashboardPanel {
           ...(folder ? { defaultUri: vscode.Uri.joinPath(folder, m.filename) } : {}),
           filters: { [m.mime]: [m.filename.split('.').pop() ?? '*'] },
         });
-        if (target) await vscode.workspace.fs.writeFile(target, Buffer.from(m.content, m.encoding === 'base64' ? 'base64' : 'utf8'));
+        if (target)
+          await vscode.workspace.fs.writeFile(
+            target,
+            Buffer.from(m.content, m.encoding === 'base64' ? 'base64' : 'utf8'),
+          );
         await this.panel.webview.postMessage({ type: 'saved', path: target?.fsPath ?? null } satisfies HostMessage);
         return;
       }

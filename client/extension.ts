@@ -21,14 +21,23 @@ import { forwardTrust } from './trust';
 let client: LanguageClient | undefined;
 
 /** The command behind each dashboard view (its Run again button). */
-const RERUN: Record<DashboardView, string> = { profile: Commands.showProfile, bench: Commands.benchmark, pinv: Commands.pinv, infer: Commands.infer };
+const RERUN: Record<DashboardView, string> = {
+  profile: Commands.showProfile,
+  bench: Commands.benchmark,
+  pinv: Commands.pinv,
+  infer: Commands.infer,
+};
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   const lc = (client = createLanguageClient(context));
   const handlers: DashboardHandlers = {
     rerun: (view, source) => void vscode.commands.executeCommand(RERUN[view], source),
   };
-  const ctx: CommandContext = { extensionContext: context, client: lc, panel: () => DashboardPanel.show(context.extensionUri, handlers) };
+  const ctx: CommandContext = {
+    extensionContext: context,
+    client: lc,
+    panel: () => DashboardPanel.show(context.extensionUri, handlers),
+  };
   const devices = registerDeviceCommands(ctx);
 
   context.subscriptions.push(
@@ -39,7 +48,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     ...devices.disposables,
     forwardTrust(lc),
     vscode.window.registerWebviewPanelSerializer(DASHBOARD_VIEW_TYPE, {
-      deserializeWebviewPanel: async (webviewPanel) => DashboardPanel.revive(webviewPanel, context.extensionUri, handlers),
+      deserializeWebviewPanel: async (webviewPanel) =>
+        DashboardPanel.revive(webviewPanel, context.extensionUri, handlers),
     }),
   );
   await lc.start();

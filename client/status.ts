@@ -26,8 +26,12 @@ export class DeviceStatus implements vscode.Disposable {
       const best = this.devices.backends.find((b) => b.status === 'preferred' || b.status === 'runnable');
       const software = best?.adapter ? / software /.test(best.adapter) : false;
       const where = best?.adapter ?? (best?.backend === 'ort-cpu' ? `${this.devices.host.cores} CPU threads` : '');
-      this.item.text = best ? `${software ? '$(warning)' : '$(chip)'} ViT Lens: ${best.backend}${where ? ` · ${shorten(where)}` : ''}` : '$(error) ViT Lens: no runtime';
-      this.item.tooltip = best ? `Default backend ${best.backend}${best.adapter ? ` on ${best.adapter}` : ''}: ${best.reason}. Click for every backend found.` : 'No usable runtime was found. Click for details.';
+      this.item.text = best
+        ? `${software ? '$(warning)' : '$(chip)'} ViT Lens: ${best.backend}${where ? ` · ${shorten(where)}` : ''}`
+        : '$(error) ViT Lens: no runtime';
+      this.item.tooltip = best
+        ? `Default backend ${best.backend}${best.adapter ? ` on ${best.adapter}` : ''}: ${best.reason}. Click for every backend found.`
+        : 'No usable runtime was found. Click for details.';
       this.item.backgroundColor = software ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
     } catch (e) {
       this.item.text = '$(error) ViT Lens: device probe failed';
@@ -42,16 +46,34 @@ export class DeviceStatus implements vscode.Disposable {
     if (!d) return;
     const items: vscode.QuickPickItem[] = [
       { label: 'Backends, best first', kind: vscode.QuickPickItemKind.Separator },
-      ...d.backends.map((b) => ({ label: `${b.status === 'preferred' ? '$(star-full)' : b.status === 'unavailable' ? '$(circle-slash)' : '$(circle-outline)'} ${b.backend}`, description: `${b.status}${b.adapter ? ` · ${b.adapter}` : ''}`, detail: b.reason })),
+      ...d.backends.map((b) => ({
+        label: `${b.status === 'preferred' ? '$(star-full)' : b.status === 'unavailable' ? '$(circle-slash)' : '$(circle-outline)'} ${b.backend}`,
+        description: `${b.status}${b.adapter ? ` · ${b.adapter}` : ''}`,
+        detail: b.reason,
+      })),
       { label: 'Host and GPUs', kind: vscode.QuickPickItemKind.Separator },
       { label: `$(server) ${d.host.cpuModel}`, description: `${d.host.cores} threads`, detail: `node ${d.host.node}` },
-      ...d.webgpu.adapters.map((a) => ({ label: `$(circuit-board) WebGPU: ${a.device || a.description || a.vendor}`, description: a.software ? 'software adapter: CPU emulating a GPU' : 'hardware', detail: `maxStorageBufferBindingSize ${formatBytes(a.limits.maxStorageBufferBindingSize, { ...WHOLE_MIB, missing: 'unknown' })}` })),
-      ...(d.nvidia.available ? d.nvidia.gpus.map((g) => ({ label: `$(circuit-board) ${g.name}`, description: `${g.memoryUsedMiB}/${g.memoryTotalMiB} MiB used`, detail: `driver ${g.driverVersion}` })) : [{ label: '$(info) NVIDIA', description: d.nvidia.reason ?? 'none' }]),
+      ...d.webgpu.adapters.map((a) => ({
+        label: `$(circuit-board) WebGPU: ${a.device || a.description || a.vendor}`,
+        description: a.software ? 'software adapter: CPU emulating a GPU' : 'hardware',
+        detail: `maxStorageBufferBindingSize ${formatBytes(a.limits.maxStorageBufferBindingSize, { ...WHOLE_MIB, missing: 'unknown' })}`,
+      })),
+      ...(d.nvidia.available
+        ? d.nvidia.gpus.map((g) => ({
+            label: `$(circuit-board) ${g.name}`,
+            description: `${g.memoryUsedMiB}/${g.memoryTotalMiB} MiB used`,
+            detail: `driver ${g.driverVersion}`,
+          }))
+        : [{ label: '$(info) NVIDIA', description: d.nvidia.reason ?? 'none' }]),
       { label: '', kind: vscode.QuickPickItemKind.Separator },
       { label: '$(gear) Choose the backends in Settings…' },
     ];
-    const pick = await vscode.window.showQuickPick(items, { title: 'ViT Lens: devices and runtimes found', matchOnDetail: true });
-    if (pick?.label.startsWith('$(gear)')) await vscode.commands.executeCommand('workbench.action.openSettings', 'vitlens.bench.backends');
+    const pick = await vscode.window.showQuickPick(items, {
+      title: 'ViT Lens: devices and runtimes found',
+      matchOnDetail: true,
+    });
+    if (pick?.label.startsWith('$(gear)'))
+      await vscode.commands.executeCommand('workbench.action.openSettings', 'vitlens.bench.backends');
   }
 
   dispose(): void {

@@ -9,13 +9,20 @@ import { TrustNotification } from '../protocol/lsp';
 /** Model execution needs a trusted workspace; say so instead of sending a request that will be refused. */
 export function requireTrust(what: string): boolean {
   if (vscode.workspace.isTrusted) return true;
-  void vscode.window.showWarningMessage(`ViT Lens: ${what} runs a model, which needs a trusted workspace. Profiles and diagnostics work without trust.`, 'Manage Workspace Trust').then((b) => {
-    if (b) void vscode.commands.executeCommand('workbench.trust.manage');
-  });
+  void vscode.window
+    .showWarningMessage(
+      `ViT Lens: ${what} runs a model, which needs a trusted workspace. Profiles and diagnostics work without trust.`,
+      'Manage Workspace Trust',
+    )
+    .then((b) => {
+      if (b) void vscode.commands.executeCommand('workbench.trust.manage');
+    });
   return false;
 }
 
 /** Tells the server when the user trusts the workspace (its run lenses appear). */
 export function forwardTrust(client: LanguageClient): vscode.Disposable {
-  return vscode.workspace.onDidGrantWorkspaceTrust(() => void client.sendNotification(TrustNotification, { trusted: true }));
+  return vscode.workspace.onDidGrantWorkspaceTrust(
+    () => void client.sendNotification(TrustNotification, { trusted: true }),
+  );
 }

@@ -88,7 +88,13 @@ export type PageMessage =
   /** The cancel button of the live job. */
   | { type: 'cancel' }
   /** Export: the host asks where and writes it (a webview cannot download). */
-  | { type: 'save'; filename: string; mime: 'image/png' | 'text/csv' | 'application/json'; encoding: 'base64' | 'utf8'; content: string }
+  | {
+      type: 'save';
+      filename: string;
+      mime: 'image/png' | 'text/csv' | 'application/json';
+      encoding: 'base64' | 'utf8';
+      content: string;
+    }
   /** Rerun the job behind a view (the page's "Run again" button). */
   | { type: 'rerun'; view: DashboardView }
   /**

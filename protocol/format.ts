@@ -116,7 +116,9 @@ export const GIGA_COLUMN: SiFormat = { prefix: 'G', decimals: 3, bare: true };
 /** Plain integer with grouped thousands, by a thin space unless told otherwise: "63 504", "13,069,056". */
 export function formatInt(n: number | null | undefined, o: { group?: string } = {}): string {
   if (n == null || !Number.isFinite(n)) return '—';
-  return Math.round(n).toLocaleString('en-US').replace(/,/g, o.group ?? '\u2009');
+  return Math.round(n)
+    .toLocaleString('en-US')
+    .replace(/,/g, o.group ?? '\u2009');
 }
 
 export type TimeUnit = 'µs' | 'ms' | 's';

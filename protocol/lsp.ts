@@ -31,7 +31,9 @@ export interface ProfileSweepParams {
  * `vitlens/profileSweep`: exact MACs and estimated memory of an open config versus resolution,
  * for its own attention and the compared ones on the same backbone (null when the config has errors).
  */
-export const ProfileSweepRequest = new RequestType<ProfileSweepParams, ProfileSweep | null, void>('vitlens/profileSweep');
+export const ProfileSweepRequest = new RequestType<ProfileSweepParams, ProfileSweep | null, void>(
+  'vitlens/profileSweep',
+);
 
 export interface DashboardParams {
   /** Document URI of an open config. */

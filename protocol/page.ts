@@ -44,14 +44,26 @@ const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.ch
 
 /** JSON that cannot end its <script> element early or open a comment. */
 export function scriptSafeJson(value: unknown): string {
-  return JSON.stringify(value).replace(/</g, '\\u003c').replace(/>/g, '\\u003e').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+  return JSON.stringify(value)
+    .replace(/</g, '\\u003c')
+    .replace(/>/g, '\\u003e')
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
 }
 
 export function dashboardHtml(o: PageOptions): string {
   const n = escapeHtml(o.nonce);
-  const style = 'uri' in o.style ? `<link rel="stylesheet" nonce="${n}" href="${escapeHtml(o.style.uri)}">` : `<style nonce="${n}">${o.style.inline.replace(/<\/style/gi, '<\\/style')}</style>`;
-  const script = 'uri' in o.script ? `<script nonce="${n}" src="${escapeHtml(o.script.uri)}"></script>` : `<script nonce="${n}">${o.script.inline.replace(/<\/script/gi, '<\\/script')}</script>`;
-  const data = o.data ? `<script type="application/json" id="${INLINE_DATA_ELEMENT_ID}">${scriptSafeJson(o.data)}</script>` : '';
+  const style =
+    'uri' in o.style
+      ? `<link rel="stylesheet" nonce="${n}" href="${escapeHtml(o.style.uri)}">`
+      : `<style nonce="${n}">${o.style.inline.replace(/<\/style/gi, '<\\/style')}</style>`;
+  const script =
+    'uri' in o.script
+      ? `<script nonce="${n}" src="${escapeHtml(o.script.uri)}"></script>`
+      : `<script nonce="${n}">${o.script.inline.replace(/<\/script/gi, '<\\/script')}</script>`;
+  const data = o.data
+    ? `<script type="application/json" id="${INLINE_DATA_ELEMENT_ID}">${scriptSafeJson(o.data)}</script>`
+    : '';
   return `<!DOCTYPE html>
 <html lang="en">
 <head>

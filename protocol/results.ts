@@ -162,7 +162,8 @@ export interface PinvReport {
 // ── Benchmarks (vitlens/bench, `vitlens bench`) ───────────────────────────────────────────
 
 /** Runtime backends the harness can run a graph on. */
-export type RuntimeId = 'ort-cpu' | 'ort-webgpu' | 'tfjs-webgpu' | 'tfjs-wasm' | 'tfjs-cpu' | 'tfjs-node' | 'tfjs-node-gpu' | 'reference';
+export type RuntimeId =
+  'ort-cpu' | 'ort-webgpu' | 'tfjs-webgpu' | 'tfjs-wasm' | 'tfjs-cpu' | 'tfjs-node' | 'tfjs-node-gpu' | 'reference';
 
 export interface RuntimeDescription {
   id: RuntimeId;
@@ -260,6 +261,13 @@ export interface BenchReport {
   cases: BenchCase[];
   scaling: ScalingFit[];
   /** Process start, device probe, graph builds and sessions vs the whole run (ms). */
-  overhead: { processStartMs: number; probeMs: number; buildMs: number; sessionMs: number; totalMs: number; fraction: number };
+  overhead: {
+    processStartMs: number;
+    probeMs: number;
+    buildMs: number;
+    sessionMs: number;
+    totalMs: number;
+    fraction: number;
+  };
   notes: string[];
 }

@@ -27,7 +27,8 @@ export function mobilenetClassList(): string[] {
     if (typeof name !== 'string') throw new Error(`IMAGENET_CLASSES has no entry ${i}`);
     classes.push(name);
   }
-  if (Object.keys(IMAGENET_CLASSES).length !== 1000) throw new Error('IMAGENET_CLASSES does not have exactly 1000 entries');
+  if (Object.keys(IMAGENET_CLASSES).length !== 1000)
+    throw new Error('IMAGENET_CLASSES does not have exactly 1000 entries');
   return classes;
 }
 

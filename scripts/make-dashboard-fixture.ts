@@ -20,4 +20,6 @@ const pinv = analysePinv(spec, { resolution: 224 });
 const data = dashboardData({ spec, source: config, producer: 'ViT Lens 0.1.0 CLI', bench, pinv, view: 'bench' });
 fs.mkdirSync('fixtures/results', { recursive: true });
 fs.writeFileSync('fixtures/results/soft_tiny-dashboard.json', JSON.stringify(data));
-console.log(`wrote fixtures/results/soft_tiny-dashboard.json (${formatBytes(fs.statSync('fixtures/results/soft_tiny-dashboard.json').size, { decimals: 0, smallest: 'KiB', largest: 'KiB' })})`);
+console.log(
+  `wrote fixtures/results/soft_tiny-dashboard.json (${formatBytes(fs.statSync('fixtures/results/soft_tiny-dashboard.json').size, { decimals: 0, smallest: 'KiB', largest: 'KiB' })})`,
+);

@@ -16,12 +16,21 @@ const config = 'fixtures/configs/tiny_soft.vitlens.yaml';
 const spec = analyzeConfig(fs.readFileSync(config, 'utf8')).spec!;
 async function main(): Promise<void> {
   const infer = await runInference(
-    { model: spec, config, checkpoint: 'fixtures/ref/tiny_soft.pth', images: ['fixtures/images/chelsea.png', 'fixtures/images/coffee.jpg'], runtime: 'ort-cpu', maps: { point: null } },
+    {
+      model: spec,
+      config,
+      checkpoint: 'fixtures/ref/tiny_soft.pth',
+      images: ['fixtures/images/chelsea.png', 'fixtures/images/coffee.jpg'],
+      runtime: 'ort-cpu',
+      maps: { point: null },
+    },
     await probeDevices({ webgpu: false }),
   );
   const data = dashboardData({ spec, source: config, producer: 'ViT Lens 0.1.0 CLI', infer, view: 'infer' });
   fs.writeFileSync('fixtures/results/tiny-infer-dashboard.json', JSON.stringify(data));
-  console.log(`wrote fixtures/results/tiny-infer-dashboard.json (${formatBytes(fs.statSync('fixtures/results/tiny-infer-dashboard.json').size, { decimals: 0, smallest: 'KiB', largest: 'KiB' })})`);
+  console.log(
+    `wrote fixtures/results/tiny-infer-dashboard.json (${formatBytes(fs.statSync('fixtures/results/tiny-infer-dashboard.json').size, { decimals: 0, smallest: 'KiB', largest: 'KiB' })})`,
+  );
 }
 
 void main().then(() => process.exit(0));

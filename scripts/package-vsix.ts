@@ -36,7 +36,14 @@ const ROOT = path.resolve(__dirname, '..');
 const TARGET = 'linux-x64';
 
 /** The packages the bundles keep external (esbuild.mjs `runtimes`), as the bundles require them. */
-const RUNTIMES = ['onnxruntime-node', 'webgpu', 'sharp', '@tensorflow/tfjs', '@tensorflow/tfjs-backend-wasm', '@tensorflow/tfjs-backend-webgpu'];
+const RUNTIMES = [
+  'onnxruntime-node',
+  'webgpu',
+  'sharp',
+  '@tensorflow/tfjs',
+  '@tensorflow/tfjs-backend-wasm',
+  '@tensorflow/tfjs-backend-webgpu',
+];
 /** Required by computed name only when installed (optional backends): never packed. */
 const OPTIONAL = new Set(['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu']);
 /** The binaries a linux-x64 VSIX must hold. */
@@ -64,7 +71,8 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--out' && argv[i + 1]) o.out = path.resolve(argv[++i]!);
     else if (a === '--target' && argv[i + 1]) {
       const t = argv[++i];
-      if (t !== TARGET) throw new Error(`only ${TARGET} is packaged (.vscodeignore names its binaries); got --target ${t}`);
+      if (t !== TARGET)
+        throw new Error(`only ${TARGET} is packaged (.vscodeignore names its binaries); got --target ${t}`);
     } else throw new Error(`unknown argument: ${a}`);
   }
   return o;
@@ -97,8 +105,13 @@ function checkBundles(dist: string): void {
   const client = [...requiredPackages(path.join(dist, 'client.js'))].filter((n) => n !== 'vscode');
   if (client.length) throw new Error(`dist/client.js requires packages that are not bundled: ${client.join(', ')}`);
   for (const f of ['server', 'worker', 'cli']) {
-    const extra = [...requiredPackages(path.join(dist, `${f}.js`))].filter((n) => !RUNTIMES.includes(n) && !OPTIONAL.has(n));
-    if (extra.length) throw new Error(`dist/${f}.js requires ${extra.join(', ')}, which RUNTIMES in scripts/package-vsix.ts does not ship`);
+    const extra = [...requiredPackages(path.join(dist, `${f}.js`))].filter(
+      (n) => !RUNTIMES.includes(n) && !OPTIONAL.has(n),
+    );
+    if (extra.length)
+      throw new Error(
+        `dist/${f}.js requires ${extra.join(', ')}, which RUNTIMES in scripts/package-vsix.ts does not ship`,
+      );
   }
 }
 
@@ -117,7 +130,10 @@ function buildProduction(dir: string): string {
     if (['dist', '.git', '.e2e', 'test-output'].includes(name) || name.endsWith('.vsix')) continue;
     fs.symlinkSync(path.join(ROOT, name), path.join(dir, name));
   }
-  execFileSync(process.execPath, [path.join(ROOT, 'esbuild.mjs'), '--production'], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
+  execFileSync(process.execPath, [path.join(ROOT, 'esbuild.mjs'), '--production'], {
+    cwd: dir,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   return path.join(dir, 'dist');
 }
 
@@ -150,7 +166,12 @@ function runtimeClosure(): Map<string, Pkg> {
   const seen = new Map<string, Pkg>();
   const visit = (dir: string) => {
     if (seen.has(dir)) return;
-    const pj = JSON.parse(fs.readFileSync(path.join(ROOT, dir, 'package.json'), 'utf8')) as { name: string; version: string; dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> };
+    const pj = JSON.parse(fs.readFileSync(path.join(ROOT, dir, 'package.json'), 'utf8')) as {
+      name: string;
+      version: string;
+      dependencies?: Record<string, string>;
+      optionalDependencies?: Record<string, string>;
+    };
     seen.set(dir, { dir, name: pj.name, version: pj.version });
     for (const dep of Object.keys(pj.dependencies ?? {})) {
       const d = resolvePackage(dir, dep);
@@ -183,7 +204,8 @@ function linkTree(from: string, to: string): void {
 function stage(dir: string, dist: string, closure: Map<string, Pkg>): void {
   const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as Record<string, unknown>;
   const deps: Record<string, string> = {};
-  for (const r of RUNTIMES) deps[r] = [...closure.values()].find((p) => p.dir === path.join('node_modules', r))!.version;
+  for (const r of RUNTIMES)
+    deps[r] = [...closure.values()].find((p) => p.dir === path.join('node_modules', r))!.version;
   delete manifest['devDependencies'];
   delete manifest['scripts'];
   delete manifest['files']; // npm's field; vsce refuses it beside a .vscodeignore
@@ -225,12 +247,17 @@ function report(vsix: string, entries: ZipEntry[]): void {
   }
   log(`contents by package (files, unpacked, packed):`);
   for (const [name, g] of [...groups].sort((a, b) => b[1].packed - a[1].packed)) {
-    console.log(`  ${name.padEnd(36)} ${String(g.files).padStart(4)}  ${mb(g.size).padStart(10)}  ${mb(g.packed).padStart(10)}`);
+    console.log(
+      `  ${name.padEnd(36)} ${String(g.files).padStart(4)}  ${mb(g.size).padStart(10)}  ${mb(g.packed).padStart(10)}`,
+    );
   }
   log('native binaries:');
-  for (const e of files.filter((f) => NATIVE.test(f.name))) console.log(`  ${e.name.replace(/^extension\//, '')}  ${mb(e.size)}`);
+  for (const e of files.filter((f) => NATIVE.test(f.name)))
+    console.log(`  ${e.name.replace(/^extension\//, '')}  ${mb(e.size)}`);
   const unpacked = files.reduce((s, e) => s + e.size, 0);
-  log(`${path.relative(process.cwd(), vsix) || vsix}: ${mb(size)} (${size} bytes), ${files.length} files, ${mb(unpacked)} unpacked`);
+  log(
+    `${path.relative(process.cwd(), vsix) || vsix}: ${mb(size)} (${size} bytes), ${files.length} files, ${mb(unpacked)} unpacked`,
+  );
 }
 
 function check(entries: ZipEntry[]): void {
@@ -253,14 +280,23 @@ function smoke(vsix: string): void {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vitlens-vsix-smoke-'));
   // Node would look for packages the VSIX lacks in every node_modules above the unpacked folder.
   for (let d = path.dirname(dir); ; d = path.dirname(d)) {
-    if (fs.existsSync(path.join(d, 'node_modules'))) log(`warning: ${path.join(d, 'node_modules')} exists: the smoke run could resolve packages from it`);
+    if (fs.existsSync(path.join(d, 'node_modules')))
+      log(`warning: ${path.join(d, 'node_modules')} exists: the smoke run could resolve packages from it`);
     if (d === path.dirname(d)) break;
   }
   try {
     extractZip(vsix, dir);
     const ext = path.join(dir, 'extension');
     const env = { ...process.env, XDG_RUNTIME_DIR: process.env['XDG_RUNTIME_DIR'] ?? os.tmpdir(), NODE_PATH: '' };
-    const cli = (args: string[]) => execFileSync(process.execPath, [path.join(ext, 'bin', 'vitlens.js'), ...args], { cwd: dir, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000, maxBuffer: 64 << 20 });
+    const cli = (args: string[]) =>
+      execFileSync(process.execPath, [path.join(ext, 'bin', 'vitlens.js'), ...args], {
+        cwd: dir,
+        env,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+        timeout: 120_000,
+        maxBuffer: 64 << 20,
+      });
     const t0 = Date.now();
     const devices = JSON.parse(cli(['devices', '--json'])) as {
       onnxruntime: { available: boolean; reason?: string };
@@ -270,23 +306,39 @@ function smoke(vsix: string): void {
     const problems: string[] = [];
     if (!devices.onnxruntime.available) problems.push(`onnxruntime-node: ${devices.onnxruntime.reason}`);
     // No adapter is fine (no Vulkan driver); failing to load the package is not.
-    if (!devices.webgpu.available && /cannot find|not found|ERR_MODULE|ERR_DLOPEN/i.test(devices.webgpu.reason ?? '')) problems.push(`webgpu: ${devices.webgpu.reason}`);
+    if (!devices.webgpu.available && /cannot find|not found|ERR_MODULE|ERR_DLOPEN/i.test(devices.webgpu.reason ?? ''))
+      problems.push(`webgpu: ${devices.webgpu.reason}`);
     for (const b of devices.tfjs) {
       if (b.name === 'wasm' || b.name === 'cpu') {
         if (!b.available) problems.push(`TF.js ${b.name}: ${b.reason}`);
-      } else if (b.name === 'webgpu' && !b.available && /cannot find|ERR_/i.test(b.reason ?? '')) problems.push(`TF.js webgpu: ${b.reason}`);
+      } else if (b.name === 'webgpu' && !b.available && /cannot find|ERR_/i.test(b.reason ?? ''))
+        problems.push(`TF.js webgpu: ${b.reason}`);
     }
     const config = path.join(dir, 'tiny_soft.vitlens.yaml');
     fs.copyFileSync(path.join(ROOT, 'fixtures', 'configs', 'tiny_soft.vitlens.yaml'), config);
     const infer = JSON.parse(
-      cli(['infer', config, '--checkpoint', path.join(ROOT, 'fixtures', 'ref', 'tiny_soft.pth'), '--image', path.join(ROOT, 'fixtures', 'images', 'astronaut.webp'), '--json']),
+      cli([
+        'infer',
+        config,
+        '--checkpoint',
+        path.join(ROOT, 'fixtures', 'ref', 'tiny_soft.pth'),
+        '--image',
+        path.join(ROOT, 'fixtures', 'images', 'astronaut.webp'),
+        '--json',
+      ]),
     ) as { items: { top5?: unknown[]; original?: { width: number } }[] };
     // Only sharp decodes WebP (the JS fallback decoders read PNG and JPEG): a result proves it loaded.
     const item = infer.items[0];
-    if (!item?.top5?.length || item.original?.width !== 512) problems.push(`vitlens infer gave no result for the WebP photo: ${JSON.stringify(infer).slice(0, 300)}`);
+    if (!item?.top5?.length || item.original?.width !== 512)
+      problems.push(`vitlens infer gave no result for the WebP photo: ${JSON.stringify(infer).slice(0, 300)}`);
     if (problems.length) throw new Error(`the packed extension's runtimes do not load:\n  ${problems.join('\n  ')}`);
-    const tf = devices.tfjs.filter((b) => b.available).map((b) => b.name).join(', ');
-    log(`smoke run of the packed CLI (${formatMs(Date.now() - t0, { unit: 's', decimals: 1 })}): onnxruntime-node loads, webgpu ${devices.webgpu.available ? 'finds an adapter' : 'loads (no adapter)'}, TF.js backends ${tf}, sharp decodes WebP`);
+    const tf = devices.tfjs
+      .filter((b) => b.available)
+      .map((b) => b.name)
+      .join(', ');
+    log(
+      `smoke run of the packed CLI (${formatMs(Date.now() - t0, { unit: 's', decimals: 1 })}): onnxruntime-node loads, webgpu ${devices.webgpu.available ? 'finds an adapter' : 'loads (no adapter)'}, TF.js backends ${tf}, sharp decodes WebP`,
+    );
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -310,11 +362,25 @@ function main(): void {
     fs.mkdirSync(path.dirname(o.out), { recursive: true });
     const r = spawnSync(
       process.execPath,
-      [vsce, 'package', '--target', TARGET, '--out', o.out, '--skip-license', '--allow-missing-repository', '--no-rewrite-relative-links', '--no-yarn'],
+      [
+        vsce,
+        'package',
+        '--target',
+        TARGET,
+        '--out',
+        o.out,
+        '--skip-license',
+        '--allow-missing-repository',
+        '--no-rewrite-relative-links',
+        '--no-yarn',
+      ],
       { cwd: ext, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', timeout: 300_000 },
     );
     // eslint-disable-next-line no-control-regex
-    const out = `${r.stdout}${r.stderr}`.replace(/\x1b\[[0-9;]*m/g, '').split('\n').filter((l) => l.trim() && !/npm warn Unknown (user|env|project) config/.test(l));
+    const out = `${r.stdout}${r.stderr}`
+      .replace(/\x1b\[[0-9;]*m/g, '')
+      .split('\n')
+      .filter((l) => l.trim() && !/npm warn Unknown (user|env|project) config/.test(l));
     if (r.status !== 0) throw new Error(`vsce package failed (${r.status ?? r.signal}):\n${out.join('\n')}`);
     for (const l of out) console.log(`  vsce: ${l}`);
   } finally {

@@ -18,11 +18,21 @@ async function main(): Promise<void> {
   const seed = numberOption('seed', 1);
   const lanes = numberOption('lanes', 4);
   console.log(`ViT Lens config soak: ${documents} documents, seed ${seed}, ${lanes} lanes`);
-  console.log(`  node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? 'unknown'}), ${formatBytes(os.totalmem(), { decimals: 0, smallest: 'GiB', largest: 'GiB' })}`);
-  const r = await fuzzServer({ seed, documents, lanes, closeEvery: Math.max(1000, Math.round(documents / 40)), log: (l) => console.log(l) });
+  console.log(
+    `  node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? 'unknown'}), ${formatBytes(os.totalmem(), { decimals: 0, smallest: 'GiB', largest: 'GiB' })}`,
+  );
+  const r = await fuzzServer({
+    seed,
+    documents,
+    lanes,
+    closeEvery: Math.max(1000, Math.round(documents / 40)),
+    log: (l) => console.log(l),
+  });
   for (const line of formatFuzzResult(r)) console.log(line);
   const lat = r.diagnosticsLatencyMs.filter(Number.isFinite);
-  console.log(`  p90 ${formatMs(percentile(lat, 0.9), { unit: 'ms', decimals: 1 })}, p999 ${formatMs(percentile(lat, 0.999), { unit: 'ms', decimals: 1 })}`);
+  console.log(
+    `  p90 ${formatMs(percentile(lat, 0.9), { unit: 'ms', decimals: 1 })}, p999 ${formatMs(percentile(lat, 0.999), { unit: 'ms', decimals: 1 })}`,
+  );
   for (const f of r.failures.slice(0, 50)) console.log(`FAILURE ${f.what}: ${f.detail}`);
   for (const e of r.serverErrors.slice(0, 10)) console.log(`SERVER ERROR ${e}`);
   if (r.failures.length || r.serverErrors.length || !r.serverAlive) process.exitCode = 1;

@@ -51,7 +51,8 @@ export function extractZip(file: string, dir: string): void {
   for (const e of listZip(file)) {
     if (e.name.endsWith('/')) continue;
     const target = path.resolve(dir, e.name);
-    if (!target.startsWith(path.resolve(dir) + path.sep)) throw new Error(`${file}: entry escapes the folder: ${e.name}`);
+    if (!target.startsWith(path.resolve(dir) + path.sep))
+      throw new Error(`${file}: entry escapes the folder: ${e.name}`);
     const h = e.localHeaderOffset;
     if (buf.readUInt32LE(h) !== 0x04034b50) throw new Error(`${file}: bad local header for ${e.name}`);
     const start = h + 30 + buf.readUInt16LE(h + 26) + buf.readUInt16LE(h + 28);
@@ -67,4 +68,5 @@ export function extractZip(file: string, dir: string): void {
 export const NATIVE = /\.(node|so(\.\d+)*|dll|dylib|wasm|exe)$/;
 
 /** Paths naming a platform other than linux-x64 (the only target this project packages). */
-export const OTHER_PLATFORM = /(^|[/._-])(win32|windows|darwin|macos|osx|freebsd|linuxmusl|musl|alpine|arm64|aarch64|armhf|arm|ia32|ppc64|s390x|riscv64|wasm32)([/._-]|$)/i;
+export const OTHER_PLATFORM =
+  /(^|[/._-])(win32|windows|darwin|macos|osx|freebsd|linuxmusl|musl|alpine|arm64|aarch64|armhf|arm|ia32|ppc64|s390x|riscv64|wasm32)([/._-]|$)/i;

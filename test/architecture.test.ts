@@ -44,7 +44,8 @@ export function importsOf(source: string): ImportRef[] {
   const refs: ImportRef[] = [];
   const staticRe = /^\s*(import|export)\s+(type\s+)?(?:[^'";]*?\s+from\s+)?['"]([^'"]+)['"]/gm;
   for (const m of text.matchAll(staticRe)) refs.push({ specifier: m[3]!, typeOnly: Boolean(m[2]) });
-  for (const m of text.matchAll(/\b(?:import|require)\(\s*['"]([^'"]+)['"]\s*\)/g)) refs.push({ specifier: m[1]!, typeOnly: false });
+  for (const m of text.matchAll(/\b(?:import|require)\(\s*['"]([^'"]+)['"]\s*\)/g))
+    refs.push({ specifier: m[1]!, typeOnly: false });
   return refs;
 }
 
@@ -79,8 +80,16 @@ function importGraph(): { files: string[]; local: Map<string, Edge[]>; packages:
   const packages = new Map<string, ImportRef[]>();
   for (const file of files) {
     const refs = importsOf(fs.readFileSync(path.join(ROOT, file), 'utf8'));
-    local.set(file, refs.filter((r) => r.specifier.startsWith('.')).map((r) => ({ to: resolveRelative(file, r.specifier), typeOnly: r.typeOnly })));
-    packages.set(file, refs.filter((r) => !r.specifier.startsWith('.')));
+    local.set(
+      file,
+      refs
+        .filter((r) => r.specifier.startsWith('.'))
+        .map((r) => ({ to: resolveRelative(file, r.specifier), typeOnly: r.typeOnly })),
+    );
+    packages.set(
+      file,
+      refs.filter((r) => !r.specifier.startsWith('.')),
+    );
   }
   return { files, local, packages };
 }
@@ -164,16 +173,30 @@ describe('the import walker itself', () => {
       ['f', ['d']],
     ]);
     assert.deepEqual(cyclesOf(graph), [['a', 'b', 'c'], ['e']]);
-    assert.deepEqual(cyclesOf(new Map([['x', ['y']], ['y', ['z']], ['z', []]])), []);
+    assert.deepEqual(
+      cyclesOf(
+        new Map([
+          ['x', ['y']],
+          ['y', ['z']],
+          ['z', []],
+        ]),
+      ),
+      [],
+    );
   });
 });
 
 describe('import boundaries of the product', () => {
   const { files, local, packages } = importGraph();
-  const edges = (prefix: string) => files.filter((f) => f.startsWith(prefix)).flatMap((f) => local.get(f)!.map((e) => ({ from: f, ...e })));
+  const edges = (prefix: string) =>
+    files.filter((f) => f.startsWith(prefix)).flatMap((f) => local.get(f)!.map((e) => ({ from: f, ...e })));
 
   it('walks every source folder and sees their imports', () => {
-    for (const root of SOURCE_ROOTS) assert.ok(files.some((f) => f.startsWith(`${root}/`)), `no files under ${root}/`);
+    for (const root of SOURCE_ROOTS)
+      assert.ok(
+        files.some((f) => f.startsWith(`${root}/`)),
+        `no files under ${root}/`,
+      );
     assert.ok([...local.values()].flat().length > 300, 'the walker found implausibly few imports');
   });
 
@@ -183,23 +206,50 @@ describe('import boundaries of the product', () => {
   });
 
   it('protocol/ imports nothing of ours outside protocol/ and no Node module', () => {
-    assert.deepEqual(edges('protocol/').filter((e) => !e.to.startsWith('protocol/')), []);
-    const nodeModules = files.filter((f) => f.startsWith('protocol/')).flatMap((f) => packages.get(f)!.filter((r) => r.specifier.startsWith('node:')).map((r) => `${f}: ${r.specifier}`));
+    assert.deepEqual(
+      edges('protocol/').filter((e) => !e.to.startsWith('protocol/')),
+      [],
+    );
+    const nodeModules = files
+      .filter((f) => f.startsWith('protocol/'))
+      .flatMap((f) =>
+        packages
+          .get(f)!
+          .filter((r) => r.specifier.startsWith('node:'))
+          .map((r) => `${f}: ${r.specifier}`),
+      );
     assert.deepEqual(nodeModules, []);
   });
 
   it('webview/ imports only protocol/ and itself, and no Node module', () => {
-    assert.deepEqual(edges('webview/').filter((e) => !e.to.startsWith('webview/') && !e.to.startsWith('protocol/')), []);
-    const nodeModules = files.filter((f) => f.startsWith('webview/')).flatMap((f) => packages.get(f)!.filter((r) => r.specifier.startsWith('node:')).map((r) => `${f}: ${r.specifier}`));
+    assert.deepEqual(
+      edges('webview/').filter((e) => !e.to.startsWith('webview/') && !e.to.startsWith('protocol/')),
+      [],
+    );
+    const nodeModules = files
+      .filter((f) => f.startsWith('webview/'))
+      .flatMap((f) =>
+        packages
+          .get(f)!
+          .filter((r) => r.specifier.startsWith('node:'))
+          .map((r) => `${f}: ${r.specifier}`),
+      );
     assert.deepEqual(nodeModules, []);
   });
 
   it('client/ imports only protocol/ and itself', () => {
-    assert.deepEqual(edges('client/').filter((e) => !e.to.startsWith('client/') && !e.to.startsWith('protocol/')), []);
+    assert.deepEqual(
+      edges('client/').filter((e) => !e.to.startsWith('client/') && !e.to.startsWith('protocol/')),
+      [],
+    );
   });
 
   it('every server file sits in a layer, and imports flow down the layers only', () => {
-    assert.deepEqual(files.filter((f) => f.startsWith('server/') && layerOf(f) < 0), [], 'server files outside the layers');
+    assert.deepEqual(
+      files.filter((f) => f.startsWith('server/') && layerOf(f) < 0),
+      [],
+      'server files outside the layers',
+    );
     const upward = edges('server/')
       .filter((e) => e.to.startsWith('server/'))
       .filter((e) => {
@@ -209,13 +259,23 @@ describe('import boundaries of the product', () => {
       })
       .map((e) => `${e.from} -> ${e.to}`);
     assert.deepEqual(upward, []);
-    assert.deepEqual(edges('server/').filter((e) => !/^(server|protocol)\//.test(e.to) && !e.to.endsWith('package.json')).map((e) => `${e.from} -> ${e.to}`), []);
+    assert.deepEqual(
+      edges('server/')
+        .filter((e) => !/^(server|protocol)\//.test(e.to) && !e.to.endsWith('package.json'))
+        .map((e) => `${e.from} -> ${e.to}`),
+      [],
+    );
   });
 
   it('server/core/ loads no runtime package (type-only imports allowed)', () => {
     const loads = files
       .filter((f) => f.startsWith('server/core/'))
-      .flatMap((f) => packages.get(f)!.filter((r) => !r.typeOnly && RUNTIME_PACKAGES.test(r.specifier)).map((r) => `${f}: ${r.specifier}`));
+      .flatMap((f) =>
+        packages
+          .get(f)!
+          .filter((r) => !r.typeOnly && RUNTIME_PACKAGES.test(r.specifier))
+          .map((r) => `${f}: ${r.specifier}`),
+      );
     assert.deepEqual(loads, []);
   });
 });

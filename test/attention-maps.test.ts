@@ -22,7 +22,9 @@ import { bindCheckpoint } from '../server/jobs/infer/model-weights';
 import { FIXTURES, readJson, specOf } from './helpers/fixtures';
 
 const cfg = readJson('ref/tiny_soft_config.json').constructor_kwargs;
-const spec = specOf(`embed_dims: [${cfg.embed_dims}]\nnum_heads: [${cfg.num_heads}]\ndepths: [${cfg.depths}]\nnum_classes: ${cfg.num_classes}\nkernel_method: torch\n`);
+const spec = specOf(
+  `embed_dims: [${cfg.embed_dims}]\nnum_heads: [${cfg.num_heads}]\ndepths: [${cfg.depths}]\nnum_classes: ${cfg.num_classes}\nkernel_method: torch\n`,
+);
 const logitsRef = readJson('ref/tiny_soft_logits.json').tiny_soft['64x64'];
 const floats = (file: string) => {
   const b = fs.readFileSync(path.join(FIXTURES, 'ref', file));
@@ -44,11 +46,12 @@ function linear(x: Float64Array, n: number, inDim: number, key: string, outDim: 
   const W = w(`${key}.weight`);
   const b = w(`${key}.bias`);
   const y = new Float64Array(n * outDim);
-  for (let r = 0; r < n; r++) for (let o = 0; o < outDim; o++) {
-    let s = b[o]!;
-    for (let i = 0; i < inDim; i++) s += x[r * inDim + i]! * W[o * inDim + i]!;
-    y[r * outDim + o] = s;
-  }
+  for (let r = 0; r < n; r++)
+    for (let o = 0; o < outDim; o++) {
+      let s = b[o]!;
+      for (let i = 0; i < inDim; i++) s += x[r * inDim + i]! * W[o * inDim + i]!;
+      y[r * outDim + o] = s;
+    }
   return y;
 }
 
@@ -94,20 +97,34 @@ function softRowDirect(x: Float64Array, grid: number, dim: number, ratio: number
   const m = lg * lg;
   const conv = w('block1.0.att.mha.attn.Qlandmark_op.weight'); // [out, in, r, r]
   const raw = new Float64Array(m * dim);
-  for (let ly = 0; ly < lg; ly++) for (let lx = 0; lx < lg; lx++) for (let o = 0; o < dim; o++) {
-    let s = 0;
-    for (let c = 0; c < dim; c++) for (let ky = 0; ky < ratio; ky++) for (let kx = 0; kx < ratio; kx++) {
-      s += conv[((o * dim + c) * ratio + ky) * ratio + kx]! * q[((ly * ratio + ky) * grid + lx * ratio + kx) * dim + c]!;
-    }
-    raw[(ly * lg + lx) * dim + o] = s;
-  }
-  const landmarks = layerNorm(raw, m, dim, 'block1.0.att.mha.attn.Qnorm_act.0', 1e-5).map((v) => 0.5 * v * (1 + erf(v / Math.SQRT2)));
+  for (let ly = 0; ly < lg; ly++)
+    for (let lx = 0; lx < lg; lx++)
+      for (let o = 0; o < dim; o++) {
+        let s = 0;
+        for (let c = 0; c < dim; c++)
+          for (let ky = 0; ky < ratio; ky++)
+            for (let kx = 0; kx < ratio; kx++) {
+              s +=
+                conv[((o * dim + c) * ratio + ky) * ratio + kx]! *
+                q[((ly * ratio + ky) * grid + lx * ratio + kx) * dim + c]!;
+            }
+        raw[(ly * lg + lx) * dim + o] = s;
+      }
+  const landmarks = layerNorm(raw, m, dim, 'block1.0.att.mha.attn.Qnorm_act.0', 1e-5).map(
+    (v) => 0.5 * v * (1 + erf(v / Math.SQRT2)),
+  );
   const k2 = new Float64Array(m * m);
   for (let i = 0; i < m; i++) for (let j = 0; j < m; j++) k2[i * m + j] = gaussian(landmarks, i, landmarks, j, dim);
-  const inv = newtonInverse(k2, m, 1, { variant: spec.newton.variant, iterations: spec.newton.maxIter, dtype: 'float64' }).v;
+  const inv = newtonInverse(k2, m, 1, {
+    variant: spec.newton.variant,
+    iterations: spec.newton.maxIter,
+    dtype: 'float64',
+  }).v;
   const k1q = Array.from({ length: m }, (_, j) => gaussian(q, query, landmarks, j, dim));
   const t = Array.from({ length: m }, (_, l) => k1q.reduce((s, v, j) => s + v * inv[j * m + l]!, 0));
-  return Float64Array.from({ length: n }, (_, i) => t.reduce((s, v, l) => s + v * gaussian(q, i, landmarks, l, dim), 0));
+  return Float64Array.from({ length: n }, (_, i) =>
+    t.reduce((s, v, l) => s + v * gaussian(q, i, landmarks, l, dim), 0),
+  );
 }
 
 /** docs/MATHS.md §2.4: the cls row of stage 4's softmax attention, per head, on LN1(x). */
@@ -142,12 +159,24 @@ const relDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
 describe('attention maps from the attention definitions', () => {
   const QUERY_1 = 8 * 16 + 8; // the centre of stage 1's 16×16 grid
   const g = new Graph();
-  const m = modelGraph(g, spec, { resolution: 64, probes: [{ stage: 1, block: 0, query: QUERY_1 }, { stage: 4, block: 0, query: 0 }] });
+  const m = modelGraph(g, spec, {
+    resolution: 64,
+    probes: [
+      { stage: 1, block: 0, query: QUERY_1 },
+      { stage: 4, block: 0, query: 0 },
+    ],
+  });
   const weights = bindCheckpoint(g, spec, checkpoint.tensors, 'tiny_soft.pth');
   const [soft, cls] = m.probed;
 
   test('each probed layer says what its numbers are and where its keys lie', () => {
-    assert.deepEqual(m.probed.map((p) => [p.stage, p.block, p.probe.map?.shape]), [[1, 0, [1, 1, 256]], [4, 0, [1, 4, 5]]]);
+    assert.deepEqual(
+      m.probed.map((p) => [p.stage, p.block, p.probe.map?.shape]),
+      [
+        [1, 0, [1, 1, 256]],
+        [4, 0, [1, 4, 5]],
+      ],
+    );
     assert.deepEqual(soft!.probe.keys, { h: 16, w: 16, cls: false });
     assert.deepEqual(cls!.probe.keys, { h: 2, w: 2, cls: true });
     assert.match(soft!.probe.meaning!, /K1·K2⁺·K1ᵀ/);
@@ -160,7 +189,10 @@ describe('attention maps from the attention definitions', () => {
   };
 
   test('float64 reference: SOFT row and softmax cls rows equal the direct computation', () => {
-    const [softMap, clsMap] = new ReferenceRuntime('float64').run(g, { [MODEL_INPUT]: input }, weights, [soft!.probe.map!, cls!.probe.map!]);
+    const [softMap, clsMap] = new ReferenceRuntime('float64').run(g, { [MODEL_INPUT]: input }, weights, [
+      soft!.probe.map!,
+      cls!.probe.map!,
+    ]);
     // The graph starts from the image; the direct computation from the official float32 block
     // input, so they agree to the float32 precision of that input, not to float64.
     const e1 = relDiff(softMap!.data, direct.soft);
@@ -173,11 +205,15 @@ describe('attention maps from the attention definitions', () => {
   });
 
   test('onnxruntime CPU gives the same maps as the reference', async () => {
-    const ref = new ReferenceRuntime('float64').run(g, { [MODEL_INPUT]: input }, weights, [soft!.probe.map!, cls!.probe.map!]);
+    const ref = new ReferenceRuntime('float64').run(g, { [MODEL_INPUT]: input }, weights, [
+      soft!.probe.map!,
+      cls!.probe.map!,
+    ]);
     const session = await OnnxSession.create(g, [soft!.probe.map!, cls!.probe.map!], weights, { ep: 'cpu' });
     try {
       const out = await session.run({ [MODEL_INPUT]: input });
-      for (let i = 0; i < 2; i++) assert.ok(relDiff(out[i]!.data, ref[i]!.data) < 1e-5, `output ${i}: ${relDiff(out[i]!.data, ref[i]!.data)}`);
+      for (let i = 0; i < 2; i++)
+        assert.ok(relDiff(out[i]!.data, ref[i]!.data) < 1e-5, `output ${i}: ${relDiff(out[i]!.data, ref[i]!.data)}`);
     } finally {
       await session.release();
     }
@@ -196,18 +232,23 @@ describe('attention maps from the attention definitions', () => {
     // v = x·W_vᵀ + b and fc_o, straight from the weights the graph used.
     const W = (key: string) => weights.get(key)!.data;
     const vProj = new Float64Array(N * D);
-    for (let n = 0; n < N; n++) for (let o = 0; o < D; o++) {
-      let acc = W('attn.fc_v.bias')[o]!;
-      for (let i = 0; i < D; i++) acc += xs[n * D + i]! * W('attn.fc_v.weight')[o * D + i]!;
-      vProj[n * D + o] = acc;
-    }
+    for (let n = 0; n < N; n++)
+      for (let o = 0; o < D; o++) {
+        let acc = W('attn.fc_v.bias')[o]!;
+        for (let i = 0; i < D; i++) acc += xs[n * D + i]! * W('attn.fc_v.weight')[o * D + i]!;
+        vProj[n * D + o] = acc;
+      }
     const mixed = new Float64Array(D); // head-major concat of Σⱼ w_hj·v_hj
-    for (let hh = 0; hh < h; hh++) for (let c = 0; c < d; c++) {
-      let acc = 0;
-      for (let j = 0; j < N; j++) acc += map!.data[hh * N + j]! * vProj[j * D + hh * d + c]!;
-      mixed[hh * d + c] = acc;
-    }
-    const row = Float64Array.from({ length: D }, (_, o) => W('attn.fc_o.bias')[o]! + mixed.reduce((s, v, i) => s + v * W('attn.fc_o.weight')[o * D + i]!, 0));
+    for (let hh = 0; hh < h; hh++)
+      for (let c = 0; c < d; c++) {
+        let acc = 0;
+        for (let j = 0; j < N; j++) acc += map!.data[hh * N + j]! * vProj[j * D + hh * d + c]!;
+        mixed[hh * d + c] = acc;
+      }
+    const row = Float64Array.from(
+      { length: D },
+      (_, o) => W('attn.fc_o.bias')[o]! + mixed.reduce((s, v, i) => s + v * W('attn.fc_o.weight')[o * D + i]!, 0),
+    );
     const e = relDiff(row, y!.data.subarray(7 * D, 8 * D));
     assert.ok(e < 1e-12, `implied weights reproduce the output to ${e}`);
     assert.match(probe.meaning!, /UFO implied token weights/);

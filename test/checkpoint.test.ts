@@ -30,27 +30,65 @@ class Pickle {
   u32(n: number): this {
     return this.raw(n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, (n >>> 24) & 0xff);
   }
-  proto(v = 2): this { return this.raw(0x80, v); }
-  global(module: string, name: string): this { return this.text(`c${module}\n${name}\n`); }
-  mark(): this { return this.text('('); }
-  tuple(): this { return this.text('t'); }
-  emptyTuple(): this { return this.text(')'); }
-  emptyList(): this { return this.text(']'); }
-  append(): this { return this.text('a'); }
-  emptyDict(): this { return this.text('}'); }
-  setitems(): this { return this.text('u'); }
-  reduce(): this { return this.text('R'); }
-  build(): this { return this.text('b'); }
-  newobj(): this { return this.raw(0x81); }
-  binpersid(): this { return this.text('Q'); }
-  binput(i: number): this { return this.raw(0x71, i); }
-  binget(i: number): this { return this.raw(0x68, i); }
-  none(): this { return this.text('N'); }
-  bool(b: boolean): this { return this.raw(b ? 0x88 : 0x89); }
-  stop(): this { return this.text('.'); }
+  proto(v = 2): this {
+    return this.raw(0x80, v);
+  }
+  global(module: string, name: string): this {
+    return this.text(`c${module}\n${name}\n`);
+  }
+  mark(): this {
+    return this.text('(');
+  }
+  tuple(): this {
+    return this.text('t');
+  }
+  emptyTuple(): this {
+    return this.text(')');
+  }
+  emptyList(): this {
+    return this.text(']');
+  }
+  append(): this {
+    return this.text('a');
+  }
+  emptyDict(): this {
+    return this.text('}');
+  }
+  setitems(): this {
+    return this.text('u');
+  }
+  reduce(): this {
+    return this.text('R');
+  }
+  build(): this {
+    return this.text('b');
+  }
+  newobj(): this {
+    return this.raw(0x81);
+  }
+  binpersid(): this {
+    return this.text('Q');
+  }
+  binput(i: number): this {
+    return this.raw(0x71, i);
+  }
+  binget(i: number): this {
+    return this.raw(0x68, i);
+  }
+  none(): this {
+    return this.text('N');
+  }
+  bool(b: boolean): this {
+    return this.raw(b ? 0x88 : 0x89);
+  }
+  stop(): this {
+    return this.text('.');
+  }
   str(s: string): this {
     const b = Buffer.from(s, 'utf8');
-    return this.text('X').u32(b.length).raw(...b);
+    return this.text('X')
+      .u32(b.length)
+      .raw(...b);
   }
   int(n: number): this {
     if (n >= 0 && n < 256) return this.raw(0x4b, n);
@@ -95,8 +133,18 @@ function contiguousStride(shape: readonly number[]): number[] {
 /** `torch._utils._rebuild_tensor_v2(storage, offset, size, stride, False, OrderedDict())`. */
 function tensor(p: Pickle, t: TensorSpec): Pickle {
   p.global('torch._utils', '_rebuild_tensor_v2').mark();
-  p.mark().str('storage').global('torch', t.cls ?? 'FloatStorage').str(t.key).str('cpu').int(t.numel).tuple().binpersid();
-  p.int(t.offset ?? 0).ints(t.shape).ints(t.stride ?? contiguousStride(t.shape)).bool(false);
+  p.mark()
+    .str('storage')
+    .global('torch', t.cls ?? 'FloatStorage')
+    .str(t.key)
+    .str('cpu')
+    .int(t.numel)
+    .tuple()
+    .binpersid();
+  p.int(t.offset ?? 0)
+    .ints(t.shape)
+    .ints(t.stride ?? contiguousStride(t.shape))
+    .bool(false);
   return p.global('collections', 'OrderedDict').emptyTuple().reduce().tuple().reduce();
 }
 
@@ -111,7 +159,10 @@ function stateDict(p: Pickle, entries: [string, TensorSpec][]): Pickle {
 }
 
 function torchZip(pickle: Uint8Array, storages: Record<string, Uint8Array> = {}, prefix = 'archive'): Uint8Array {
-  const files: Record<string, Uint8Array> = { [`${prefix}/data.pkl`]: pickle, [`${prefix}/version`]: Buffer.from('3\n') };
+  const files: Record<string, Uint8Array> = {
+    [`${prefix}/data.pkl`]: pickle,
+    [`${prefix}/version`]: Buffer.from('3\n'),
+  };
   for (const [key, data] of Object.entries(storages)) files[`${prefix}/data/${key}`] = data;
   return zipSync(files, { level: 0 });
 }
@@ -146,18 +197,28 @@ function refuses(run: () => unknown, file: string, problem: RegExp): CheckpointE
 // ---------------------------------------------------------------------------------------
 
 describe('tiny_soft.pth (a real torch.save of a state_dict)', () => {
-  const cfg = readJson<{ state_dict: { key: string; shape: number[]; dtype: string }[]; randomised_norm_modules: string[] }>('ref/tiny_soft_config.json');
+  const cfg = readJson<{
+    state_dict: { key: string; shape: number[]; dtype: string }[];
+    randomised_norm_modules: string[];
+  }>('ref/tiny_soft_config.json');
   const pth = path.join(FIXTURES, 'ref', 'tiny_soft.pth');
   const ck: LoadedCheckpoint = loadCheckpoint(pth);
 
   test('has exactly the 137 keys, in order, with their shapes and dtypes', () => {
     assert.equal(cfg.state_dict.length, 137);
-    assert.deepEqual([...ck.tensors.keys()], cfg.state_dict.map((e) => e.key));
+    assert.deepEqual(
+      [...ck.tensors.keys()],
+      cfg.state_dict.map((e) => e.key),
+    );
     for (const e of cfg.state_dict) {
       const t = ck.tensors.get(e.key)!;
       assert.deepEqual(t.shape, e.shape, e.key);
       assert.equal(t.dtype, e.dtype, e.key);
-      assert.equal(t.data.length, e.shape.reduce((a, b) => a * b, 1), e.key);
+      assert.equal(
+        t.data.length,
+        e.shape.reduce((a, b) => a * b, 1),
+        e.key,
+      );
     }
     assert.equal(ck.source, 'root');
     assert.equal(ck.meta.format, 'pytorch');
@@ -174,7 +235,10 @@ describe('tiny_soft.pth (a real torch.save of a state_dict)', () => {
   test('checkAgainst finds nothing missing, unexpected or mismatched', () => {
     const r = checkAgainst(ck.tensors, cfg.state_dict);
     assert.deepEqual(r, { missing: [], unexpected: [], mismatched: [] });
-    assert.equal(formatCheckReport(r, cfg.state_dict.length), 'All 137 expected tensors are present with the expected shapes.');
+    assert.equal(
+      formatCheckReport(r, cfg.state_dict.length),
+      'All 137 expected tensors are present with the expected shapes.',
+    );
   });
 
   test('randomised norm statistics have the ranges they were drawn from', () => {
@@ -187,7 +251,10 @@ describe('tiny_soft.pth (a real torch.save of a state_dict)', () => {
         // LayerNorm weight = 1 + 0.1·N(0,1): near 1, and not left at the default
         const w = floats(ck.tensors.get(`${m}.weight`));
         for (const v of w) assert.ok(Math.abs(v - 1) < 0.6, `${m}.weight ${v}`);
-        assert.ok(w.some((v) => v !== 1), `${m}.weight was randomised`);
+        assert.ok(
+          w.some((v) => v !== 1),
+          `${m}.weight was randomised`,
+        );
       }
     }
   });
@@ -199,7 +266,8 @@ describe('tiny_soft.pth (a real torch.save of a state_dict)', () => {
     const entryData = (name: string): number => {
       for (let at = file.indexOf('PK\x03\x04'); at >= 0; at = file.indexOf('PK\x03\x04', at + 1)) {
         const nameLen = view.getUint16(at + 26, true);
-        if (file.toString('latin1', at + 30, at + 30 + nameLen) === name) return at + 30 + nameLen + view.getUint16(at + 28, true);
+        if (file.toString('latin1', at + 30, at + 30 + nameLen) === name)
+          return at + 30 + nameLen + view.getUint16(at + 28, true);
       }
       throw new Error(`no entry ${name}`);
     };
@@ -232,7 +300,10 @@ describe('synthetic torch checkpoints', () => {
       ['b', { key: '1', numel: 6, offset: 2, shape: [2, 2], stride: [2, 1] }],
       ['e', { key: '2', numel: 1, shape: [2, 3], stride: [0, 0] }],
     ]).stop();
-    const ck = loadCheckpoint(torchZip(p.bytes(), { 0: f32(0, 1, 2, 3, 4, 5), 1: f32(10, 11, 12, 13, 14, 15), 2: f32(7) }), 'views.pth');
+    const ck = loadCheckpoint(
+      torchZip(p.bytes(), { 0: f32(0, 1, 2, 3, 4, 5), 1: f32(10, 11, 12, 13, 14, 15), 2: f32(7) }),
+      'views.pth',
+    );
     assert.deepEqual(ck.tensors.get('t')?.shape, [3, 2]);
     assert.deepEqual(floats(ck.tensors.get('t')), [0, 3, 1, 4, 2, 5]);
     assert.deepEqual(floats(ck.tensors.get('a')), [10, 11, 12, 13, 14, 15]);
@@ -242,9 +313,18 @@ describe('synthetic torch checkpoints', () => {
     // nn.Parameter: _rebuild_parameter(tensor, requires_grad, OrderedDict())
     const q = new Pickle().proto().global('collections', 'OrderedDict').emptyTuple().reduce().mark().str('p');
     q.global('torch._utils', '_rebuild_parameter').mark();
-    tensor(q, { key: '0', numel: 2, shape: [2] }).bool(true).global('collections', 'OrderedDict').emptyTuple().reduce().tuple().reduce();
+    tensor(q, { key: '0', numel: 2, shape: [2] })
+      .bool(true)
+      .global('collections', 'OrderedDict')
+      .emptyTuple()
+      .reduce()
+      .tuple()
+      .reduce();
     q.setitems().stop();
-    assert.deepEqual(floats(loadCheckpoint(torchZip(q.bytes(), { 0: f32(1, 2) }), 'param.pth').tensors.get('p')), [1, 2]);
+    assert.deepEqual(
+      floats(loadCheckpoint(torchZip(q.bytes(), { 0: f32(1, 2) }), 'param.pth').tensors.get('p')),
+      [1, 2],
+    );
   });
 
   test('dtypes: float16, bfloat16, float64, int64', () => {
@@ -255,12 +335,15 @@ describe('synthetic torch checkpoints', () => {
       ['d', { key: '2', cls: 'DoubleStorage', numel: 2, shape: [2] }],
       ['n', { key: '3', cls: 'LongStorage', numel: 1, shape: [] }],
     ]).stop();
-    const ck = loadCheckpoint(torchZip(p.bytes(), {
-      0: u16(0x3e00, 0xc080, 0x7bff, 0x0001, 0x8000, 0x7c00),
-      1: u16(0x3fc0, 0xc010, 0x477f, 0xff80),
-      2: f64(0.1, -3),
-      3: i64(7n),
-    }), 'dtypes.pth');
+    const ck = loadCheckpoint(
+      torchZip(p.bytes(), {
+        0: u16(0x3e00, 0xc080, 0x7bff, 0x0001, 0x8000, 0x7c00),
+        1: u16(0x3fc0, 0xc010, 0x477f, 0xff80),
+        2: f64(0.1, -3),
+        3: i64(7n),
+      }),
+      'dtypes.pth',
+    );
     assert.deepEqual(floats(ck.tensors.get('h')), [1.5, -2.25, 65504, 2 ** -24, -0, Infinity]);
     assert.equal(ck.tensors.get('h')?.dtype, 'float16');
     assert.deepEqual(floats(ck.tensors.get('g')), [1.5, -2.25, 65280, -Infinity]);
@@ -279,12 +362,33 @@ describe('synthetic torch checkpoints', () => {
     if (ema) stateDict(p.str('state_dict_ema'), [['module.w', { key: '1', numel: 2, shape: [2] }]]);
     // optimizer state: a tensor whose storage entry is absent, to show it is never read
     p.str('optimizer').emptyDict().mark().str('state').emptyDict().mark().int(0).emptyDict().mark();
-    tensor(p.str('step').int(3).str('exp_avg'), { key: '9', numel: 2, shape: [2] }).setitems().setitems();
-    p.str('param_groups').emptyList().emptyDict().mark().str('lr').float(0.001).str('betas').mark().float(0.9).float(0.999).tuple();
+    tensor(p.str('step').int(3).str('exp_avg'), { key: '9', numel: 2, shape: [2] })
+      .setitems()
+      .setitems();
+    p.str('param_groups')
+      .emptyList()
+      .emptyDict()
+      .mark()
+      .str('lr')
+      .float(0.001)
+      .str('betas')
+      .mark()
+      .float(0.9)
+      .float(0.999)
+      .tuple();
     p.str('params').emptyList().int(0).append().setitems().append().setitems();
     // args: argparse.Namespace via NEWOBJ + BUILD, as protocol 2 writes it
     p.str('args').global('argparse', 'Namespace').emptyTuple().newobj().emptyDict().mark();
-    p.str('model').str('soft_tiny').str('lr').float(0.001).str('epochs').int(300).str('amp').bool(true).str('mean').none();
+    p.str('model')
+      .str('soft_tiny')
+      .str('lr')
+      .float(0.001)
+      .str('epochs')
+      .int(300)
+      .str('amp')
+      .bool(true)
+      .str('mean')
+      .none();
     p.str('input_size').ints([3, 224, 224]).setitems().build();
     p.str('version').int(2).str('metric').float(81.5).setitems().stop();
     return torchZip(p.bytes(), { 0: f32(1, 2), 1: f32(10, 20) });
@@ -301,7 +405,16 @@ describe('synthetic torch checkpoints', () => {
     assert.equal(ck.meta.version, 2);
     assert.equal(ck.meta.metric, 81.5);
     assert.deepEqual(ck.meta.args, { model: 'soft_tiny', lr: 0.001, epochs: 300, amp: true, mean: null });
-    assert.deepEqual(ck.meta.topLevelKeys, ['epoch', 'arch', 'state_dict', 'state_dict_ema', 'optimizer', 'args', 'version', 'metric']);
+    assert.deepEqual(ck.meta.topLevelKeys, [
+      'epoch',
+      'arch',
+      'state_dict',
+      'state_dict_ema',
+      'optimizer',
+      'args',
+      'version',
+      'metric',
+    ]);
 
     const plain = loadCheckpoint(timmCheckpoint(false), 'timm-no-ema.pth.tar');
     assert.equal(plain.source, 'state_dict');
@@ -320,7 +433,11 @@ describe('synthetic torch checkpoints', () => {
 
   test('a dict without weights is explained', () => {
     const p = new Pickle().proto().emptyDict().mark().str('epoch').int(1).setitems().stop();
-    refuses(() => loadCheckpoint(torchZip(p.bytes()), 'empty.pth'), 'empty.pth', /no weights found.*top-level keys: epoch/);
+    refuses(
+      () => loadCheckpoint(torchZip(p.bytes()), 'empty.pth'),
+      'empty.pth',
+      /no weights found.*top-level keys: epoch/,
+    );
   });
 });
 
@@ -366,9 +483,17 @@ describe('safetensors', () => {
 
   test('refuses offsets outside the data and inconsistent sizes', () => {
     const outside = { w: { dtype: 'F32', shape: [2, 2], data_offsets: [0, 64] } };
-    refuses(() => loadCheckpoint(safetensors(outside, data), 'a.safetensors'), 'a.safetensors', /data_offsets .* outside/);
+    refuses(
+      () => loadCheckpoint(safetensors(outside, data), 'a.safetensors'),
+      'a.safetensors',
+      /data_offsets .* outside/,
+    );
     const short = { w: { dtype: 'F32', shape: [3, 3], data_offsets: [0, 16] } };
-    refuses(() => loadCheckpoint(safetensors(short, data), 'b.safetensors'), 'b.safetensors', /16 bytes do not hold 9 float32/);
+    refuses(
+      () => loadCheckpoint(safetensors(short, data), 'b.safetensors'),
+      'b.safetensors',
+      /16 bytes do not hold 9 float32/,
+    );
     refuses(() => loadCheckpoint(new Uint8Array(16).fill(0xff), 'c.safetensors'), 'c.safetensors', /header length/);
   });
 });
@@ -392,8 +517,13 @@ describe('hostile and broken inputs', () => {
 
   for (const [module, name, arg] of calls) {
     test(`GLOBAL ${module} ${name} + REDUCE is refused and nothing runs`, () => {
-      const e = refuses(() => loadCheckpoint(torchZip(call(module, name, arg)), 'evil.pth'), 'evil.pth',
-        new RegExp(`refused to load ${module}\\.${name}: not in the allow-list; ViT Lens never executes code from a checkpoint`));
+      const e = refuses(
+        () => loadCheckpoint(torchZip(call(module, name, arg)), 'evil.pth'),
+        'evil.pth',
+        new RegExp(
+          `refused to load ${module}\\.${name}: not in the allow-list; ViT Lens never executes code from a checkpoint`,
+        ),
+      );
       assert.equal(e.file, 'evil.pth');
       assert.equal(fs.existsSync(sentinel), false);
     });
@@ -409,24 +539,49 @@ describe('hostile and broken inputs', () => {
     refuses(() => loadCheckpoint(torchZip(stacked.bytes()), 'stack.pth'), 'stack.pth', /refused to load os\.system/);
 
     const inst = new Pickle().proto().mark().str(payload).text('ios\nsystem\n').stop();
-    refuses(() => loadCheckpoint(torchZip(inst.bytes()), 'inst.pth'), 'inst.pth', /refused pickle opcode at byte \d+: INST .*never executes code/);
+    refuses(
+      () => loadCheckpoint(torchZip(inst.bytes()), 'inst.pth'),
+      'inst.pth',
+      /refused pickle opcode at byte \d+: INST .*never executes code/,
+    );
 
-    const model = new Pickle().proto().global('timm.models.vision_transformer', 'VisionTransformer').emptyTuple().newobj().stop();
-    refuses(() => loadCheckpoint(torchZip(model.bytes()), 'model.pth'), 'model.pth', /refused to load timm\.models\.vision_transformer\.VisionTransformer/);
+    const model = new Pickle()
+      .proto()
+      .global('timm.models.vision_transformer', 'VisionTransformer')
+      .emptyTuple()
+      .newobj()
+      .stop();
+    refuses(
+      () => loadCheckpoint(torchZip(model.bytes()), 'model.pth'),
+      'model.pth',
+      /refused to load timm\.models\.vision_transformer\.VisionTransformer/,
+    );
     assert.equal(fs.existsSync(sentinel), false);
   });
 
   test('storage numel far beyond the entry bytes', () => {
     const p = new Pickle().proto();
     stateDict(p, [['w', { key: '0', numel: 1_000_000_000, shape: [4] }]]).stop();
-    refuses(() => loadCheckpoint(torchZip(p.bytes(), { 0: f32(1, 2, 3, 4) }), 'big.pth'), 'big.pth', /claims 1000000000 float32 elements .* holds only 16 bytes/);
+    refuses(
+      () => loadCheckpoint(torchZip(p.bytes(), { 0: f32(1, 2, 3, 4) }), 'big.pth'),
+      'big.pth',
+      /claims 1000000000 float32 elements .* holds only 16 bytes/,
+    );
   });
 
   test('out-of-bounds stride, offset and element count', () => {
     const cases: [string, TensorSpec, RegExp][] = [
-      ['stride.pth', { key: '0', numel: 16, shape: [4, 4], stride: [4, 100] }, /reaches element 312 of a storage with 16/],
+      [
+        'stride.pth',
+        { key: '0', numel: 16, shape: [4, 4], stride: [4, 100] },
+        /reaches element 312 of a storage with 16/,
+      ],
       ['offset.pth', { key: '0', numel: 16, offset: 14, shape: [4] }, /reaches element 17 of a storage with 16/],
-      ['huge.pth', { key: '0', numel: 16, shape: [2 ** 20, 2 ** 20, 2 ** 20], stride: [0, 0, 0] }, /more than 268435456 elements/],
+      [
+        'huge.pth',
+        { key: '0', numel: 16, shape: [2 ** 20, 2 ** 20, 2 ** 20], stride: [0, 0, 0] },
+        /more than 268435456 elements/,
+      ],
     ];
     for (const [file, spec, problem] of cases) {
       const p = new Pickle().proto();
@@ -436,10 +591,22 @@ describe('hostile and broken inputs', () => {
   });
 
   test('deep nesting: 100k MARKs, 100k nested lists, a self-referencing list, a memo DAG', () => {
-    const marks = new Uint8Array([0x80, 2, ...new Uint8Array(100_000).fill(0x28), ...new Uint8Array(100_000).fill(0x6c), 0x2e]);
+    const marks = new Uint8Array([
+      0x80,
+      2,
+      ...new Uint8Array(100_000).fill(0x28),
+      ...new Uint8Array(100_000).fill(0x6c),
+      0x2e,
+    ]);
     refuses(() => loadCheckpoint(torchZip(marks), 'marks.pth'), 'marks.pth', /nesting deeper than 100 levels/);
 
-    const lists = new Uint8Array([0x80, 2, ...new Uint8Array(100_000).fill(0x5d), ...new Uint8Array(99_999).fill(0x61), 0x2e]);
+    const lists = new Uint8Array([
+      0x80,
+      2,
+      ...new Uint8Array(100_000).fill(0x5d),
+      ...new Uint8Array(99_999).fill(0x61),
+      0x2e,
+    ]);
     refuses(() => loadCheckpoint(torchZip(lists), 'lists.pth'), 'lists.pth', /nesting deeper than 100 levels/);
 
     const cycle = new Pickle().proto().emptyList().binput(0).binget(0).append().stop();
@@ -447,31 +614,63 @@ describe('hostile and broken inputs', () => {
 
     // 2^60 paths through 60 shared lists: must be copied once each, not walked
     const dag = new Pickle().proto().emptyList().binput(0);
-    for (let i = 1; i <= 60; i++) dag.mark().binget(i - 1).binget(i - 1).text('l').binput(i);
+    for (let i = 1; i <= 60; i++)
+      dag
+        .mark()
+        .binget(i - 1)
+        .binget(i - 1)
+        .text('l')
+        .binput(i);
     refuses(() => loadCheckpoint(torchZip(dag.stop().bytes()), 'dag.pth'), 'dag.pth', /not a dict/);
   });
 
   test('truncated zip, random bytes, empty file, legacy and bare pickles', () => {
     const real = fs.readFileSync(path.join(FIXTURES, 'ref', 'tiny_soft.pth'));
-    refuses(() => loadCheckpoint(real.subarray(0, Math.floor(real.length * 0.6)), 'cut.pth'), 'cut.pth', /truncated or corrupt zip/);
+    refuses(
+      () => loadCheckpoint(real.subarray(0, Math.floor(real.length * 0.6)), 'cut.pth'),
+      'cut.pth',
+      /truncated or corrupt zip/,
+    );
 
     let seed = 12345;
-    const noise = Uint8Array.from({ length: 4096 }, () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) >> 16 & 0xff);
+    const noise = Uint8Array.from(
+      { length: 4096 },
+      () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) >> 16) & 0xff,
+    );
     noise[0] = 0x42;
     refuses(() => loadCheckpoint(noise, 'noise.pth'), 'noise.pth', /not a zip archive/);
 
     refuses(() => loadCheckpoint(new Uint8Array(0), 'empty.pth'), 'empty.pth', /the file is empty/);
 
     // torch.save before 1.6: a pickled magic number 0x1950a86a20f9469cfc6c, then more pickles
-    const legacy = new Uint8Array([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e, 0x80, 0x02, 0x4d, 0xe9, 0x03, 0x2e]);
-    refuses(() => loadCheckpoint(legacy, 'old.pth'), 'old.pth', /legacy \(pre-1\.6\) PyTorch serialization format.*torch>=1\.6/);
-    refuses(() => loadCheckpoint(new Pickle().proto().emptyDict().stop().bytes(), 'bare.pkl'), 'bare.pkl', /bare Python pickle.*torch>=1\.6/);
+    const legacy = new Uint8Array([
+      0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e, 0x80, 0x02, 0x4d, 0xe9,
+      0x03, 0x2e,
+    ]);
+    refuses(
+      () => loadCheckpoint(legacy, 'old.pth'),
+      'old.pth',
+      /legacy \(pre-1\.6\) PyTorch serialization format.*torch>=1\.6/,
+    );
+    refuses(
+      () => loadCheckpoint(new Pickle().proto().emptyDict().stop().bytes(), 'bare.pkl'),
+      'bare.pkl',
+      /bare Python pickle.*torch>=1\.6/,
+    );
 
-    refuses(() => loadCheckpoint(path.join(os.tmpdir(), `vitlens-missing-${randomUUID()}.pth`)), 'vitlens-missing-', /cannot read the file/);
+    refuses(
+      () => loadCheckpoint(path.join(os.tmpdir(), `vitlens-missing-${randomUUID()}.pth`)),
+      'vitlens-missing-',
+      /cannot read the file/,
+    );
   });
 
   test('zip without data.pkl, and a storage entry the pickle needs but the zip lacks', () => {
-    refuses(() => loadCheckpoint(zipSync({ 'x/other.txt': Buffer.from('hi') }), 'other.zip'), 'other.zip', /no <archive>\/data\.pkl/);
+    refuses(
+      () => loadCheckpoint(zipSync({ 'x/other.txt': Buffer.from('hi') }), 'other.zip'),
+      'other.zip',
+      /no <archive>\/data\.pkl/,
+    );
     const p = new Pickle().proto();
     stateDict(p, [['w', { key: '0', numel: 1, shape: [1] }]]).stop();
     refuses(() => loadCheckpoint(torchZip(p.bytes()), 'nodata.pth'), 'nodata.pth', /no entry "archive\/data\/0"/);
@@ -485,14 +684,28 @@ describe('checkAgainst', () => {
       ['b', { shape: [4] }],
       ['extra', { shape: [1] }],
     ]);
-    const r = checkAgainst(tensors, [{ key: 'a', shape: [2, 3] }, { key: 'b', shape: [5] }, { key: 'c', shape: [1] }]);
-    assert.deepEqual(r, { missing: ['c'], unexpected: ['extra'], mismatched: [{ key: 'b', expected: [5], actual: [4] }] });
+    const r = checkAgainst(tensors, [
+      { key: 'a', shape: [2, 3] },
+      { key: 'b', shape: [5] },
+      { key: 'c', shape: [1] },
+    ]);
+    assert.deepEqual(r, {
+      missing: ['c'],
+      unexpected: ['extra'],
+      mismatched: [{ key: 'b', expected: [5], actual: [4] }],
+    });
     assert.equal(isCleanCheck(r), false);
-    assert.equal(formatCheckReport(r, 3), [
-      'Missing from the checkpoint (1):', '  c',
-      'Not used by the model (1):', '  extra',
-      'Shape mismatch (1):', '  b: checkpoint [4], model expects [5]',
-    ].join('\n'));
+    assert.equal(
+      formatCheckReport(r, 3),
+      [
+        'Missing from the checkpoint (1):',
+        '  c',
+        'Not used by the model (1):',
+        '  extra',
+        'Shape mismatch (1):',
+        '  b: checkpoint [4], model expects [5]',
+      ].join('\n'),
+    );
   });
 });
 
@@ -515,7 +728,11 @@ const MiB = 2 ** 20;
 function deflatedRun(mib: number, byte = 0): Buffer {
   const block = Buffer.alloc(MiB, byte);
   const first = zlib.deflateRawSync(block, { level: 9, finishFlush: zlib.constants.Z_SYNC_FLUSH });
-  const next = zlib.deflateRawSync(block, { level: 9, dictionary: Buffer.alloc(32768, byte), finishFlush: zlib.constants.Z_SYNC_FLUSH });
+  const next = zlib.deflateRawSync(block, {
+    level: 9,
+    dictionary: Buffer.alloc(32768, byte),
+    finishFlush: zlib.constants.Z_SYNC_FLUSH,
+  });
   const last = zlib.deflateRawSync(Buffer.alloc(0));
   return Buffer.concat([first, ...Array.from({ length: mib - 1 }, () => next), last]);
 }
@@ -581,7 +798,12 @@ function rawZip(entries: RawEntry[], o: { entryCount?: number; directoryOffset?:
 /** A state_dict pickle of one tensor per storage: [name, storage key, class, storage numel, tensor numel (default: all)]. */
 function statePickle(tensors: [string, string, StorageClass, number, number?][]): Uint8Array {
   const p = new Pickle().proto();
-  return stateDict(p, tensors.map(([name, key, cls, numel, view]) => [name, { key, cls, numel, shape: [view ?? numel] }])).stop().bytes();
+  return stateDict(
+    p,
+    tensors.map(([name, key, cls, numel, view]) => [name, { key, cls, numel, shape: [view ?? numel] }]),
+  )
+    .stop()
+    .bytes();
 }
 
 const pkl = (name: string, data: Uint8Array, prefix = 'archive'): RawEntry => ({ name: `${prefix}/${name}`, data });
@@ -591,9 +813,17 @@ after(() => peak.stop());
 const worst = { ms: 0, mib: 0, count: 0 };
 
 /** A CheckpointError naming `file` and matching `problem`, within `ms` and `mib` of extra peak RSS. */
-async function refusedWithin(input: Uint8Array, file: string, problem: RegExp, bound = { ms: 2000, mib: 64 }): Promise<void> {
+async function refusedWithin(
+  input: Uint8Array,
+  file: string,
+  problem: RegExp,
+  bound = { ms: 2000, mib: 64 },
+): Promise<void> {
   const m = await peak.measure(() => loadCheckpoint(input, file));
-  assert.ok(m.error instanceof CheckpointError, `expected a CheckpointError, got ${m.error ? String(m.error) : 'a loaded checkpoint'}`);
+  assert.ok(
+    m.error instanceof CheckpointError,
+    `expected a CheckpointError, got ${m.error ? String(m.error) : 'a loaded checkpoint'}`,
+  );
   assert.ok(m.error.message.includes(file), m.error.message);
   assert.match(m.error.message, problem);
   assert.ok(m.ms < bound.ms, `${file}: refused after ${m.ms.toFixed(0)} ms`);
@@ -616,12 +846,17 @@ describe('zip bombs: refused from the directory, before anything is inflated', (
     const numel = (2.5 * 2 ** 30) / 4;
     const bomb = deflatedRun(2560);
     // The tensor views 2^28 elements (the most one tensor may have) of the 2.5 GiB storage.
-    const zip = rawZip([pkl('data.pkl', statePickle([['w', '0', 'FloatStorage', numel, 2 ** 28]])), { name: 'archive/data/0', data: bomb, method: 8, originalSize: numel * 4 }]);
+    const zip = rawZip([
+      pkl('data.pkl', statePickle([['w', '0', 'FloatStorage', numel, 2 ** 28]])),
+      { name: 'archive/data/0', data: bomb, method: 8, originalSize: numel * 4 },
+    ]);
     await refusedWithin(zip, 'bomb-storage.pth', /zip entry archive\/data\/0 is larger than 2147483647 bytes/);
   });
 
   test('a data.pkl that inflates to 300 MiB (300 KB on disk)', async () => {
-    const zip = rawZip([{ name: 'archive/data.pkl', data: deflatedRun(300, 0x4e), method: 8, originalSize: 300 * MiB }]);
+    const zip = rawZip([
+      { name: 'archive/data.pkl', data: deflatedRun(300, 0x4e), method: 8, originalSize: 300 * MiB },
+    ]);
     await refusedWithin(zip, 'bomb-pickle.pth', /archive\/data\.pkl is larger than 268435456 bytes/);
   });
 
@@ -629,7 +864,14 @@ describe('zip bombs: refused from the directory, before anything is inflated', (
     const numel = (1.5 * 2 ** 30) / 8;
     const bomb = deflatedRun(1536);
     const zip = rawZip([
-      pkl('data.pkl', statePickle([['a', '0', 'DoubleStorage', numel], ['b', '1', 'DoubleStorage', numel], ['c', '2', 'DoubleStorage', numel]])),
+      pkl(
+        'data.pkl',
+        statePickle([
+          ['a', '0', 'DoubleStorage', numel],
+          ['b', '1', 'DoubleStorage', numel],
+          ['c', '2', 'DoubleStorage', numel],
+        ]),
+      ),
       ...['0', '1', '2'].map((k) => ({ name: `archive/data/${k}`, data: bomb, method: 8, originalSize: numel * 8 })),
     ]);
     await refusedWithin(zip, 'bomb-total.pth', /needs more than 4294967296 bytes of tensor data/);
@@ -641,15 +883,26 @@ describe('zip bombs: refused from the directory, before anything is inflated', (
     const zip = rawZip([
       pkl('data.pkl', statePickle(keys.map((k) => [`w${k}`, k, 'DoubleStorage', numel]))),
       { name: 'archive/data/0', data: deflatedRun(1024), method: 8, originalSize: 2 ** 30 },
-      ...keys.slice(1).map((k) => ({ name: `archive/data/${k}`, data: new Uint8Array(0), method: 8, originalSize: 2 ** 30, sameAs: 'archive/data/0' })),
+      ...keys.slice(1).map((k) => ({
+        name: `archive/data/${k}`,
+        data: new Uint8Array(0),
+        method: 8,
+        originalSize: 2 ** 30,
+        sameAs: 'archive/data/0',
+      })),
     ]);
     await refusedWithin(zip, 'overlap.pth', /more than the 1073741824 ViT Lens loads|needs more than 4294967296 bytes/);
   });
 
   test('a directory that understates the size: 16 bytes declared, 1 GiB inflated', async () => {
-    const zip = rawZip([pkl('data.pkl', statePickle([['w', '0', 'FloatStorage', 4]])), { name: 'archive/data/0', data: deflatedRun(1024), method: 8, originalSize: 16 }]);
+    const zip = rawZip([
+      pkl('data.pkl', statePickle([['w', '0', 'FloatStorage', 4]])),
+      { name: 'archive/data/0', data: deflatedRun(1024), method: 8, originalSize: 16 },
+    ]);
     await refusedWithin(zip, 'understated.pth', /truncated or corrupt zip archive/);
-    const pickleBomb = rawZip([{ name: 'archive/data.pkl', data: deflatedRun(1024, 0x4e), method: 8, originalSize: 100 }]);
+    const pickleBomb = rawZip([
+      { name: 'archive/data.pkl', data: deflatedRun(1024, 0x4e), method: 8, originalSize: 100 },
+    ]);
     await refusedWithin(pickleBomb, 'understated-pkl.pth', /truncated or corrupt zip archive/);
   });
 });
@@ -657,22 +910,62 @@ describe('zip bombs: refused from the directory, before anything is inflated', (
 describe('malformed zips', () => {
   const ok = statePickle([['w', '0', 'FloatStorage', 1]]);
   const cases: [string, () => Uint8Array, RegExp][] = [
-    ['method12.pth', () => rawZip([{ name: 'archive/data.pkl', data: ok, method: 12 }]), /zip entry archive\/data\.pkl uses unsupported compression method 12/],
-    ['sizes.pth', () => rawZip([{ name: 'archive/data.pkl', data: ok, originalSize: ok.length + 5 }]), /corrupt zip archive: stored entry archive\/data\.pkl has inconsistent sizes/],
-    ['twice.pth', () => rawZip([pkl('data.pkl', ok), pkl('data.pkl', ok)]), /zip archive lists entry "archive\/data\.pkl" twice/],
-    ['two.pth', () => rawZip([pkl('data.pkl', ok, 'a'), pkl('data.pkl', ok, 'b')]), /zip archive holds several checkpoints \(a, b\)/],
-    ['bigendian.pth', () => rawZip([pkl('data.pkl', ok), pkl('byteorder', Buffer.from('big'))]), /the storages were saved big-endian/],
+    [
+      'method12.pth',
+      () => rawZip([{ name: 'archive/data.pkl', data: ok, method: 12 }]),
+      /zip entry archive\/data\.pkl uses unsupported compression method 12/,
+    ],
+    [
+      'sizes.pth',
+      () => rawZip([{ name: 'archive/data.pkl', data: ok, originalSize: ok.length + 5 }]),
+      /corrupt zip archive: stored entry archive\/data\.pkl has inconsistent sizes/,
+    ],
+    [
+      'twice.pth',
+      () => rawZip([pkl('data.pkl', ok), pkl('data.pkl', ok)]),
+      /zip archive lists entry "archive\/data\.pkl" twice/,
+    ],
+    [
+      'two.pth',
+      () => rawZip([pkl('data.pkl', ok, 'a'), pkl('data.pkl', ok, 'b')]),
+      /zip archive holds several checkpoints \(a, b\)/,
+    ],
+    [
+      'bigendian.pth',
+      () => rawZip([pkl('data.pkl', ok), pkl('byteorder', Buffer.from('big'))]),
+      /the storages were saved big-endian/,
+    ],
     // The end record is checked before fflate trusts it (BUG 5 below).
-    ['directory-past-end.pth', () => rawZip([pkl('data.pkl', ok)], { directoryOffset: 2 ** 31 }), /truncated or corrupt zip archive: central directory offset 2147483648 lies past the end of the \d+-byte file/],
-    ['forged-count.pth', () => rawZip([pkl('data.pkl', ok)], { entryCount: 65535 }), /truncated or corrupt zip archive: the end record counts 65535 entries, more than a \d+-byte central directory holds/],
-    ['directory-at-0.pth', () => rawZip([pkl('data.pkl', ok)], { directoryOffset: 0 }), /truncated or corrupt zip archive: central directory entry 0 at byte 0 is not a central header/],
-    ['zip64-locator.pth', () => {
-      // tiny_soft.pth ends with a ZIP64 end record, its locator and the end record; aim the locator elsewhere.
-      const real = Buffer.from(fs.readFileSync(path.join(FIXTURES, 'ref', 'tiny_soft.pth')));
-      real.writeUInt32LE(1000, real.length - 22 - 20 + 8);
-      return real;
-    }, /truncated or corrupt zip archive: the ZIP64 locator points at byte 1000, where there is no ZIP64 end record/],
-    ['no-directory.pth', () => Buffer.concat([Buffer.from('PK\x03\x04', 'latin1'), Buffer.alloc(4096, 0x41)]), /truncated or corrupt zip archive/],
+    [
+      'directory-past-end.pth',
+      () => rawZip([pkl('data.pkl', ok)], { directoryOffset: 2 ** 31 }),
+      /truncated or corrupt zip archive: central directory offset 2147483648 lies past the end of the \d+-byte file/,
+    ],
+    [
+      'forged-count.pth',
+      () => rawZip([pkl('data.pkl', ok)], { entryCount: 65535 }),
+      /truncated or corrupt zip archive: the end record counts 65535 entries, more than a \d+-byte central directory holds/,
+    ],
+    [
+      'directory-at-0.pth',
+      () => rawZip([pkl('data.pkl', ok)], { directoryOffset: 0 }),
+      /truncated or corrupt zip archive: central directory entry 0 at byte 0 is not a central header/,
+    ],
+    [
+      'zip64-locator.pth',
+      () => {
+        // tiny_soft.pth ends with a ZIP64 end record, its locator and the end record; aim the locator elsewhere.
+        const real = Buffer.from(fs.readFileSync(path.join(FIXTURES, 'ref', 'tiny_soft.pth')));
+        real.writeUInt32LE(1000, real.length - 22 - 20 + 8);
+        return real;
+      },
+      /truncated or corrupt zip archive: the ZIP64 locator points at byte 1000, where there is no ZIP64 end record/,
+    ],
+    [
+      'no-directory.pth',
+      () => Buffer.concat([Buffer.from('PK\x03\x04', 'latin1'), Buffer.alloc(4096, 0x41)]),
+      /truncated or corrupt zip archive/,
+    ],
   ];
   for (const [file, make, problem] of cases) {
     test(file, async () => {
@@ -684,15 +977,37 @@ describe('malformed zips', () => {
 describe('more globals outside the allow-list, and allow-listed ones abused', () => {
   const sentinel = path.join(os.tmpdir(), `vitlens-pwned-${randomUUID()}`);
   const globals: [string, string][] = [
-    ['builtins', 'exec'], ['__builtin__', 'eval'], ['builtins', 'getattr'], ['builtins', '__import__'], ['builtins', 'open'], ['runpy', '_run_code'],
-    ['pickle', 'loads'], ['_pickle', 'loads'], ['torch.storage', '_load_from_bytes'], ['torch', 'load'], ['torch.serialization', 'load'],
-    ['torch._utils', '_rebuild_tensor'], ['torch._utils', '_rebuild_from_type_v2'], ['torch.nn.modules.module', 'Module'], ['numpy.core.multiarray', '_reconstruct'],
-    ['numpy', 'dtype'], ['functools', 'partial'], ['operator', 'attrgetter'], ['codecs', 'encode'], ['shutil', 'rmtree'], ['webbrowser', 'open'], ['nt', 'system'],
+    ['builtins', 'exec'],
+    ['__builtin__', 'eval'],
+    ['builtins', 'getattr'],
+    ['builtins', '__import__'],
+    ['builtins', 'open'],
+    ['runpy', '_run_code'],
+    ['pickle', 'loads'],
+    ['_pickle', 'loads'],
+    ['torch.storage', '_load_from_bytes'],
+    ['torch', 'load'],
+    ['torch.serialization', 'load'],
+    ['torch._utils', '_rebuild_tensor'],
+    ['torch._utils', '_rebuild_from_type_v2'],
+    ['torch.nn.modules.module', 'Module'],
+    ['numpy.core.multiarray', '_reconstruct'],
+    ['numpy', 'dtype'],
+    ['functools', 'partial'],
+    ['operator', 'attrgetter'],
+    ['codecs', 'encode'],
+    ['shutil', 'rmtree'],
+    ['webbrowser', 'open'],
+    ['nt', 'system'],
   ];
   test(`${globals.length} more module.name calls (GLOBAL + REDUCE) are refused and nothing runs`, async () => {
     for (const [module, name] of globals) {
       const p = new Pickle().proto().global(module, name).mark().str(`touch ${sentinel}`).tuple().reduce().stop();
-      await refusedWithin(torchZip(p.bytes()), `${module}.${name}.pth`, new RegExp(`refused to load ${module.replace(/\./g, '\\.')}\\.${name}: not in the allow-list`));
+      await refusedWithin(
+        torchZip(p.bytes()),
+        `${module}.${name}.pth`,
+        new RegExp(`refused to load ${module.replace(/\./g, '\\.')}\\.${name}: not in the allow-list`),
+      );
     }
     assert.equal(fs.existsSync(sentinel), false);
   });
@@ -700,12 +1015,39 @@ describe('more globals outside the allow-list, and allow-listed ones abused', ()
   test('allow-listed globals with hostile arguments or a BUILD onto them are refused; the next file is unaffected', async () => {
     const args = new Pickle().proto().global('collections', 'OrderedDict').mark().str('x').tuple().reduce().stop();
     await refusedWithin(torchZip(args.bytes()), 'od-args.pth', /collections\.OrderedDict called with arguments/);
-    const rebuild = new Pickle().proto().global('torch._utils', '_rebuild_tensor_v2').mark().str('not a storage').int(0).ints([1]).ints([1]).bool(false).emptyDict().tuple().reduce().stop();
-    await refusedWithin(torchZip(rebuild.bytes()), 'rebuild-args.pth', /malformed torch\._utils\._rebuild_tensor_v2 arguments/);
+    const rebuild = new Pickle()
+      .proto()
+      .global('torch._utils', '_rebuild_tensor_v2')
+      .mark()
+      .str('not a storage')
+      .int(0)
+      .ints([1])
+      .ints([1])
+      .bool(false)
+      .emptyDict()
+      .tuple()
+      .reduce()
+      .stop();
+    await refusedWithin(
+      torchZip(rebuild.bytes()),
+      'rebuild-args.pth',
+      /malformed torch\._utils\._rebuild_tensor_v2 arguments/,
+    );
     const storage = new Pickle().proto().global('torch', 'FloatStorage').emptyTuple().reduce().stop();
     await refusedWithin(torchZip(storage.bytes()), 'storage-call.pth', /torch\.FloatStorage called directly/);
     // BUILD sets attributes on the resolved (frozen, per-parse) function: refused, and no later parse sees them.
-    const build = new Pickle().proto().global('collections', 'OrderedDict').emptyDict().mark().str('name').str('x').str('__proto__').emptyDict().setitems().build().stop();
+    const build = new Pickle()
+      .proto()
+      .global('collections', 'OrderedDict')
+      .emptyDict()
+      .mark()
+      .str('name')
+      .str('x')
+      .str('__proto__')
+      .emptyDict()
+      .setitems()
+      .build()
+      .stop();
     await refusedWithin(torchZip(build.bytes()), 'build.pth', /malformed pickle|unsupported pickle content/);
     assert.equal(loadCheckpoint(path.join(FIXTURES, 'ref', 'tiny_soft.pth')).tensors.size, 137);
   });
@@ -714,7 +1056,12 @@ describe('more globals outside the allow-list, and allow-listed ones abused', ()
 describe('memo abuse', () => {
   test('a memo slot read before it is written, a slot at 2^32 − 1, 100,000 sparse slots', async () => {
     await refusedWithin(torchZip(new Pickle().proto().binget(5).stop().bytes()), 'unset.pth', /a missing memo entry/);
-    const far = new Pickle().proto().emptyList().raw(0x72, 0xff, 0xff, 0xff, 0xff).raw(0x6a, 0xff, 0xff, 0xff, 0xff).stop();
+    const far = new Pickle()
+      .proto()
+      .emptyList()
+      .raw(0x72, 0xff, 0xff, 0xff, 0xff)
+      .raw(0x6a, 0xff, 0xff, 0xff, 0xff)
+      .stop();
     await refusedWithin(torchZip(far.bytes()), 'far.pth', /not a dict/);
     const sparse = new Pickle().proto().emptyList();
     for (let i = 0; i < 100_000; i++) sparse.raw(0x72).u32((0xfffffff0 - i * 40_000) >>> 0);
@@ -725,31 +1072,80 @@ describe('memo abuse', () => {
 describe('every earlier hostile input of this file, again, within 2 s and 64 MiB of peak RSS', () => {
   test('refused within the bounds', async () => {
     const payload = 'touch /nonexistent/vitlens';
-    const call = (module: string, name: string) => torchZip(new Pickle().proto().global(module, name).mark().str(payload).tuple().reduce().stop().bytes());
-    const state = (spec: TensorSpec, data = new Uint8Array(64)) => torchZip(stateDict(new Pickle().proto(), [['w', spec]]).stop().bytes(), { 0: data });
+    const call = (module: string, name: string) =>
+      torchZip(new Pickle().proto().global(module, name).mark().str(payload).tuple().reduce().stop().bytes());
+    const state = (spec: TensorSpec, data = new Uint8Array(64)) =>
+      torchZip(
+        stateDict(new Pickle().proto(), [['w', spec]])
+          .stop()
+          .bytes(),
+        { 0: data },
+      );
     const real = fs.readFileSync(path.join(FIXTURES, 'ref', 'tiny_soft.pth'));
     const dag = new Pickle().proto().emptyList().binput(0);
-    for (let i = 1; i <= 60; i++) dag.mark().binget(i - 1).binget(i - 1).text('l').binput(i);
+    for (let i = 1; i <= 60; i++)
+      dag
+        .mark()
+        .binget(i - 1)
+        .binget(i - 1)
+        .text('l')
+        .binput(i);
     const inputs: [string, Uint8Array, RegExp][] = [
       ['posix.pth', call('posix', 'system'), /refused to load posix\.system/],
       ['os.pth', call('os', 'system'), /refused to load os\.system/],
       ['eval.pth', call('builtins', 'eval'), /refused to load builtins\.eval/],
       ['popen.pth', call('subprocess', 'Popen'), /refused to load subprocess\.Popen/],
-      ['stack.pth', torchZip(new Pickle().proto(4).str('os').str('system').raw(0x93).mark().str(payload).tuple().reduce().stop().bytes()), /refused to load os\.system/],
+      [
+        'stack.pth',
+        torchZip(
+          new Pickle().proto(4).str('os').str('system').raw(0x93).mark().str(payload).tuple().reduce().stop().bytes(),
+        ),
+        /refused to load os\.system/,
+      ],
       ['inst.pth', torchZip(new Pickle().proto().mark().str(payload).text('ios\nsystem\n').stop().bytes()), /INST/],
-      ['big.pth', state({ key: '0', numel: 1_000_000_000, shape: [4] }, f32(1, 2, 3, 4)), /claims 1000000000 float32 elements/],
+      [
+        'big.pth',
+        state({ key: '0', numel: 1_000_000_000, shape: [4] }, f32(1, 2, 3, 4)),
+        /claims 1000000000 float32 elements/,
+      ],
       ['stride.pth', state({ key: '0', numel: 16, shape: [4, 4], stride: [4, 100] }), /reaches element 312/],
-      ['huge.pth', state({ key: '0', numel: 16, shape: [2 ** 20, 2 ** 20, 2 ** 20], stride: [0, 0, 0] }), /more than 268435456 elements/],
-      ['marks.pth', torchZip(new Uint8Array([0x80, 2, ...new Uint8Array(100_000).fill(0x28), ...new Uint8Array(100_000).fill(0x6c), 0x2e])), /nesting deeper than 100 levels/],
-      ['lists.pth', torchZip(new Uint8Array([0x80, 2, ...new Uint8Array(100_000).fill(0x5d), ...new Uint8Array(99_999).fill(0x61), 0x2e])), /nesting deeper than 100 levels/],
-      ['cycle.pth', torchZip(new Pickle().proto().emptyList().binput(0).binget(0).append().stop().bytes()), /self-referencing/],
+      [
+        'huge.pth',
+        state({ key: '0', numel: 16, shape: [2 ** 20, 2 ** 20, 2 ** 20], stride: [0, 0, 0] }),
+        /more than 268435456 elements/,
+      ],
+      [
+        'marks.pth',
+        torchZip(
+          new Uint8Array([0x80, 2, ...new Uint8Array(100_000).fill(0x28), ...new Uint8Array(100_000).fill(0x6c), 0x2e]),
+        ),
+        /nesting deeper than 100 levels/,
+      ],
+      [
+        'lists.pth',
+        torchZip(
+          new Uint8Array([0x80, 2, ...new Uint8Array(100_000).fill(0x5d), ...new Uint8Array(99_999).fill(0x61), 0x2e]),
+        ),
+        /nesting deeper than 100 levels/,
+      ],
+      [
+        'cycle.pth',
+        torchZip(new Pickle().proto().emptyList().binput(0).binget(0).append().stop().bytes()),
+        /self-referencing/,
+      ],
       ['dag.pth', torchZip(dag.stop().bytes()), /not a dict/],
       ['cut.pth', real.subarray(0, Math.floor(real.length * 0.6)), /truncated or corrupt zip/],
-      ['old.pth', new Uint8Array([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e]), /legacy/],
+      [
+        'old.pth',
+        new Uint8Array([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e]),
+        /legacy/,
+      ],
       ['empty.pth', new Uint8Array(0), /the file is empty/],
     ];
     for (const [file, input, problem] of inputs) await refusedWithin(input, file, problem);
-    console.log(`  ${worst.count} hostile checkpoints refused; slowest ${worst.ms.toFixed(0)} ms, largest peak-RSS rise ${worst.mib.toFixed(1)} MiB`);
+    console.log(
+      `  ${worst.count} hostile checkpoints refused; slowest ${worst.ms.toFixed(0)} ms, largest peak-RSS rise ${worst.mib.toFixed(1)} MiB`,
+    );
   });
 });
 
@@ -766,18 +1162,29 @@ describe('regression: pickle value and memo explosion (server bug 4; see docs/RE
       ['memoize.pth', memos, /refused pickle at byte 1000003: MEMOIZE makes more than 1000000 memo entries/],
     ] as const;
     for (const [file, raw, problem] of cases) {
-      const zip = rawZip([{ name: 'archive/data.pkl', data: zlib.deflateRawSync(raw), method: 8, originalSize: raw.length }]);
+      const zip = rawZip([
+        { name: 'archive/data.pkl', data: zlib.deflateRawSync(raw), method: 8, originalSize: raw.length },
+      ]);
       const m = await peak.measure(() => loadCheckpoint(zip, file));
-      console.log(`  ${file}: ${(zip.length / 1024).toFixed(0)} KB file, ${(raw.length / MiB).toFixed(0)} MiB pickle: ${m.error ? 'refused' : 'loaded'} after ${m.ms.toFixed(0)} ms, peak RSS +${m.riseMiB.toFixed(0)} MiB`);
-      if (!(m.error instanceof CheckpointError) || !problem.test(m.error.message)) failures.push(`${file}: ${String(m.error)}`);
-      if (m.ms >= 1000 || m.riseMiB >= 64) failures.push(`${file}: ${m.ms.toFixed(0)} ms, +${m.riseMiB.toFixed(0)} MiB`);
+      console.log(
+        `  ${file}: ${(zip.length / 1024).toFixed(0)} KB file, ${(raw.length / MiB).toFixed(0)} MiB pickle: ${m.error ? 'refused' : 'loaded'} after ${m.ms.toFixed(0)} ms, peak RSS +${m.riseMiB.toFixed(0)} MiB`,
+      );
+      if (!(m.error instanceof CheckpointError) || !problem.test(m.error.message))
+        failures.push(`${file}: ${String(m.error)}`);
+      if (m.ms >= 1000 || m.riseMiB >= 64)
+        failures.push(`${file}: ${m.ms.toFixed(0)} ms, +${m.riseMiB.toFixed(0)} MiB`);
     }
     assert.deepEqual(failures, []);
   });
 
   test('references count as values too: 3M DUPs of one list are refused before the parser grows its stack', async () => {
     const dups = Buffer.concat([Buffer.from([0x80, 2, 0x5d]), Buffer.alloc(3_000_000, 0x32), Buffer.from('.')]);
-    await refusedWithin(torchZip(dups), 'dups.pth', /refused pickle at byte 2000002: DUP makes more than 2000000 values/, { ms: 1000, mib: 64 });
+    await refusedWithin(
+      torchZip(dups),
+      'dups.pth',
+      /refused pickle at byte 2000002: DUP makes more than 2000000 values/,
+      { ms: 1000, mib: 64 },
+    );
   });
 });
 
@@ -786,8 +1193,16 @@ describe('regression: unclear message for a corrupt zip directory (server bug 5;
   // with messages that blamed the content (no data.pkl; an empty name listed twice).
   test('a zip whose end record points past the file, or counts 65535 entries, is refused as a corrupt zip', async () => {
     const ok = statePickle([['w', '0', 'FloatStorage', 1]]);
-    await refusedWithin(rawZip([pkl('data.pkl', ok)], { directoryOffset: 2 ** 31 }), 'directory-past-end.pth', /truncated or corrupt zip archive/);
-    await refusedWithin(rawZip([pkl('data.pkl', ok)], { entryCount: 65535 }), 'forged-count.pth', /truncated or corrupt zip archive/);
+    await refusedWithin(
+      rawZip([pkl('data.pkl', ok)], { directoryOffset: 2 ** 31 }),
+      'directory-past-end.pth',
+      /truncated or corrupt zip archive/,
+    );
+    await refusedWithin(
+      rawZip([pkl('data.pkl', ok)], { entryCount: 65535 }),
+      'forged-count.pth',
+      /truncated or corrupt zip archive/,
+    );
   });
 });
 

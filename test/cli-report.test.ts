@@ -19,7 +19,11 @@ const OUT = path.join(ROOT, 'test-output');
 const CONFIG = path.join(SOFT_CONFIGS, 'SOFT_Tiny.yaml');
 
 function vitlens(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'vitlens.js'), ...args], { encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' }, timeout: 120_000 });
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'vitlens.js'), ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' },
+    timeout: 120_000,
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -31,7 +35,8 @@ function inlined(html: string): DashboardData {
 }
 
 type Snapshot = Record<string, { type: string; datasets: { label: string; data: unknown[] }[] }>;
-const charts = (page: Page): Promise<Snapshot> => page.evaluate(() => window.vitlensDashboard!.charts() as unknown as Snapshot);
+const charts = (page: Page): Promise<Snapshot> =>
+  page.evaluate(() => window.vitlensDashboard!.charts() as unknown as Snapshot);
 
 async function show(page: Page, view: string): Promise<Snapshot> {
   await page.click(`#tab-${view}`);
@@ -54,7 +59,24 @@ describe('vitlens … --html', { skip }, () => {
   test('bench --html: one offline file with the profile, benchmark and pseudo-inverse views', async () => {
     const file = path.join(OUT, 'cli-bench-report.html');
     const json = path.join(OUT, 'cli-bench-report.json');
-    const r = vitlens(['bench', CONFIG, '--backend', 'ort-cpu', '--stage', '3', '--level', 'attention', '--no-scaling', '--budget-ms', '30', '--quiet', '--out', json, '--html', file]);
+    const r = vitlens([
+      'bench',
+      CONFIG,
+      '--backend',
+      'ort-cpu',
+      '--stage',
+      '3',
+      '--level',
+      'attention',
+      '--no-scaling',
+      '--budget-ms',
+      '30',
+      '--quiet',
+      '--out',
+      json,
+      '--html',
+      file,
+    ]);
     assert.equal(r.status, 0, r.stderr);
     const html = fs.readFileSync(file, 'utf8');
     // Script and style are inlined; the browser probe below also fails on any remote request.
@@ -62,7 +84,14 @@ describe('vitlens … --html', { skip }, () => {
     const data = inlined(html);
     const report = JSON.parse(fs.readFileSync(json, 'utf8'));
     // The report shows the very cases the JSON has.
-    assert.deepEqual(data.bench!.cases.map((c) => [c.attention, c.status, c.timingMs?.median]), report.cases.map((c: { attention: string; status: string; timingMs: { median: number } | null }) => [c.attention, c.status, c.timingMs?.median]));
+    assert.deepEqual(
+      data.bench!.cases.map((c) => [c.attention, c.status, c.timingMs?.median]),
+      report.cases.map((c: { attention: string; status: string; timingMs: { median: number } | null }) => [
+        c.attention,
+        c.status,
+        c.timingMs?.median,
+      ]),
+    );
     assert.equal(data.view, 'bench');
     assert.ok(data.pinv && data.profile && data.profileSweep, 'all three views have data');
 
@@ -83,8 +112,14 @@ describe('vitlens … --html', { skip }, () => {
       await p.page.screenshot({ path: path.join(OUT, 'cli-bench-report-bench.png'), fullPage: true });
 
       const profile = await show(p.page, 'profile');
-      assert.deepEqual(profile['profile-params']!.datasets[0]!.data, data.profile!.stages.map((s) => s.params));
-      assert.deepEqual(profile['profile-sweep-macs']!.datasets.map((d) => d.label).length, data.profileSweep!.attentions.length);
+      assert.deepEqual(
+        profile['profile-params']!.datasets[0]!.data,
+        data.profile!.stages.map((s) => s.params),
+      );
+      assert.deepEqual(
+        profile['profile-sweep-macs']!.datasets.map((d) => d.label).length,
+        data.profileSweep!.attentions.length,
+      );
 
       const pinv = await show(p.page, 'pinv');
       const conv = pinv['pinv-convergence'];
@@ -100,7 +135,10 @@ describe('vitlens … --html', { skip }, () => {
   });
 
   test('profile --html and pinv --html open on their own view', async () => {
-    for (const [command, view, chart] of [['profile', 'profile', 'profile-macs-by-kind'], ['pinv', 'pinv', 'pinv-convergence']] as const) {
+    for (const [command, view, chart] of [
+      ['profile', 'profile', 'profile-macs-by-kind'],
+      ['pinv', 'pinv', 'pinv-convergence'],
+    ] as const) {
       const file = path.join(OUT, `cli-${command}-report.html`);
       const r = vitlens([command, CONFIG, '--html', file]);
       assert.equal(r.status, 0, r.stderr);

@@ -8,7 +8,10 @@ import { describe, test } from 'node:test';
 import { FIXTURES, readJson, ROOT, SOFT_CONFIGS } from './helpers/fixtures';
 
 function vitlens(...args: string[]) {
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'vitlens.js'), ...args], { encoding: 'utf8', cwd: ROOT });
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'vitlens.js'), ...args], {
+    encoding: 'utf8',
+    cwd: ROOT,
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -25,19 +28,45 @@ describe('vitlens profile', () => {
     assert.deepEqual(p.macsByConvention, ref);
     assert.equal(p.readmeConvention, 'B');
     assert.equal(p.unit, 'MACs');
-    assert.deepEqual(p.stages.filter((s: any) => s.stage > 0).map((s: any) => [s.tokens, s.landmarks]), [[3136, 49], [784, 49], [196, 49], [50, null]]);
+    assert.deepEqual(
+      p.stages.filter((s: any) => s.stage > 0).map((s: any) => [s.tokens, s.landmarks]),
+      [
+        [3136, 49],
+        [784, 49],
+        [196, 49],
+        [50, null],
+      ],
+    );
     assert.deepEqual(out.diagnostics, []);
     // Per layer: the official module names, params adding up to the total.
     const layers = p.layers.map((l: any) => l.name);
-    assert.deepEqual(layers.filter((n: string) => n.startsWith('block')), ['block1.0', 'block2.0', 'block2.1', 'block3.0', 'block3.1', 'block3.2', 'block4.0', 'block4.1']);
-    assert.equal(p.layers.reduce((s: number, l: any) => s + l.params, 0), 13069056);
+    assert.deepEqual(
+      layers.filter((n: string) => n.startsWith('block')),
+      ['block1.0', 'block2.0', 'block2.1', 'block3.0', 'block3.1', 'block3.2', 'block4.0', 'block4.1'],
+    );
+    assert.equal(
+      p.layers.reduce((s: number, l: any) => s + l.params, 0),
+      13069056,
+    );
     const block10 = readJson('ref/flops.json').models.soft_tiny.per_block_representative['block1.0'];
     const mine = p.layers.find((l: any) => l.name === 'block1.0');
-    assert.equal(mine.macsByConvention.A, block10['conv2d_landmark(Qlandmark_op)'] + block10['conv2d_local_dwconv(attn.conv)'] + block10.linear_attn_proj + block10.linear_mlp);
+    assert.equal(
+      mine.macsByConvention.A,
+      block10['conv2d_landmark(Qlandmark_op)'] +
+        block10['conv2d_local_dwconv(attn.conv)'] +
+        block10.linear_attn_proj +
+        block10.linear_mlp,
+    );
     // Per op: every MAC accounted for, with op labels a reader understands.
-    assert.equal(p.ops.reduce((s: number, o: any) => s + o.macs, 0), p.macsByConvention.E);
+    assert.equal(
+      p.ops.reduce((s: number, o: any) => s + o.macs, 0),
+      p.macsByConvention.E,
+    );
     const newton = p.ops.filter((o: any) => o.category === 'matmul_newton' && o.layer === 'block1.0');
-    assert.equal(newton.reduce((s: number, o: any) => s + o.macs, 0), 20 * 2 * 2 * 49 ** 3);
+    assert.equal(
+      newton.reduce((s: number, o: any) => s + o.macs, 0),
+      20 * 2 * 2 * 49 ** 3,
+    );
   });
 
   test('a readable per-stage table by default; several resolutions and a batch', () => {
@@ -56,7 +85,12 @@ describe('vitlens profile', () => {
     fs.writeFileSync(bad, 'model: soft_tiny\nnewton_maxiter: 500\n');
     const r = vitlens('profile', bad);
     assert.equal(r.status, 2);
-    assert.match(r.stderr, new RegExp(`${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:2:17: error \\[out-of-range\\] \\(key \`newton_maxiter\`\\)`));
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:2:17: error \\[out-of-range\\] \\(key \`newton_maxiter\`\\)`,
+      ),
+    );
     assert.equal(r.stdout, '');
   });
 
@@ -94,7 +128,18 @@ describe('vitlens infer --checkpoint-search-path', () => {
   fs.writeFileSync(config, yaml.replace(/^images:.*$/m, ''));
   fs.copyFileSync(path.join(FIXTURES, 'ref', 'tiny_soft.pth'), path.join(weights, 'tiny_soft.pth'));
   const run = (...extra: string[]) =>
-    vitlens('infer', config, '--input-tensor', 'fixtures/ref/tiny_input_64x64.bin', '--shape', '1,3,64,64', '--backend', 'reference', '--json', ...extra);
+    vitlens(
+      'infer',
+      config,
+      '--input-tensor',
+      'fixtures/ref/tiny_input_64x64.bin',
+      '--shape',
+      '1,3,64,64',
+      '--backend',
+      'reference',
+      '--json',
+      ...extra,
+    );
 
   test('finds the checkpoint by name under the search folder and prints the official logits', () => {
     const r = run('--checkpoint-search-path', weights);

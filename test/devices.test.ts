@@ -18,7 +18,9 @@ import { probeDevices } from '../server/runtimes/probe';
 
 const NO_WEBGPU = process.env.VITLENS_NO_WEBGPU === '1' ? 'VITLENS_NO_WEBGPU=1: no Vulkan adapter to probe' : false;
 const ROOT = path.resolve(__dirname, '..');
-const LAVAPIPE_ICD = ['/usr/share/vulkan/icd.d/lvp_icd.json', '/usr/share/vulkan/icd.d/lvp_icd.x86_64.json'].some((f) => fs.existsSync(f));
+const LAVAPIPE_ICD = ['/usr/share/vulkan/icd.d/lvp_icd.json', '/usr/share/vulkan/icd.d/lvp_icd.x86_64.json'].some((f) =>
+  fs.existsSync(f),
+);
 
 describe('probeDevices on this machine', () => {
   let report: DeviceReport;
@@ -51,34 +53,46 @@ describe('probeDevices on this machine', () => {
     if (!cuda.installed) assert.match(cuda.reason ?? '', /nuget/);
   });
 
-  test('nvidia-smi absent here → available:false with a reason', { skip: fs.existsSync('/usr/bin/nvidia-smi') ? 'nvidia-smi installed on this machine' : false }, () => {
-    assert.equal(report.nvidia.available, false);
-    assert.equal(report.nvidia.reason, 'nvidia-smi not found');
-    assert.deepEqual(report.nvidia.gpus, []);
-  });
+  test(
+    'nvidia-smi absent here → available:false with a reason',
+    { skip: fs.existsSync('/usr/bin/nvidia-smi') ? 'nvidia-smi installed on this machine' : false },
+    () => {
+      assert.equal(report.nvidia.available, false);
+      assert.equal(report.nvidia.reason, 'nvidia-smi not found');
+      assert.deepEqual(report.nvidia.gpus, []);
+    },
+  );
 
-  test('WebGPU: lavapipe is listed as software with the 128 MiB binding limit', { skip: NO_WEBGPU || (LAVAPIPE_ICD ? false : 'no lavapipe ICD installed') }, () => {
-    assert.ok(report.webgpu.available, report.webgpu.reason);
-    const sw = report.webgpu.adapters.filter((a) => a.software);
-    assert.ok(sw.length >= 1, `software adapters: ${JSON.stringify(report.webgpu.adapters.map(adapterLabel))}`);
-    const lvp = sw.find((a) => /llvmpipe/i.test(a.device));
-    assert.ok(lvp, 'an llvmpipe adapter');
-    assert.equal(lvp.limits.maxStorageBufferBindingSize, 134217728);
-    assert.equal(lvp.limits.maxStorageBuffersPerShaderStage, 16);
-    assert.ok(lvp.features.includes('timestamp-query'));
-    assert.ok(lvp.requestedAs.includes('fallback'));
-    assert.match(adapterLabel(lvp), /^llvmpipe \(Mesa \d+\.\d+(\.\d+)?, software — CPU emulating a GPU\)$/);
-    // Vulkan loader warnings are avoided by giving it a runtime dir.
-    assert.ok(process.env.XDG_RUNTIME_DIR);
-  });
+  test(
+    'WebGPU: lavapipe is listed as software with the 128 MiB binding limit',
+    { skip: NO_WEBGPU || (LAVAPIPE_ICD ? false : 'no lavapipe ICD installed') },
+    () => {
+      assert.ok(report.webgpu.available, report.webgpu.reason);
+      const sw = report.webgpu.adapters.filter((a) => a.software);
+      assert.ok(sw.length >= 1, `software adapters: ${JSON.stringify(report.webgpu.adapters.map(adapterLabel))}`);
+      const lvp = sw.find((a) => /llvmpipe/i.test(a.device));
+      assert.ok(lvp, 'an llvmpipe adapter');
+      assert.equal(lvp.limits.maxStorageBufferBindingSize, 134217728);
+      assert.equal(lvp.limits.maxStorageBuffersPerShaderStage, 16);
+      assert.ok(lvp.features.includes('timestamp-query'));
+      assert.ok(lvp.requestedAs.includes('fallback'));
+      assert.match(adapterLabel(lvp), /^llvmpipe \(Mesa \d+\.\d+(\.\d+)?, software — CPU emulating a GPU\)$/);
+      // Vulkan loader warnings are avoided by giving it a runtime dir.
+      assert.ok(process.env.XDG_RUNTIME_DIR);
+    },
+  );
 
-  test('pickBestBackend: no hardware adapter here → ort-cpu first, ort-webgpu still listed', { skip: NO_WEBGPU }, () => {
-    if (report.webgpu.adapters.some((a) => !a.software)) return; // a machine with a real GPU: covered by the hand-made cases
-    const c = pickBestBackend(report);
-    assert.equal(c[0]?.backend, 'ort-cpu');
-    assert.equal(c[0]?.status, 'preferred');
-    assert.ok(c.some((x) => x.backend === 'ort-webgpu' && x.status === 'runnable'));
-  });
+  test(
+    'pickBestBackend: no hardware adapter here → ort-cpu first, ort-webgpu still listed',
+    { skip: NO_WEBGPU },
+    () => {
+      if (report.webgpu.adapters.some((a) => !a.software)) return; // a machine with a real GPU: covered by the hand-made cases
+      const c = pickBestBackend(report);
+      assert.equal(c[0]?.backend, 'ort-cpu');
+      assert.equal(c[0]?.status, 'preferred');
+      assert.ok(c.some((x) => x.backend === 'ort-webgpu' && x.status === 'runnable'));
+    },
+  );
 });
 
 describe('VITLENS_NO_WEBGPU / webgpu:false', () => {
@@ -86,25 +100,45 @@ describe('VITLENS_NO_WEBGPU / webgpu:false', () => {
     const r = await probeDevices({ webgpu: false, onnxruntime: false, nvidia: false });
     assert.equal(r.webgpu.available, false);
     assert.match(r.webgpu.reason ?? '', /not probed|VITLENS_NO_WEBGPU/);
-    const c = pickBestBackend({ ...r, onnxruntime: { available: true, version: '1.30.0', backends: [{ name: 'cpu', bundled: true, installed: true }, { name: 'webgpu', bundled: true, installed: true }] } });
+    const c = pickBestBackend({
+      ...r,
+      onnxruntime: {
+        available: true,
+        version: '1.30.0',
+        backends: [
+          { name: 'cpu', bundled: true, installed: true },
+          { name: 'webgpu', bundled: true, installed: true },
+        ],
+      },
+    });
     assert.equal(c[0]?.backend, 'ort-cpu');
     assert.equal(c.find((x) => x.backend === 'ort-webgpu')?.status, 'unknown');
   });
 });
 
-test('a script that calls probeDevices() and returns exits by itself', { skip: NO_WEBGPU, timeout: 90_000 }, async () => {
-  // No process.exit(), no cleanup call: returning must be enough.
-  const script = `require('./server/runtimes/probe').probeDevices().then((r) => console.log('adapters=' + r.webgpu.adapters.length));`;
-  const started = Date.now();
-  const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = execFile(process.execPath, ['--import', 'tsx', '-e', script], { cwd: ROOT, timeout: 60_000, killSignal: 'SIGKILL' }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr }),
+test(
+  'a script that calls probeDevices() and returns exits by itself',
+  { skip: NO_WEBGPU, timeout: 90_000 },
+  async () => {
+    // No process.exit(), no cleanup call: returning must be enough.
+    const script = `require('./server/runtimes/probe').probeDevices().then((r) => console.log('adapters=' + r.webgpu.adapters.length));`;
+    const started = Date.now();
+    const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
+      (resolve) => {
+        const child = execFile(
+          process.execPath,
+          ['--import', 'tsx', '-e', script],
+          { cwd: ROOT, timeout: 60_000, killSignal: 'SIGKILL' },
+          (err, stdout, stderr) =>
+            resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr }),
+        );
+        child.stdin?.end();
+      },
     );
-    child.stdin?.end();
-  });
-  assert.equal(code, 0, `child did not exit cleanly in ${Date.now() - started} ms: ${stderr}`);
-  assert.match(stdout, /adapters=\d+/);
-});
+    assert.equal(code, 0, `child did not exit cleanly in ${Date.now() - started} ms: ${stderr}`);
+    assert.match(stdout, /adapters=\d+/);
+  },
+);
 
 describe('nvidia-smi handling (fake executable)', () => {
   let dir: string;
@@ -122,7 +156,9 @@ describe('nvidia-smi handling (fake executable)', () => {
   });
 
   test('parseNvidiaSmi', () => {
-    assert.deepEqual(parseNvidiaSmi('0, NVIDIA H100 80GB HBM3, 1, 81559, 550.54.15\n\n'), [{ index: 0, name: 'NVIDIA H100 80GB HBM3', memoryUsedMiB: 1, memoryTotalMiB: 81559, driverVersion: '550.54.15' }]);
+    assert.deepEqual(parseNvidiaSmi('0, NVIDIA H100 80GB HBM3, 1, 81559, 550.54.15\n\n'), [
+      { index: 0, name: 'NVIDIA H100 80GB HBM3', memoryUsedMiB: 1, memoryTotalMiB: 81559, driverVersion: '550.54.15' },
+    ]);
   });
 
   test('ENOENT → nvidia-smi not found', async () => {
@@ -134,7 +170,11 @@ describe('nvidia-smi handling (fake executable)', () => {
 
   test('a failing nvidia-smi reports its message', async () => {
     const bad = path.join(dir, 'bad-smi');
-    fs.writeFileSync(bad, "#!/bin/sh\necho \"NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.\"\nexit 9\n", { mode: 0o755 });
+    fs.writeFileSync(
+      bad,
+      '#!/bin/sh\necho "NVIDIA-SMI has failed because it couldn\'t communicate with the NVIDIA driver."\nexit 9\n',
+      { mode: 0o755 },
+    );
     const r = await probeNvidia({ nvidiaSmi: bad });
     assert.equal(r.available, false);
     assert.match(r.reason ?? '', /exit 9.*couldn't communicate/);
@@ -167,7 +207,13 @@ describe('nvidia-smi handling (fake executable)', () => {
 // pickBestBackend / adapterLabel on hand-made reports
 // ---------------------------------------------------------------------------------------------
 
-const LIMITS = { maxBufferSize: 2 ** 32 - 1, maxComputeWorkgroupStorageSize: 32768, maxStorageBuffersPerShaderStage: 16, maxComputeInvocationsPerWorkgroup: 1024, maxComputeWorkgroupsPerDimension: 65535 };
+const LIMITS = {
+  maxBufferSize: 2 ** 32 - 1,
+  maxComputeWorkgroupStorageSize: 32768,
+  maxStorageBuffersPerShaderStage: 16,
+  maxComputeInvocationsPerWorkgroup: 1024,
+  maxComputeWorkgroupsPerDimension: 65535,
+};
 
 const LAVAPIPE: WebGpuAdapter = {
   vendor: 'mesa',
@@ -202,7 +248,14 @@ function handMade(adapters: WebGpuAdapter[], nvidia = false): DeviceReport {
     schemaVersion: 1,
     probedAt: '2026-01-01T00:00:00.000Z',
     probeMs: 1,
-    host: { cpuModel: 'Test CPU', cores: 16, totalMemoryBytes: 2 ** 37, platform: 'linux', arch: 'x64', node: '20.20.2' },
+    host: {
+      cpuModel: 'Test CPU',
+      cores: 16,
+      totalMemoryBytes: 2 ** 37,
+      platform: 'linux',
+      arch: 'x64',
+      node: '20.20.2',
+    },
     onnxruntime: {
       available: true,
       version: '1.30.0',
@@ -214,7 +267,18 @@ function handMade(adapters: WebGpuAdapter[], nvidia = false): DeviceReport {
     },
     webgpu: { available: adapters.length > 0, adapters },
     nvidia: nvidia
-      ? { available: true, gpus: [{ index: 0, name: 'NVIDIA H100 80GB HBM3', memoryUsedMiB: 1, memoryTotalMiB: 81559, driverVersion: '550.54.15' }] }
+      ? {
+          available: true,
+          gpus: [
+            {
+              index: 0,
+              name: 'NVIDIA H100 80GB HBM3',
+              memoryUsedMiB: 1,
+              memoryTotalMiB: 81559,
+              driverVersion: '550.54.15',
+            },
+          ],
+        }
       : { available: false, reason: 'nvidia-smi not found', gpus: [] },
     vulkanEnv: { VK_ICD_FILENAMES: null, VK_DRIVER_FILES: null, XDG_RUNTIME_DIR: '/tmp' },
   };
@@ -280,8 +344,20 @@ describe('pickBestBackend (hand-made reports)', () => {
 
   test('onnxruntime-node missing → only an unavailable entry with its reason', () => {
     const r = handMade([H100]);
-    r.onnxruntime = { available: false, version: null, backends: [], reason: 'onnxruntime-node could not be loaded: x' };
-    assert.deepEqual(pickBestBackend(r), [{ backend: 'ort-cpu', executionProvider: 'cpu', status: 'unavailable', reason: 'onnxruntime-node could not be loaded: x' }]);
+    r.onnxruntime = {
+      available: false,
+      version: null,
+      backends: [],
+      reason: 'onnxruntime-node could not be loaded: x',
+    };
+    assert.deepEqual(pickBestBackend(r), [
+      {
+        backend: 'ort-cpu',
+        executionProvider: 'cpu',
+        status: 'unavailable',
+        reason: 'onnxruntime-node could not be loaded: x',
+      },
+    ]);
   });
 });
 
@@ -293,7 +369,13 @@ describe('adapterLabel', () => {
   });
 
   test('SwiftShader', () => {
-    const ss: WebGpuAdapter = { ...LAVAPIPE, vendor: 'google', architecture: '', device: 'swiftshader-device-subzero-', description: 'SwiftShader driver: SwiftShader 5.0.0' };
+    const ss: WebGpuAdapter = {
+      ...LAVAPIPE,
+      vendor: 'google',
+      architecture: '',
+      device: 'swiftshader-device-subzero-',
+      description: 'SwiftShader driver: SwiftShader 5.0.0',
+    };
     assert.equal(adapterLabel(ss), 'SwiftShader driver (software — CPU emulating a GPU)');
   });
 });

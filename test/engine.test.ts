@@ -28,7 +28,8 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 function newtonCases(): { name: string; m: number; a: Float64Array }[] {
   const out: { name: string; m: number; a: Float64Array }[] = [];
-  for (const [name, c] of Object.entries<any>(newtonRef.cases)) out.push({ name, m: c.A.length, a: Float64Array.from(c.A.flat()) });
+  for (const [name, c] of Object.entries<any>(newtonRef.cases))
+    out.push({ name, m: c.A.length, a: Float64Array.from(c.A.flat()) });
   return out;
 }
 
@@ -49,7 +50,10 @@ describe('Newton–Raphson inverse as a graph', () => {
         const [v, vn] = new ReferenceRuntime('float64').run(g, { a: batch }, { get: () => undefined }, [inv, norm]);
         const oracle = newtonInverse(batch, m, 2, { variant, iterations: 20, dtype: 'float64' });
         const scale = Math.max(...Array.from(oracle.v, Math.abs));
-        assert.ok(maxAbsDiff(v!.data, oracle.v) <= 1e-9 * scale, `${name}: |graph − oracle| ${maxAbsDiff(v!.data, oracle.v)} (max |V| ${scale})`);
+        assert.ok(
+          maxAbsDiff(v!.data, oracle.v) <= 1e-9 * scale,
+          `${name}: |graph − oracle| ${maxAbsDiff(v!.data, oracle.v)} (max |V| ${scale})`,
+        );
         const normOracle = symmetricNormalise(oracle.v, batch, m, 2);
         assert.ok(maxAbsDiff(vn!.data, normOracle) <= 1e-9 * scale, `${name}: SOFT-Norm scaling differs`);
       }
@@ -64,7 +68,9 @@ describe('Newton–Raphson inverse as a graph', () => {
     const oracle = newtonInverse(a, m, 1, { variant: 'B', iterations: 3, dtype: 'float64' });
     const g = new Graph();
     const x = g.input('a', [1, m, m]);
-    const [v] = new ReferenceRuntime('float64').run(g, { a }, { get: () => undefined }, [newtonInverseGraph(g, x, { variant: 'B', iterations: 3 })]);
+    const [v] = new ReferenceRuntime('float64').run(g, { a }, { get: () => undefined }, [
+      newtonInverseGraph(g, x, { variant: 'B', iterations: 3 }),
+    ]);
     assert.ok(oracle.backoff!.halvings >= 1, `expected a back-off, got ${oracle.backoff!.halvings}`);
     assert.ok(maxAbsDiff(v!.data, oracle.v) < 1e-12);
   });
@@ -100,7 +106,9 @@ describe('tiny SOFT model blocks vs the official intermediates (64×64 input, ti
     assert.ok(e, `intermediate ${name} is in the index`);
     return all.subarray(e.offset_floats, e.offset_floats + e.numel);
   };
-  const spec = specOf(`embed_dims: [${cfg.embed_dims}]\nnum_heads: [${cfg.num_heads}]\ndepths: [${cfg.depths}]\nnum_classes: ${cfg.num_classes}\nkernel_method: torch\n`);
+  const spec = specOf(
+    `embed_dims: [${cfg.embed_dims}]\nnum_heads: [${cfg.num_heads}]\ndepths: [${cfg.depths}]\nnum_classes: ${cfg.num_classes}\nkernel_method: torch\n`,
+  );
   const ck = loadCheckpoint(path.join(FIXTURES, 'ref', 'tiny_soft.pth'));
   const weights: WeightSource = { get: (key) => ck.tensors.get(key) as any };
   const grids = [16, 8, 4, 2];

@@ -43,7 +43,14 @@ interface DecodeRef {
   exif_orientation?: number;
   transposed_sha256?: string;
 }
-interface ResizeRef { source: string; width: number; height: number; interpolation: 'bicubic' | 'bilinear'; sha256: string; samples: Samples }
+interface ResizeRef {
+  source: string;
+  width: number;
+  height: number;
+  interpolation: 'bicubic' | 'bilinear';
+  sha256: string;
+  samples: Samples;
+}
 interface EvalRef {
   image: string;
   size: number;
@@ -58,7 +65,11 @@ interface EvalRef {
   tensor_samples: Samples;
   tensor_bin?: string;
 }
-interface OrientationImage { width: number; height: number; data: number[] }
+interface OrientationImage {
+  width: number;
+  height: number;
+  data: number[];
+}
 interface Refs {
   decode: Record<string, DecodeRef>;
   orientations: Record<string, OrientationImage>;
@@ -113,7 +124,15 @@ const paeth = (a: number, b: number, c: number): number => {
 };
 
 /** Adam7 passes as [x0, y0, dx, dy]; a plain image is one "pass" of every pixel. */
-const ADAM7 = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]] as const;
+const ADAM7 = [
+  [0, 0, 8, 8],
+  [4, 0, 8, 8],
+  [0, 4, 4, 8],
+  [2, 0, 4, 4],
+  [0, 2, 2, 4],
+  [1, 0, 2, 2],
+  [0, 1, 1, 2],
+] as const;
 
 /**
  * A PNG of any colour type and bit depth, Adam7-interlaced or not, whose rows cycle through
@@ -139,10 +158,13 @@ function variantPng(width: number, height: number, colourType: number, depth: nu
       }
       if (bits) row.push(acc << (8 - bits));
       const filter = rowIndex++ % 5;
-      scanlines.push(filter, ...row.map((v, i) => {
-        const [a, b, c] = [row[i - bytesPerPixel] ?? 0, previous[i] ?? 0, previous[i - bytesPerPixel] ?? 0];
-        return (v - [0, a, b, (a + b) >> 1, paeth(a, b, c)][filter]!) & 255;
-      }));
+      scanlines.push(
+        filter,
+        ...row.map((v, i) => {
+          const [a, b, c] = [row[i - bytesPerPixel] ?? 0, previous[i] ?? 0, previous[i - bytesPerPixel] ?? 0];
+          return (v - [0, a, b, (a + b) >> 1, paeth(a, b, c)][filter]!) & 255;
+        }),
+      );
       previous = row;
     }
   }
@@ -150,10 +172,26 @@ function variantPng(width: number, height: number, colourType: number, depth: nu
   ihdr.writeUInt32BE(width, 0);
   ihdr.writeUInt32BE(height, 4);
   ihdr.set([depth, colourType, 0, 0, interlaced ? 1 : 0], 8);
-  const palette = colourType === 3 ? [pngChunk('PLTE', Uint8Array.from({ length: 3 << depth }, (_, i) => (i * 53) & 255))] : [];
+  const palette =
+    colourType === 3
+      ? [
+          pngChunk(
+            'PLTE',
+            Uint8Array.from({ length: 3 << depth }, (_, i) => (i * 53) & 255),
+          ),
+        ]
+      : [];
   const zlibStream = zlib.deflateSync(Uint8Array.from(scanlines));
-  const idats = Array.from({ length: Math.ceil(zlibStream.length / 50) }, (_, i) => pngChunk('IDAT', zlibStream.subarray(i * 50, i * 50 + 50)));
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), pngChunk('IHDR', ihdr), ...palette, ...idats, pngChunk('IEND', new Uint8Array(0))]);
+  const idats = Array.from({ length: Math.ceil(zlibStream.length / 50) }, (_, i) =>
+    pngChunk('IDAT', zlibStream.subarray(i * 50, i * 50 + 50)),
+  );
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    pngChunk('IHDR', ihdr),
+    ...palette,
+    ...idats,
+    pngChunk('IEND', new Uint8Array(0)),
+  ]);
 }
 
 /** Decodes of every fixture with one decoder, shared by the tests below. */
@@ -190,19 +228,47 @@ describe('decode', () => {
     for (const name of PNGS) {
       const img = await decodedWith(name, 'js');
       assert.equal(img.width, refs.decode[name]!.width);
-      assert.equal(sha256(img.data), refs.decode[name]!.sha256, `${name} (${refs.decode[name]!.mode}) differs from Pillow`);
+      assert.equal(
+        sha256(img.data),
+        refs.decode[name]!.sha256,
+        `${name} (${refs.decode[name]!.mode}) differs from Pillow`,
+      );
     }
   });
 
   test('pngjs fallback equals sharp on every colour type and bit depth, Adam7-interlaced or not, at sizes with empty passes', async () => {
     // The fixtures are none of them interlaced, palette or greyscale below 8 bits; these are.
-    const kinds: [number, number][] = [[0, 1], [0, 2], [0, 4], [0, 8], [0, 16], [2, 8], [2, 16], [3, 1], [3, 2], [3, 4], [3, 8], [4, 8], [4, 16], [6, 8], [6, 16]];
+    const kinds: [number, number][] = [
+      [0, 1],
+      [0, 2],
+      [0, 4],
+      [0, 8],
+      [0, 16],
+      [2, 8],
+      [2, 16],
+      [3, 1],
+      [3, 2],
+      [3, 4],
+      [3, 8],
+      [4, 8],
+      [4, 16],
+      [6, 8],
+      [6, 16],
+    ];
     for (const [colourType, depth] of kinds) {
-      for (const [width, height] of [[1, 1], [3, 5], [9, 17], [33, 2]] as const) {
+      for (const [width, height] of [
+        [1, 1],
+        [3, 5],
+        [9, 17],
+        [33, 2],
+      ] as const) {
         for (const interlaced of [false, true]) {
           const name = `type ${colourType}, ${depth}-bit, ${width}×${height}${interlaced ? ', interlaced' : ''}`;
           const png = variantPng(width, height, colourType, depth, interlaced);
-          const [sharp, js] = await Promise.all([decodeImage(png, { name, decoder: 'sharp' }), decodeImage(png, { name, decoder: 'js' })]);
+          const [sharp, js] = await Promise.all([
+            decodeImage(png, { name, decoder: 'sharp' }),
+            decodeImage(png, { name, decoder: 'js' }),
+          ]);
           assert.equal(sha256(js.data), sha256(sharp.data), name);
         }
       }
@@ -248,8 +314,10 @@ describe('decode', () => {
         assert.equal(info.oriented, (ref.exif_orientation ?? 1) !== 1);
         // jpeg-js pixels differ from Pillow's anyway (see above); every other decode is exact.
         const exact = decoder === 'sharp' || ref.format === 'PNG';
-        if (ref.transposed_sha256 && exact) assert.equal(sha256(info.data), ref.transposed_sha256, `${name} transposed (${decoder})`);
-        if (ref.exif_orientation && ref.exif_orientation >= 5) assert.deepEqual([info.width, info.height], [plain.height, plain.width]);
+        if (ref.transposed_sha256 && exact)
+          assert.equal(sha256(info.data), ref.transposed_sha256, `${name} transposed (${decoder})`);
+        if (ref.exif_orientation && ref.exif_orientation >= 5)
+          assert.deepEqual([info.width, info.height], [plain.height, plain.width]);
       }
     }
   });
@@ -260,7 +328,11 @@ describe('decode', () => {
     for (let o = 1; o <= 8; o++) {
       const want = refs.orientations[String(o)]!;
       const got = applyOrientation(img, o);
-      assert.deepEqual([got.width, got.height, Array.from(got.data)], [want.width, want.height, want.data], `orientation ${o}`);
+      assert.deepEqual(
+        [got.width, got.height, Array.from(got.data)],
+        [want.width, want.height, want.data],
+        `orientation ${o}`,
+      );
     }
   });
 
@@ -302,8 +374,14 @@ describe('decode', () => {
       };
       assert.deepEqual(out.status, { available: false, reason: 'simulated: sharp-linux-x64.node missing' });
       assert.deepEqual(out.png, { decoder: 'js', sha: refs.decode['chelsea.png']!.sha256 });
-      assert.equal(out.webp, `${fixture('astronaut.webp')}: WebP needs sharp, which did not load: simulated: sharp-linux-x64.node missing`);
-      assert.equal(out.forced, `${fixture('chelsea.png')}: sharp did not load: simulated: sharp-linux-x64.node missing`);
+      assert.equal(
+        out.webp,
+        `${fixture('astronaut.webp')}: WebP needs sharp, which did not load: simulated: sharp-linux-x64.node missing`,
+      );
+      assert.equal(
+        out.forced,
+        `${fixture('chelsea.png')}: sharp did not load: simulated: sharp-linux-x64.node missing`,
+      );
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -372,7 +450,11 @@ describe('timm eval transform', () => {
       );
       const resized = resizeShorterSide(img, plan.scaleSize, ref.interpolation);
       assert.equal(sha256(resized.data), ref.resized.sha256, `${label}: resized image`);
-      assert.equal(sha256(crop(resized, plan.cropLeft, plan.cropTop, ref.size, ref.size).data), ref.cropped_sha256, `${label}: crop`);
+      assert.equal(
+        sha256(crop(resized, plan.cropLeft, plan.cropTop, ref.size, ref.size).data),
+        ref.cropped_sha256,
+        `${label}: crop`,
+      );
 
       const t = evalTransform(img, options);
       assert.deepEqual(t.shape, [1, 3, ref.size, ref.size]);
@@ -382,9 +464,13 @@ describe('timm eval transform', () => {
         let sum = 0;
         for (let i = 0; i < plane; i++) sum += t.data[c * plane + i]!;
         const want = ref.tensor_channel_sums[c]!;
-        assert.ok(Math.abs(sum - want) <= 1e-9 * Math.max(1, Math.abs(want)), `${label}: channel ${c} sum ${sum} vs ${want}`);
+        assert.ok(
+          Math.abs(sum - want) <= 1e-9 * Math.max(1, Math.abs(want)),
+          `${label}: channel ${c} sum ${sum} vs ${want}`,
+        );
       }
-      if (ref.tensor_bin) assert.equal(maxAbsDiff(t.data, readFloat32(fixture(ref.tensor_bin))), 0, `${label}: full tensor`);
+      if (ref.tensor_bin)
+        assert.equal(maxAbsDiff(t.data, readFloat32(fixture(ref.tensor_bin))), 0, `${label}: full tensor`);
     }
   });
 
@@ -409,7 +495,11 @@ describe('timm eval transform', () => {
   test('no-resize path reproduces the tiny model fixture exactly (fixtures/ref)', async () => {
     const want = readFloat32(path.join(FIXTURES, 'ref', 'tiny_image_64x64_preprocessed.bin'));
     for (const decoder of ['sharp', 'js'] as const) {
-      const t = await loadImageTensor(path.join(FIXTURES, 'ref', 'tiny_image_64x64.png'), { resize: 'none', size: 64, decoder });
+      const t = await loadImageTensor(path.join(FIXTURES, 'ref', 'tiny_image_64x64.png'), {
+        resize: 'none',
+        size: 64,
+        decoder,
+      });
       assert.deepEqual(t.shape, [1, 3, 64, 64]);
       assert.equal(t.plan, undefined);
       assert.ok(maxAbsDiff(t.data, want) <= 1e-7, decoder);
@@ -442,11 +532,14 @@ describe('ImageNet labels and top-k', () => {
     logits[1] = 9; // ties with 281: the lower index comes first
     const top = topK(logits, 3);
     const z = Math.exp(10) + 2 * Math.exp(9) + 997;
-    assert.deepEqual(top.map((p) => [p.index, p.label, p.logit]), [
-      [207, 'golden retriever', 10],
-      [1, 'goldfish, Carassius auratus', 9],
-      [281, 'tabby, tabby cat', 9],
-    ]);
+    assert.deepEqual(
+      top.map((p) => [p.index, p.label, p.logit]),
+      [
+        [207, 'golden retriever', 10],
+        [1, 'goldfish, Carassius auratus', 9],
+        [281, 'tabby, tabby cat', 9],
+      ],
+    );
     // 997 terms of e^−10 summed one by one: rounding errors of ~1e-13 are expected.
     assert.ok(Math.abs(top[0]!.probability - Math.exp(10) / z) < 1e-12);
     assert.ok(Math.abs(top[2]!.probability - Math.exp(9) / z) < 1e-12);
@@ -461,9 +554,18 @@ describe('ImageNet labels and top-k', () => {
     assert.deepEqual(softmax([-Infinity, 0]), Float64Array.from([0, 1]));
     assert.throws(() => softmax([0, NaN]), RangeError);
     const ten = topK([0.1, 3, -2, 0, 0, 0, 0, 0, 0, 2.5], 2);
-    assert.deepEqual(ten.map((p) => [p.index, p.label]), [[1, 'class 1'], [9, 'class 9']]);
+    assert.deepEqual(
+      ten.map((p) => [p.index, p.label]),
+      [
+        [1, 'class 1'],
+        [9, 'class 9'],
+      ],
+    );
     assert.equal(classLabel(3, 10), 'class 3');
-    assert.deepEqual(topK([1, 2], 5, ['cat', 'dog']).map((p) => p.label), ['dog', 'cat']);
+    assert.deepEqual(
+      topK([1, 2], 5, ['cat', 'dog']).map((p) => p.label),
+      ['dog', 'cat'],
+    );
   });
 });
 
@@ -517,20 +619,50 @@ describe('bad input is an ImageError naming the file', () => {
   const jpg = fs.readFileSync(fixture('coffee.jpg'));
   const webp = fs.readFileSync(fixture('astronaut.webp'));
   const jpegBomb = Buffer.from([
-    0xff, 0xd8, 0xff, 0xc0, 0, 17, 8, 0xfd, 0xe8, 0xfd, 0xe8, 3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1, 0xff, 0xda, 0, 12, 3, 1, 0, 2, 0x11, 3, 0x11, 0, 0x3f, 0,
+    0xff, 0xd8, 0xff, 0xc0, 0, 17, 8, 0xfd, 0xe8, 0xfd, 0xe8, 3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1, 0xff, 0xda, 0, 12,
+    3, 1, 0, 2, 0x11, 3, 0x11, 0, 0x3f, 0,
   ]); // SOF0 65000×65000, then a scan header
-  const webpBomb = Buffer.from('RIFF\x16\x00\x00\x00WEBPVP8X\x0a\x00\x00\x00\x00\x00\x00\x00\xff\xff\x00\xff\xff\x00', 'latin1'); // 65536×65536 canvas
+  const webpBomb = Buffer.from(
+    'RIFF\x16\x00\x00\x00WEBPVP8X\x0a\x00\x00\x00\x00\x00\x00\x00\xff\xff\x00\xff\xff\x00',
+    'latin1',
+  ); // 65536×65536 canvas
 
   const cases: { name: string; bytes: Uint8Array; problem: RegExp; js?: RegExp }[] = [
-    { name: 'truncated.png', bytes: png.subarray(0, png.length >> 1), problem: /cannot decode PNG with sharp: .*looks truncated/, js: /cannot decode PNG with pngjs: .*looks truncated/ },
-    { name: 'truncated-header.png', bytes: png.subarray(0, 60), problem: /truncated PNG file: it ends inside the "iCCP" chunk/ },
-    { name: 'truncated.jpg', bytes: jpg.subarray(0, jpg.length >> 1), problem: /cannot decode JPEG with sharp: .*looks truncated/, js: /cannot decode JPEG with jpeg-js: .*looks truncated/ },
+    {
+      name: 'truncated.png',
+      bytes: png.subarray(0, png.length >> 1),
+      problem: /cannot decode PNG with sharp: .*looks truncated/,
+      js: /cannot decode PNG with pngjs: .*looks truncated/,
+    },
+    {
+      name: 'truncated-header.png',
+      bytes: png.subarray(0, 60),
+      problem: /truncated PNG file: it ends inside the "iCCP" chunk/,
+    },
+    {
+      name: 'truncated.jpg',
+      bytes: jpg.subarray(0, jpg.length >> 1),
+      problem: /cannot decode JPEG with sharp: .*looks truncated/,
+      js: /cannot decode JPEG with jpeg-js: .*looks truncated/,
+    },
     { name: 'truncated-header.jpg', bytes: jpg.subarray(0, 300), problem: /truncated JPEG file/ },
     { name: 'truncated.webp', bytes: webp.subarray(0, webp.length >> 1), problem: /truncated WebP file/ },
-    { name: 'random.png', bytes: Uint8Array.from({ length: 4096 }, (_, i) => (i * 7919 + 13) & 255), problem: /not a PNG, JPEG or WebP image \(first bytes: 0d fc eb/ },
+    {
+      name: 'random.png',
+      bytes: Uint8Array.from({ length: 4096 }, (_, i) => (i * 7919 + 13) & 255),
+      problem: /not a PNG, JPEG or WebP image \(first bytes: 0d fc eb/,
+    },
     { name: 'empty.jpg', bytes: new Uint8Array(0), problem: /empty file \(0 bytes\)/ },
-    { name: 'animation.png', bytes: Buffer.from('GIF89a\x01\x00\x01\x00\x00\x00\x00', 'latin1'), problem: /GIF images are not supported/ },
-    { name: 'huge.png', bytes: forgedPng(100_000, 100_000), problem: /100000×100000 = 10000\.0 megapixels, over the limit of 100\.0 megapixels/ },
+    {
+      name: 'animation.png',
+      bytes: Buffer.from('GIF89a\x01\x00\x01\x00\x00\x00\x00', 'latin1'),
+      problem: /GIF images are not supported/,
+    },
+    {
+      name: 'huge.png',
+      bytes: forgedPng(100_000, 100_000),
+      problem: /100000×100000 = 10000\.0 megapixels, over the limit of 100\.0 megapixels/,
+    },
     { name: 'huge.jpg', bytes: jpegBomb, problem: /65000×65000 .* megapixels, over the limit/ },
     { name: 'huge.webp', bytes: webpBomb, problem: /65536×65536 .* megapixels, over the limit/ },
     { name: 'zero.png', bytes: forgedPng(0, 10), problem: /invalid PNG header: 0×10 pixels/ },
@@ -553,15 +685,27 @@ describe('bad input is an ImageError naming the file', () => {
         if (c.name.startsWith('huge')) assert.ok(performance.now() - t0 < 100);
       }
       // In-memory input is named by `name`.
-      await assert.rejects(decodeImage(c.bytes, { name: `upload:${c.name}` }), (e: unknown) => e instanceof ImageError && e.file === `upload:${c.name}`);
+      await assert.rejects(
+        decodeImage(c.bytes, { name: `upload:${c.name}` }),
+        (e: unknown) => e instanceof ImageError && e.file === `upload:${c.name}`,
+      );
     });
   }
 
   test('limits and unreadable paths', async () => {
-    await assert.rejects(decodeImage(fixture('chelsea.png'), { maxPixels: 100_000 }), /chelsea\.png: image too large: 451×300/);
+    await assert.rejects(
+      decodeImage(fixture('chelsea.png'), { maxPixels: 100_000 }),
+      /chelsea\.png: image too large: 451×300/,
+    );
     await assert.rejects(decodeImage(fixture('chelsea.png'), { maxBytes: 1000 }), /chelsea\.png: file too large/);
-    await assert.rejects(decodeImage(path.join(scratch(), 'missing.png')), (e: unknown) => e instanceof ImageError && /missing\.png: cannot read the file: ENOENT/.test(e.message));
-    await assert.rejects(decodeImage(scratch()), (e: unknown) => e instanceof ImageError && /cannot read the file/.test(e.message));
+    await assert.rejects(
+      decodeImage(path.join(scratch(), 'missing.png')),
+      (e: unknown) => e instanceof ImageError && /missing\.png: cannot read the file: ENOENT/.test(e.message),
+    );
+    await assert.rejects(
+      decodeImage(scratch()),
+      (e: unknown) => e instanceof ImageError && /cannot read the file/.test(e.message),
+    );
   });
 });
 
@@ -582,7 +726,12 @@ function pngWithIdat(width: number, height: number, idat: Uint8Array, interlace 
   ihdr.writeUInt32BE(width, 0);
   ihdr.writeUInt32BE(height, 4);
   ihdr.set([8, 2, 0, 0, interlace], 8);
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), pngChunk('IHDR', ihdr), pngChunk('IDAT', idat), pngChunk('IEND', new Uint8Array(0))]);
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    pngChunk('IHDR', ihdr),
+    pngChunk('IDAT', idat),
+    pngChunk('IEND', new Uint8Array(0)),
+  ]);
 }
 
 /**
@@ -592,18 +741,29 @@ function pngWithIdat(width: number, height: number, idat: Uint8Array, interlace 
 function zlibZeros(mib: number): Buffer {
   const block = Buffer.alloc(2 ** 20);
   const first = zlib.deflateRawSync(block, { level: 9, finishFlush: zlib.constants.Z_SYNC_FLUSH });
-  const next = zlib.deflateRawSync(block, { level: 9, dictionary: Buffer.alloc(32768), finishFlush: zlib.constants.Z_SYNC_FLUSH });
+  const next = zlib.deflateRawSync(block, {
+    level: 9,
+    dictionary: Buffer.alloc(32768),
+    finishFlush: zlib.constants.Z_SYNC_FLUSH,
+  });
   const n = mib * 2 ** 20;
   const adler = Buffer.alloc(4);
   adler.writeUInt32BE((((n % 65521) << 16) | 1) >>> 0);
-  return Buffer.concat([Buffer.from([0x78, 0xda]), first, ...Array.from({ length: mib - 1 }, () => next), zlib.deflateRawSync(Buffer.alloc(0)), adler]);
+  return Buffer.concat([
+    Buffer.from([0x78, 0xda]),
+    first,
+    ...Array.from({ length: mib - 1 }, () => next),
+    zlib.deflateRawSync(Buffer.alloc(0)),
+    adler,
+  ]);
 }
 
 /** Chunks of a PNG: [type, offset of the length field, data length]. */
 function chunksOf(png: Uint8Array): [string, number, number][] {
   const b = Buffer.from(png.buffer, png.byteOffset, png.byteLength);
   const out: [string, number, number][] = [];
-  for (let at = 8; at + 8 <= b.length; at += 12 + b.readUInt32BE(at)) out.push([b.toString('latin1', at + 4, at + 8), at, b.readUInt32BE(at)]);
+  for (let at = 8; at + 8 <= b.length; at += 12 + b.readUInt32BE(at))
+    out.push([b.toString('latin1', at + 4, at + 8), at, b.readUInt32BE(at)]);
   return out;
 }
 
@@ -627,7 +787,10 @@ async function decodeWithin(bytes: Uint8Array, name: string, decoder: DecoderKin
 /** An ImageError naming `name` whose problem matches, within the bound. */
 async function refusedImage(bytes: Uint8Array, name: string, decoder: DecoderKind, problem: RegExp): Promise<void> {
   const m = await decodeWithin(bytes, name, decoder);
-  assert.ok(m.error instanceof ImageError, `${name} (${decoder}): expected an ImageError, got ${m.error ? String(m.error) : `a ${m.value?.width}×${m.value?.height} image`}`);
+  assert.ok(
+    m.error instanceof ImageError,
+    `${name} (${decoder}): expected an ImageError, got ${m.error ? String(m.error) : `a ${m.value?.width}×${m.value?.height} image`}`,
+  );
   assert.equal(m.error.file, name);
   assert.match(m.error.problem, problem, `${name} (${decoder})`);
 }
@@ -636,7 +799,11 @@ describe('wrong extensions: the format comes from the bytes, never the name', ()
   const scratch = scratchDirForSuite('vitlens-ext-');
 
   test('a PNG named .jpg and .webp, a JPEG named .png and .webp, a WebP named .jpg: the same pixels as under their own names', async () => {
-    for (const [source, names] of [['chelsea.png', ['chelsea.jpg', 'chelsea.webp']], ['coffee.jpg', ['coffee.png', 'coffee.webp']], ['astronaut.webp', ['astronaut.jpg', 'astronaut.png']]] as const) {
+    for (const [source, names] of [
+      ['chelsea.png', ['chelsea.jpg', 'chelsea.webp']],
+      ['coffee.jpg', ['coffee.png', 'coffee.webp']],
+      ['astronaut.webp', ['astronaut.jpg', 'astronaut.png']],
+    ] as const) {
       const right = await decodeImage(fixture(source));
       for (const wrong of names) {
         const file = path.join(scratch(), wrong);
@@ -652,12 +819,24 @@ describe('wrong extensions: the format comes from the bytes, never the name', ()
 
   test('other files under image names are refused and named for what they are', async () => {
     const others: [string, Uint8Array, RegExp][] = [
-      ['drawing.png', Buffer.from('<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"/>'), /SVG\/XML\/HTML text images are not supported; use PNG, JPEG or WebP/],
+      [
+        'drawing.png',
+        Buffer.from('<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"/>'),
+        /SVG\/XML\/HTML text images are not supported; use PNG, JPEG or WebP/,
+      ],
       ['bitmap.jpg', Buffer.concat([Buffer.from('BM'), Buffer.alloc(64)]), /BMP images are not supported/],
       ['scan.webp', Buffer.from('II*\0\x08\0\0\0', 'latin1'), /TIFF images are not supported/],
       ['paper.png', Buffer.from('%PDF-1.7\n%\xe2\xe3\xcf\xd3\n', 'latin1'), /PDF images are not supported/],
-      ['weights.png', fs.readFileSync(path.join(FIXTURES, 'ref', 'tiny_soft.pth')), /not a PNG, JPEG or WebP image \(first bytes: 50 4b 03 04/],
-      ['config.jpg', fs.readFileSync(path.join(FIXTURES, 'configs', 'tiny_soft.vitlens.yaml')), /not a PNG, JPEG or WebP image/],
+      [
+        'weights.png',
+        fs.readFileSync(path.join(FIXTURES, 'ref', 'tiny_soft.pth')),
+        /not a PNG, JPEG or WebP image \(first bytes: 50 4b 03 04/,
+      ],
+      [
+        'config.jpg',
+        fs.readFileSync(path.join(FIXTURES, 'configs', 'tiny_soft.vitlens.yaml')),
+        /not a PNG, JPEG or WebP image/,
+      ],
     ];
     for (const [name, bytes, problem] of others) {
       for (const decoder of ['sharp', 'js'] as const) await refusedImage(bytes, name, decoder, problem);
@@ -677,8 +856,13 @@ describe('corrupt data (not truncated)', () => {
     const taller = Buffer.from(png);
     taller.writeUInt32BE(600, 8 + 8 + 4);
     fixCrc(taller, 8);
-    for (const [name, bytes] of [['bad-crc.png', badCrc], ['bad-zlib.png', badZlib], ['taller.png', taller]] as const) {
-      for (const decoder of ['sharp', 'js'] as const) await refusedImage(bytes, name, decoder, /cannot decode PNG with (sharp|pngjs)/);
+    for (const [name, bytes] of [
+      ['bad-crc.png', badCrc],
+      ['bad-zlib.png', badZlib],
+      ['taller.png', taller],
+    ] as const) {
+      for (const decoder of ['sharp', 'js'] as const)
+        await refusedImage(bytes, name, decoder, /cannot decode PNG with (sharp|pngjs)/);
     }
   });
 
@@ -688,7 +872,10 @@ describe('corrupt data (not truncated)', () => {
     for (let i = sos + 200; i < jpg.length - 2; i++) jpg[i] = 0xff;
     const webp = Buffer.from(fs.readFileSync(fixture('astronaut.webp')));
     for (let i = 40; i < webp.length; i++) webp[i] = (i * 31) & 255;
-    for (const [name, bytes, width, height, decoders] of [['garbage.jpg', jpg, 600, 400, ['sharp', 'js']], ['garbage.webp', webp, 512, 512, ['sharp']]] as const) {
+    for (const [name, bytes, width, height, decoders] of [
+      ['garbage.jpg', jpg, 600, 400, ['sharp', 'js']],
+      ['garbage.webp', webp, 512, 512, ['sharp']],
+    ] as const) {
       for (const decoder of decoders) {
         const m = await decodeWithin(bytes, name, decoder);
         if (m.error) {
@@ -710,19 +897,35 @@ describe('decompression bombs the header does not reveal', () => {
     assert.deepEqual([sharp.value!.width, sharp.value!.height], [64, 64]);
     const js = await decodeWithin(bomb, 'idat-bomb.png', 'js');
     // The JS path inflates at most the image's size (png-inflate.ts), and refuses the rest.
-    assert.ok(js.error instanceof ImageError && /cannot decode PNG with pngjs/.test(js.error.problem), String(js.error));
+    assert.ok(
+      js.error instanceof ImageError && /cannot decode PNG with pngjs/.test(js.error.problem),
+      String(js.error),
+    );
   });
 
   test('every earlier hostile image of this file, with both decoders, within 1 s and 64 MiB of peak RSS', async () => {
     const png = fs.readFileSync(fixture('chelsea.png'));
     const jpg = fs.readFileSync(fixture('coffee.jpg'));
     const webp = fs.readFileSync(fixture('astronaut.webp'));
-    const jpegBomb = Buffer.from([0xff, 0xd8, 0xff, 0xc0, 0, 17, 8, 0xfd, 0xe8, 0xfd, 0xe8, 3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1, 0xff, 0xda, 0, 12, 3, 1, 0, 2, 0x11, 3, 0x11, 0, 0x3f, 0]);
-    const webpBomb = Buffer.from('RIFF\x16\x00\x00\x00WEBPVP8X\x0a\x00\x00\x00\x00\x00\x00\x00\xff\xff\x00\xff\xff\x00', 'latin1');
+    const jpegBomb = Buffer.from([
+      0xff, 0xd8, 0xff, 0xc0, 0, 17, 8, 0xfd, 0xe8, 0xfd, 0xe8, 3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1, 0xff, 0xda, 0,
+      12, 3, 1, 0, 2, 0x11, 3, 0x11, 0, 0x3f, 0,
+    ]);
+    const webpBomb = Buffer.from(
+      'RIFF\x16\x00\x00\x00WEBPVP8X\x0a\x00\x00\x00\x00\x00\x00\x00\xff\xff\x00\xff\xff\x00',
+      'latin1',
+    );
     const inputs: [string, Uint8Array][] = [
-      ['truncated.png', png.subarray(0, png.length >> 1)], ['truncated-header.png', png.subarray(0, 60)], ['truncated.jpg', jpg.subarray(0, jpg.length >> 1)],
-      ['truncated-header.jpg', jpg.subarray(0, 300)], ['truncated.webp', webp.subarray(0, webp.length >> 1)], ['empty.jpg', new Uint8Array(0)],
-      ['huge.png', forgedPng(100_000, 100_000)], ['huge.jpg', jpegBomb], ['huge.webp', webpBomb], ['zero.png', forgedPng(0, 10)],
+      ['truncated.png', png.subarray(0, png.length >> 1)],
+      ['truncated-header.png', png.subarray(0, 60)],
+      ['truncated.jpg', jpg.subarray(0, jpg.length >> 1)],
+      ['truncated-header.jpg', jpg.subarray(0, 300)],
+      ['truncated.webp', webp.subarray(0, webp.length >> 1)],
+      ['empty.jpg', new Uint8Array(0)],
+      ['huge.png', forgedPng(100_000, 100_000)],
+      ['huge.jpg', jpegBomb],
+      ['huge.webp', webpBomb],
+      ['zero.png', forgedPng(0, 10)],
     ];
     for (const [name, bytes] of inputs) {
       for (const decoder of ['sharp', 'js'] as const) {
@@ -730,7 +933,9 @@ describe('decompression bombs the header does not reveal', () => {
         assert.ok(m.error instanceof ImageError, `${name} (${decoder}): ${String(m.error)}`);
       }
     }
-    console.log(`  ${imageWorst.count} hostile image decodes bounded; slowest ${imageWorst.ms.toFixed(0)} ms, largest peak-RSS rise ${imageWorst.mib.toFixed(1)} MiB`);
+    console.log(
+      `  ${imageWorst.count} hostile image decodes bounded; slowest ${imageWorst.ms.toFixed(0)} ms, largest peak-RSS rise ${imageWorst.mib.toFixed(1)} MiB`,
+    );
   });
 });
 
@@ -740,19 +945,32 @@ describe('regressions: bugs found here in the JS fallback decoder, fixed by infl
   test('BUG 6: an interlaced 64×64 PNG whose IDAT inflates to 256 MiB (259 KB file) is refused by the JS path within 1 s and 64 MiB', async () => {
     const bomb = pngWithIdat(64, 64, zlibZeros(256), 1);
     const sharp = await decodeWithin(bomb, 'interlaced-bomb.png', 'sharp');
-    assert.deepEqual([sharp.value?.width, sharp.value?.height], [64, 64], 'sharp decodes the 64×64 picture and ignores the rest');
+    assert.deepEqual(
+      [sharp.value?.width, sharp.value?.height],
+      [64, 64],
+      'sharp decodes the 64×64 picture and ignores the rest',
+    );
     const m = await imagePeak.measure(() => decodeImage(bomb, { name: 'interlaced-bomb.png', decoder: 'js' }));
-    console.log(`  interlaced IDAT bomb (${(bomb.length / 1024).toFixed(0)} KB → 256 MiB), pngjs: ${m.error ? 'refused' : 'decoded'} after ${m.ms.toFixed(0)} ms, peak RSS +${m.riseMiB.toFixed(0)} MiB`);
+    console.log(
+      `  interlaced IDAT bomb (${(bomb.length / 1024).toFixed(0)} KB → 256 MiB), pngjs: ${m.error ? 'refused' : 'decoded'} after ${m.ms.toFixed(0)} ms, peak RSS +${m.riseMiB.toFixed(0)} MiB`,
+    );
     assert.ok(m.ms < 1000 && m.riseMiB < 64, `${m.ms.toFixed(0)} ms, +${m.riseMiB.toFixed(0)} MiB`);
     assert.ok(m.error instanceof ImageError && m.error.file === 'interlaced-bomb.png', String(m.error));
-    assert.match(m.error.problem, /^cannot decode PNG with pngjs: IDAT inflates to more than the 12408 bytes a 64×64 8-bit RGB interlaced PNG needs$/);
+    assert.match(
+      m.error.problem,
+      /^cannot decode PNG with pngjs: IDAT inflates to more than the 12408 bytes a 64×64 8-bit RGB interlaced PNG needs$/,
+    );
   });
 
   // Bug 7 was: pngjs' sync inflate ignored zlib's error and returned Buffer.allocUnsafe
   // memory, so this file decoded to whatever that memory held about half the time, and
   // failed with a random "Unrecognised filter type" otherwise.
   test('BUG 7: a PNG whose zlib stream is garbage (chunk CRCs valid) is refused by the JS path every time, naming the zlib error, as sharp refuses it', async () => {
-    const garbage = pngWithIdat(4, 4, Uint8Array.from({ length: 64 }, (_, i) => (i * 7919 + 13) & 255));
+    const garbage = pngWithIdat(
+      4,
+      4,
+      Uint8Array.from({ length: 64 }, (_, i) => (i * 7919 + 13) & 255),
+    );
     await refusedImage(garbage, 'garbage-zlib.png', 'sharp', /cannot decode PNG with sharp/);
     const pictures = new Set<string>();
     let refused = 0;
@@ -766,7 +984,9 @@ describe('regressions: bugs found here in the JS fallback decoder, fixed by infl
       }
       Buffer.allocUnsafe(64).fill(k);
     }
-    console.log(`  garbage zlib stream, pngjs, 20 decodes of the same file: ${20 - refused} pictures (${pictures.size} different), ${refused} refusals`);
+    console.log(
+      `  garbage zlib stream, pngjs, 20 decodes of the same file: ${20 - refused} pictures (${pictures.size} different), ${refused} refusals`,
+    );
     assert.equal(refused, 20, 'every decode of a corrupt file is refused');
   });
 });

@@ -13,7 +13,11 @@ import type { InferReport } from '../protocol/infer';
 import { FIXTURES, readJson, ROOT } from './helpers/fixtures';
 
 function vitlens(...args: string[]) {
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'vitlens.js'), 'infer', ...args], { encoding: 'utf8', cwd: ROOT, env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' } });
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'vitlens.js'), 'infer', ...args], {
+    encoding: 'utf8',
+    cwd: ROOT,
+    env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' },
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -30,7 +34,10 @@ describe('vitlens infer', () => {
     assert.equal(r.status, 0, r.stderr);
     const out = JSON.parse(r.stdout) as InferReport;
     const expected = reference['64x64'].logits_float32.flat() as number[];
-    assert.ok(maxAbs(out.items[0]!.logits, expected) < 1e-5, `logits differ by ${maxAbs(out.items[0]!.logits, expected)}`);
+    assert.ok(
+      maxAbs(out.items[0]!.logits, expected) < 1e-5,
+      `logits differ by ${maxAbs(out.items[0]!.logits, expected)}`,
+    );
     assert.equal(out.items[0]!.top5[0]!.index, reference['64x64'].argmax[0] ?? reference['64x64'].argmax);
     assert.equal(out.runtime.id, 'ort-cpu');
     assert.deepEqual(out.checkpoint && [out.checkpoint.tensors, out.checkpoint.source], [137, 'root']);
@@ -57,10 +64,18 @@ describe('vitlens infer', () => {
   });
 
   test('several images run as one batch; each row equals the image run alone', () => {
-    const both = JSON.parse(vitlens(TINY, '--image', 'fixtures/images/chelsea.png', '--image', 'fixtures/images/coffee.jpg', '--json').stdout) as InferReport;
+    const both = JSON.parse(
+      vitlens(TINY, '--image', 'fixtures/images/chelsea.png', '--image', 'fixtures/images/coffee.jpg', '--json').stdout,
+    ) as InferReport;
     const alone = JSON.parse(vitlens(TINY, '--image', 'fixtures/images/coffee.jpg', '--json').stdout) as InferReport;
     assert.equal(both.input.batch, 2);
-    assert.deepEqual(both.items.map((i) => i.original), [{ width: 451, height: 300 }, { width: 600, height: 400 }]);
+    assert.deepEqual(
+      both.items.map((i) => i.original),
+      [
+        { width: 451, height: 300 },
+        { width: 600, height: 400 },
+      ],
+    );
     assert.ok(maxAbs(both.items[1]!.logits, alone.items[0]!.logits) < 1e-5);
     assert.match(both.input.transform, /resize shorter side to 71 .* centre crop 64/);
   });
@@ -72,12 +87,21 @@ describe('vitlens infer', () => {
     fs.writeFileSync(notImage, 'these are not pixels');
     const cases: [string[], RegExp][] = [
       // A checkpoint for another architecture: the mismatch list, not a crash.
-      [[SOFT_TINY, '--checkpoint', CHECKPOINT, '--image', 'fixtures/images/chelsea.png'], /tiny_soft\.pth does not fit the model[\s\S]*Shape mismatch[\s\S]*pos_embed1: checkpoint \[1, 3136, 16\], model expects \[1, 3136, 64\]/],
+      [
+        [SOFT_TINY, '--checkpoint', CHECKPOINT, '--image', 'fixtures/images/chelsea.png'],
+        /tiny_soft\.pth does not fit the model[\s\S]*Shape mismatch[\s\S]*pos_embed1: checkpoint \[1, 3136, 16\], model expects \[1, 3136, 64\]/,
+      ],
       [[TINY, '--checkpoint', truncated, '--image', 'fixtures/images/chelsea.png'], /truncated\.pth: /],
-      [[TINY, '--checkpoint', 'fixtures/images/chelsea.png', '--image', 'fixtures/images/chelsea.png'], /chelsea\.png: .*(not a|zip|checkpoint)/i],
+      [
+        [TINY, '--checkpoint', 'fixtures/images/chelsea.png', '--image', 'fixtures/images/chelsea.png'],
+        /chelsea\.png: .*(not a|zip|checkpoint)/i,
+      ],
       [[TINY, '--image', notImage], /notes\.png: /],
       [[TINY, '--image', path.join(scratch, 'missing.jpg')], /missing\.jpg: /],
-      [[TINY, '--input-tensor', 'fixtures/ref/tiny_input_64x64.bin', '--shape', '1,3,32,32'], /tiny_input_64x64\.bin: 49152 bytes, but shape \[1, 3, 32, 32\] of float32 needs 12288/],
+      [
+        [TINY, '--input-tensor', 'fixtures/ref/tiny_input_64x64.bin', '--shape', '1,3,32,32'],
+        /tiny_input_64x64\.bin: 49152 bytes, but shape \[1, 3, 32, 32\] of float32 needs 12288/,
+      ],
       [[TINY, '--input-tensor', 'fixtures/ref/tiny_input_64x64.bin'], /--shape/],
     ];
     for (const [args, message] of cases) {

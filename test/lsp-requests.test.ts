@@ -50,14 +50,20 @@ describe('vitlens/dashboard: the DashboardData of report/data.ts', () => {
   test('the results the client passes, its label, resolution and sweep: as dashboardData() with the same inputs', async () => {
     const shown = readJson<DashboardData>('results/soft_tiny-dashboard.json');
     const inputs = {
-      producer: 'test', view: 'bench' as const, label: 'configs/soft/SOFT_Tiny.yaml', resolution: 256, sweepResolutions: [224, 384],
-      bench: shown.bench, pinv: shown.pinv, infer: readJson<DashboardData>('results/tiny-infer-dashboard.json').infer ?? null,
+      producer: 'test',
+      view: 'bench' as const,
+      label: 'configs/soft/SOFT_Tiny.yaml',
+      resolution: 256,
+      sweepResolutions: [224, 384],
+      bench: shown.bench,
+      pinv: shown.pinv,
+      infer: readJson<DashboardData>('results/tiny-infer-dashboard.json').infer ?? null,
     };
     const got = await lsp.conn.sendRequest(DashboardRequest, { uri: softTiny.uri, ...inputs });
     const want = dashboardData({ spec: specOf(softTiny.text), source: softTiny.uri, ...inputs });
     assert.deepEqual(timeless(got), timeless(want));
     assert.equal(got!.title, 'soft_tiny — configs/soft/SOFT_Tiny.yaml');
-    assert.equal(got!.source, softTiny.uri, 'the source stays the URI (the page\'s Run again button sends it back)');
+    assert.equal(got!.source, softTiny.uri, "the source stays the URI (the page's Run again button sends it back)");
     assert.deepEqual(got!.profileSweep!.resolutions, [224, 384]);
     assert.equal(got!.profile!.resolution, 256);
     assert.deepEqual(got!.bench, shown.bench);
@@ -67,11 +73,26 @@ describe('vitlens/dashboard: the DashboardData of report/data.ts', () => {
     const bad = 'file:///tmp/vitlens-test/dashboard-broken.vitlens.yaml';
     await lsp.open(bad, 'model: soft_tiny\nembed_dims: [64, 128, 325, 512]\n');
     assert.equal(await lsp.conn.sendRequest(DashboardRequest, { uri: bad, view: 'profile', producer: 'test' }), null);
-    assert.equal(await lsp.conn.sendRequest(DashboardRequest, { uri: 'file:///tmp/vitlens-test/never-opened.vitlens.yaml', view: 'profile', producer: 'test' }), null);
+    assert.equal(
+      await lsp.conn.sendRequest(DashboardRequest, {
+        uri: 'file:///tmp/vitlens-test/never-opened.vitlens.yaml',
+        view: 'profile',
+        producer: 'test',
+      }),
+      null,
+    );
   });
 
   test('sweep resolutions out of range: InvalidParams, as vitlens/profileSweep', async () => {
-    await assert.rejects(lsp.conn.sendRequest(DashboardRequest, { uri: softTiny.uri, view: 'profile', producer: 'test', sweepResolutions: [224, 10] }), /resolutions must be/);
+    await assert.rejects(
+      lsp.conn.sendRequest(DashboardRequest, {
+        uri: softTiny.uri,
+        view: 'profile',
+        producer: 'test',
+        sweepResolutions: [224, 10],
+      }),
+      /resolutions must be/,
+    );
   });
 });
 
@@ -94,7 +115,10 @@ describe('vitlens/configInputs: the checkpoint and images a config names, resolv
     const lsp = await LspClient.start();
     try {
       await lsp.open(tiny.uri, tiny.text);
-      assert.deepEqual(await lsp.conn.sendRequest(ConfigInputsRequest, { uri: tiny.uri }), { checkpoint, images: [image] });
+      assert.deepEqual(await lsp.conn.sendRequest(ConfigInputsRequest, { uri: tiny.uri }), {
+        checkpoint,
+        images: [image],
+      });
     } finally {
       await lsp.stop();
     }
@@ -128,7 +152,10 @@ describe('vitlens/configInputs: the checkpoint and images a config names, resolv
     const lsp = await LspClient.start();
     try {
       await lsp.open(softTiny.uri, softTiny.text);
-      assert.deepEqual(await lsp.conn.sendRequest(ConfigInputsRequest, { uri: softTiny.uri }), { checkpoint: null, images: [] });
+      assert.deepEqual(await lsp.conn.sendRequest(ConfigInputsRequest, { uri: softTiny.uri }), {
+        checkpoint: null,
+        images: [],
+      });
       const other = 'file:///tmp/vitlens-test/docker-compose.yaml';
       await lsp.open(other, 'services:\n  web:\n    image: nginx\n');
       assert.equal(await lsp.conn.sendRequest(ConfigInputsRequest, { uri: other }), null);

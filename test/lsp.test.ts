@@ -45,23 +45,142 @@ describe('official configs', () => {
 });
 
 describe('broken configs: the right diagnostic at the right range', () => {
-  const cases: { name: string; text: string; code: string; range: string; severity: DiagnosticSeverity; message: RegExp }[] = [
-    { name: 'YAML syntax error', text: 'model: "soft_tiny"\nlr: [1e-3\n', code: 'yaml-syntax', range: '', severity: DiagnosticSeverity.Error, message: /YAML/ },
-    { name: 'unknown model with a suggestion', text: 'model: "soft_tinny"\nnewton_maxiter: 20\n', code: 'unknown-model', range: '"soft_tinny"', severity: DiagnosticSeverity.Error, message: /Did you mean `soft_tiny`/ },
-    { name: 'unknown key with did-you-mean (the 2021 hyphenated key)', text: 'model: soft_tiny\nnewton-maxiter: 20\n', code: 'unknown-key', range: 'newton-maxiter', severity: DiagnosticSeverity.Warning, message: /Did you mean `newton_maxiter`/ },
-    { name: 'wrong type', text: 'model: soft_tiny\nbatch_size: "128"\n', code: 'wrong-type', range: '"128"', severity: DiagnosticSeverity.Error, message: /`batch_size` must be an integer/ },
-    { name: 'bad enum value', text: 'model: soft_tiny\nkernel_method: "cpu"\n', code: 'bad-enum', range: '"cpu"', severity: DiagnosticSeverity.Error, message: /torch, cuda/ },
-    { name: 'newton_maxiter out of range', text: 'model: soft_tiny\nnewton_maxiter: 0\n', code: 'out-of-range', range: '0', severity: DiagnosticSeverity.Error, message: /at least 1/ },
-    { name: 'embed_dims not divisible by num_heads (points at the item)', text: 'model: soft_tiny\nembed_dims: [64, 128, 325, 512]\n', code: 'dims-not-divisible', range: '325', severity: DiagnosticSeverity.Error, message: /Stage 3: embed_dims 325 is not divisible by num_heads 10/ },
-    { name: 'list length ≠ 4', text: 'model: soft_tiny\ndepths: [1, 2, 3]\n', code: 'list-length', range: '[1, 2, 3]', severity: DiagnosticSeverity.Error, message: /needs 4 entries/ },
-    { name: 'landmark conv drops rows', text: 'model: soft_tiny\nimg_size: [224, 240]\n', code: 'landmark-remainder', range: '240', severity: DiagnosticSeverity.Warning, message: /60×60 grid is not divisible by r=8: .* drops the last 4 row/ },
-    { name: 'no landmarks at all', text: 'model: soft_tiny\nimg_size: 16\n', code: 'no-landmarks', range: '16', severity: DiagnosticSeverity.Error, message: /At 16×16 stage 1's 4×4 grid is smaller than the stride r=8/ },
-    { name: 'SOFT in the cls-token stage', text: 'model: soft_tiny\nattention: [soft, soft, soft, soft]\n', code: 'soft-in-cls-stage', range: 'soft', severity: DiagnosticSeverity.Error, message: /Stage 4 carries the cls token/ },
-    { name: 'mlp_ratios ignored by SOFT blocks', text: 'model: soft_tiny\nmlp_ratios: [8, 4, 4, 4]\n', code: 'mlp-ratio-ignored', range: '8', severity: DiagnosticSeverity.Information, message: /4·D FFN/ },
-    { name: 'not a mapping', text: '- model: soft_tiny\n', code: 'not-a-mapping', range: '- model: soft_tiny\n', severity: DiagnosticSeverity.Error, message: /mapping/ },
-    { name: 'no model and no architecture', text: 'newton_maxiter: 20\n', code: 'missing-model', range: 'newton_maxiter', severity: DiagnosticSeverity.Error, message: /embed_dims/ },
-    { name: 'non-finite number', text: 'model: soft_tiny\nlr: .nan\n', code: 'out-of-range', range: '.nan', severity: DiagnosticSeverity.Error, message: /finite/ },
-    { name: 'checkpoint that does not exist', text: 'model: soft_tiny\ncheckpoint: no/such/file.pth\n', code: 'file-not-found', range: 'no/such/file.pth', severity: DiagnosticSeverity.Warning, message: /Checkpoint file not found/ },
+  const cases: {
+    name: string;
+    text: string;
+    code: string;
+    range: string;
+    severity: DiagnosticSeverity;
+    message: RegExp;
+  }[] = [
+    {
+      name: 'YAML syntax error',
+      text: 'model: "soft_tiny"\nlr: [1e-3\n',
+      code: 'yaml-syntax',
+      range: '',
+      severity: DiagnosticSeverity.Error,
+      message: /YAML/,
+    },
+    {
+      name: 'unknown model with a suggestion',
+      text: 'model: "soft_tinny"\nnewton_maxiter: 20\n',
+      code: 'unknown-model',
+      range: '"soft_tinny"',
+      severity: DiagnosticSeverity.Error,
+      message: /Did you mean `soft_tiny`/,
+    },
+    {
+      name: 'unknown key with did-you-mean (the 2021 hyphenated key)',
+      text: 'model: soft_tiny\nnewton-maxiter: 20\n',
+      code: 'unknown-key',
+      range: 'newton-maxiter',
+      severity: DiagnosticSeverity.Warning,
+      message: /Did you mean `newton_maxiter`/,
+    },
+    {
+      name: 'wrong type',
+      text: 'model: soft_tiny\nbatch_size: "128"\n',
+      code: 'wrong-type',
+      range: '"128"',
+      severity: DiagnosticSeverity.Error,
+      message: /`batch_size` must be an integer/,
+    },
+    {
+      name: 'bad enum value',
+      text: 'model: soft_tiny\nkernel_method: "cpu"\n',
+      code: 'bad-enum',
+      range: '"cpu"',
+      severity: DiagnosticSeverity.Error,
+      message: /torch, cuda/,
+    },
+    {
+      name: 'newton_maxiter out of range',
+      text: 'model: soft_tiny\nnewton_maxiter: 0\n',
+      code: 'out-of-range',
+      range: '0',
+      severity: DiagnosticSeverity.Error,
+      message: /at least 1/,
+    },
+    {
+      name: 'embed_dims not divisible by num_heads (points at the item)',
+      text: 'model: soft_tiny\nembed_dims: [64, 128, 325, 512]\n',
+      code: 'dims-not-divisible',
+      range: '325',
+      severity: DiagnosticSeverity.Error,
+      message: /Stage 3: embed_dims 325 is not divisible by num_heads 10/,
+    },
+    {
+      name: 'list length ≠ 4',
+      text: 'model: soft_tiny\ndepths: [1, 2, 3]\n',
+      code: 'list-length',
+      range: '[1, 2, 3]',
+      severity: DiagnosticSeverity.Error,
+      message: /needs 4 entries/,
+    },
+    {
+      name: 'landmark conv drops rows',
+      text: 'model: soft_tiny\nimg_size: [224, 240]\n',
+      code: 'landmark-remainder',
+      range: '240',
+      severity: DiagnosticSeverity.Warning,
+      message: /60×60 grid is not divisible by r=8: .* drops the last 4 row/,
+    },
+    {
+      name: 'no landmarks at all',
+      text: 'model: soft_tiny\nimg_size: 16\n',
+      code: 'no-landmarks',
+      range: '16',
+      severity: DiagnosticSeverity.Error,
+      message: /At 16×16 stage 1's 4×4 grid is smaller than the stride r=8/,
+    },
+    {
+      name: 'SOFT in the cls-token stage',
+      text: 'model: soft_tiny\nattention: [soft, soft, soft, soft]\n',
+      code: 'soft-in-cls-stage',
+      range: 'soft',
+      severity: DiagnosticSeverity.Error,
+      message: /Stage 4 carries the cls token/,
+    },
+    {
+      name: 'mlp_ratios ignored by SOFT blocks',
+      text: 'model: soft_tiny\nmlp_ratios: [8, 4, 4, 4]\n',
+      code: 'mlp-ratio-ignored',
+      range: '8',
+      severity: DiagnosticSeverity.Information,
+      message: /4·D FFN/,
+    },
+    {
+      name: 'not a mapping',
+      text: '- model: soft_tiny\n',
+      code: 'not-a-mapping',
+      range: '- model: soft_tiny\n',
+      severity: DiagnosticSeverity.Error,
+      message: /mapping/,
+    },
+    {
+      name: 'no model and no architecture',
+      text: 'newton_maxiter: 20\n',
+      code: 'missing-model',
+      range: 'newton_maxiter',
+      severity: DiagnosticSeverity.Error,
+      message: /embed_dims/,
+    },
+    {
+      name: 'non-finite number',
+      text: 'model: soft_tiny\nlr: .nan\n',
+      code: 'out-of-range',
+      range: '.nan',
+      severity: DiagnosticSeverity.Error,
+      message: /finite/,
+    },
+    {
+      name: 'checkpoint that does not exist',
+      text: 'model: soft_tiny\ncheckpoint: no/such/file.pth\n',
+      code: 'file-not-found',
+      range: 'no/such/file.pth',
+      severity: DiagnosticSeverity.Warning,
+      message: /Checkpoint file not found/,
+    },
   ];
   for (const c of cases) {
     test(c.name, async () => {
@@ -136,12 +255,15 @@ describe('hover, completion and the summary', () => {
     assert.equal(String(hints![0]!.label).trim(), '13.07M params · 1.94 GMACs (B) @224');
     assert.equal(hints![0]!.position.line, 0);
     const lenses = await lsp.codeLens(uri);
-    assert.deepEqual(lenses!.map((l) => [l.command!.title, l.command!.command, l.command!.arguments]), [
-      ['ViT Lens: 13.07M params · 1.94 GMACs (B) @224', Commands.showProfile, [uri]],
-      ['Benchmark attention', Commands.benchmark, [uri]],
-      ['Pseudo-inverse convergence', Commands.pinv, [uri]],
-      ['Run SOFT inference on image…', Commands.infer, [uri]],
-    ]);
+    assert.deepEqual(
+      lenses!.map((l) => [l.command!.title, l.command!.command, l.command!.arguments]),
+      [
+        ['ViT Lens: 13.07M params · 1.94 GMACs (B) @224', Commands.showProfile, [uri]],
+        ['Benchmark attention', Commands.benchmark, [uri]],
+        ['Pseudo-inverse convergence', Commands.pinv, [uri]],
+        ['Run SOFT inference on image…', Commands.infer, [uri]],
+      ],
+    );
   });
 
   test('no pseudo-inverse lens without SOFT attention; no run lenses on a config with errors', async () => {
@@ -152,7 +274,10 @@ describe('hover, completion and the summary', () => {
     assert.deepEqual(titles.slice(1), ['Benchmark attention', 'Run UFO inference on image…']);
     const broken = scratch();
     await lsp.open(broken, 'model: soft_tiny\nnewton_maxiter: -1\n');
-    assert.deepEqual((await lsp.codeLens(broken))!.map((l) => l.command!.command), [Commands.showProfile]);
+    assert.deepEqual(
+      (await lsp.codeLens(broken))!.map((l) => l.command!.command),
+      [Commands.showProfile],
+    );
   });
 
   test('completion: missing keys at line start, model names and enum values after a key', async () => {
@@ -181,7 +306,10 @@ describe('hover, completion and the summary', () => {
     for (const c of p.conventions) assert.equal(c.flops, 2 * c.macs);
     assert.equal(p.memory.kind, 'estimate');
     const at512 = await lsp.profile({ uri, resolution: 512 });
-    assert.deepEqual(at512!.stages.filter((s) => s.landmarks !== null).map((s) => s.landmarks), [256, 256, 256]);
+    assert.deepEqual(
+      at512!.stages.filter((s) => s.landmarks !== null).map((s) => s.landmarks),
+      [256, 256, 256],
+    );
   });
 
   test('vitlens/profileSweep: each attention on the same backbone equals the profile of that config', async () => {
@@ -199,10 +327,16 @@ describe('hover, completion and the summary', () => {
       await lsp.open(u, `model: soft_tiny\nattention: ${kind}\n`);
       for (const r of [224, 512]) {
         const p = await lsp.profile({ uri: u, resolution: r });
-        assert.deepEqual([at(kind, r).macs, at(kind, r).params, at(kind, r).tokens], [p!.macsByConvention.B, p!.params, p!.stages.find((s) => s.stage === 1)!.tokens]);
+        assert.deepEqual(
+          [at(kind, r).macs, at(kind, r).params, at(kind, r).tokens],
+          [p!.macsByConvention.B, p!.params, p!.stages.find((s) => s.stage === 1)!.tokens],
+        );
       }
     }
-    await assert.rejects(lsp.conn.sendRequest(ProfileSweepRequest, { uri, resolutions: [224, 10] }), /resolutions must be/);
+    await assert.rejects(
+      lsp.conn.sendRequest(ProfileSweepRequest, { uri, resolutions: [224, 10] }),
+      /resolutions must be/,
+    );
   });
 
   test('a key set twice is an error on the second occurrence, found in linear time', async () => {
@@ -222,7 +356,10 @@ describe('hover, completion and the summary', () => {
     const u = scratch();
     await lsp.open(u, 'model: soft_tiny\nattention: ufo\n');
     const p = await lsp.profile({ uri: u });
-    assert.deepEqual(p!.stages.filter((s) => s.stage > 0).map((s) => s.attention), ['ufo', 'ufo', 'ufo', 'softmax']);
+    assert.deepEqual(
+      p!.stages.filter((s) => s.stage > 0).map((s) => s.attention),
+      ['ufo', 'ufo', 'ufo', 'softmax'],
+    );
     assert.ok(p!.notes.some((x) => /swapped/.test(x)));
     assert.equal(p!.macsByCategory.matmul_newton, 0);
   });

@@ -20,7 +20,13 @@ import { bilinearMatrix, resizeBilinearTokens } from '../server/core/engine/inte
 import { MODEL_INPUT, modelGraph } from '../server/core/engine/model';
 import { randomWeights, seededRandom } from '../server/core/engine/weights';
 import { loadCheckpoint } from '../server/inputs/checkpoint/load';
-import { WeightMismatchError, bindCheckpoint, expectedModelTensors, withCheckpointPosEmbedGrids, type CheckpointTensor } from '../server/jobs/infer/model-weights';
+import {
+  WeightMismatchError,
+  bindCheckpoint,
+  expectedModelTensors,
+  withCheckpointPosEmbedGrids,
+  type CheckpointTensor,
+} from '../server/jobs/infer/model-weights';
 import type { ModelSpec } from '../server/core/models/spec';
 import { profileModel } from '../server/core/profile/profile';
 import { numel } from '../server/core/shape';
@@ -38,9 +44,20 @@ interface Output {
   data: ArrayLike<number>;
 }
 
-async function run(runtime: RuntimeName, g: Graph, feeds: Record<string, Float32Array>, weights: WeightSource, outputs: Tensor[]): Promise<Output[]> {
+async function run(
+  runtime: RuntimeName,
+  g: Graph,
+  feeds: Record<string, Float32Array>,
+  weights: WeightSource,
+  outputs: Tensor[],
+): Promise<Output[]> {
   if (runtime === 'reference float64' || runtime === 'reference float32') {
-    return new ReferenceRuntime(runtime === 'reference float64' ? 'float64' : 'float32').run(g, feeds, weights, outputs);
+    return new ReferenceRuntime(runtime === 'reference float64' ? 'float64' : 'float32').run(
+      g,
+      feeds,
+      weights,
+      outputs,
+    );
   }
   const session = await OnnxSession.create(g, outputs, weights, { ep: runtime === 'ORT cpu' ? 'cpu' : 'webgpu' });
   try {
@@ -86,7 +103,14 @@ function graphParameterCount(g: Graph): number {
  * pixel — index + neighbour offset + λ, blending along x then y — independently of how
  * `bilinearMatrix` builds its weights.
  */
-function torchBilinear(src: Float64Array, inH: number, inW: number, channels: number, outH: number, outW: number): Float64Array {
+function torchBilinear(
+  src: Float64Array,
+  inH: number,
+  inW: number,
+  channels: number,
+  outH: number,
+  outW: number,
+): Float64Array {
   const out = new Float64Array(outH * outW * channels);
   /** PyTorch's per-axis terms: source index i1, neighbour offset p (0 at the edge), λ1 and λ0. */
   const axis = (inSize: number, outSize: number, dst: number) => {
@@ -102,7 +126,8 @@ function torchBilinear(src: Float64Array, inH: number, inW: number, channels: nu
       for (let c = 0; c < channels; c++) {
         const at = (y: number, x: number) => src[(y * inW + x) * channels + c]!;
         out[(oy * outW + ox) * channels + c] =
-          h.l0 * (w.l0 * at(h.i1, w.i1) + w.l1 * at(h.i1, w.i1 + w.p)) + h.l1 * (w.l0 * at(h.i1 + h.p, w.i1) + w.l1 * at(h.i1 + h.p, w.i1 + w.p));
+          h.l0 * (w.l0 * at(h.i1, w.i1) + w.l1 * at(h.i1, w.i1 + w.p)) +
+          h.l1 * (w.l0 * at(h.i1 + h.p, w.i1) + w.l1 * at(h.i1 + h.p, w.i1 + w.p));
       }
     }
   }
@@ -113,7 +138,8 @@ describe('positional-embedding resize = F.interpolate(bilinear, align_corners=Fa
   test('1-D weights on values PyTorch documents: [0,1] → 4 and [0,1,2,3] → 2', () => {
     const up = bilinearMatrix(2, 4);
     const down = bilinearMatrix(4, 2);
-    const apply = (r: Float64Array, v: number[]) => Array.from({ length: r.length / v.length }, (_, i) => v.reduce((s, x, j) => s + r[i * v.length + j]! * x, 0));
+    const apply = (r: Float64Array, v: number[]) =>
+      Array.from({ length: r.length / v.length }, (_, i) => v.reduce((s, x, j) => s + r[i * v.length + j]! * x, 0));
     assert.deepEqual(apply(up, [0, 1]), [0, 0.25, 0.75, 1]);
     assert.deepEqual(apply(down, [0, 1, 2, 3]), [0.5, 2.5]);
   });
@@ -126,7 +152,14 @@ describe('positional-embedding resize = F.interpolate(bilinear, align_corners=Fa
     assert.ok(!g.nodes.some((n) => n.node.op === 'matmul' || n.node.op === 'constant'));
   });
 
-  for (const [inH, inW, outH, outW] of [[56, 56, 16, 16], [7, 7, 2, 2], [14, 14, 14, 14], [28, 28, 37, 37], [7, 7, 3, 5], [14, 14, 20, 9]] as const) {
+  for (const [inH, inW, outH, outW] of [
+    [56, 56, 16, 16],
+    [7, 7, 2, 2],
+    [14, 14, 14, 14],
+    [28, 28, 37, 37],
+    [7, 7, 3, 5],
+    [14, 14, 20, 9],
+  ] as const) {
     test(`${inH}×${inW} → ${outH}×${outW} matches the direct per-pixel formula`, () => {
       const channels = 3;
       const rand = seededRandom(inH * 1000 + outH * 10 + outW);
@@ -146,16 +179,23 @@ describe('positional-embedding resize = F.interpolate(bilinear, align_corners=Fa
 const cfg = readJson('ref/tiny_soft_config.json');
 const tinySpec = (() => {
   const k = cfg.constructor_kwargs;
-  return specOf(`embed_dims: [${k.embed_dims}]\nnum_heads: [${k.num_heads}]\ndepths: [${k.depths}]\nnum_classes: ${k.num_classes}\nkernel_method: torch\n`);
+  return specOf(
+    `embed_dims: [${k.embed_dims}]\nnum_heads: [${k.num_heads}]\ndepths: [${k.depths}]\nnum_classes: ${k.num_classes}\nkernel_method: torch\n`,
+  );
 })();
 const logitsRef = readJson('ref/tiny_soft_logits.json').tiny_soft;
 const INPUTS = {
   random: { feed: readFloats('tiny_input_64x64.bin'), logits: logitsRef['64x64'].logits_float32.flat() as number[] },
-  png: { feed: readFloats('tiny_image_64x64_preprocessed.bin'), logits: logitsRef.png_64x64.logits_float32.flat() as number[] },
+  png: {
+    feed: readFloats('tiny_image_64x64_preprocessed.bin'),
+    logits: logitsRef.png_64x64.logits_float32.flat() as number[],
+  },
 };
-const index: Record<string, { shape: number[]; offset_floats: number; numel: number }> = logitsRef['64x64'].intermediates_index;
+const index: Record<string, { shape: number[]; offset_floats: number; numel: number }> =
+  logitsRef['64x64'].intermediates_index;
 const intermediates = readFloats(logitsRef['64x64'].intermediates_file);
-const intermediate = (name: string) => intermediates.subarray(index[name]!.offset_floats, index[name]!.offset_floats + index[name]!.numel);
+const intermediate = (name: string) =>
+  intermediates.subarray(index[name]!.offset_floats, index[name]!.offset_floats + index[name]!.numel);
 const checkpoint = loadCheckpoint(path.join(FIXTURES, 'ref', 'tiny_soft.pth'));
 
 /** The tiny model at 64×64 (batch 1) with every official intermediate as an output, built once. */
@@ -163,7 +203,13 @@ const tiny = (() => {
   const g = new Graph();
   const m = modelGraph(g, tinySpec, { resolution: 64 });
   const names = Object.keys(index).filter((n) => m.taps.has(n));
-  return { g, m, names, outputs: names.map((n) => m.taps.get(n)!), weights: bindCheckpoint(g, tinySpec, checkpoint.tensors, 'tiny_soft.pth') };
+  return {
+    g,
+    m,
+    names,
+    outputs: names.map((n) => m.taps.get(n)!),
+    weights: bindCheckpoint(g, tinySpec, checkpoint.tensors, 'tiny_soft.pth'),
+  };
 })();
 
 /**
@@ -173,7 +219,12 @@ const tiny = (() => {
  * sensitivity table moves the logits by ≥ 1e-4. WebGPU (lavapipe): measured logits 1.2e-7,
  * intermediates ≤ 1.4e-6·max(1, max|ref|); logits asserted at 5e-7.
  */
-const LOGIT_TOL: Record<RuntimeName, number> = { 'reference float64': 1e-5, 'reference float32': 1e-5, 'ORT cpu': 1e-5, 'ORT webgpu': 5e-7 };
+const LOGIT_TOL: Record<RuntimeName, number> = {
+  'reference float64': 1e-5,
+  'reference float32': 1e-5,
+  'ORT cpu': 1e-5,
+  'ORT webgpu': 5e-7,
+};
 const INTERMEDIATE_TOL = 3e-6;
 
 describe('tiny SOFT model (tiny_soft.pth) vs the official PyTorch run', () => {
@@ -182,7 +233,12 @@ describe('tiny SOFT model (tiny_soft.pth) vs the official PyTorch run', () => {
   });
 
   test('stage grids and logits shape at 64×64', () => {
-    assert.deepEqual(tiny.m.grids, [{ h: 16, w: 16 }, { h: 8, w: 8 }, { h: 4, w: 4 }, { h: 2, w: 2 }]);
+    assert.deepEqual(tiny.m.grids, [
+      { h: 16, w: 16 },
+      { h: 8, w: 8 },
+      { h: 4, w: 4 },
+      { h: 2, w: 2 },
+    ]);
     assert.deepEqual(tiny.m.logits.shape, [1, tinySpec.numClasses]);
     assert.equal(tiny.m.input.shape.join(), '1,3,64,64');
   });
@@ -226,9 +282,17 @@ describe('tiny SOFT model (tiny_soft.pth) vs the official PyTorch run', () => {
         const ratio = d / Math.max(1, maxAbs(want));
         if (ratio > worst.ratio) worst = { name: n, ratio };
       });
-      measured.push(`${runtime.padEnd(18)} logits random ${randomDiff.toExponential(2)}, png ${pngDiff.toExponential(2)}; intermediates ≤ ${worst.ratio.toExponential(2)}·max(1,|ref|) (${worst.name})`);
-      assert.ok(randomDiff <= LOGIT_TOL[runtime], `${runtime}: logits (random input) max |diff| ${randomDiff} > ${LOGIT_TOL[runtime]}`);
-      assert.ok(pngDiff <= LOGIT_TOL[runtime], `${runtime}: logits (png input) max |diff| ${pngDiff} > ${LOGIT_TOL[runtime]}`);
+      measured.push(
+        `${runtime.padEnd(18)} logits random ${randomDiff.toExponential(2)}, png ${pngDiff.toExponential(2)}; intermediates ≤ ${worst.ratio.toExponential(2)}·max(1,|ref|) (${worst.name})`,
+      );
+      assert.ok(
+        randomDiff <= LOGIT_TOL[runtime],
+        `${runtime}: logits (random input) max |diff| ${randomDiff} > ${LOGIT_TOL[runtime]}`,
+      );
+      assert.ok(
+        pngDiff <= LOGIT_TOL[runtime],
+        `${runtime}: logits (png input) max |diff| ${pngDiff} > ${LOGIT_TOL[runtime]}`,
+      );
     });
   }
 });
@@ -259,29 +323,35 @@ describe('checkpoint → graph weights', () => {
       m.set('head.weight', { shape: [10, 63], dtype: 'float32', data: new Float32Array(630) });
       m.set('fc.weight', { shape: [3], dtype: 'float32', data: new Float32Array(3) });
     });
-    assert.throws(() => bindCheckpoint(tiny.g, tinySpec, bad, 'broken.pth'), (e: unknown) => {
-      assert.ok(e instanceof WeightMismatchError);
-      assert.deepEqual(e.check.missing, ['patch_embed3.proj.1.running_var', 'block2.0.att.norm1.weight']);
-      assert.equal(
-        e.message,
-        [
-          'broken.pth does not fit the model:',
-          'Missing from the checkpoint (2):',
-          '  patch_embed3.proj.1.running_var',
-          '  block2.0.att.norm1.weight',
-          'Not used by the model (1):',
-          '  fc.weight',
-          'Shape mismatch (1):',
-          '  head.weight: checkpoint [10, 63], model expects [10, 64]',
-        ].join('\n'),
-      );
-      return true;
-    });
+    assert.throws(
+      () => bindCheckpoint(tiny.g, tinySpec, bad, 'broken.pth'),
+      (e: unknown) => {
+        assert.ok(e instanceof WeightMismatchError);
+        assert.deepEqual(e.check.missing, ['patch_embed3.proj.1.running_var', 'block2.0.att.norm1.weight']);
+        assert.equal(
+          e.message,
+          [
+            'broken.pth does not fit the model:',
+            'Missing from the checkpoint (2):',
+            '  patch_embed3.proj.1.running_var',
+            '  block2.0.att.norm1.weight',
+            'Not used by the model (1):',
+            '  fc.weight',
+            'Shape mismatch (1):',
+            '  head.weight: checkpoint [10, 63], model expects [10, 64]',
+          ].join('\n'),
+        );
+        return true;
+      },
+    );
   });
 
   test('an integer tensor where a parameter belongs is refused', () => {
     const bad = edited((m) => m.set('norm.bias', { shape: [64], dtype: 'int64', data: new BigInt64Array(64) }));
-    assert.throws(() => bindCheckpoint(tiny.g, tinySpec, bad, 'ints.pth'), /ints\.pth does not fit the model:\nNot a floating-point tensor \(1\):\n {2}norm\.bias$/);
+    assert.throws(
+      () => bindCheckpoint(tiny.g, tinySpec, bad, 'ints.pth'),
+      /ints\.pth does not fit the model:\nNot a floating-point tensor \(1\):\n {2}norm\.bias$/,
+    );
   });
 
   test('pos_embed grids are read from the checkpoint (official g = int(√rows)), so it is resized from its own grid', () => {
@@ -291,8 +361,15 @@ describe('checkpoint → graph weights', () => {
       ['pos_embed3', { shape: [1, 197, 40] }], // not a square grid: keep the spec's, the check reports it
       ['pos_embed4', { shape: [1, 1 + 8 * 8, 64] }],
     ]);
-    assert.deepEqual(withCheckpointPosEmbedGrids(tinySpec, shapes).stages.map((s) => s.posEmbedGrid), [64, 28, 14, 8]);
-    assert.deepEqual(tinySpec.stages.map((s) => s.posEmbedGrid), [56, 28, 14, 7], 'the input spec is not modified');
+    assert.deepEqual(
+      withCheckpointPosEmbedGrids(tinySpec, shapes).stages.map((s) => s.posEmbedGrid),
+      [64, 28, 14, 8],
+    );
+    assert.deepEqual(
+      tinySpec.stages.map((s) => s.posEmbedGrid),
+      [56, 28, 14, 7],
+      'the input spec is not modified',
+    );
   });
 
   test('a checkpoint with pos_embeds stored at the 64×64 grids binds without resizing and gives the official logits', () => {
@@ -302,14 +379,29 @@ describe('checkpoint → graph weights', () => {
       const withPos = intermediate(`block${stage.index}.0_in`);
       const cls = stage.clsToken ? (checkpoint.tensors.get('cls_token')!.data as Float32Array) : new Float32Array(0);
       const before = Float32Array.from([...cls, ...intermediate(`patch_embed${stage.index}_out`)]);
-      tensors.set(`pos_embed${stage.index}`, { shape: [1, withPos.length / stage.dim, stage.dim], dtype: 'float32', data: withPos.map((v, i) => v - before[i]!) });
+      tensors.set(`pos_embed${stage.index}`, {
+        shape: [1, withPos.length / stage.dim, stage.dim],
+        dtype: 'float32',
+        data: withPos.map((v, i) => v - before[i]!),
+      });
     }
     const spec = withCheckpointPosEmbedGrids(tinySpec, tensors);
-    assert.deepEqual(spec.stages.map((s) => s.posEmbedGrid), [16, 8, 4, 2]);
+    assert.deepEqual(
+      spec.stages.map((s) => s.posEmbedGrid),
+      [16, 8, 4, 2],
+    );
     const g = new Graph();
     const m = modelGraph(g, spec, { resolution: 64 });
-    assert.ok(!g.nodes.some((n) => n.node.op === 'constant' && n.node.label.startsWith('pos_embed')), 'no resize when the grids agree');
-    const [logits] = new ReferenceRuntime('float64').run(g, { [MODEL_INPUT]: INPUTS.random.feed }, bindCheckpoint(g, spec, tensors), [m.logits]);
+    assert.ok(
+      !g.nodes.some((n) => n.node.op === 'constant' && n.node.label.startsWith('pos_embed')),
+      'no resize when the grids agree',
+    );
+    const [logits] = new ReferenceRuntime('float64').run(
+      g,
+      { [MODEL_INPUT]: INPUTS.random.feed },
+      bindCheckpoint(g, spec, tensors),
+      [m.logits],
+    );
     const d = maxAbsDiff(logits!.data, INPUTS.random.logits);
     assert.ok(d <= 1e-5, `logits max |diff| ${d}`);
   });
@@ -322,7 +414,10 @@ describe('soft_tiny at 224', () => {
     const spec = specOf('model: soft_tiny\n');
     const g = new Graph();
     const m = modelGraph(g, spec, { resolution: 224 });
-    assert.deepEqual(m.grids.map((x) => x.h), [56, 28, 14, 7]);
+    assert.deepEqual(
+      m.grids.map((x) => x.h),
+      [56, 28, 14, 7],
+    );
     assert.deepEqual(m.logits.shape, [1, 1000]);
     assert.equal(graphParameterCount(g), 13_069_056);
     assert.ok(!g.nodes.some((n) => n.node.op === 'constant' && n.node.label.startsWith('pos_embed')));
@@ -337,13 +432,20 @@ describe('UFO-ViT (XCiT layout) self-consistency: no official checkpoint, so ORT
   const TOL = 2e-6;
   for (const attention of ['ufo', 'softmax', 'soft']) {
     test(`${attention} attention: keys and parameter count = profile walk; ORT cpu = reference on logits and taps`, async () => {
-      const spec: ModelSpec = specOf(`model: ufo_vit_tiny\nembed_dims: [32]\ndepths: [2]\nnum_heads: [2]\nnum_classes: 7\nattention: [${attention}]\n`);
+      const spec: ModelSpec = specOf(
+        `model: ufo_vit_tiny\nembed_dims: [32]\ndepths: [2]\nnum_heads: [2]\nnum_classes: 7\nattention: [${attention}]\n`,
+      );
       const g = new Graph();
       const m = modelGraph(g, spec, { height: 64, width: 96, batch: 2 });
       assert.deepEqual(m.grids, [{ h: 4, w: 6 }]);
       assert.deepEqual(m.logits.shape, [2, 7]);
       assert.deepEqual(m.taps.get('norm_out')!.shape, [2, 25, 32]);
-      assert.deepEqual([...new Set(g.weights.map((w) => w.key))].sort(), expectedModelTensors(spec).map((t) => t.key).sort());
+      assert.deepEqual(
+        [...new Set(g.weights.map((w) => w.key))].sort(),
+        expectedModelTensors(spec)
+          .map((t) => t.key)
+          .sort(),
+      );
       assert.equal(graphParameterCount(g), profileModel(spec, 64).params);
 
       const rand = seededRandom(7);
@@ -361,27 +463,42 @@ describe('UFO-ViT (XCiT layout) self-consistency: no official checkpoint, so ORT
       });
       const logitDiff = maxAbsDiff(ort[outputs.length - 1]!.data, ref[outputs.length - 1]!.data);
       assert.ok(maxAbs(ref[outputs.length - 1]!.data) > 1e-3, 'logits are not trivially zero');
-      measured.push(`UFO-ViT (${attention}) ORT cpu vs float64: logits ${logitDiff.toExponential(2)}, taps ≤ ${worst.toExponential(2)}·max(1,|ref|)`);
+      measured.push(
+        `UFO-ViT (${attention}) ORT cpu vs float64: logits ${logitDiff.toExponential(2)}, taps ≤ ${worst.toExponential(2)}·max(1,|ref|)`,
+      );
     });
   }
 
   test('ufo attention in token tiles, as inference builds it for ORT CPU: the same weights, logits and taps as untiled', async () => {
-    const spec: ModelSpec = specOf('model: ufo_vit_tiny\nembed_dims: [32]\ndepths: [2]\nnum_heads: [2]\nnum_classes: 7\nattention: [ufo]\n');
+    const spec: ModelSpec = specOf(
+      'model: ufo_vit_tiny\nembed_dims: [32]\ndepths: [2]\nnum_heads: [2]\nnum_classes: 7\nattention: [ufo]\n',
+    );
     const build = (tokenTileBytes?: number) => {
       const g = new Graph();
-      return { g, m: modelGraph(g, spec, { height: 64, width: 96, batch: 2, ...(tokenTileBytes ? { tokenTileBytes } : {}) }) };
+      return {
+        g,
+        m: modelGraph(g, spec, { height: 64, width: 96, batch: 2, ...(tokenTileBytes ? { tokenTileBytes } : {}) }),
+      };
     };
     const whole = build();
     // 4·B·D·8 bytes: tiles of at least 8 tokens, so each block's 24 tokens run as three tiles.
     const tiled = build(4 * 2 * 32 * 8);
     const slices = (g: Graph) => g.nodes.filter((n) => n.node.op === 'slice').length;
     assert.equal(slices(tiled.g) - slices(whole.g), 2 * 3, 'two blocks, three tiles each: one slice of x per tile');
-    assert.deepEqual(tiled.g.weights.map((w) => w.key), whole.g.weights.map((w) => w.key), 'tiles share one set of weight nodes');
+    assert.deepEqual(
+      tiled.g.weights.map((w) => w.key),
+      whole.g.weights.map((w) => w.key),
+      'tiles share one set of weight nodes',
+    );
 
     const rand = seededRandom(7);
     const image = Float32Array.from({ length: numel(whole.m.input.shape) }, () => 2 * rand() - 1);
-    const ref = new ReferenceRuntime('float64').run(whole.g, { [MODEL_INPUT]: image }, randomWeights(whole.g, 3), [...whole.m.taps.values()]);
-    const ort = await run('ORT cpu', tiled.g, { [MODEL_INPUT]: image }, randomWeights(tiled.g, 3), [...tiled.m.taps.values()]);
+    const ref = new ReferenceRuntime('float64').run(whole.g, { [MODEL_INPUT]: image }, randomWeights(whole.g, 3), [
+      ...whole.m.taps.values(),
+    ]);
+    const ort = await run('ORT cpu', tiled.g, { [MODEL_INPUT]: image }, randomWeights(tiled.g, 3), [
+      ...tiled.m.taps.values(),
+    ]);
     assert.deepEqual([...tiled.m.taps.keys()], [...whole.m.taps.keys()]);
     [...whole.m.taps.keys()].forEach((name, i) => {
       const scale = Math.max(1, maxAbs(ref[i]!.data));

@@ -27,10 +27,28 @@ const nvimVersion = spawnSync('nvim', ['--version'], { encoding: 'utf8', timeout
 const missing = (nvimVersion.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
 const skip = missing ? 'nvim is not installed (Debian: apt-get install -y neovim)' : false;
 
-interface Position { line: number; character: number }
-interface Range { start: Position; end: Position }
-interface VimDiagnostic { lnum: number; col: number; end_lnum: number; end_col: number; severity: number; message: string; source: string; code: string }
-interface Lens { range: Range; command: { title: string; command: string; arguments: string[] } }
+interface Position {
+  line: number;
+  character: number;
+}
+interface Range {
+  start: Position;
+  end: Position;
+}
+interface VimDiagnostic {
+  lnum: number;
+  col: number;
+  end_lnum: number;
+  end_col: number;
+  severity: number;
+  message: string;
+  source: string;
+  code: string;
+}
+interface Lens {
+  range: Range;
+  command: { title: string; command: string; arguments: string[] };
+}
 /** What lsp-check.lua writes. Lua encodes an empty list as `{}`: read lists through `list()`. */
 interface NeovimReport {
   ok: boolean;
@@ -42,13 +60,33 @@ interface NeovimReport {
   server_info?: { name: string; version: string };
   server_capabilities?: Record<string, unknown>;
   offset_encoding?: string;
-  published: { uri: string; count: number; diagnostics: { range: Range; severity: number; code: string; source: string; message: string }[] | Record<string, never> }[];
+  published: {
+    uri: string;
+    count: number;
+    diagnostics:
+      { range: Range; severity: number; code: string; source: string; message: string }[] | Record<string, never>;
+  }[];
   log_messages: unknown[] | Record<string, never>;
   show_messages: unknown[] | Record<string, never>;
   tiny: { uri: string; filetype: string; diagnostics: VimDiagnostic[] | Record<string, never> };
-  broken: { uri: string; filetype: string; diagnostics: VimDiagnostic[] | Record<string, never>; codelens_commands: string[] };
-  hover: { params: { textDocument: { uri: string }; position: Position }; error?: unknown; result: { contents: { kind: string; value: string }; range: Range } | null; float_lines?: string[] };
-  codelens: { error?: unknown; result: Lens[]; stored: { line: number; title: string; command: string }[]; virtual_text?: { row: number; text: string }[] };
+  broken: {
+    uri: string;
+    filetype: string;
+    diagnostics: VimDiagnostic[] | Record<string, never>;
+    codelens_commands: string[];
+  };
+  hover: {
+    params: { textDocument: { uri: string }; position: Position };
+    error?: unknown;
+    result: { contents: { kind: string; value: string }; range: Range } | null;
+    float_lines?: string[];
+  };
+  codelens: {
+    error?: unknown;
+    result: Lens[];
+    stored: { line: number; title: string; command: string }[];
+    virtual_text?: { row: number; text: string }[];
+  };
   server_exit?: { code: number; signal: number };
 }
 
@@ -104,7 +142,8 @@ describe('Neovim (headless, built-in LSP client) over stdio', { timeout: 20_000 
     for (const k of ['NVIM', 'NVIM_LISTEN_ADDRESS', 'VIMINIT', 'MYVIMRC', 'VIMRUNTIME', 'VIM']) delete env[k];
 
     // 0.7 has no `-l`: run the script with `-c`; a load error still ends Neovim (cquit 2).
-    const boot = 'lua local ok, e = pcall(dofile, os.getenv("VITLENS_NVIM_SCRIPT")); if not ok then io.stderr:write(tostring(e), "\\n"); vim.cmd("cquit 2") end';
+    const boot =
+      'lua local ok, e = pcall(dofile, os.getenv("VITLENS_NVIM_SCRIPT")); if not ok then io.stderr:write(tostring(e), "\\n"); vim.cmd("cquit 2") end';
     const t0 = Date.now();
     const proc = spawn('nvim', ['--headless', '--clean', '-n', '-i', 'NONE', '-u', 'NONE', '-c', boot], {
       cwd: ROOT,
@@ -142,7 +181,10 @@ describe('Neovim (headless, built-in LSP client) over stdio', { timeout: 20_000 
   });
 
   test('Neovim ≥ 0.7 starts the server with the test’s node and completes the handshake', { skip }, () => {
-    assert.ok(report.nvim.major > 0 || report.nvim.minor >= 7, `Neovim ${report.nvim.major}.${report.nvim.minor} is older than 0.7`);
+    assert.ok(
+      report.nvim.major > 0 || report.nvim.minor >= 7,
+      `Neovim ${report.nvim.major}.${report.nvim.minor} is older than 0.7`,
+    );
     assert.deepEqual(report.server_info, { name: 'vitlens', version: report.server_info?.version });
     assert.equal(report.offset_encoding, 'utf-16');
     assert.equal(report.server_capabilities?.hoverProvider, true);
@@ -156,7 +198,10 @@ describe('Neovim (headless, built-in LSP client) over stdio', { timeout: 20_000 
     assert.equal(report.tiny.filetype, 'yaml');
     const published = report.published.filter((p) => p.uri === tinyUri);
     assert.ok(published.length >= 1, 'publishDiagnostics reached Neovim');
-    assert.deepEqual(published.map((p) => p.count), published.map(() => 0));
+    assert.deepEqual(
+      published.map((p) => p.count),
+      published.map(() => 0),
+    );
     assert.deepEqual(list(report.tiny.diagnostics), []);
   });
 
@@ -171,7 +216,13 @@ describe('Neovim (headless, built-in LSP client) over stdio', { timeout: 20_000 
     const last = report.published.filter((p) => p.uri === brokenUri).at(-1);
     assert.ok(last, 'publishDiagnostics for the broken config reached Neovim');
     assert.deepEqual(list(last.diagnostics), [
-      { range: { start: { line: 1, character: 16 }, end: { line: 1, character: 18 } }, severity: 1, code: 'out-of-range', source: 'vitlens', message },
+      {
+        range: { start: { line: 1, character: 16 }, end: { line: 1, character: 18 } },
+        severity: 1,
+        code: 'out-of-range',
+        source: 'vitlens',
+        message,
+      },
     ]);
   });
 
@@ -186,27 +237,43 @@ describe('Neovim (headless, built-in LSP client) over stdio', { timeout: 20_000 
     assert.match(h.contents.value, /\| 1 \| soft \| 56×56 \| 3136 \| 49 \| 64 \| 2 \| 1 \|/);
     assert.deepEqual(h.range, { start: { line: 0, character: 0 }, end: { line: 0, character: 18 } });
     const float = report.hover.float_lines ?? [];
-    assert.ok(float.includes('**13,069,056 parameters** (13.07M) · **1.94 GMACs** (convention B) = 3.87 GFLOPs · input 224×224, batch 1'), `float:\n${float.join('\n')}`);
+    assert.ok(
+      float.includes(
+        '**13,069,056 parameters** (13.07M) · **1.94 GMACs** (convention B) = 3.87 GFLOPs · input 224×224, batch 1',
+      ),
+      `float:\n${float.join('\n')}`,
+    );
     assert.ok(float.some((l) => l.startsWith('| B ← README |') && l.endsWith('| 1.937 | 3.874 |')));
   });
 
-  test('CodeLens: the summary and three actions, stored and shown as virtual text by vim.lsp.codelens', { skip }, () => {
-    assert.equal(report.codelens.error, undefined);
-    const expected: [string, string][] = [
-      ['ViT Lens: 13.07M params · 1.94 GMACs (B) @224', Commands.showProfile],
-      ['Benchmark attention', Commands.benchmark],
-      ['Pseudo-inverse convergence', Commands.pinv],
-      ['Run SOFT inference on image…', Commands.infer],
-    ];
-    const zero = { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } };
-    assert.deepEqual(
-      report.codelens.result,
-      expected.map(([title, command]) => ({ range: zero, command: { title, command, arguments: [tinyUri] } })),
-    );
-    assert.deepEqual(report.codelens.stored, expected.map(([title, command]) => ({ line: 0, title, command })));
-    assert.deepEqual(report.codelens.virtual_text, [{ row: 0, text: expected.map(([t]) => t).join(' | ') }]);
-    assert.deepEqual(report.broken.codelens_commands, [Commands.showProfile], 'no run lenses on a config with errors');
-  });
+  test(
+    'CodeLens: the summary and three actions, stored and shown as virtual text by vim.lsp.codelens',
+    { skip },
+    () => {
+      assert.equal(report.codelens.error, undefined);
+      const expected: [string, string][] = [
+        ['ViT Lens: 13.07M params · 1.94 GMACs (B) @224', Commands.showProfile],
+        ['Benchmark attention', Commands.benchmark],
+        ['Pseudo-inverse convergence', Commands.pinv],
+        ['Run SOFT inference on image…', Commands.infer],
+      ];
+      const zero = { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } };
+      assert.deepEqual(
+        report.codelens.result,
+        expected.map(([title, command]) => ({ range: zero, command: { title, command, arguments: [tinyUri] } })),
+      );
+      assert.deepEqual(
+        report.codelens.stored,
+        expected.map(([title, command]) => ({ line: 0, title, command })),
+      );
+      assert.deepEqual(report.codelens.virtual_text, [{ row: 0, text: expected.map(([t]) => t).join(' | ') }]);
+      assert.deepEqual(
+        report.broken.codelens_commands,
+        [Commands.showProfile],
+        'no run lenses on a config with errors',
+      );
+    },
+  );
 
   test('shutdown: the server exits with code 0 and Neovim with 0', { skip }, () => {
     assert.deepEqual(report.server_exit, { code: 0, signal: 0 });

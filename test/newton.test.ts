@@ -6,8 +6,20 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { frobenius, frobeniusIdentityMinus, invert, matmul64, symmetricEigenvalues } from '../server/core/engine/linalg';
-import { convergence, newtonInverse, REGULARISER, symmetricNormalise, type NewtonIterationRecord } from '../server/core/engine/newton';
+import {
+  frobenius,
+  frobeniusIdentityMinus,
+  invert,
+  matmul64,
+  symmetricEigenvalues,
+} from '../server/core/engine/linalg';
+import {
+  convergence,
+  newtonInverse,
+  REGULARISER,
+  symmetricNormalise,
+  type NewtonIterationRecord,
+} from '../server/core/engine/newton';
 import { readJson } from './helpers/fixtures';
 
 const EPS32 = 2 ** -23;
@@ -33,17 +45,30 @@ function plusIdentity(a: Float64Array, m: number, shift: number): Float64Array {
 
 /** |actual − expected| ≤ tol, with a message that says what and by how much. */
 function near(actual: number, expected: number, tol: number, what: string): void {
-  assert.ok(Math.abs(actual - expected) <= tol, `${what}: ${actual} vs ${expected} (|Δ| ${Math.abs(actual - expected).toExponential(2)} > ${tol.toExponential(2)})`);
+  assert.ok(
+    Math.abs(actual - expected) <= tol,
+    `${what}: ${actual} vs ${expected} (|Δ| ${Math.abs(actual - expected).toExponential(2)} > ${tol.toExponential(2)})`,
+  );
 }
 
-function traceOf(a: Float64Array, m: number, variant: 'A' | 'B', dtype: 'float32' | 'float64' = 'float64'): NewtonIterationRecord[] {
+function traceOf(
+  a: Float64Array,
+  m: number,
+  variant: 'A' | 'B',
+  dtype: 'float32' | 'float64' = 'float64',
+): NewtonIterationRecord[] {
   return newtonInverse(a, m, 1, { variant, iterations: 20, dtype, trace: true }).trace![0]!;
 }
 
 describe('docs/MATHS.md §6.4 test vector (m = 4 landmarks on the unit square)', () => {
   const a = Math.exp(-0.5);
   const b = Math.exp(-1);
-  const A = gaussianKernel([[0, 0], [1, 0], [0, 1], [1, 1]]);
+  const A = gaussianKernel([
+    [0, 0],
+    [1, 0],
+    [0, 1],
+    [1, 1],
+  ]);
   const s = 1 + 2 * a + b; // every row sums to the same value
 
   test('variant A: alpha = 1.8/s², V → (A + 0.01 I)⁻¹, e1 curve and e2 plateau', () => {
@@ -55,7 +80,14 @@ describe('docs/MATHS.md §6.4 test vector (m = 4 landmarks on the unit square)',
     invert(plusIdentity(A, 4, REGULARISER), 4)!.forEach((x, i) => near(r.v[i]!, x, 1e-13, `V[${i}] vs inverse`));
 
     const t = r.trace![0]!;
-    const e1: [number, number][] = [[1, 1.63], [2, 1.383], [3, 1.108], [5, 0.7906], [7, 0.3894], [10, 5.29e-4]];
+    const e1: [number, number][] = [
+      [1, 1.63],
+      [2, 1.383],
+      [3, 1.108],
+      [5, 0.7906],
+      [7, 0.3894],
+      [10, 5.29e-4],
+    ];
     for (const [k, v] of e1) near(t[k]!.e1, v, 1e-3 * v, `e1 after ${k}`);
     assert.ok(t[15]!.e1 > 0 && t[15]!.e1 < 1e-12, `e1 after 15 = ${t[15]!.e1}`);
     near(t[20]!.e2, 7.137e-3, 1e-3 * 7.137e-3, 'e2 plateau (bias of the 0.01 shift)');
@@ -87,10 +119,25 @@ interface FixtureCase {
   iterations_float32: FixtureRow[];
 }
 const newtonRef = readJson<{ cases: Record<string, FixtureCase> }>('ref/newton.json');
-const METRICS = ['fro_I_minus_Areg_V', 'rel_fro_AVA_minus_A', 'maxabs_V_minus_pinvA', 'maxabs_V_minus_inv_A_plus_0.01I', 'sum_V', 'fro_V', 'V_0_0', 'V_0_last'];
+const METRICS = [
+  'fro_I_minus_Areg_V',
+  'rel_fro_AVA_minus_A',
+  'maxabs_V_minus_pinvA',
+  'maxabs_V_minus_inv_A_plus_0.01I',
+  'sum_V',
+  'fro_V',
+  'V_0_0',
+  'V_0_last',
+];
 
 /** The fixture's per-iteration metrics, defined as newton.json does (float64, exact 0.01 in Areg). */
-function fixtureMetrics(A: Float64Array, V: Float64Array, m: number, invA: Float64Array, invAreg: Float64Array): Record<string, number> {
+function fixtureMetrics(
+  A: Float64Array,
+  V: Float64Array,
+  m: number,
+  invA: Float64Array,
+  invAreg: Float64Array,
+): Record<string, number> {
   const Areg = plusIdentity(A, m, 0.01);
   const ava = matmul64(matmul64(A, V, m), A, m);
   for (let i = 0; i < m * m; i++) ava[i]! -= A[i]!;
@@ -126,7 +173,13 @@ describe('official newton_inv traces (fixtures/ref/newton.json), every k = 0…2
     const normA2 = Math.max(Math.abs(eig[0]!), Math.abs(eig[m - 1]!));
     const normP2 = normA2 + 0.01;
     const ours = (k: number, dtype: 'float32' | 'float64') =>
-      fixtureMetrics(A, Float64Array.from(newtonInverse(A, m, 1, { variant: 'A', iterations: k, dtype }).v), m, invA, invAreg);
+      fixtureMetrics(
+        A,
+        Float64Array.from(newtonInverse(A, m, 1, { variant: 'A', iterations: k, dtype }).v),
+        m,
+        invA,
+        invAreg,
+      );
 
     test(`${name} float64: alpha and V entries bit-exact, every metric to 1e-12 relative`, () => {
       const r0 = newtonInverse(A, m, 1, { variant: 'A', iterations: 0, dtype: 'float64' });
@@ -216,7 +269,12 @@ describe('predicted residual curve and convergence verdicts (docs/MATHS.md §6.2
   });
 
   test('‖R‖₂ ≤ e1 ≤ √m·‖R‖₂ brackets e1 by the predicted curve, fast or slow', () => {
-    for (const [name, variant] of [['direct_randn_m16', 'A'], ['direct_randn_m64', 'A'], ['clustered_m64', 'A'], ['clustered_m16', 'B']] as const) {
+    for (const [name, variant] of [
+      ['direct_randn_m16', 'A'],
+      ['direct_randn_m64', 'A'],
+      ['clustered_m64', 'A'],
+      ['clustered_m16', 'B'],
+    ] as const) {
       const { m, A } = caseA(name);
       for (const r of traceOf(A, m, variant)) {
         if (r.predicted < 1e-12) continue; // below that e1 is rounding noise
@@ -236,20 +294,35 @@ describe('predicted residual curve and convergence verdicts (docs/MATHS.md §6.2
     const v = convergence(traceOf(slow.A, slow.m, 'A'), slow.m);
     assert.equal(v.converged, false);
     assert.equal(v.predictedIterations, 28);
-    assert.equal(v.message, 'not converged after 20 iterations: residual 4.8e+0; the slowest mode needs ≈ 28 iterations (predicted)');
+    assert.equal(
+      v.message,
+      'not converged after 20 iterations: residual 4.8e+0; the slowest mode needs ≈ 28 iterations (predicted)',
+    );
 
     const floor = caseA('direct_randn_m49');
     const f32 = convergence(traceOf(floor.A, floor.m, 'A', 'float32'), floor.m, 1e-8 * Math.sqrt(floor.m));
     assert.equal(f32.converged, false);
-    assert.match(f32.message, /^not converged after 20 iterations: residual 1\.\de-6; exact arithmetic reaches the tolerance at iteration 6: the rest is rounding error$/);
+    assert.match(
+      f32.message,
+      /^not converged after 20 iterations: residual 1\.\de-6; exact arithmetic reaches the tolerance at iteration 6: the rest is rounding error$/,
+    );
 
     // A duplicated landmark makes A singular: variant B (no shift) still converges to the
     // pseudo-inverse, which e2 sees and e1/e3 cannot.
-    const S = gaussianKernel([[0, 0], [1, 0], [0, 1], [1, 1], [0, 0]]);
+    const S = gaussianKernel([
+      [0, 0],
+      [1, 0],
+      [0, 1],
+      [1, 1],
+      [0, 0],
+    ]);
     const t = traceOf(S, 5, 'B');
     assert.ok(t.every((r) => Number.isNaN(r.e3) && r.predicted === 1));
     assert.ok(t[20]!.e2 < 1e-14);
-    assert.match(convergence(t, 5).message, /; P is singular, so I − P V cannot vanish; V tends to the pseudo-inverse \(e2 = \d\.\de-1\d\)$/);
+    assert.match(
+      convergence(t, 5).message,
+      /; P is singular, so I − P V cannot vanish; V tends to the pseudo-inverse \(e2 = \d\.\de-1\d\)$/,
+    );
   });
 });
 
@@ -257,7 +330,9 @@ describe('batches', () => {
   const m = 16;
   const clustered = Float64Array.from(newtonRef.cases.clustered_m16!.A.flat());
   // 16 landmarks on a 0.05-spaced grid: even tighter, so a larger max row sum (≈ 15.9 vs 14.5).
-  const tight = gaussianKernel(Array.from({ length: m }, (_, i) => [0.05 * (i % 4), 0.05 * Math.floor(i / 4)] as [number, number]));
+  const tight = gaussianKernel(
+    Array.from({ length: m }, (_, i) => [0.05 * (i % 4), 0.05 * Math.floor(i / 4)] as [number, number]),
+  );
   const pair = new Float64Array(2 * m * m);
   pair.set(clustered);
   pair.set(tight, m * m);
@@ -306,7 +381,8 @@ describe('SOFT-Norm scaling (docs/MATHS.md §1.5)', () => {
     const out = symmetricNormalise(kinv, K2, m, 1);
     assert.ok(out instanceof Float64Array);
     for (let i = 0; i < m; i++) {
-      for (let j = 0; j < m; j++) near(out[i * m + j]!, kinv[i * m + j]! / Math.sqrt(rowSum(i) * rowSum(j)), 1e-15, `(${i},${j})`);
+      for (let j = 0; j < m; j++)
+        near(out[i * m + j]!, kinv[i * m + j]! / Math.sqrt(rowSum(i) * rowSum(j)), 1e-15, `(${i},${j})`);
     }
   });
 

@@ -12,9 +12,20 @@ import { after, before, describe, test } from 'node:test';
 import { onnx } from 'onnx-proto';
 import { ufoAttention } from '../server/core/engine/attention/ufo';
 import { DEFAULT_MAX_STORAGE_BUFFER_BINDING_SIZE, lowerGraph } from '../server/core/engine/lowerings/onnx';
-import { readOrtProfile, replayTensorLiveness, summarizeOrtProfile, type TraceEvent, type OrtProfileSummary } from '../server/runtimes/ort/profile';
+import {
+  readOrtProfile,
+  replayTensorLiveness,
+  summarizeOrtProfile,
+  type TraceEvent,
+  type OrtProfileSummary,
+} from '../server/runtimes/ort/profile';
 import { OnnxSession, type OnnxOutput } from '../server/runtimes/ort/session';
-import { ReferenceRuntime, mapWeights, type RefTensor, type WeightSource } from '../server/core/engine/lowerings/reference';
+import {
+  ReferenceRuntime,
+  mapWeights,
+  type RefTensor,
+  type WeightSource,
+} from '../server/core/engine/lowerings/reference';
 import { Graph, type Tensor } from '../server/core/engine/graph';
 import { numel } from '../server/core/shape';
 import { readJson } from './helpers/fixtures';
@@ -22,7 +33,8 @@ import { readJson } from './helpers/fixtures';
 const EPS = ['cpu', 'webgpu'] as const;
 type Ep = (typeof EPS)[number];
 const NO_WEBGPU = process.env.VITLENS_NO_WEBGPU === '1';
-const skipFor = (ep: Ep) => (ep === 'webgpu' && NO_WEBGPU ? 'VITLENS_NO_WEBGPU=1: no Vulkan adapter for the WebGPU EP' : false);
+const skipFor = (ep: Ep) =>
+  ep === 'webgpu' && NO_WEBGPU ? 'VITLENS_NO_WEBGPU=1: no Vulkan adapter for the WebGPU EP' : false;
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'vitlens-onnx-'));
 after(() => fs.rmSync(TMP, { recursive: true, force: true }));
 
@@ -51,7 +63,10 @@ function compare(got: OnnxOutput, want: RefTensor, tol: { atol: number; rtol: nu
   for (let i = 0; i < want.data.length; i++) {
     const w = want.data[i]!;
     const e = Math.abs(got.data[i]! - w);
-    assert.ok(e <= tol.atol + tol.rtol * Math.abs(w), `${what}[${i}]: got ${got.data[i]}, want ${w} (|diff| ${e}, tol ${tol.atol} + ${tol.rtol}·|want|)`);
+    assert.ok(
+      e <= tol.atol + tol.rtol * Math.abs(w),
+      `${what}[${i}]: got ${got.data[i]}, want ${w} (|diff| ${e}, tol ${tol.atol} + ${tol.rtol}·|want|)`,
+    );
     d.maxAbs = Math.max(d.maxAbs, e);
     if (Math.abs(w) >= 1e-3) d.maxRel = Math.max(d.maxRel, e / Math.abs(w));
   }
@@ -61,8 +76,11 @@ function compare(got: OnnxOutput, want: RefTensor, tol: { atol: number; rtol: nu
 /** Max diffs per case and EP, printed at the end so a run documents the measured agreement. */
 const measured: Record<string, Partial<Record<Ep, Diff>>> = {};
 after(() => {
-  const cell = (ep: Ep, d: Diff | undefined) => (d ? `${ep}: abs ${d.maxAbs.toExponential(1)} rel ${d.maxRel.toExponential(1)}` : `${ep}: –`);
-  const rows = Object.entries(measured).map(([k, v]) => `${k.padEnd(28)} ${EPS.map((ep) => cell(ep, v[ep])).join('   ')}`);
+  const cell = (ep: Ep, d: Diff | undefined) =>
+    d ? `${ep}: abs ${d.maxAbs.toExponential(1)} rel ${d.maxRel.toExponential(1)}` : `${ep}: –`;
+  const rows = Object.entries(measured).map(
+    ([k, v]) => `${k.padEnd(28)} ${EPS.map((ep) => cell(ep, v[ep])).join('   ')}`,
+  );
   console.log(`max diff vs float64 reference:\n${rows.join('\n')}`);
 });
 
@@ -108,13 +126,17 @@ const cases: Case[] = [];
 {
   const x = input('un_x', [3, 5], -3, 3);
   const pos = input('un_pos', [3, 5], 0.1, 4);
-  for (const fn of ['exp', 'erf', 'tanh', 'neg', 'square', 'abs', 'relu'] as const) cases.push({ name: `unary ${fn}`, out: g.unary(fn, x) });
+  for (const fn of ['exp', 'erf', 'tanh', 'neg', 'square', 'abs', 'relu'] as const)
+    cases.push({ name: `unary ${fn}`, out: g.unary(fn, x) });
   cases.push({ name: 'unary sqrt', out: g.unary('sqrt', pos) });
   cases.push({ name: 'unary reciprocal', out: g.unary('reciprocal', pos) });
   cases.push({ name: 'scale', out: g.scale(x, 0.3) });
 }
 {
-  cases.push({ name: 'matmul (batch broadcast)', out: g.matmul(input('mm_a', [2, 1, 3, 5]), input('mm_b', [4, 5, 6])) });
+  cases.push({
+    name: 'matmul (batch broadcast)',
+    out: g.matmul(input('mm_a', [2, 1, 3, 5]), input('mm_b', [4, 5, 6])),
+  });
   cases.push({ name: 'matmul 2-D × 3-D', out: g.matmul(input('mm_c', [3, 5]), input('mm_d', [2, 5, 4])) });
 }
 {
@@ -132,7 +154,10 @@ const cases: Case[] = [];
   cases.push({ name: 'softmax', out: g.softmax(input('sm_x', [3, 7], 36, 44)) });
   const x = input('ln_x', [2, 5, 8], -2, 3);
   cases.push({ name: 'layerNorm', out: g.layerNorm(x, weight('ln.weight', [8]), weight('ln.bias', [8]), 1e-5) });
-  cases.push({ name: 'layerNorm (weight [1,1,8])', out: g.layerNorm(x, weight('ln2.weight', [1, 1, 8]), weight('ln2.bias', [1, 8]), 1e-6) });
+  cases.push({
+    name: 'layerNorm (weight [1,1,8])',
+    out: g.layerNorm(x, weight('ln2.weight', [1, 1, 8]), weight('ln2.bias', [1, 8]), 1e-6),
+  });
 }
 const geluX = input('gelu_x', [4, 16], -5, 5);
 const geluCases: Case[] = [
@@ -149,24 +174,46 @@ cases.push(...geluCases);
     out: g.conv2d(x, weight('conv.w', [5, 4, 3, 2]), weight('conv.b', [5]), { stride: [2, 1], pad: [1, 0] }),
     tol: convTol,
   });
-  cases.push({ name: 'conv2d depthwise 3×3 p1', out: g.conv2d(x, weight('dw.w', [4, 1, 3, 3]), null, { pad: 1, groups: 4 }), tol: convTol });
-  cases.push({ name: 'conv2d groups=2', out: g.conv2d(x, weight('gc.w', [6, 2, 2, 2]), weight('gc.b', [6]), { groups: 2 }), tol: convTol });
+  cases.push({
+    name: 'conv2d depthwise 3×3 p1',
+    out: g.conv2d(x, weight('dw.w', [4, 1, 3, 3]), null, { pad: 1, groups: 4 }),
+    tol: convTol,
+  });
+  cases.push({
+    name: 'conv2d groups=2',
+    out: g.conv2d(x, weight('gc.w', [6, 2, 2, 2]), weight('gc.b', [6]), { groups: 2 }),
+    tol: convTol,
+  });
   // 7×6 input, 4×4 stride 4: the remainder rows and columns are dropped (quirk Q10).
-  cases.push({ name: 'conv2d patch 4×4 s4', out: g.conv2d(x, weight('pe.w', [3, 4, 4, 4]), weight('pe.b', [3]), { stride: 4 }), tol: convTol });
+  cases.push({
+    name: 'conv2d patch 4×4 s4',
+    out: g.conv2d(x, weight('pe.w', [3, 4, 4, 4]), weight('pe.b', [3]), { stride: 4 }),
+    tol: convTol,
+  });
 }
 
-const reference = new ReferenceRuntime('float64').run(g, feeds, weights, cases.map((c) => c.out));
+const reference = new ReferenceRuntime('float64').run(
+  g,
+  feeds,
+  weights,
+  cases.map((c) => c.out),
+);
 
 describe('ONNX lowering', () => {
   test('prunes dead nodes, names nodes n<id>_<op>, emits opset 20 with weights as initializers', () => {
     const { bytes, inputNames, outputNames } = lowerGraph(g, [geluCases[1]!.out, cases[0]!.out], weights);
     const model = onnx.ModelProto.decode(bytes);
-    assert.deepEqual(model.opsetImport.map((o) => [o.domain, Number(o.version)]), [['', 20]]);
+    assert.deepEqual(
+      model.opsetImport.map((o) => [o.domain, Number(o.version)]),
+      [['', 20]],
+    );
     assert.deepEqual(inputNames.sort(), ['bin_a', 'bin_b', 'gelu_x']);
     assert.deepEqual(outputNames, [`n${geluCases[1]!.out.id}_gelu`, `n${cases[0]!.out.id}_add`]);
     assert.deepEqual((model.graph?.node ?? []).map((n) => n.opType).sort(), ['Add', 'Gelu']);
     assert.equal(model.graph?.initializer?.length ?? 0, 0);
-    const withWeights = onnx.ModelProto.decode(lowerGraph(g, [cases.find((c) => c.name === 'layerNorm')!.out], weights).bytes);
+    const withWeights = onnx.ModelProto.decode(
+      lowerGraph(g, [cases.find((c) => c.name === 'layerNorm')!.out], weights).bytes,
+    );
     assert.deepEqual((withWeights.graph?.initializer ?? []).map((t) => t.name).sort(), ['ln.bias', 'ln.weight']);
   });
 
@@ -182,7 +229,12 @@ function opSuite(ep: Ep): void {
     let composedGelu: OnnxOutput[] = [];
     let profile: OrtProfileSummary | undefined;
     before(async () => {
-      const s = await OnnxSession.create(g, cases.map((c) => c.out), weights, { ep, profile: path.join(TMP, `ops_${ep}`) });
+      const s = await OnnxSession.create(
+        g,
+        cases.map((c) => c.out),
+        weights,
+        { ep, profile: path.join(TMP, `ops_${ep}`) },
+      );
       got = await s.run(feeds);
       const file = await s.release();
       assert.ok(file, 'ORT wrote no profile file');
@@ -190,7 +242,12 @@ function opSuite(ep: Ep): void {
       // Removed at once so an interrupted run leaves less behind than the after() hook would catch.
       fs.rmSync(file);
       // Opset 18 has no Gelu: the lowering composes it from Erf/Tanh; pruning keeps only the GELU nodes.
-      const s18 = await OnnxSession.create(g, geluCases.map((c) => c.out), weights, { ep, opset: 18 });
+      const s18 = await OnnxSession.create(
+        g,
+        geluCases.map((c) => c.out),
+        weights,
+        { ep, opset: 18 },
+      );
       composedGelu = await s18.run(feeds);
       await s18.release();
     });
@@ -203,19 +260,31 @@ function opSuite(ep: Ep): void {
     geluCases.forEach((c, i) => {
       test(`${c.name} composed (opset 18)`, () => {
         const want = reference[cases.indexOf(c)]!;
-        (measured[`${c.name} (opset 18)`] ??= {})[ep] = compare(composedGelu[i]!, want, TIGHT, `${ep} ${c.name} opset 18`);
+        (measured[`${c.name} (opset 18)`] ??= {})[ep] = compare(
+          composedGelu[i]!,
+          want,
+          TIGHT,
+          `${ep} ${c.name} opset 18`,
+        );
       });
     });
 
     test('profile: per-op kernel times, placement and memory/GPU time', () => {
       assert.ok(profile);
-      for (const op of ['Conv', 'Softmax', 'LayerNormalization', 'Gelu']) assert.ok((profile.kernelTimeUs[op] ?? 0) > 0, `no kernel time for ${op}: ${JSON.stringify(profile.kernelTimeUs)}`);
+      for (const op of ['Conv', 'Softmax', 'LayerNormalization', 'Gelu'])
+        assert.ok(
+          (profile.kernelTimeUs[op] ?? 0) > 0,
+          `no kernel time for ${op}: ${JSON.stringify(profile.kernelTimeUs)}`,
+        );
       if (ep === 'cpu') {
         assert.deepEqual(Object.keys(profile.kernelsByProvider), ['CPUExecutionProvider']);
         assert.ok((profile.cpuArenaPeakBytes ?? 0) > 0);
         assert.equal(profile.gpuTimeUs, undefined);
       } else {
-        assert.ok((profile.kernelsByProvider.WebGpuExecutionProvider ?? 0) > 0, JSON.stringify(profile.kernelsByProvider));
+        assert.ok(
+          (profile.kernelsByProvider.WebGpuExecutionProvider ?? 0) > 0,
+          JSON.stringify(profile.kernelsByProvider),
+        );
         assert.ok((profile.gpuTimeUs ?? 0) > 0);
         assert.ok((profile.gpuTimeUsByOp?.Conv ?? 0) > 0, JSON.stringify(profile.gpuTimeUsByOp));
       }
@@ -254,15 +323,32 @@ describe('outputs that are inputs, weights or repeated', () => {
       const x = og.input('x', [2, 3]);
       const w = og.weight('w', [3]);
       const y = og.addT(x, w);
-      const s = await OnnxSession.create(og, [y, x, w, y], mapWeights(new Map([['w', { shape: [3], data: [1, 2, 3] }]])), { ep });
+      const s = await OnnxSession.create(
+        og,
+        [y, x, w, y],
+        mapWeights(new Map([['w', { shape: [3], data: [1, 2, 3] }]])),
+        { ep },
+      );
       const out = await s.run({ x: Float32Array.of(0, 1, 2, 3, 4, 5), unused: Float32Array.of(9) });
       await s.release();
-      assert.deepEqual(out.map((o) => [o.shape, Array.from(o.data)]), [
-        [[2, 3], [1, 3, 5, 4, 6, 8]],
-        [[2, 3], [0, 1, 2, 3, 4, 5]],
-        [[3], [1, 2, 3]],
-        [[2, 3], [1, 3, 5, 4, 6, 8]],
-      ]);
+      assert.deepEqual(
+        out.map((o) => [o.shape, Array.from(o.data)]),
+        [
+          [
+            [2, 3],
+            [1, 3, 5, 4, 6, 8],
+          ],
+          [
+            [2, 3],
+            [0, 1, 2, 3, 4, 5],
+          ],
+          [[3], [1, 2, 3]],
+          [
+            [2, 3],
+            [1, 3, 5, 4, 6, 8],
+          ],
+        ],
+      );
     });
   }
 });
@@ -274,20 +360,42 @@ describe('UFO attention vs the official outputs (ufo.json)', () => {
   const [B, N] = ref.config.input_shape as [number, number];
   // Untiled, and in tiles of at least 16 tokens (16, 17, 16) as the CPU runner lowers large inputs.
   const x = Float32Array.from(flat(ref.input));
-  for (const [ep, tokenTile] of EPS.flatMap((e) => [[e, undefined], [e, 16]] as const)) {
+  for (const [ep, tokenTile] of EPS.flatMap(
+    (e) =>
+      [
+        [e, undefined],
+        [e, 16],
+      ] as const,
+  )) {
     const ug = new Graph();
-    const y = ufoAttention(ug, ug.input('x', [B, N, D]), 'attn', { batch: B, tokens: N, dim: D, heads: h, ...(tokenTile ? { tokenTile } : {}) });
+    const y = ufoAttention(ug, ug.input('x', [B, N, D]), 'attn', {
+      batch: B,
+      tokens: N,
+      dim: D,
+      heads: h,
+      ...(tokenTile ? { tokenTile } : {}),
+    });
     for (const name of Object.keys(ref.cases)) {
       test(`${ep} ${name}${tokenTile ? ` in tiles of ${tokenTile} tokens` : ''}`, { skip: skipFor(ep) }, async () => {
         const c = ref.cases[name];
-        const w = new Map(Object.entries<unknown>(c.weights).map(([k, v]) => [`attn.${k}`, { shape: c.weight_shapes[k] as number[], data: flat(v) }]));
+        const w = new Map(
+          Object.entries<unknown>(c.weights).map(([k, v]) => [
+            `attn.${k}`,
+            { shape: c.weight_shapes[k] as number[], data: flat(v) },
+          ]),
+        );
         const s = await OnnxSession.create(ug, [y], mapWeights(w), { ep });
         const [out] = await s.run({ x });
         await s.release();
         const expected = flat(c.output_float32);
         // Same bound as test/ufo.test.ts: 4× the official float32-vs-float64 gap.
         const tol = 4 * Math.max(c.max_abs_diff_float32_vs_float64, 1e-7);
-        const d = compare(out!, { shape: [B, N, D], data: Float64Array.from(expected) }, { atol: tol, rtol: 0 }, `${ep} UFO ${name}`);
+        const d = compare(
+          out!,
+          { shape: [B, N, D], data: Float64Array.from(expected) },
+          { atol: tol, rtol: 0 },
+          `${ep} UFO ${name}`,
+        );
         (measured[`UFO ${name}${tokenTile ? ' tiled' : ''}`] ??= {})[ep] = d;
       });
     }
@@ -316,7 +424,10 @@ describe('WebGPU oversize guard', () => {
     const q = bg.input('q', [1, 64, 8]); // 2 KiB
     const scores = bg.matmul(q, bg.transpose(q, [0, 2, 1])); // 16 KiB
     await assert.rejects(
-      OnnxSession.create(bg, [bg.softmax(scores)], mapWeights(new Map()), { ep: 'webgpu', maxStorageBufferBindingSize: 8192 }),
+      OnnxSession.create(bg, [bg.softmax(scores)], mapWeights(new Map()), {
+        ep: 'webgpu',
+        maxStorageBufferBindingSize: 8192,
+      }),
       /^Error: n2_matmul output \[1,64,64\] is 16384 bytes: onnxruntime WebGPU computes wrong results for tensors above maxStorageBufferBindingSize \(8192 bytes\); tile the work$/,
     );
   });
@@ -325,10 +436,25 @@ describe('WebGPU oversize guard', () => {
 test('summarizeOrtProfile sums kernel time per op, counts placement, takes the CPU arena peak and GPU time', () => {
   const s = summarizeOrtProfile([
     { cat: 'Session', name: 'model_run', dur: 999 },
-    { cat: 'Node', name: 'n3_matmul_kernel_time', dur: 10, args: { op_name: 'MatMul', provider: 'CPUExecutionProvider', mem_in_use_peak: '4096' } },
+    {
+      cat: 'Node',
+      name: 'n3_matmul_kernel_time',
+      dur: 10,
+      args: { op_name: 'MatMul', provider: 'CPUExecutionProvider', mem_in_use_peak: '4096' },
+    },
     { cat: 'Node', name: 'n3_matmul_fence_before', dur: 1, args: { op_name: 'MatMul' } },
-    { cat: 'Node', name: 'n5_matmul_kernel_time', dur: 5, args: { op_name: 'MatMul', provider: 'CPUExecutionProvider', mem_in_use_peak: '1024' } },
-    { cat: 'Node', name: 'n6_softmax_kernel_time', dur: 7, args: { op_name: 'Softmax', provider: 'WebGpuExecutionProvider', mem_in_use_peak: '0' } },
+    {
+      cat: 'Node',
+      name: 'n5_matmul_kernel_time',
+      dur: 5,
+      args: { op_name: 'MatMul', provider: 'CPUExecutionProvider', mem_in_use_peak: '1024' },
+    },
+    {
+      cat: 'Node',
+      name: 'n6_softmax_kernel_time',
+      dur: 7,
+      args: { op_name: 'Softmax', provider: 'WebGpuExecutionProvider', mem_in_use_peak: '0' },
+    },
     { cat: 'Api', name: 'n6_softmax&Softmax&Softmax', dur: 300 },
     { cat: 'Api', name: 'n7_conv2d&Conv&Transpose', dur: 20 },
     { cat: 'Api', name: 'n7_conv2d&Conv&GroupedConv', dur: 80 },
@@ -352,7 +478,10 @@ describe('replayTensorLiveness: tensor bytes live at once, from a profile and th
   const model = lowerGraph(lg, [sum], mapWeights(new Map())).bytes;
   const GPU = 'WebGpuExecutionProvider';
   const kernel = (name: string, ts: number, inputs: number[][], output: number[], provider = GPU): TraceEvent => ({
-    cat: 'Node', name: `${name}_kernel_time`, ts, dur: 1,
+    cat: 'Node',
+    name: `${name}_kernel_time`,
+    ts,
+    dur: 1,
     args: { provider, input_type_shape: inputs.map((s) => ({ float: s })), output_type_shape: [{ float: output }] },
   });
   const run = (t0: number): TraceEvent[] => [
@@ -366,12 +495,23 @@ describe('replayTensorLiveness: tensor bytes live at once, from a profile and th
   test('by hand: x and exp at the first kernel; exp (kept by its view), neg and the output at the last', () => {
     // step 0 exp: x + exp = 48; step 1 reshape: exp = 24 (x is dead, the view adds nothing);
     // step 2 neg: exp + neg = 48; step 3 add: exp + neg + sum = 72. Four tensors of 24 B in all.
-    assert.deepEqual(replayTensorLiveness(run(0), model, GPU), { peakBytes: 72, peakNode: `n${sum.id}_add`, totalBytes: 96, largestBytes: 24, nodes: 4 });
+    assert.deepEqual(replayTensorLiveness(run(0), model, GPU), {
+      peakBytes: 72,
+      peakNode: `n${sum.id}_add`,
+      totalBytes: 96,
+      largestBytes: 24,
+      nodes: 4,
+    });
   });
 
   test('only the last run counts; kernels of another provider are left out; an unknown node gives no figure', () => {
-    assert.deepEqual(replayTensorLiveness([...run(0), ...run(1000)], model, GPU), replayTensorLiveness(run(0), model, GPU));
-    const neg = run(0).map((e) => (e.name === 'n3_neg_kernel_time' ? kernel('n3_neg', 3, [[6]], [6], 'CPUExecutionProvider') : e));
+    assert.deepEqual(
+      replayTensorLiveness([...run(0), ...run(1000)], model, GPU),
+      replayTensorLiveness(run(0), model, GPU),
+    );
+    const neg = run(0).map((e) =>
+      e.name === 'n3_neg_kernel_time' ? kernel('n3_neg', 3, [[6]], [6], 'CPUExecutionProvider') : e,
+    );
     // neg in host memory: step 3 add holds exp + sum = 48; exp peaks with x at 48 first.
     assert.equal(replayTensorLiveness(neg, model, GPU)?.peakBytes, 48);
     assert.equal(replayTensorLiveness([...run(0), kernel('MemcpyToHost', 5, [[6]], [6])], model, GPU), null);

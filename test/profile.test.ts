@@ -38,7 +38,12 @@ function countsOf(p: ModelProfile, keep: (op: ModelProfile['ops'][number]) => bo
   return out;
 }
 
-function assertCounts(actual: Map<string, number>, expected: Record<string, number>, where: string, skip: (k: string) => boolean = () => false): void {
+function assertCounts(
+  actual: Map<string, number>,
+  expected: Record<string, number>,
+  where: string,
+  skip: (k: string) => boolean = () => false,
+): void {
   for (const [k, v] of Object.entries(expected)) {
     if (k === 'matmul_other' || skip(k)) continue;
     assert.equal(actual.get(cat(k)) ?? 0, v, `${where}: ${k}`);
@@ -52,10 +57,11 @@ describe('parameters', () => {
       const ref = params.models[name];
       assert.equal(p.params, ref.total_params);
       const perModule = new Map<string, number>();
-      for (const t of p.tensors) if (t.role === 'parameter') {
-        const top = t.key.split('.')[0]!;
-        perModule.set(top, (perModule.get(top) ?? 0) + t.shape.reduce((a, b) => a * b, 1));
-      }
+      for (const t of p.tensors)
+        if (t.role === 'parameter') {
+          const top = t.key.split('.')[0]!;
+          perModule.set(top, (perModule.get(top) ?? 0) + t.shape.reduce((a, b) => a * b, 1));
+        }
       assert.deepEqual(Object.fromEntries(perModule), ref.per_top_level_module);
     });
   }
@@ -68,7 +74,9 @@ describe('parameters', () => {
   test('tiny reference model: state_dict keys, shapes, dtypes and order equal the official ones', () => {
     const cfg = readJson('ref/tiny_soft_config.json');
     const k = cfg.constructor_kwargs;
-    const spec = specOf(`embed_dims: [${k.embed_dims}]\nnum_heads: [${k.num_heads}]\ndepths: [${k.depths}]\nnum_classes: ${k.num_classes}\n`);
+    const spec = specOf(
+      `embed_dims: [${k.embed_dims}]\nnum_heads: [${k.num_heads}]\ndepths: [${k.depths}]\nnum_classes: ${k.num_classes}\n`,
+    );
     const p = profileModel(spec, 64, 1);
     assert.deepEqual(
       p.tensors.map((t) => ({ key: t.key, shape: t.shape, dtype: t.dtype })),
@@ -89,16 +97,29 @@ describe('MACs and element-wise counts at 224 (official instrumentation)', () =>
     test(`${name}: per op category, per stage, per representative block, conventions A–E`, () => {
       const p = profile(name);
       const ref = flops.models[name];
-      assertCounts(countsOf(p, () => true), { ...ref.macs_by_op, ...ref.elementwise_counts }, `${name} total`);
+      assertCounts(
+        countsOf(p, () => true),
+        { ...ref.macs_by_op, ...ref.elementwise_counts },
+        `${name} total`,
+      );
       for (const [stage, expected] of Object.entries<Record<string, number>>(ref.per_stage)) {
         const group = stage.startsWith('top_level') ? 'top_level' : stage;
-        assertCounts(countsOf(p, (op) => op.group === group), expected, `${name} ${stage}`);
+        assertCounts(
+          countsOf(p, (op) => op.group === group),
+          expected,
+          `${name} ${stage}`,
+        );
       }
       for (const [block, expected] of Object.entries<Record<string, number>>(ref.per_block_representative)) {
         const [s, i] = block.replace('block', '').split('.').map(Number);
-        assertCounts(countsOf(p, (op) => op.stage === s && op.block === i), expected, `${name} ${block}`);
+        assertCounts(
+          countsOf(p, (op) => op.stage === s && op.block === i),
+          expected,
+          `${name} ${block}`,
+        );
       }
-      for (const c of ['A', 'B', 'C', 'D', 'E'] as const) assert.equal(p.macsByConvention[c], ref.conventions_total_macs[c], `${name} convention ${c}`);
+      for (const c of ['A', 'B', 'C', 'D', 'E'] as const)
+        assert.equal(p.macsByConvention[c], ref.conventions_total_macs[c], `${name} convention ${c}`);
     });
   }
 
@@ -107,7 +128,12 @@ describe('MACs and element-wise counts at 224 (official instrumentation)', () =>
       const p = profile(name);
       const ref = flops.models[name];
       const dataDependent = (k: string) => k === 'matmul_newton' || k === 'other_pointwise_elems';
-      assertCounts(countsOf(p, () => true), { ...ref.macs_by_op, ...ref.elementwise_counts }, name, dataDependent);
+      assertCounts(
+        countsOf(p, () => true),
+        { ...ref.macs_by_op, ...ref.elementwise_counts },
+        name,
+        dataDependent,
+      );
       for (const c of ['A', 'B', 'C', 'D'] as const) assert.equal(p.macsByConvention[c], ref.conventions_total_macs[c]);
       assert.ok(p.newtonIsLowerBound);
       // Lower bound: 20 iterations + one back-off check per matrix; at most 10 halvings more (one m³ matmul each).
@@ -121,13 +147,16 @@ describe('MACs and element-wise counts at 224 (official instrumentation)', () =>
   test('the hypothetical soft_small [1,3,7,4] matches its instrumented counts', () => {
     const p = profile('soft_small', 224, 'depths: [1, 3, 7, 4]\n');
     const ref = flops.models.hypothetical_soft_small_depths_1_3_7_4;
-    for (const c of ['A', 'B', 'C', 'D', 'E'] as const) assert.equal(p.macsByConvention[c], ref.conventions_total_macs[c]);
+    for (const c of ['A', 'B', 'C', 'D', 'E'] as const)
+      assert.equal(p.macsByConvention[c], ref.conventions_total_macs[c]);
   });
 
   test('README GFLOPs are closest to convention B (GMACs): smallest worst-case error over the models', () => {
     const models = ['soft_tiny', 'soft_medium', 'soft_large', 'soft_huge'];
     const worst = (c: 'A' | 'B' | 'C' | 'D' | 'E') =>
-      Math.max(...models.map((m) => Math.abs(profile(m).macsByConvention[c] / (flops.models[m].readme_gflops * 1e9) - 1)));
+      Math.max(
+        ...models.map((m) => Math.abs(profile(m).macsByConvention[c] / (flops.models[m].readme_gflops * 1e9) - 1)),
+      );
     const errors = (['A', 'B', 'C', 'D', 'E'] as const).map((c) => [c, worst(c)] as const).sort((x, y) => x[1] - y[1]);
     assert.equal(errors[0]![0], 'B', JSON.stringify(errors));
     assert.ok(errors[0]![1] < 0.028);
@@ -139,8 +168,24 @@ describe('MACs versus resolution (docs/MATHS.md §7, derived from the official c
   // derivation (not an instrumented run) and differs from the exact counts in the last digit at
   // some sizes (e.g. tiny @384: 7.3047 vs 7.31), so allow ±0.011 GMACs.
   const TABLE: Record<string, Record<number, [number, number, number]>> = {
-    soft_tiny: { 224: [1.83, 1.97, 2.16], 256: [2.39, 2.65, 3.07], 320: [3.73, 4.50, 6.10], 384: [5.36, 7.31, 12.08], 512: [9.53, 18.42, 45.27], 768: [21.44, 106.37, 412.14], 1024: [38.10, 483.17, 2201.16] },
-    soft_medium: { 224: [7.02, 7.53, 8.82], 256: [9.16, 10.11, 13.00], 320: [14.30, 17.12, 28.12], 384: [20.59, 27.67, 60.52], 512: [36.59, 68.97, 253.52], 768: [82.31, 391.05, 2493.18], 1024: [146.32, 1762.82, 13573.98] },
+    soft_tiny: {
+      224: [1.83, 1.97, 2.16],
+      256: [2.39, 2.65, 3.07],
+      320: [3.73, 4.5, 6.1],
+      384: [5.36, 7.31, 12.08],
+      512: [9.53, 18.42, 45.27],
+      768: [21.44, 106.37, 412.14],
+      1024: [38.1, 483.17, 2201.16],
+    },
+    soft_medium: {
+      224: [7.02, 7.53, 8.82],
+      256: [9.16, 10.11, 13.0],
+      320: [14.3, 17.12, 28.12],
+      384: [20.59, 27.67, 60.52],
+      512: [36.59, 68.97, 253.52],
+      768: [82.31, 391.05, 2493.18],
+      1024: [146.32, 1762.82, 13573.98],
+    },
   };
   for (const [name, rows] of Object.entries(TABLE)) {
     for (const [res, [a, c, newton]] of Object.entries(rows)) {
@@ -157,14 +202,24 @@ describe('MACs versus resolution (docs/MATHS.md §7, derived from the official c
 
   test('landmarks grow with resolution: m = ⌊H/r⌋² per stage', () => {
     const p = profile('soft_tiny', 512);
-    assert.deepEqual(p.stages.filter((s) => s.landmarks !== null).map((s) => [s.grid, s.landmarks]), [[128, 256], [64, 256], [32, 256]]);
+    assert.deepEqual(
+      p.stages.filter((s) => s.landmarks !== null).map((s) => [s.grid, s.landmarks]),
+      [
+        [128, 256],
+        [64, 256],
+        [32, 256],
+      ],
+    );
   });
 });
 
 describe('attention swapped on identical shapes (independent arithmetic)', () => {
   test('full softmax in stage 1 of soft_tiny: projections and QKᵀ/AV at N = 3136', () => {
     const p = profile('soft_tiny', 224, 'attention: [softmax, soft, soft, softmax]\n');
-    const N = 56 * 56, D = 64, h = 2, dh = 32;
+    const N = 56 * 56,
+      D = 64,
+      h = 2,
+      dh = 32;
     const s1 = countsOf(p, (op) => op.stage === 1 && op.block === 0);
     assert.equal(s1.get('matmul_softmax_attn'), 2 * h * N * N * dh);
     assert.equal(s1.get('linear_attn_proj'), N * D * D * 4); // q, kv (2·D), proj
@@ -180,8 +235,14 @@ describe('attention swapped on identical shapes (independent arithmetic)', () =>
 
   test('UFO in stages 1–3 of soft_tiny: KᵀV and Q·(KᵀV) are linear in N', () => {
     const p = profile('soft_tiny', 224, 'attention: ufo\n');
-    assert.deepEqual(p.stages.filter((s) => s.stage).map((s) => s.attention), ['ufo', 'ufo', 'ufo', 'softmax']);
-    const N = 3136, h = 2, dh = 32, D = 64;
+    assert.deepEqual(
+      p.stages.filter((s) => s.stage).map((s) => s.attention),
+      ['ufo', 'ufo', 'ufo', 'softmax'],
+    );
+    const N = 3136,
+      h = 2,
+      dh = 32,
+      D = 64;
     const s1 = countsOf(p, (op) => op.stage === 1 && op.block === 0);
     assert.equal(s1.get('matmul_ufo'), 2 * h * N * dh * dh);
     assert.equal(s1.get('linear_attn_proj'), 4 * N * D * D);
@@ -201,9 +262,19 @@ describe('attention swapped on identical shapes (independent arithmetic)', () =>
     const spec = specOf('model: ufo_vit_tiny\n');
     assert.ok(spec.notes.some((n) => n.includes('XCiT-sized assumption')));
     const p = profileModel(spec, 224, 1);
-    const D = 192, L = 12, h = 4;
+    const D = 192,
+      L = 12,
+      h = 4;
     const stem = 3 * 3 * (3 * 24 + 24 * 48 + 48 * 96 + 96 * 192) + 2 * (24 + 48 + 96 + 192);
-    const block = 4 * (D * D + D) + h + 3 * 2 * D /* 3 LN */ + 2 * (9 * D + D) + 2 * D /* LPI convs + BN */ + 3 * D /* γ */ + (D * 4 * D + 4 * D) + (4 * D * D + D);
+    const block =
+      4 * (D * D + D) +
+      h +
+      3 * 2 * D /* 3 LN */ +
+      2 * (9 * D + D) +
+      2 * D /* LPI convs + BN */ +
+      3 * D /* γ */ +
+      (D * 4 * D + 4 * D) +
+      (4 * D * D + D);
     const cls = 2 * 2 * D + 4 * (D * D + D) + h + 2 * D + (D * 4 * D + 4 * D) + (4 * D * D + D);
     const expected = stem + 196 * D + D + L * block + 2 * cls + 2 * D + (D * 1000 + 1000);
     assert.equal(p.params, expected);

@@ -13,10 +13,15 @@ describe('PublishScheduler', () => {
   let published: { uri: string; at: number }[] = [];
   /** Each publish takes `analysisMs` of simulated time, as a real analysis takes real time. */
   let analysisMs = 0;
-  const scheduler = () => new PublishScheduler((uri) => {
-    published.push({ uri, at: clock });
-    clock += analysisMs;
-  }, { quietMs: 10, maxDelayMs: 200 }, () => clock);
+  const scheduler = () =>
+    new PublishScheduler(
+      (uri) => {
+        published.push({ uri, at: clock });
+        clock += analysisMs;
+      },
+      { quietMs: 10, maxDelayMs: 200 },
+      () => clock,
+    );
   const advance = (ms: number) => {
     clock += ms;
     mock.timers.tick(ms);
@@ -77,7 +82,10 @@ describe('PublishScheduler', () => {
       // A publish takes 500 ms of clock here; stop feeding once it happened.
     }
     assert.equal(published.length, 2);
-    assert.ok(published[1]!.at - firstHeldAt <= 200, `published ${published[1]!.at - firstHeldAt} ms after the first held change`);
+    assert.ok(
+      published[1]!.at - firstHeldAt <= 200,
+      `published ${published[1]!.at - firstHeldAt} ms after the first held change`,
+    );
     assert.ok(published[1]!.at - firstHeldAt >= 190, 'not before the deadline, since edits kept coming');
   });
 
@@ -88,11 +96,20 @@ describe('PublishScheduler', () => {
     advance(1);
     s.changed('a'); // held: 1 ms after a 100 ms analysis
     s.changed('b'); // another document: not held by a's analysis
-    assert.deepEqual(published.map((p) => p.uri), ['a', 'b']);
+    assert.deepEqual(
+      published.map((p) => p.uri),
+      ['a', 'b'],
+    );
     s.forget('a'); // closed before the held change fired
     advance(1000);
-    assert.deepEqual(published.map((p) => p.uri), ['a', 'b']);
+    assert.deepEqual(
+      published.map((p) => p.uri),
+      ['a', 'b'],
+    );
     s.changed('a'); // reopened: no memory of the old analysis, published at once
-    assert.deepEqual(published.map((p) => p.uri), ['a', 'b', 'a']);
+    assert.deepEqual(
+      published.map((p) => p.uri),
+      ['a', 'b', 'a'],
+    );
   });
 });

@@ -8,7 +8,15 @@ const none = mapWeights(new Map());
 
 describe('reference runtime ops', () => {
   test('erf matches tabulated values to 1e-14', () => {
-    const table: [number, number][] = [[0, 0], [0.5, 0.5204998778130465], [1, 0.8427007929497149], [2, 0.9953222650189527], [3, 0.9999779095030014], [-1.5, -0.9661051464753108], [6, 1]];
+    const table: [number, number][] = [
+      [0, 0],
+      [0.5, 0.5204998778130465],
+      [1, 0.8427007929497149],
+      [2, 0.9953222650189527],
+      [3, 0.9999779095030014],
+      [-1.5, -0.9661051464753108],
+      [6, 1],
+    ];
     for (const [x, y] of table) assert.ok(Math.abs(erf(x) - y) < 1e-14, `erf(${x}) = ${erf(x)}, expected ${y}`);
   });
 
@@ -23,12 +31,14 @@ describe('reference runtime ops', () => {
     const B = Array.from({ length: 20 }, (_, i) => Math.cos(i));
     const C = [1, 2, 3, 4, 5];
     const [out, tr] = new ReferenceRuntime('float64').run(g, { a: A, b: B, bias: C }, none, [y, t]);
-    for (let n = 0; n < 2; n++) for (let i = 0; i < 3; i++) for (let j = 0; j < 5; j++) {
-      let s = C[j]!;
-      for (let k = 0; k < 4; k++) s += A[n * 12 + i * 4 + k]! * B[k * 5 + j]!;
-      assert.ok(Math.abs(out!.data[n * 15 + i * 5 + j]! - s) < 1e-12);
-      assert.equal(tr!.data[j * 6 + n * 3 + i], out!.data[n * 15 + i * 5 + j]);
-    }
+    for (let n = 0; n < 2; n++)
+      for (let i = 0; i < 3; i++)
+        for (let j = 0; j < 5; j++) {
+          let s = C[j]!;
+          for (let k = 0; k < 4; k++) s += A[n * 12 + i * 4 + k]! * B[k * 5 + j]!;
+          assert.ok(Math.abs(out!.data[n * 15 + i * 5 + j]! - s) < 1e-12);
+          assert.equal(tr!.data[j * 6 + n * 3 + i], out!.data[n * 15 + i * 5 + j]);
+        }
     assert.deepEqual(tr!.shape, [5, 2, 3]);
   });
 
@@ -39,8 +49,11 @@ describe('reference runtime ops', () => {
     const b = g.input('b', [7]);
     const s = g.softmax(x);
     const ln = g.layerNorm(x, w, b, 0);
-    const X = Array.from({ length: 21 }, (_, i) => (i * 37) % 11 - 5);
-    const [sm, l] = new ReferenceRuntime('float64').run(g, { x: X, w: Array(7).fill(1), b: Array(7).fill(0) }, none, [s, ln]);
+    const X = Array.from({ length: 21 }, (_, i) => ((i * 37) % 11) - 5);
+    const [sm, l] = new ReferenceRuntime('float64').run(g, { x: X, w: Array(7).fill(1), b: Array(7).fill(0) }, none, [
+      s,
+      ln,
+    ]);
     for (let r = 0; r < 3; r++) {
       const row = Array.from(sm!.data.slice(r * 7, r * 7 + 7));
       assert.ok(Math.abs(row.reduce((p, q) => p + q, 0) - 1) < 1e-15);

@@ -34,7 +34,20 @@ interface Schema {
 }
 
 const ANNOTATIONS = new Set(['$schema', 'title', 'description', 'markdownDescription', 'default']);
-const CHECKED = new Set(['type', 'enum', 'minimum', 'maximum', 'exclusiveMinimum', 'minLength', 'items', 'minItems', 'anyOf', 'oneOf', 'properties', 'additionalProperties']);
+const CHECKED = new Set([
+  'type',
+  'enum',
+  'minimum',
+  'maximum',
+  'exclusiveMinimum',
+  'minLength',
+  'items',
+  'minItems',
+  'anyOf',
+  'oneOf',
+  'properties',
+  'additionalProperties',
+]);
 
 function typeOf(value: unknown): string[] {
   if (value === null) return ['null'];
@@ -47,22 +60,30 @@ function typeOf(value: unknown): string[] {
 function validate(schema: Schema, value: unknown, at = ''): string[] {
   // A keyword this validator does not know would be silently ignored, making a pass meaningless.
   for (const keyword of Object.keys(schema)) {
-    if (!ANNOTATIONS.has(keyword) && !CHECKED.has(keyword)) throw new Error(`${at || '/'}: validator does not support "${keyword}"`);
+    if (!ANNOTATIONS.has(keyword) && !CHECKED.has(keyword))
+      throw new Error(`${at || '/'}: validator does not support "${keyword}"`);
   }
   const errors: string[] = [];
   if (schema.type !== undefined) {
     const allowed = Array.isArray(schema.type) ? schema.type : [schema.type];
-    if (!typeOf(value).some((t) => allowed.includes(t))) return [`${at}: expected ${allowed.join(' or ')}, got ${JSON.stringify(value)}`];
+    if (!typeOf(value).some((t) => allowed.includes(t)))
+      return [`${at}: expected ${allowed.join(' or ')}, got ${JSON.stringify(value)}`];
   }
-  if (schema.enum !== undefined && !schema.enum.includes(value)) errors.push(`${at}: ${JSON.stringify(value)} is not in the enum`);
+  if (schema.enum !== undefined && !schema.enum.includes(value))
+    errors.push(`${at}: ${JSON.stringify(value)} is not in the enum`);
   if (typeof value === 'number') {
-    if (schema.minimum !== undefined && value < schema.minimum) errors.push(`${at}: ${value} < minimum ${schema.minimum}`);
-    if (schema.maximum !== undefined && value > schema.maximum) errors.push(`${at}: ${value} > maximum ${schema.maximum}`);
-    if (schema.exclusiveMinimum !== undefined && value <= schema.exclusiveMinimum) errors.push(`${at}: ${value} <= exclusiveMinimum ${schema.exclusiveMinimum}`);
+    if (schema.minimum !== undefined && value < schema.minimum)
+      errors.push(`${at}: ${value} < minimum ${schema.minimum}`);
+    if (schema.maximum !== undefined && value > schema.maximum)
+      errors.push(`${at}: ${value} > maximum ${schema.maximum}`);
+    if (schema.exclusiveMinimum !== undefined && value <= schema.exclusiveMinimum)
+      errors.push(`${at}: ${value} <= exclusiveMinimum ${schema.exclusiveMinimum}`);
   }
-  if (typeof value === 'string' && schema.minLength !== undefined && value.length < schema.minLength) errors.push(`${at}: shorter than ${schema.minLength}`);
+  if (typeof value === 'string' && schema.minLength !== undefined && value.length < schema.minLength)
+    errors.push(`${at}: shorter than ${schema.minLength}`);
   if (Array.isArray(value)) {
-    if (schema.minItems !== undefined && value.length < schema.minItems) errors.push(`${at}: fewer than ${schema.minItems} items`);
+    if (schema.minItems !== undefined && value.length < schema.minItems)
+      errors.push(`${at}: fewer than ${schema.minItems} items`);
     const items = schema.items;
     if (items !== undefined) value.forEach((item, i) => errors.push(...validate(items, item, `${at}/${i}`)));
   }
@@ -88,8 +109,12 @@ test('the committed schema file is the one configJsonSchema() generates', () => 
   assert.deepEqual(committed, configJsonSchema(), 'schema/vitlens-config.schema.json is stale: run npm run schema');
 });
 
-test('the committed schema file has the generator\'s exact formatting', () => {
-  assert.equal(readFileSync(SCHEMA_FILE, 'utf8'), JSON.stringify(configJsonSchema(), null, 2) + '\n', 'schema/vitlens-config.schema.json is not formatted as generated: run npm run schema');
+test("the committed schema file has the generator's exact formatting", () => {
+  assert.equal(
+    readFileSync(SCHEMA_FILE, 'utf8'),
+    JSON.stringify(configJsonSchema(), null, 2) + '\n',
+    'schema/vitlens-config.schema.json is not formatted as generated: run npm run schema',
+  );
 });
 
 test('schema properties are exactly the CONFIG_KEYS', () => {
@@ -114,8 +139,22 @@ test('custom configs with ViT Lens keys and extra keys validate', () => {
   const valid: unknown[] = [
     {},
     { model: 'soft_norm_small', img_size: 384, attention: 'soft_norm', newton_variant: 'B', clip_grad: null },
-    { model: 'soft_tiny', img_size: [224, 512], attention: ['soft', 'soft', 'softmax_sr', 'softmax'], embed_dims: [64, 128, 320, 512], num_heads: [1, 2, 5, 8], depths: [1, 2, 3, 2], num_classes: 10 },
-    { mlp_ratios: [8, 8, 4, 0.5], sr_ratios: [8, 4, 2, 1], checkpoint: 'w.safetensors', images: ['cat.png'], future_official_key: 1 },
+    {
+      model: 'soft_tiny',
+      img_size: [224, 512],
+      attention: ['soft', 'soft', 'softmax_sr', 'softmax'],
+      embed_dims: [64, 128, 320, 512],
+      num_heads: [1, 2, 5, 8],
+      depths: [1, 2, 3, 2],
+      num_classes: 10,
+    },
+    {
+      mlp_ratios: [8, 8, 4, 0.5],
+      sr_ratios: [8, 4, 2, 1],
+      checkpoint: 'w.safetensors',
+      images: ['cat.png'],
+      future_official_key: 1,
+    },
   ];
   for (const config of valid) assert.deepEqual(validate(committed, config), [], JSON.stringify(config));
 });

@@ -4,7 +4,15 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { checkStability, flopsFromMacs, fitPowerLaw, gflops, isStable, percentile, summarize } from '../server/jobs/bench/stats';
+import {
+  checkStability,
+  flopsFromMacs,
+  fitPowerLaw,
+  gflops,
+  isStable,
+  percentile,
+  summarize,
+} from '../server/jobs/bench/stats';
 
 function near(actual: number, expected: number, tol: number, what: string): void {
   assert.ok(Math.abs(actual - expected) <= tol, `${what}: ${actual} vs ${expected} (tol ${tol})`);
@@ -32,7 +40,16 @@ describe('summarize / percentile (type 7, linear interpolation)', () => {
   });
 
   test('one sample: every statistic is that sample and the spread is 0', () => {
-    assert.deepEqual(summarize([4.2]), { n: 1, median: 4.2, p10: 4.2, p90: 4.2, min: 4.2, max: 4.2, mean: 4.2, relSpread: 0 });
+    assert.deepEqual(summarize([4.2]), {
+      n: 1,
+      median: 4.2,
+      p10: 4.2,
+      p90: 4.2,
+      min: 4.2,
+      max: 4.2,
+      mean: 4.2,
+      relSpread: 0,
+    });
   });
 
   test('does not mutate its input', () => {
@@ -94,7 +111,10 @@ describe('isStable / checkStability', () => {
 describe('fitPowerLaw', () => {
   test('exact y = 3·x^1.5 recovers exponent 1.5, coefficient 3, r² = 1', () => {
     const xs = [1024, 4096, 16384, 65536];
-    const f = fitPowerLaw(xs, xs.map((x) => 3 * x ** 1.5));
+    const f = fitPowerLaw(
+      xs,
+      xs.map((x) => 3 * x ** 1.5),
+    );
     near(f.exponent, 1.5, 1e-12, 'exponent');
     near(f.coefficient, 3, 1e-9, 'coefficient');
     near(f.r2, 1, 1e-12, 'r2');
@@ -102,14 +122,33 @@ describe('fitPowerLaw', () => {
 
   test('exact quadratic and linear', () => {
     const xs = [1, 2, 4, 8, 16];
-    near(fitPowerLaw(xs, xs.map((x) => 0.5 * x * x)).exponent, 2, 1e-12, 'quadratic');
-    near(fitPowerLaw(xs, xs.map((x) => 7 * x)).exponent, 1, 1e-12, 'linear');
+    near(
+      fitPowerLaw(
+        xs,
+        xs.map((x) => 0.5 * x * x),
+      ).exponent,
+      2,
+      1e-12,
+      'quadratic',
+    );
+    near(
+      fitPowerLaw(
+        xs,
+        xs.map((x) => 7 * x),
+      ).exponent,
+      1,
+      1e-12,
+      'linear',
+    );
   });
 
   test('noisy data: exponent close, r² < 1', () => {
     const xs = [1, 2, 4, 8, 16, 32];
     const noise = [1.1, 0.9, 1.05, 0.95, 1.08, 0.93];
-    const f = fitPowerLaw(xs, xs.map((x, i) => 2 * x ** 2 * noise[i]!));
+    const f = fitPowerLaw(
+      xs,
+      xs.map((x, i) => 2 * x ** 2 * noise[i]!),
+    );
     assert.ok(f.r2 < 1 && f.r2 > 0.99, `r2 ${f.r2}`);
     near(f.exponent, 2, 0.05, 'exponent');
   });

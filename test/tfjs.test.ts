@@ -18,7 +18,8 @@ import { readJson } from './helpers/fixtures';
 
 const NO_WEBGPU = process.env.VITLENS_NO_WEBGPU === '1';
 const BACKENDS = ['cpu', 'wasm', 'webgpu'] as const;
-const skipFor = (b: TfjsBackendName) => (b === 'webgpu' && NO_WEBGPU ? 'VITLENS_NO_WEBGPU=1: no WebGPU adapter on this machine' : false);
+const skipFor = (b: TfjsBackendName) =>
+  b === 'webgpu' && NO_WEBGPU ? 'VITLENS_NO_WEBGPU=1: no WebGPU adapter on this machine' : false;
 
 // Dawn keeps node alive while its instance exists.
 after(() => shutdownTfjs());
@@ -94,7 +95,10 @@ function cases(): Case[] {
   });
   add('matmul 2-D, and a shared right operand folded into rows', (c) => {
     const g = c.g;
-    return [g.matmul(c.input('a', [5, 7]), c.input('b', [7, 3])), g.matmul(c.input('x', [2, 3, 4, 5]), c.weight('w', [5, 6]))];
+    return [
+      g.matmul(c.input('a', [5, 7]), c.input('b', [7, 3])),
+      g.matmul(c.input('x', [2, 3, 4, 5]), c.weight('w', [5, 6])),
+    ];
   });
   add('matmul batched: equal batches, a shared left operand, and [2,1]×[1,3] broadcasting', (c) => {
     const g = c.g;
@@ -115,7 +119,14 @@ function cases(): Case[] {
     const y = c.input('y', [2, 3, 2]);
     const g = c.g;
     const t = g.transpose(x, [2, 0, 1]);
-    return [t, g.reshape(t, [8, 3]), g.slice(x, 1, 1, 3), g.slice(x, -1, 2, 4), g.concat([x, y, g.slice(x, 2, 0, 1)], -1), g.concat([x, x], 0)];
+    return [
+      t,
+      g.reshape(t, [8, 3]),
+      g.slice(x, 1, 1, 3),
+      g.slice(x, -1, 2, 4),
+      g.concat([x, y, g.slice(x, 2, 0, 1)], -1),
+      g.concat([x, x], 0),
+    ];
   });
   add('softmax over the last axis, with large logits', (c) => {
     const x = c.input('x', [2, 3, 7], -20, 20);
@@ -124,7 +135,15 @@ function cases(): Case[] {
   add('layerNorm with weight and bias (biased variance)', (c) => {
     const x = c.input('x', [2, 5, 16], -2, 3);
     const g = c.g;
-    return [g.layerNorm(x, c.weight('ln.weight', [16], 0.5, 1.5), c.weight('ln.bias', [16]), 1e-5), g.layerNorm(g.scale(x, 1e-2), g.constant(new Array(16).fill(1), [16]), g.constant(new Array(16).fill(0), [16]), 1e-6)];
+    return [
+      g.layerNorm(x, c.weight('ln.weight', [16], 0.5, 1.5), c.weight('ln.bias', [16]), 1e-5),
+      g.layerNorm(
+        g.scale(x, 1e-2),
+        g.constant(new Array(16).fill(1), [16]),
+        g.constant(new Array(16).fill(0), [16]),
+        1e-6,
+      ),
+    ];
   });
   add('gelu, erf and tanh forms', (c) => {
     const x = c.input('x', [4, 32], -5, 5);
@@ -145,7 +164,11 @@ function cases(): Case[] {
     return [
       g.conv2d(x, c.weight('dw.weight', [4, 1, 3, 3]), c.weight('dw.bias', [4]), { pad: 1, groups: 4 }),
       g.conv2d(x, c.weight('dw2.weight', [8, 1, 3, 3]), null, { stride: 2, pad: 1, groups: 4 }),
-      g.conv2d(x, c.weight('gc.weight', [6, 2, 3, 2]), c.weight('gc.bias', [6]), { stride: [1, 2], pad: [1, 0], groups: 2 }),
+      g.conv2d(x, c.weight('gc.weight', [6, 2, 3, 2]), c.weight('gc.bias', [6]), {
+        stride: [1, 2],
+        pad: [1, 0],
+        groups: 2,
+      }),
     ];
   });
   add('outputs that are weights, constants and folded weight expressions; one output twice', (c) => {
@@ -214,8 +237,20 @@ function ufoCase(caseName: string) {
   const g = new Graph();
   const x = g.input('x', [B!, N!, D]);
   const y = ufoAttention(g, x, 'attn', { batch: B!, tokens: N!, dim: D, heads: h });
-  const weights = new Map(Object.entries<unknown>(c.weights).map(([k, w]) => [`attn.${k}`, { shape: c.weight_shapes[k] as number[], data: flat(w) }]));
-  return { g, y, weights: mapWeights(weights), x: Float32Array.from(flat(ufoRef.input)), expected: flat(c.output_float32), maxOut: c.max_abs_output as number };
+  const weights = new Map(
+    Object.entries<unknown>(c.weights).map(([k, w]) => [
+      `attn.${k}`,
+      { shape: c.weight_shapes[k] as number[], data: flat(w) },
+    ]),
+  );
+  return {
+    g,
+    y,
+    weights: mapWeights(weights),
+    x: Float32Array.from(flat(ufoRef.input)),
+    expected: flat(c.output_float32),
+    maxOut: c.max_abs_output as number,
+  };
 }
 
 describe('tfjs backends: probe and loading', () => {
@@ -236,11 +271,17 @@ describe('tfjs backends: probe and loading', () => {
     assert.equal(wg.available, true, `webgpu: ${wg.reason} (set VITLENS_NO_WEBGPU=1 on machines without an adapter)`);
     const a = wg.adapter!;
     assert.equal(typeof a.isFallbackAdapter, 'boolean');
-    assert.ok(a.vendor.length > 0 && a.maxStorageBufferBindingSize > 0 && a.maxBufferSize >= a.maxStorageBufferBindingSize, JSON.stringify(a));
+    assert.ok(
+      a.vendor.length > 0 && a.maxStorageBufferBindingSize > 0 && a.maxBufferSize >= a.maxStorageBufferBindingSize,
+      JSON.stringify(a),
+    );
   });
 
   test('loading tfjs-node-gpu rejects with an explanation', async () => {
-    await assert.rejects(loadTfjs('tfjs-node-gpu'), /@tensorflow\/tfjs-node-gpu is not installed.*libtensorflow.*CUDA/s);
+    await assert.rejects(
+      loadTfjs('tfjs-node-gpu'),
+      /@tensorflow\/tfjs-node-gpu is not installed.*libtensorflow.*CUDA/s,
+    );
   });
 
   test('findOversizeTensor names the node and counts lowering copies', () => {
@@ -251,7 +292,11 @@ describe('tfjs backends: probe and loading', () => {
     assert.equal(findOversizeTensor(g, [conv], 1e6), undefined);
     // The padded NHWC copy [1, 20, 20, 3] is the largest tensor: 4800 bytes.
     const big = findOversizeTensor(g, [conv], 4799);
-    assert.deepEqual(big && { op: big.op, shape: big.shape, bytes: big.bytes }, { op: 'conv2d', shape: [1, 20, 20, 3], bytes: 4800 });
+    assert.deepEqual(big && { op: big.op, shape: big.shape, bytes: big.bytes }, {
+      op: 'conv2d',
+      shape: [1, 20, 20, 3],
+      bytes: 4800,
+    });
     const m = new Graph();
     const p = m.input('p', [4, 1, 8, 2]);
     const q = m.input('q', [1, 5, 2, 8]);
@@ -312,7 +357,10 @@ for (const backend of BACKENDS) {
       assert.equal(r.outputs[0]!.data.length, 2 * 49 * 32);
       assert.equal(r.baselineBytes, tf.memory().numBytes);
       // At least the input and the output are alive at once on top of the weights.
-      assert.ok(r.peakBytes >= r.baselineBytes + 2 * 2 * 49 * 32 * 4, `peak ${r.peakBytes}, baseline ${r.baselineBytes}`);
+      assert.ok(
+        r.peakBytes >= r.baselineBytes + 2 * 2 * 49 * 32 * 4,
+        `peak ${r.peakBytes}, baseline ${r.baselineBytes}`,
+      );
       assert.equal(r.memory.numTensors, held);
       if (backend === 'webgpu') assert.equal(typeof r.memory.numBytesInGPU, 'number');
       ex.dispose();
@@ -327,7 +375,10 @@ for (const backend of BACKENDS) {
       const figures = await prepared.measureMemory({ x: u.x });
       await prepared.release();
       const byLabel = (re: RegExp) => figures.find((f) => re.test(f.label));
-      assert.ok((byLabel(/^tf\.profile peakBytes above weights/)?.bytes ?? 0) >= 2 * 2 * 49 * 32 * 4, JSON.stringify(figures));
+      assert.ok(
+        (byLabel(/^tf\.profile peakBytes above weights/)?.bytes ?? 0) >= 2 * 2 * 49 * 32 * 4,
+        JSON.stringify(figures),
+      );
       const live = byLabel(/tf\.memory\(\)\.numBytesInGPU,/);
       const allocated = byLabel(/tf\.memory\(\)\.numBytesAllocatedInGPU/);
       if (backend !== 'webgpu') return assert.deepEqual([live, allocated], [undefined, undefined]);
@@ -349,13 +400,15 @@ describe('tfjs webgpu specifics', { skip: skipFor('webgpu') }, () => {
     const x = g.input('x', [n, 8]);
     const scores = g.matmul(x, g.transpose(x, [1, 0]));
     const y = g.reduce('sum', scores, -1);
-    await assert.rejects(
-      TfjsExecutor.create(g, [y], mapWeights(new Map()), { backend: 'webgpu' }),
-      (err: Error) => {
-        assert.match(err.message, new RegExp(`node ${scores.id} \\(matmul\\).*\\[${n},${n}\\] = ${n * n * 4} bytes.*maxStorageBufferBindingSize of ${limit} bytes`));
-        return true;
-      },
-    );
+    await assert.rejects(TfjsExecutor.create(g, [y], mapWeights(new Map()), { backend: 'webgpu' }), (err: Error) => {
+      assert.match(
+        err.message,
+        new RegExp(
+          `node ${scores.id} \\(matmul\\).*\\[${n},${n}\\] = ${n * n * 4} bytes.*maxStorageBufferBindingSize of ${limit} bytes`,
+        ),
+      );
+      return true;
+    });
   });
 
   test('executors on webgpu and cpu take turns on the one tfjs engine', async () => {

@@ -28,14 +28,25 @@ const ROOT = path.resolve(__dirname, '..');
 const DIST_JS = path.join(ROOT, 'dist', 'webview.js');
 const DIST_CSS = path.join(ROOT, 'dist', 'webview.css');
 const OUT = path.join(ROOT, 'test-output');
-const fixture = JSON.parse(fs.readFileSync(path.join(ROOT, 'fixtures', 'results', 'soft_tiny-dashboard.json'), 'utf8')) as DashboardData;
+const fixture = JSON.parse(
+  fs.readFileSync(path.join(ROOT, 'fixtures', 'results', 'soft_tiny-dashboard.json'), 'utf8'),
+) as DashboardData;
 /** The tiny official checkpoint on two photos at 64×64, maps of 4 stages (scripts/make-infer-fixture.ts). */
-const inferFixture = JSON.parse(fs.readFileSync(path.join(ROOT, 'fixtures', 'results', 'tiny-infer-dashboard.json'), 'utf8')) as DashboardData;
+const inferFixture = JSON.parse(
+  fs.readFileSync(path.join(ROOT, 'fixtures', 'results', 'tiny-infer-dashboard.json'), 'utf8'),
+) as DashboardData;
 
 interface Snapshot {
   type: string;
   labels: unknown[];
-  datasets: { label: string; data: unknown[]; borderColor: unknown; backgroundColor: unknown; borderDash: unknown; pointStyle: unknown }[];
+  datasets: {
+    label: string;
+    data: unknown[];
+    borderColor: unknown;
+    backgroundColor: unknown;
+    borderDash: unknown;
+    pointStyle: unknown;
+  }[];
   guides: { vertical?: { value: number; label: string }[]; horizontal?: { value: number; label: string }[] } | null;
   tickColor: unknown;
   ariaLabel: string;
@@ -125,23 +136,36 @@ function startServer(): Promise<string> {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     const origin = `http://127.0.0.1:${(server!.address() as AddressInfo).port}`;
     if (url.pathname === '/' || url.pathname === '/index.html') {
-      const html = dashboardHtml({ nonce: makeNonce(), cspSource: origin, script: { uri: `${origin}/dist/webview.js` }, style: { uri: `${origin}/dist/webview.css` }, title: 'ViT Lens dashboard' });
+      const html = dashboardHtml({
+        nonce: makeNonce(),
+        cspSource: origin,
+        script: { uri: `${origin}/dist/webview.js` },
+        style: { uri: `${origin}/dist/webview.css` },
+        title: 'ViT Lens dashboard',
+      });
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
       res.end(html);
     } else if (url.pathname === '/dist/webview.js' || url.pathname === '/dist/webview.css') {
       const file = url.pathname.endsWith('.js') ? DIST_JS : DIST_CSS;
-      res.writeHead(200, { 'content-type': url.pathname.endsWith('.js') ? 'text/javascript' : 'text/css', 'cache-control': 'no-store' });
+      res.writeHead(200, {
+        'content-type': url.pathname.endsWith('.js') ? 'text/javascript' : 'text/css',
+        'cache-control': 'no-store',
+      });
       res.end(fs.readFileSync(file));
     } else {
       res.writeHead(404).end();
     }
   });
-  return new Promise((resolve) => server!.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server!.address() as AddressInfo).port}`)));
+  return new Promise((resolve) =>
+    server!.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server!.address() as AddressInfo).port}`)),
+  );
 }
 
 const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
-const charts = (page: Page): Promise<Record<string, Snapshot>> => page.evaluate(() => window.vitlensDashboard!.charts() as unknown as Record<string, Snapshot>);
-const posted = (page: Page): Promise<{ type: string; [k: string]: unknown }[]> => page.evaluate(() => (window as unknown as { __posted: { type: string }[] }).__posted);
+const charts = (page: Page): Promise<Record<string, Snapshot>> =>
+  page.evaluate(() => window.vitlensDashboard!.charts() as unknown as Record<string, Snapshot>);
+const posted = (page: Page): Promise<{ type: string; [k: string]: unknown }[]> =>
+  page.evaluate(() => (window as unknown as { __posted: { type: string }[] }).__posted);
 
 async function sendToPage(page: Page, message: HostMessage): Promise<void> {
   await page.evaluate((m) => window.postMessage(m, '*'), message);
@@ -153,17 +177,31 @@ async function showView(page: Page, view: string): Promise<void> {
 }
 
 /** Opens the page as the webview panel does and answers its `ready` with `data`. */
-async function openWebview(data: DashboardData, o: { vars?: Record<string, string>; bodyClass?: string } = {}): Promise<ProbedPage> {
-  const p = await openProbedPage(browser!, { initScripts: [vscodeStub(o.vars ?? VSCODE_DARK, o.bodyClass ?? 'vscode-dark')] });
+async function openWebview(
+  data: DashboardData,
+  o: { vars?: Record<string, string>; bodyClass?: string } = {},
+): Promise<ProbedPage> {
+  const p = await openProbedPage(browser!, {
+    initScripts: [vscodeStub(o.vars ?? VSCODE_DARK, o.bodyClass ?? 'vscode-dark')],
+  });
   await p.page.goto(`${base}/`);
-  await p.page.waitForFunction(() => (window as unknown as { __posted?: { type: string }[] }).__posted?.some((m) => m.type === 'ready'));
+  await p.page.waitForFunction(() =>
+    (window as unknown as { __posted?: { type: string }[] }).__posted?.some((m) => m.type === 'ready'),
+  );
   await sendToPage(p.page, { type: 'data', data });
   await p.page.waitForFunction(() => window.vitlensDashboard?.ready());
   return p;
 }
 
 async function openReport(name: string, data: DashboardData, colorScheme: 'light' | 'dark'): Promise<ProbedPage> {
-  const html = dashboardHtml({ nonce: makeNonce(), cspSource: null, script: { inline: fs.readFileSync(DIST_JS, 'utf8') }, style: { inline: fs.readFileSync(DIST_CSS, 'utf8') }, data, title: data.title });
+  const html = dashboardHtml({
+    nonce: makeNonce(),
+    cspSource: null,
+    script: { inline: fs.readFileSync(DIST_JS, 'utf8') },
+    style: { inline: fs.readFileSync(DIST_CSS, 'utf8') },
+    data,
+    title: data.title,
+  });
   const file = path.join(OUT, name);
   fs.writeFileSync(file, html);
   const p = await openProbedPage(browser!, { colorScheme, acceptDownloads: true });
@@ -177,15 +215,27 @@ async function screenshot(page: Page, name: string): Promise<void> {
 }
 
 async function waitOverlays(page: Page, n: number): Promise<void> {
-  await page.waitForFunction((count) => document.querySelectorAll('#panel-infer canvas.overlay-canvas[data-state="drawn"]').length === count, n);
+  await page.waitForFunction(
+    (count) => document.querySelectorAll('#panel-infer canvas.overlay-canvas[data-state="drawn"]').length === count,
+    n,
+  );
 }
 
 /** The overlay canvas's pixel at a point (fractions of the picture) and the raw input picture's pixel there. */
-function overlayVsRaw(page: Page, index: number, fx: number, fy: number, src: string): Promise<{ overlay: number[]; raw: number[] }> {
+function overlayVsRaw(
+  page: Page,
+  index: number,
+  fx: number,
+  fy: number,
+  src: string,
+): Promise<{ overlay: number[]; raw: number[] }> {
   return page.evaluate(
     async ({ index, fx, fy, src }) => {
       const canvas = document.getElementById(`infer-overlay-${index}`) as HTMLCanvasElement;
-      const overlay = [...canvas.getContext('2d')!.getImageData(Math.floor(fx * canvas.width), Math.floor(fy * canvas.height), 1, 1).data];
+      const overlay = [
+        ...canvas.getContext('2d')!.getImageData(Math.floor(fx * canvas.width), Math.floor(fy * canvas.height), 1, 1)
+          .data,
+      ];
       const img = new Image();
       img.src = src;
       await img.decode();
@@ -201,7 +251,8 @@ function overlayVsRaw(page: Page, index: number, fx: number, fy: number, src: st
   );
 }
 
-const rgbDiff = (a: number[], b: number[]): number => Math.abs(a[0]! - b[0]!) + Math.abs(a[1]! - b[1]!) + Math.abs(a[2]! - b[2]!);
+const rgbDiff = (a: number[], b: number[]): number =>
+  Math.abs(a[0]! - b[0]!) + Math.abs(a[1]! - b[1]!) + Math.abs(a[2]! - b[2]!);
 
 function assertClean(p: ProbedPage): void {
   assert.deepEqual(p.problems(), [], 'console errors, page errors, CSP violations or remote requests');
@@ -223,14 +274,30 @@ async function assertAllViews(page: Page, screenshotPrefix: string | null): Prom
   assert.deepEqual(stageLabels, [1, 2, 3, 4]);
   assert.ok(labels.includes('Head'), 'the classifier head is a bar too');
   assert.equal(labels[0], 'Stage 1 SOFT');
-  const stageMacs = (stacked.datasets.map((d) => d.data) as number[][]).reduce((acc, col) => acc.map((v, i) => v + (col[i] ?? 0)));
-  assert.equal(stageMacs.reduce((a, b) => a + b, 0), profile.macsByConvention.E, 'the stacks add up to every counted MAC');
+  const stageMacs = (stacked.datasets.map((d) => d.data) as number[][]).reduce((acc, col) =>
+    acc.map((v, i) => v + (col[i] ?? 0)),
+  );
+  assert.equal(
+    stageMacs.reduce((a, b) => a + b, 0),
+    profile.macsByConvention.E,
+    'the stacks add up to every counted MAC',
+  );
   assert.ok(c['profile-params'], 'params chart');
-  assert.deepEqual(c['profile-params']!.datasets[0]!.data, profile.stages.map((s) => s.params));
+  assert.deepEqual(
+    c['profile-params']!.datasets[0]!.data,
+    profile.stages.map((s) => s.params),
+  );
   const sweep = c['profile-sweep-macs']!;
   assert.equal(sweep.datasets.length, fixture.profileSweep!.attentions.length, 'one dataset per attention kind');
-  assert.deepEqual(sweep.datasets.map((d) => d.label), ['SOFT', 'UFO-ViT', 'softmax-SR', 'softmax']);
-  assert.equal(new Set(sweep.datasets.map((d) => JSON.stringify([d.borderDash, d.pointStyle]))).size, sweep.datasets.length, 'attention kinds differ in dash and point style, not colour alone');
+  assert.deepEqual(
+    sweep.datasets.map((d) => d.label),
+    ['SOFT', 'UFO-ViT', 'softmax-SR', 'softmax'],
+  );
+  assert.equal(
+    new Set(sweep.datasets.map((d) => JSON.stringify([d.borderDash, d.pointStyle]))).size,
+    sweep.datasets.length,
+    'attention kinds differ in dash and point style, not colour alone',
+  );
   assert.ok(c['profile-sweep-memory'], 'memory sweep chart');
   for (const [id, s] of Object.entries(c)) assert.ok(s.ariaLabel.length > 40, `${id} has a summary aria-label`);
   const text = await page.locator('#panel-profile').innerText();
@@ -244,13 +311,19 @@ async function assertAllViews(page: Page, screenshotPrefix: string | null): Prom
   const latency = c['bench-latency']!;
   assert.ok(latency, 'latency chart');
   for (const fit of fixture.bench!.scaling) {
-    const ds = latency.datasets.find((d) => d.label.includes(fit.runtime) && d.label.startsWith(fit.attention === 'soft' ? 'SOFT ' : fit.attention === 'ufo' ? 'UFO-ViT ' : 'softmax '));
+    const ds = latency.datasets.find(
+      (d) =>
+        d.label.includes(fit.runtime) &&
+        d.label.startsWith(fit.attention === 'soft' ? 'SOFT ' : fit.attention === 'ufo' ? 'UFO-ViT ' : 'softmax '),
+    );
     assert.ok(ds, `dataset for ${fit.runtime} ${fit.attention}`);
     const m = /N\^(-?\d+\.\d\d) \(r² (\d\.\d\d)\)/.exec(ds.label);
     assert.ok(m, `slope in "${ds.label}"`);
     assert.equal(m[1], fit.timeExponent.toFixed(2));
     assert.equal(m[2], fit.timeR2.toFixed(2));
-    const okCases = fixture.bench!.cases.filter((x) => x.group === 'scaling' && x.runtime === fit.runtime && x.attention === fit.attention && x.status === 'ok');
+    const okCases = fixture.bench!.cases.filter(
+      (x) => x.group === 'scaling' && x.runtime === fit.runtime && x.attention === fit.attention && x.status === 'ok',
+    );
     assert.equal(ds.data.length, okCases.length);
   }
   const memory = c['bench-memory']!;
@@ -261,7 +334,10 @@ async function assertAllViews(page: Page, screenshotPrefix: string | null): Prom
   assert.notEqual(est[0]!.pointStyle, meas[0]!.pointStyle, 'estimated vs measured: different point style');
   const gflops = c['bench-gflops']!;
   assert.equal(gflops.type, 'bar');
-  assert.ok(gflops.datasets.some((d) => d.label.includes('software adapter')), 'software runtime flagged in the GFLOP/s legend');
+  assert.ok(
+    gflops.datasets.some((d) => d.label.includes('software adapter')),
+    'software runtime flagged in the GFLOP/s legend',
+  );
   assert.equal(await page.locator('#bench-cases tbody tr:not(.detail)').count(), fixture.bench!.cases.length);
   const benchText = await page.locator('#panel-bench').innerText();
   assert.match(benchText, /refused/);
@@ -283,8 +359,13 @@ async function assertAllViews(page: Page, screenshotPrefix: string | null): Prom
   for (const d of pinv.datasets) assert.equal(d.data.length, head0.iterations.length);
   assert.equal(new Set(pinv.datasets.map((d) => JSON.stringify(d.borderDash))).size, 4, 'distinct dash patterns');
   assert.equal(new Set(pinv.datasets.map((d) => d.pointStyle)).size, 4, 'distinct point styles');
-  assert.deepEqual(pinv.guides?.vertical, [{ value: fixture.pinv!.iterations, label: `newton_maxiter = ${fixture.pinv!.iterations}` }]);
-  assert.deepEqual(pinv.guides?.horizontal?.map((g) => g.value), [1e-3, 1e-6]);
+  assert.deepEqual(pinv.guides?.vertical, [
+    { value: fixture.pinv!.iterations, label: `newton_maxiter = ${fixture.pinv!.iterations}` },
+  ]);
+  assert.deepEqual(
+    pinv.guides?.horizontal?.map((g) => g.value),
+    [1e-3, 1e-6],
+  );
   const pinvText = await page.locator('#panel-pinv').innerText();
   assert.ok(pinvText.includes(fixture.pinv!.summary));
   assert.ok(pinvText.includes(head0.verdict));
@@ -293,7 +374,8 @@ async function assertAllViews(page: Page, screenshotPrefix: string | null): Prom
 
 describe('dashboard page in Chromium', { skip }, () => {
   before(async () => {
-    if (!fs.existsSync(DIST_JS) || !fs.existsSync(DIST_CSS)) execFileSync(process.execPath, ['esbuild.mjs'], { cwd: ROOT, stdio: 'inherit' });
+    if (!fs.existsSync(DIST_JS) || !fs.existsSync(DIST_CSS))
+      execFileSync(process.execPath, ['esbuild.mjs'], { cwd: ROOT, stdio: 'inherit' });
     fs.mkdirSync(OUT, { recursive: true });
     [browser, base] = await Promise.all([launchBrowser(), startServer()]);
   });
@@ -321,10 +403,19 @@ describe('dashboard page in Chromium', { skip }, () => {
       }
       // Charts follow the panel's size (responsive, no fixed aspect ratio).
       await showView(p.page, 'profile');
-      const width = (): Promise<number> => p.page.evaluate(() => document.querySelector('[data-chart-id="profile-sweep-macs"] canvas')!.getBoundingClientRect().width);
+      const width = (): Promise<number> =>
+        p.page.evaluate(
+          () => document.querySelector('[data-chart-id="profile-sweep-macs"] canvas')!.getBoundingClientRect().width,
+        );
       const wide = await width();
       await p.page.setViewportSize({ width: 560, height: 900 });
-      await p.page.waitForFunction((w) => Math.abs(document.querySelector('[data-chart-id="profile-sweep-macs"] canvas')!.getBoundingClientRect().width - w) > 20, wide);
+      await p.page.waitForFunction(
+        (w) =>
+          Math.abs(
+            document.querySelector('[data-chart-id="profile-sweep-macs"] canvas')!.getBoundingClientRect().width - w,
+          ) > 20,
+        wide,
+      );
       const narrow = await width();
       assert.ok(narrow < 540, `chart shrank with the panel (${wide} → ${narrow})`);
       await screenshot(p.page, 'webview-light-profile-narrow.png');
@@ -362,9 +453,15 @@ describe('dashboard page in Chromium', { skip }, () => {
         document.body.classList.replace('vscode-dark', 'vscode-light');
         for (const [k, v] of Object.entries(vars)) document.documentElement.style.setProperty(k, v);
       }, next);
-      await p.page.waitForFunction(() => (window.vitlensDashboard!.charts()['profile-sweep-macs'] as unknown as Snapshot).tickColor === '#202122');
+      await p.page.waitForFunction(
+        () => (window.vitlensDashboard!.charts()['profile-sweep-macs'] as unknown as Snapshot).tickColor === '#202122',
+      );
       c = await charts(p.page);
-      assert.equal(c['profile-sweep-macs']!.datasets[0]!.borderColor, '#123abc', 'SOFT series takes the new charts.blue');
+      assert.equal(
+        c['profile-sweep-macs']!.datasets[0]!.borderColor,
+        '#123abc',
+        'SOFT series takes the new charts.blue',
+      );
       assert.equal(c['profile-params']!.tickColor, '#202122');
       assertClean(p);
     } finally {
@@ -384,9 +481,14 @@ describe('dashboard page in Chromium', { skip }, () => {
       const bar = page.locator('[role="progressbar"]');
       assert.equal(await bar.getAttribute('aria-valuenow'), '0');
       await page.locator('button.cancel').focus();
-      const scaling = fixture.bench!.cases.filter((c) => c.group === 'scaling' && c.attention === 'soft') as BenchCase[];
+      const scaling = fixture.bench!.cases.filter(
+        (c) => c.group === 'scaling' && c.attention === 'soft',
+      ) as BenchCase[];
       await sendToPage(page, { type: 'benchCase', case: scaling[0]! });
-      await sendToPage(page, { type: 'progress', live: { job: 'bench', message: 'soft N=1225', done: 1, total: 2, cancellable: true } });
+      await sendToPage(page, {
+        type: 'progress',
+        live: { job: 'bench', message: 'soft N=1225', done: 1, total: 2, cancellable: true },
+      });
       await page.waitForFunction(() => document.querySelectorAll('#bench-cases tbody tr:not(.detail)').length === 1);
       assert.equal((await charts(page))['bench-latency']!.datasets[0]!.data.length, 1);
       assert.equal(await bar.getAttribute('aria-valuenow'), '1');
@@ -394,19 +496,33 @@ describe('dashboard page in Chromium', { skip }, () => {
       await page.waitForFunction(() => document.querySelectorAll('#bench-cases tbody tr:not(.detail)').length === 2);
       const c = await charts(page);
       assert.equal(c['bench-latency']!.datasets[0]!.data.length, 2, 'the dataset grew');
-      assert.ok(await page.evaluate(() => document.activeElement?.classList.contains('cancel')), 'focus stayed on Cancel while cases arrived');
+      assert.ok(
+        await page.evaluate(() => document.activeElement?.classList.contains('cancel')),
+        'focus stayed on Cancel while cases arrived',
+      );
       await page.click('button.cancel');
       assert.ok((await posted(page)).some((m) => m.type === 'cancel'));
       await sendToPage(page, { type: 'jobDone', bench: clone(fixture.bench!) });
-      await page.waitForFunction((n) => document.querySelectorAll('#bench-cases tbody tr:not(.detail)').length === n, fixture.bench!.cases.length);
+      await page.waitForFunction(
+        (n) => document.querySelectorAll('#bench-cases tbody tr:not(.detail)').length === n,
+        fixture.bench!.cases.length,
+      );
       assert.equal(await page.locator('[role="progressbar"]').count(), 0, 'progress bar gone');
       assert.equal((await charts(page))['bench-latency']!.datasets.length, fixture.bench!.scaling.length);
       await sendToPage(page, { type: 'jobDone', error: 'worker crashed (exit 3)' });
-      await page.waitForFunction(() => document.querySelector('[role="alert"]')?.textContent?.includes('worker crashed'));
+      await page.waitForFunction(() =>
+        document.querySelector('[role="alert"]')?.textContent?.includes('worker crashed'),
+      );
       assert.match(await page.locator('[role="alert"] .badge').innerText(), /^error$/);
       // A cancel is the user's own doing: said plainly, without an error badge.
-      await sendToPage(page, { type: 'jobDone', error: 'Benchmark cancelled; the cases that finished are kept.', cancelled: true });
-      await page.waitForFunction(() => document.querySelector('[role="alert"]')?.textContent?.includes('Benchmark cancelled'));
+      await sendToPage(page, {
+        type: 'jobDone',
+        error: 'Benchmark cancelled; the cases that finished are kept.',
+        cancelled: true,
+      });
+      await page.waitForFunction(() =>
+        document.querySelector('[role="alert"]')?.textContent?.includes('Benchmark cancelled'),
+      );
       assert.match(await page.locator('[role="alert"] .badge').innerText(), /^cancelled$/);
       await page.waitForFunction(() => document.querySelector('[role="status"]')?.textContent === 'Job cancelled');
       assertClean(p);
@@ -424,12 +540,20 @@ describe('dashboard page in Chromium', { skip }, () => {
       await page.click('#export-json');
       await showView(page, 'bench');
       await page.click('#export-csv');
-      const saves = (await posted(page)).filter((m) => m.type === 'save') as unknown as { filename: string; mime: string; encoding: string; content: string }[];
+      const saves = (await posted(page)).filter((m) => m.type === 'save') as unknown as {
+        filename: string;
+        mime: string;
+        encoding: string;
+        content: string;
+      }[];
       const png = saves.find((m) => m.mime === 'image/png');
       assert.ok(png, 'PNG save message');
       assert.equal(png.encoding, 'base64');
       assert.equal(png.filename, 'soft_tiny-profile-macs-by-kind.png');
-      assert.deepEqual([...Buffer.from(png.content, 'base64').subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+      assert.deepEqual(
+        [...Buffer.from(png.content, 'base64').subarray(0, 8)],
+        [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a],
+      );
       const json = saves.find((m) => m.mime === 'application/json');
       assert.ok(json);
       assert.deepEqual(JSON.parse(json.content), data);
@@ -454,8 +578,15 @@ describe('dashboard page in Chromium', { skip }, () => {
       await showView(p.page, 'pinv');
       assert.match(await p.page.locator('#panel-pinv').innerText(), /No pseudo-inverse report yet/);
       await showView(p.page, 'infer');
-      assert.match(await p.page.locator('#panel-infer').innerText(), /No inference yet — run vitlens infer … --html or use the Run inference CodeLens/);
-      assert.equal(await p.page.locator('#panel-infer button:has-text("Run inference")').count(), 1, 'VS Code can run it from here');
+      assert.match(
+        await p.page.locator('#panel-infer').innerText(),
+        /No inference yet — run vitlens infer … --html or use the Run inference CodeLens/,
+      );
+      assert.equal(
+        await p.page.locator('#panel-infer button:has-text("Run inference")').count(),
+        1,
+        'VS Code can run it from here',
+      );
       await p.page.click('#panel-infer button:has-text("Run inference")');
       assert.deepEqual((await posted(p.page)).at(-1), { type: 'rerun', view: 'infer' });
       await showView(p.page, 'profile');
@@ -480,7 +611,11 @@ describe('dashboard page in Chromium', { skip }, () => {
       }
       assert.equal(role, 'tab', 'Tab reaches the tablist');
       // The fixture opens on the benchmark view: its tab is the tablist's one tab stop.
-      assert.equal(await page.evaluate(() => document.activeElement?.id), 'tab-bench', 'the selected tab is the tab stop');
+      assert.equal(
+        await page.evaluate(() => document.activeElement?.id),
+        'tab-bench',
+        'the selected tab is the tab stop',
+      );
       await page.keyboard.press('ArrowRight');
       await page.waitForFunction(() => window.vitlensDashboard!.view() === 'pinv');
       assert.equal(await page.evaluate(() => document.activeElement?.id), 'tab-pinv');
@@ -498,29 +633,56 @@ describe('dashboard page in Chromium', { skip }, () => {
       // Pick stage 2, head 3 in the pseudo-inverse view.
       await page.selectOption('#panel-pinv select >> nth=0', '2');
       await page.selectOption('#panel-pinv select >> nth=1', '3');
-      await page.waitForFunction(() => /stage 2, head 3/.test(document.querySelector('[data-chart-id="pinv-convergence"] h3')?.textContent ?? ''));
+      await page.waitForFunction(() =>
+        /stage 2, head 3/.test(document.querySelector('[data-chart-id="pinv-convergence"] h3')?.textContent ?? ''),
+      );
       // Sort the heads table by condition number, descending.
       await page.click('#pinv-heads th button[data-column="cond"]');
       await page.click('#pinv-heads th button[data-column="cond"]');
-      assert.equal(await page.getAttribute('#pinv-heads th:has(button[data-column="cond"])', 'aria-sort'), 'descending');
+      assert.equal(
+        await page.getAttribute('#pinv-heads th:has(button[data-column="cond"])', 'aria-sort'),
+        'descending',
+      );
       const state = await page.evaluate(() => JSON.parse(sessionStorage.getItem('__vitlens_state') ?? 'null'));
-      assert.ok((await page.evaluate(() => (window as unknown as { __setStateCalls: number }).__setStateCalls)) > 0, 'setState was called');
+      assert.ok(
+        (await page.evaluate(() => (window as unknown as { __setStateCalls: number }).__setStateCalls)) > 0,
+        'setState was called',
+      );
       assert.equal(state.view, 'pinv');
       assert.deepEqual({ s: state.selections.pinvStage, h: state.selections.pinvHead }, { s: 2, h: 3 });
       assert.equal(state.data.title, fixture.title);
 
       await page.reload();
       await page.waitForFunction(() => window.vitlensDashboard?.ready());
-      assert.equal(await page.evaluate(() => window.vitlensDashboard!.view()), 'pinv', 'the reloaded panel shows the same view');
+      assert.equal(
+        await page.evaluate(() => window.vitlensDashboard!.view()),
+        'pinv',
+        'the reloaded panel shows the same view',
+      );
       // Restored from state at once, then it asks the host for anything newer (cases that came
       // while the panel was hidden); the same data again must not move the user's view.
-      assert.ok((await posted(page)).some((m) => m.type === 'ready'), 'the restored page asks the host for newer data');
+      assert.ok(
+        (await posted(page)).some((m) => m.type === 'ready'),
+        'the restored page asks the host for newer data',
+      );
       await sendToPage(page, { type: 'data', data: { ...fixture, view: 'bench' } });
-      assert.equal(await page.evaluate(() => window.vitlensDashboard!.view()), 'pinv', 'the same data again keeps the view');
+      assert.equal(
+        await page.evaluate(() => window.vitlensDashboard!.view()),
+        'pinv',
+        'the same data again keeps the view',
+      );
       const c = await charts(page);
       const head = fixture.pinv!.stages[1]!.heads[3]!;
-      assert.equal((c['pinv-convergence']!.datasets[0]!.data[0] as { y: number }).y, head.iterations[0]!.residual, 'stage 2, head 3 restored');
-      assert.equal(await page.getAttribute('#pinv-heads th:has(button[data-column="cond"])', 'aria-sort'), 'descending', 'table sort restored');
+      assert.equal(
+        (c['pinv-convergence']!.datasets[0]!.data[0] as { y: number }).y,
+        head.iterations[0]!.residual,
+        'stage 2, head 3 restored',
+      );
+      assert.equal(
+        await page.getAttribute('#pinv-heads th:has(button[data-column="cond"])', 'aria-sort'),
+        'descending',
+        'table sort restored',
+      );
       assertClean(p);
     } finally {
       await p.close();
@@ -533,7 +695,11 @@ describe('dashboard page in Chromium', { skip }, () => {
     const p = await openWebview(clone(inferFixture));
     const { page } = p;
     try {
-      assert.equal(await page.evaluate(() => window.vitlensDashboard!.view()), 'infer', 'the data names the inference view');
+      assert.equal(
+        await page.evaluate(() => window.vitlensDashboard!.view()),
+        'infer',
+        'the data names the inference view',
+      );
       await waitOverlays(page, r.items.length);
       assert.equal(await page.locator('#panel-infer .infer-item').count(), r.items.length, 'one card per item');
       const summary = await page.locator('#panel-infer .summary').innerText();
@@ -541,35 +707,60 @@ describe('dashboard page in Chromium', { skip }, () => {
       assert.ok(summary.includes(r.input.transform), 'transform');
       assert.match(summary, /batch 2 · 64×64/);
       assert.match(summary, /onnxruntime-node 1\.30\.0, CPU EP · 2 threads on AMD EPYC/);
-      assert.match(summary, /Timing \(one run\)\s+preprocess 104 ms · build 8\.56 ms · session 159 ms · forward 7\.29 ms/);
+      assert.match(
+        summary,
+        /Timing \(one run\)\s+preprocess 104 ms · build 8\.56 ms · session 159 ms · forward 7\.29 ms/,
+      );
 
       for (const [i, item] of r.items.entries()) {
         const card = page.locator(`#infer-item-${i}`);
         assert.equal(await card.locator('h3').innerText(), item.name);
-        assert.ok((await card.locator('.infer-sub').innerText()).includes(`${item.original!.width}×${item.original!.height} px`), 'original size');
-        const rows = await page.$$eval(`#infer-top5-${i} tbody tr`, (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => (td.textContent ?? '').trim())));
+        assert.ok(
+          (await card.locator('.infer-sub').innerText()).includes(
+            `${item.original!.width}×${item.original!.height} px`,
+          ),
+          'original size',
+        );
+        const rows = await page.$$eval(`#infer-top5-${i} tbody tr`, (trs) =>
+          trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => (td.textContent ?? '').trim())),
+        );
         assert.deepEqual(
           rows.map((c) => c.slice(0, 4)),
           item.top5.map((t, k) => [String(k + 1), t.label, String(t.index), `${(t.probability * 100).toFixed(2)} %`]),
           `top-5 of ${item.name}`,
         );
-        const widths = await page.$$eval(`#infer-top5-${i} .prob-fill`, (els) => els.map((e) => (e as HTMLElement).style.width));
-        assert.deepEqual(widths, item.top5.map((t) => `${(t.probability * 100).toFixed(2)}%`), 'probability bars sized through CSSOM');
+        const widths = await page.$$eval(`#infer-top5-${i} .prob-fill`, (els) =>
+          els.map((e) => (e as HTMLElement).style.width),
+        );
+        assert.deepEqual(
+          widths,
+          item.top5.map((t) => `${(t.probability * 100).toFixed(2)}%`),
+          'probability bars sized through CSSOM',
+        );
         assert.equal(await card.locator('.map-meaning').innerText(), item.maps[0]!.meaning, 'meaning shown verbatim');
         // The overlay is drawn: at the query's cell centre the canvas is not the raw picture.
         const m = item.maps[0]!;
         const q = m.query as { row: number; col: number };
         const px = await overlayVsRaw(page, i, (q.col + 0.5) / m.grid.w, (q.row + 0.5) / m.grid.h, item.inputImage!);
         assert.ok(rgbDiff(px.overlay, px.raw) > 30, `overlay differs from the raw pixel (${px.overlay} vs ${px.raw})`);
-        assert.match((await card.locator('canvas').getAttribute('aria-label'))!, /stage 1 \(SOFT, block 0\), mean over heads, query: row 8, col 8 of the 16×16 grid\. Strongest key: row \d+, col \d+ of the 16×16 key grid/);
+        assert.match(
+          (await card.locator('canvas').getAttribute('aria-label'))!,
+          /stage 1 \(SOFT, block 0\), mean over heads, query: row 8, col 8 of the 16×16 grid\. Strongest key: row \d+, col \d+ of the 16×16 key grid/,
+        );
       }
       await screenshot(page, 'webview-dark-infer.png');
 
       const label = async (): Promise<string> => (await page.getAttribute('#infer-overlay-0', 'aria-label')) ?? '';
       // Stage select: re-labels the canvas; the stage-4 cls weight is printed beside the map.
       await page.selectOption('#infer-stage-0', '4');
-      assert.match(await label(), /stage 4 \(softmax, block 0\), mean over heads, query: cls token\. .*cls key weight 0\.20/);
-      assert.match(await page.locator('#infer-item-0 .map-values').innerText(), /cls key weight \(stage 4, mean over heads\)\s+0\.20197/);
+      assert.match(
+        await label(),
+        /stage 4 \(softmax, block 0\), mean over heads, query: cls token\. .*cls key weight 0\.20/,
+      );
+      assert.match(
+        await page.locator('#infer-item-0 .map-values').innerText(),
+        /cls key weight \(stage 4, mean over heads\)\s+0\.20197/,
+      );
       assert.equal(await page.locator('#infer-map-data-0 tbody tr').count(), 2, 'data table: the 2×2 key grid');
       await page.selectOption('#infer-head-0', '2');
       assert.match(await label(), /stage 4 .*, head 2, query: cls token/);
@@ -580,7 +771,10 @@ describe('dashboard page in Chromium', { skip }, () => {
       await page.locator('#infer-opacity-0').fill('0');
       const m0 = r.items[0]!.maps[0]!;
       const bare = await overlayVsRaw(page, 0, 8.5 / 16, 8.5 / 16, r.items[0]!.inputImage!);
-      assert.ok(rgbDiff(bare.overlay, bare.raw) <= 3, `opacity 0 shows the raw picture (${bare.overlay} vs ${bare.raw})`);
+      assert.ok(
+        rgbDiff(bare.overlay, bare.raw) <= 3,
+        `opacity 0 shows the raw picture (${bare.overlay} vs ${bare.raw})`,
+      );
       await page.locator('#infer-opacity-0').fill('60');
       assert.equal(m0.stage, 1);
 
@@ -588,10 +782,16 @@ describe('dashboard page in Chromium', { skip }, () => {
       const box = (await page.locator('#infer-overlay-0').boundingBox())!;
       await page.click('#infer-overlay-0', { position: { x: box.width * 0.25, y: box.height * 0.78 } });
       const queries = async (): Promise<{ item: number; point: { x: number; y: number } }[]> =>
-        (await posted(page)).filter((m) => m.type === 'attentionQuery') as unknown as { item: number; point: { x: number; y: number } }[];
+        (await posted(page)).filter((m) => m.type === 'attentionQuery') as unknown as {
+          item: number;
+          point: { x: number; y: number };
+        }[];
       let q = (await queries()).at(-1)!;
       assert.equal(q.item, 0);
-      assert.ok(Math.abs(q.point.x - 0.25) < 0.01 && Math.abs(q.point.y - 0.78) < 0.01, `click fractions ${JSON.stringify(q.point)}`);
+      assert.ok(
+        Math.abs(q.point.x - 0.25) < 0.01 && Math.abs(q.point.y - 0.78) < 0.01,
+        `click fractions ${JSON.stringify(q.point)}`,
+      );
       assert.match(await page.locator('#infer-item-0 .query-status').innerText(), /computing…/);
       // Keyboard: the cursor sits on the clicked stage-1 token (row 12, col 4); → then Enter.
       await page.focus('#infer-overlay-0');
@@ -602,27 +802,54 @@ describe('dashboard page in Chromium', { skip }, () => {
 
       // The host answers: that item's maps are replaced and redrawn. SOFT's map is not
       // normalised; make it cross zero to get the diverging scale.
-      const maps = clone(r.items[0]!.maps).map((m) => (m.query === 'cls' ? m : { ...m, query: { row: Math.floor(0.78 * m.grid.h), col: Math.floor(0.25 * m.grid.w) } }));
+      const maps = clone(r.items[0]!.maps).map((m) =>
+        m.query === 'cls' ? m : { ...m, query: { row: Math.floor(0.78 * m.grid.h), col: Math.floor(0.25 * m.grid.w) } },
+      );
       maps[0]!.mean = maps[0]!.mean.map((v) => v - 0.374);
       maps[0]!.heads = maps[0]!.heads.map((hd) => hd.map((v) => v - 0.374));
       await sendToPage(page, { type: 'attentionMaps', item: 0, maps });
-      await page.waitForFunction(() => /query: row 12, col 4 of the 16×16 grid/.test(document.getElementById('infer-overlay-0')!.getAttribute('aria-label') ?? ''));
+      await page.waitForFunction(() =>
+        /query: row 12, col 4 of the 16×16 grid/.test(
+          document.getElementById('infer-overlay-0')!.getAttribute('aria-label') ?? '',
+        ),
+      );
       assert.doesNotMatch(await page.locator('#infer-item-0 .query-status').innerText(), /computing/);
-      assert.equal(await page.locator('#infer-item-0 .legend-mid').innerText(), '0', 'diverging scale: zero in the middle');
+      assert.equal(
+        await page.locator('#infer-item-0 .legend-mid').innerText(),
+        '0',
+        'diverging scale: zero in the middle',
+      );
       assert.match(await page.locator('#infer-item-0 .legend-note').innerText(), /^Diverging/);
       assert.match(await page.locator('#infer-item-0 .map-values').innerText(), /Min\s+−0\.000/);
-      assert.match((await page.getAttribute('#infer-overlay-1', 'aria-label'))!, /query: row 8, col 8/, 'the other item is untouched');
+      assert.match(
+        (await page.getAttribute('#infer-overlay-1', 'aria-label'))!,
+        /query: row 8, col 8/,
+        'the other item is untouched',
+      );
       // A query the host cannot answer: the reason is shown, the maps stay.
       await page.click('#infer-overlay-1', { position: { x: 10, y: 10 } });
       await sendToPage(page, { type: 'attentionMaps', item: 1, maps: [], error: 'the worker was killed by SIGKILL' });
-      await page.waitForFunction(() => /Could not compute the maps for this query: the worker was killed by SIGKILL/.test(document.querySelector('#infer-item-1 .query-status')?.textContent ?? ''));
-      assert.match((await page.getAttribute('#infer-overlay-1', 'aria-label'))!, /query: row 8, col 8/, 'the previous maps stay');
+      await page.waitForFunction(() =>
+        /Could not compute the maps for this query: the worker was killed by SIGKILL/.test(
+          document.querySelector('#infer-item-1 .query-status')?.textContent ?? '',
+        ),
+      );
+      assert.match(
+        (await page.getAttribute('#infer-overlay-1', 'aria-label'))!,
+        /query: row 8, col 8/,
+        'the previous maps stay',
+      );
       await page.locator('#infer-item-0').screenshot({ path: path.join(OUT, 'webview-dark-infer-diverging.png') });
 
       // Exports: the composited overlay as PNG, the top-5 of every item as CSV (long format).
       await page.click('#infer-item-0 .card-tools button');
       await page.click('#export-csv');
-      const saves = (await posted(page)).filter((m) => m.type === 'save') as unknown as { filename: string; mime: string; encoding: string; content: string }[];
+      const saves = (await posted(page)).filter((m) => m.type === 'save') as unknown as {
+        filename: string;
+        mime: string;
+        encoding: string;
+        content: string;
+      }[];
       const png = saves.find((m) => m.mime === 'image/png')!;
       assert.equal(png.filename, 'custom-infer-1-chelsea.png-stage1-mean.png');
       const pngBytes = Buffer.from(png.content, 'base64');
@@ -638,8 +865,16 @@ describe('dashboard page in Chromium', { skip }, () => {
       assert.equal(lines[1], `0,${r.items[0]!.name},image,1,${t0.index},${t0.label},${t0.probability},${t0.logit}`);
 
       const state = await page.evaluate(() => JSON.parse(sessionStorage.getItem('__vitlens_state') ?? 'null'));
-      assert.deepEqual(state.selections.infer['0'], { stage: 1, head: null, opacity: 0.6 }, 'stage, head and opacity persisted');
-      assert.deepEqual(state.data.infer.items[0].maps[0].query, { row: 12, col: 4 }, 'the new maps are kept with the state');
+      assert.deepEqual(
+        state.selections.infer['0'],
+        { stage: 1, head: null, opacity: 0.6 },
+        'stage, head and opacity persisted',
+      );
+      assert.deepEqual(
+        state.data.infer.items[0].maps[0].query,
+        { row: 12, col: 4 },
+        'the new maps are kept with the state',
+      );
       assertClean(p);
     } finally {
       await p.close();
@@ -661,7 +896,10 @@ describe('dashboard page in Chromium', { skip }, () => {
       assert.equal(await page.inputValue('#infer-stage-1'), '2');
       assert.equal(await page.inputValue('#infer-head-1'), '1');
       assert.equal(await page.inputValue('#infer-opacity-1'), '35');
-      assert.match((await page.getAttribute('#infer-overlay-1', 'aria-label'))!, /stage 2 \(SOFT, block 0\), head 1, query: row 4, col 4 of the 8×8 grid/);
+      assert.match(
+        (await page.getAttribute('#infer-overlay-1', 'aria-label'))!,
+        /stage 2 \(SOFT, block 0\), head 1, query: row 4, col 4 of the 8×8 grid/,
+      );
       // Stage 4 (softmax, cls query) with its data table open; then a narrow panel.
       await page.selectOption('#infer-stage-0', '4');
       await page.click('#infer-item-0 details.data-table summary');
@@ -682,17 +920,30 @@ describe('dashboard page in Chromium', { skip }, () => {
       try {
         assert.equal(await page.evaluate(() => window.vitlensDashboard!.view()), 'infer');
         await waitOverlays(page, r.items.length);
-        const rows = await page.$$eval('#infer-top5-1 tbody tr td:nth-child(2)', (tds) => tds.map((td) => td.textContent));
-        assert.deepEqual(rows, r.items[1]!.top5.map((t) => t.label));
+        const rows = await page.$$eval('#infer-top5-1 tbody tr td:nth-child(2)', (tds) =>
+          tds.map((td) => td.textContent),
+        );
+        assert.deepEqual(
+          rows,
+          r.items[1]!.top5.map((t) => t.label),
+        );
         const px = await overlayVsRaw(page, 1, 8.5 / 16, 8.5 / 16, r.items[1]!.inputImage!);
         assert.ok(rgbDiff(px.overlay, px.raw) > 30, 'overlay drawn in the report too');
         await screenshot(page, `report-${scheme}-infer.png`);
         await page.click('#infer-overlay-0', { position: { x: 20, y: 20 } });
         await page.focus('#infer-overlay-1');
         await page.keyboard.press('Enter');
-        for (const i of [0, 1]) assert.equal(await page.locator(`#infer-item-${i} .query-status`).innerText(), 'This report shows the maps it was written with; run it in VS Code to pick another query.');
+        for (const i of [0, 1])
+          assert.equal(
+            await page.locator(`#infer-item-${i} .query-status`).innerText(),
+            'This report shows the maps it was written with; run it in VS Code to pick another query.',
+          );
         assert.deepEqual(await page.evaluate(() => window.vitlensDashboard!.posted()), [], 'nothing posted');
-        assert.match((await page.getAttribute('#infer-overlay-0', 'aria-label'))!, /query: row 8, col 8/, 'the maps are unchanged');
+        assert.match(
+          (await page.getAttribute('#infer-overlay-0', 'aria-label'))!,
+          /query: row 8, col 8/,
+          'the maps are unchanged',
+        );
         assertClean(p);
       } finally {
         await p.close();

@@ -60,7 +60,10 @@ describe('profile caches of a document (server/lsp/documents.ts)', () => {
 
     const big = analyzeDocument('file:///t/big.yaml', 1, 'model: soft_tiny\ndepths: [300, 300, 300, 300]\n');
     const at224 = big.profile(224)!;
-    assert.equal(at224.stages.reduce((n, s) => n + s.depth, 0), 1200);
+    assert.equal(
+      at224.stages.reduce((n, s) => n + s.depth, 0),
+      1200,
+    );
     assert.equal(big.profile(224), at224);
     big.profile(256);
     const again = big.profile(224)!;

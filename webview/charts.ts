@@ -106,7 +106,20 @@ const guidesPlugin: Plugin = {
   },
 };
 
-Chart.register(BarController, LineController, BarElement, LineElement, PointElement, CategoryScale, LinearScale, LogarithmicScale, Legend, Tooltip, backgroundPlugin, guidesPlugin);
+Chart.register(
+  BarController,
+  LineController,
+  BarElement,
+  LineElement,
+  PointElement,
+  CategoryScale,
+  LinearScale,
+  LogarithmicScale,
+  Legend,
+  Tooltip,
+  backgroundPlugin,
+  guidesPlugin,
+);
 
 /** Deterministic and fast: no animation anywhere. */
 Chart.defaults.animation = false;
@@ -153,7 +166,11 @@ export function attentionStyle(attention: string, theme: Theme): SeriesStyle {
 /** The n-th generic series style (runtimes, heads …). */
 export function indexedStyle(i: number, theme: Theme): SeriesStyle {
   const colors = [theme.blue, theme.orange, theme.green, theme.purple, theme.red, theme.yellow];
-  return { color: colors[i % colors.length]!, dash: DASHES[i % DASHES.length]!, pointStyle: POINTS[i % POINTS.length]! };
+  return {
+    color: colors[i % colors.length]!,
+    dash: DASHES[i % DASHES.length]!,
+    pointStyle: POINTS[i % POINTS.length]!,
+  };
 }
 
 /** One colour per op kind for stacked bars: the six chart colours, then tints of them. */
@@ -201,7 +218,10 @@ export function baseOptions(theme: Theme): Record<string, unknown> {
     interaction: { mode: 'nearest', intersect: false },
     plugins: {
       vitlensBackground: { color: theme.background },
-      legend: { position: 'bottom', labels: { color: theme.foreground, usePointStyle: true, boxHeight: 8, padding: 12 } },
+      legend: {
+        position: 'bottom',
+        labels: { color: theme.foreground, usePointStyle: true, boxHeight: 8, padding: 12 },
+      },
       tooltip: {
         backgroundColor: withAlpha(theme.background, 0.96),
         titleColor: theme.foreground,
@@ -243,7 +263,15 @@ export interface ChartSpec {
 export interface ChartSnapshot {
   type: string;
   labels: unknown[];
-  datasets: { label: string; data: unknown[]; borderColor: unknown; backgroundColor: unknown; borderDash: unknown; pointStyle: unknown; hidden: boolean }[];
+  datasets: {
+    label: string;
+    data: unknown[];
+    borderColor: unknown;
+    backgroundColor: unknown;
+    borderDash: unknown;
+    pointStyle: unknown;
+    hidden: boolean;
+  }[];
   guides: GuidesOptions | null;
   tickColor: unknown;
   ariaLabel: string;
@@ -323,8 +351,17 @@ export class ChartCard {
     const titleId = nextId(`${spec.id}-title`);
     this.canvas = h('canvas', { role: 'img', 'aria-label': '' });
     this.noteEl = h('p', { className: 'chart-note' });
-    this.table = new Table<(string | number | null)[]>({ id: `${spec.id}-data`, caption: `Data of “${spec.title}”`, columns: [], sortable: false });
-    const png = h('button', { type: 'button', className: 'btn btn--small', title: 'Save this chart as a PNG image' }, 'PNG');
+    this.table = new Table<(string | number | null)[]>({
+      id: `${spec.id}-data`,
+      caption: `Data of “${spec.title}”`,
+      columns: [],
+      sortable: false,
+    });
+    const png = h(
+      'button',
+      { type: 'button', className: 'btn btn--small', title: 'Save this chart as a PNG image' },
+      'PNG',
+    );
     png.addEventListener('click', () => onExportPng(this));
     this.pngButton = png;
     this.titleEl = h('h3', { id: titleId });
@@ -391,7 +428,12 @@ export class ChartCard {
     if (key !== this.tableColumns) {
       this.tableColumns = key;
       this.table.setColumns(
-        t.columns.map((c, i): Column<(string | number | null)[]> => ({ key: String(i), label: c, value: (r) => r[i] ?? null, numeric: i > 0 })),
+        t.columns.map((c, i): Column<(string | number | null)[]> => ({
+          key: String(i),
+          label: c,
+          value: (r) => r[i] ?? null,
+          numeric: i > 0,
+        })),
       );
     }
     this.table.setRows(t.rows);
@@ -404,7 +446,10 @@ export class ChartCard {
 
   snapshot(): ChartSnapshot {
     const c = this.chart;
-    const cfgOptions = (c?.config.options ?? {}) as { plugins?: { vitlensGuides?: GuidesOptions }; scales?: Record<string, { ticks?: { color?: unknown } }> };
+    const cfgOptions = (c?.config.options ?? {}) as {
+      plugins?: { vitlensGuides?: GuidesOptions };
+      scales?: Record<string, { ticks?: { color?: unknown } }>;
+    };
     return {
       type: (c?.config as { type?: string } | undefined)?.type ?? 'none',
       labels: [...(c?.data.labels ?? [])],
@@ -439,7 +484,8 @@ export function chartCard(parent: HTMLElement, spec: ChartSpec): ChartCard {
   return card.mount();
 }
 
-const isPlain = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
+const isPlain = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
 
 /** Deep merge of plain option objects (arrays and functions are replaced, not merged). */
 export function merge(base: Record<string, unknown>, extra: Record<string, unknown>): Record<string, unknown> {
@@ -464,7 +510,10 @@ function isNiceLogTick(v: number): boolean {
 }
 
 /** A log axis's tick callback: `fmt` labels the 1, 2, 5 × 10ᵏ ticks, the others stay blank. */
-export const logTick = (fmt: (v: number) => string) => (v: number | string): string => (isNiceLogTick(Number(v)) ? fmt(Number(v)) : '');
+export const logTick =
+  (fmt: (v: number) => string) =>
+  (v: number | string): string =>
+    isNiceLogTick(Number(v)) ? fmt(Number(v)) : '';
 
 /**
  * A log axis in bytes with ticks at powers of two (1 MiB, 4 MiB, 16 MiB … rather than

@@ -32,15 +32,67 @@ export function benchCasesCsv(bench: BenchReport): string {
   const kindOf = new Map<string, string>();
   for (const c of bench.cases) for (const m of c.memory) kindOf.set(m.label, m.kind);
   const header = [
-    'id', 'runtime', 'group', 'stage', 'attention', 'level', 'batch', 'resolution', 'tokens', 'grid', 'landmarks', 'dim', 'heads',
-    'status', 'message', 'macs', 'median_ms', 'p10_ms', 'p90_ms', 'min_ms', 'max_ms', 'n', 'rel_spread', 'gflops_per_s',
-    'warmup_runs', 'warmup_first_ms', 'setup_build_ms', 'setup_session_ms', 'rel_error_vs_reference',
+    'id',
+    'runtime',
+    'group',
+    'stage',
+    'attention',
+    'level',
+    'batch',
+    'resolution',
+    'tokens',
+    'grid',
+    'landmarks',
+    'dim',
+    'heads',
+    'status',
+    'message',
+    'macs',
+    'median_ms',
+    'p10_ms',
+    'p90_ms',
+    'min_ms',
+    'max_ms',
+    'n',
+    'rel_spread',
+    'gflops_per_s',
+    'warmup_runs',
+    'warmup_first_ms',
+    'setup_build_ms',
+    'setup_session_ms',
+    'rel_error_vs_reference',
     ...memLabels.map((l) => `memory_bytes [${kindOf.get(l)}: ${l}]`),
   ];
   const rows = bench.cases.map((c) => [
-    c.id, c.runtime, c.group, c.stage, c.attention, c.level, c.batch, c.resolution, c.tokens, c.grid, c.landmarks, c.dim, c.heads,
-    c.status, c.message, c.macs, c.timingMs?.median, c.timingMs?.p10, c.timingMs?.p90, c.timingMs?.min, c.timingMs?.max, c.timingMs?.n,
-    c.timingMs?.relSpread, c.gflopsPerSecond, c.warmup?.runs, c.warmup?.firstMs, c.setupMs?.build, c.setupMs?.session, c.relErrorVsReference,
+    c.id,
+    c.runtime,
+    c.group,
+    c.stage,
+    c.attention,
+    c.level,
+    c.batch,
+    c.resolution,
+    c.tokens,
+    c.grid,
+    c.landmarks,
+    c.dim,
+    c.heads,
+    c.status,
+    c.message,
+    c.macs,
+    c.timingMs?.median,
+    c.timingMs?.p10,
+    c.timingMs?.p90,
+    c.timingMs?.min,
+    c.timingMs?.max,
+    c.timingMs?.n,
+    c.timingMs?.relSpread,
+    c.gflopsPerSecond,
+    c.warmup?.runs,
+    c.warmup?.firstMs,
+    c.setupMs?.build,
+    c.setupMs?.session,
+    c.relErrorVsReference,
     ...memLabels.map((l) => c.memory.find((m) => m.label === l)?.bytes),
   ]);
   return toCsv(header, rows);
@@ -50,11 +102,31 @@ export function profileStagesCsv(p: ModelProfileSummary): string {
   const kinds = Object.keys(p.stages[0]?.macsByKind ?? p.macsByKind);
   const conventions = Object.keys(p.macsByConvention);
   const header = [
-    'group', 'stage', 'attention', 'grid', 'tokens', 'landmarks', 'dim', 'heads', 'depth', 'params',
-    ...conventions.map((c) => `macs_${c}`), ...kinds.map((k) => `macs_kind_${k}`), 'peak_activation_bytes_estimate',
+    'group',
+    'stage',
+    'attention',
+    'grid',
+    'tokens',
+    'landmarks',
+    'dim',
+    'heads',
+    'depth',
+    'params',
+    ...conventions.map((c) => `macs_${c}`),
+    ...kinds.map((k) => `macs_kind_${k}`),
+    'peak_activation_bytes_estimate',
   ];
   const rows = p.stages.map((s) => [
-    s.group, s.stage, s.attention, s.grid, s.tokens, s.landmarks, s.dim, s.heads, s.depth, s.params,
+    s.group,
+    s.stage,
+    s.attention,
+    s.grid,
+    s.tokens,
+    s.landmarks,
+    s.dim,
+    s.heads,
+    s.depth,
+    s.params,
     ...conventions.map((c) => s.macsByConvention[c as keyof typeof s.macsByConvention]),
     ...kinds.map((k) => s.macsByKind[k as keyof typeof s.macsByKind]),
     s.peakActivationBytesEstimate,
@@ -63,10 +135,36 @@ export function profileStagesCsv(p: ModelProfileSummary): string {
 }
 
 export function pinvIterationsCsv(r: PinvReport): string {
-  const header = ['stage', 'attention', 'head', 'm', 'alpha', 'condition_number', 'k', 'residual', 'penrose', 'exact_error', 'predicted'];
+  const header = [
+    'stage',
+    'attention',
+    'head',
+    'm',
+    'alpha',
+    'condition_number',
+    'k',
+    'residual',
+    'penrose',
+    'exact_error',
+    'predicted',
+  ];
   const rows: Cell[][] = [];
   for (const s of r.stages)
-    for (const hd of s.heads) for (const it of hd.iterations) rows.push([s.stage, s.attention, hd.head, hd.m, hd.alpha, hd.conditionNumber, it.k, it.residual, it.penrose, it.exactError, it.predicted]);
+    for (const hd of s.heads)
+      for (const it of hd.iterations)
+        rows.push([
+          s.stage,
+          s.attention,
+          hd.head,
+          hd.m,
+          hd.alpha,
+          hd.conditionNumber,
+          it.k,
+          it.residual,
+          it.penrose,
+          it.exactError,
+          it.predicted,
+        ]);
   return toCsv(header, rows);
 }
 
@@ -74,7 +172,9 @@ export function pinvIterationsCsv(r: PinvReport): string {
 export function inferTop5Csv(r: InferReport): string {
   const header = ['item', 'name', 'kind', 'rank', 'class_index', 'label', 'probability', 'logit'];
   const rows: Cell[][] = [];
-  r.items.forEach((it, i) => it.top5.forEach((p, k) => rows.push([i, it.name, it.kind, k + 1, p.index, p.label, p.probability, p.logit])));
+  r.items.forEach((it, i) =>
+    it.top5.forEach((p, k) => rows.push([i, it.name, it.kind, k + 1, p.index, p.label, p.probability, p.logit])),
+  );
   return toCsv(header, rows);
 }
 
@@ -85,12 +185,27 @@ export function modelName(d: DashboardData): string {
 }
 
 /** What "Export CSV" writes for a view, or null when that view has no data. */
-export function csvFor(view: DashboardView, d: DashboardData): { filename: string; content: string; what: string } | null {
+export function csvFor(
+  view: DashboardView,
+  d: DashboardData,
+): { filename: string; content: string; what: string } | null {
   const m = slug(modelName(d));
-  if (view === 'profile' && d.profile) return { filename: `${m}-profile-stages.csv`, content: profileStagesCsv(d.profile), what: 'profile stage table' };
-  if (view === 'bench' && d.bench) return { filename: `${m}-bench-cases.csv`, content: benchCasesCsv(d.bench), what: 'benchmark cases' };
-  if (view === 'pinv' && d.pinv) return { filename: `${m}-pinv-iterations.csv`, content: pinvIterationsCsv(d.pinv), what: 'pseudo-inverse iterations' };
-  if (view === 'infer' && d.infer?.items.length) return { filename: `${m}-infer-top5.csv`, content: inferTop5Csv(d.infer), what: 'top-5 predictions of every image' };
+  if (view === 'profile' && d.profile)
+    return { filename: `${m}-profile-stages.csv`, content: profileStagesCsv(d.profile), what: 'profile stage table' };
+  if (view === 'bench' && d.bench)
+    return { filename: `${m}-bench-cases.csv`, content: benchCasesCsv(d.bench), what: 'benchmark cases' };
+  if (view === 'pinv' && d.pinv)
+    return {
+      filename: `${m}-pinv-iterations.csv`,
+      content: pinvIterationsCsv(d.pinv),
+      what: 'pseudo-inverse iterations',
+    };
+  if (view === 'infer' && d.infer?.items.length)
+    return {
+      filename: `${m}-infer-top5.csv`,
+      content: inferTop5Csv(d.infer),
+      what: 'top-5 predictions of every image',
+    };
   return null;
 }
 

@@ -131,6 +131,8 @@ let host: Host | undefined;
 
 /** The host this page runs in (acquireVsCodeApi may be called once per page: cached). */
 export function getHost(): Host {
-  if (!host) host = typeof window.acquireVsCodeApi === 'function' ? new VsCodeHost(window.acquireVsCodeApi()) : new StandaloneHost();
+  if (!host)
+    host =
+      typeof window.acquireVsCodeApi === 'function' ? new VsCodeHost(window.acquireVsCodeApi()) : new StandaloneHost();
   return host;
 }

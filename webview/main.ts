@@ -6,10 +6,26 @@
  * report) → ask the host ({type:'ready'}) and wait for {type:'data'}.
  */
 import './styles.css';
-import { INLINE_DATA_ELEMENT_ID, type DashboardData, type DashboardView, type HostMessage, type LiveJob, type PageMessage } from '../protocol/dashboard';
+import {
+  INLINE_DATA_ELEMENT_ID,
+  type DashboardData,
+  type DashboardView,
+  type HostMessage,
+  type LiveJob,
+  type PageMessage,
+} from '../protocol/dashboard';
 import { formatDate } from '../protocol/format';
 import type { BenchReport } from '../protocol/results';
-import { applyThemeDefaults, destroyAllCharts, pruneCharts, setPngExporter, setTheme, snapshot, theme, type ChartSnapshot } from './charts';
+import {
+  applyThemeDefaults,
+  destroyAllCharts,
+  pruneCharts,
+  setPngExporter,
+  setTheme,
+  snapshot,
+  theme,
+  type ChartSnapshot,
+} from './charts';
 import { clear, h } from './dom';
 import { exportCsv, exportJson, exportPng, csvFor } from './export';
 import { getHost, type PersistedState, type Selections } from './host';
@@ -59,15 +75,39 @@ const tabs = new Map<DashboardView, HTMLButtonElement>();
 const panels = new Map<DashboardView, HTMLElement>();
 
 for (const v of VIEWS) {
-  const tab = h('button', { type: 'button', role: 'tab', id: `tab-${v.id}`, 'aria-controls': `panel-${v.id}`, 'aria-selected': 'false', tabindex: -1, className: 'tab' }, v.label);
+  const tab = h(
+    'button',
+    {
+      type: 'button',
+      role: 'tab',
+      id: `tab-${v.id}`,
+      'aria-controls': `panel-${v.id}`,
+      'aria-selected': 'false',
+      tabindex: -1,
+      className: 'tab',
+    },
+    v.label,
+  );
   tab.addEventListener('click', () => showView(v.id));
   tabs.set(v.id, tab);
   tablist.appendChild(tab);
-  panels.set(v.id, h('div', { role: 'tabpanel', id: `panel-${v.id}`, 'aria-labelledby': `tab-${v.id}`, tabindex: 0, className: 'panel', hidden: true }));
+  panels.set(
+    v.id,
+    h('div', {
+      role: 'tabpanel',
+      id: `panel-${v.id}`,
+      'aria-labelledby': `tab-${v.id}`,
+      tabindex: 0,
+      className: 'panel',
+      hidden: true,
+    }),
+  );
 }
 tablist.addEventListener('keydown', (e: KeyboardEvent) => {
   const order = VIEWS.map((v) => v.id);
-  const current = order.indexOf((document.activeElement as HTMLElement | null)?.id.replace(/^tab-/, '') as DashboardView);
+  const current = order.indexOf(
+    (document.activeElement as HTMLElement | null)?.id.replace(/^tab-/, '') as DashboardView,
+  );
   const i = current < 0 ? order.indexOf(view) : current;
   let next: number | null = null;
   if (e.key === 'ArrowRight' || e.key === 'ArrowDown') next = (i + 1) % order.length;
@@ -124,10 +164,21 @@ function renderHeader(): void {
   }
   const d = data;
   const csvButton = h('button', { type: 'button', className: 'btn', id: 'export-csv' }, 'Export CSV');
-  const jsonButton = h('button', { type: 'button', className: 'btn', id: 'export-json', title: 'Everything on this page as JSON (the DashboardData)' }, 'Export JSON');
+  const jsonButton = h(
+    'button',
+    {
+      type: 'button',
+      className: 'btn',
+      id: 'export-json',
+      title: 'Everything on this page as JSON (the DashboardData)',
+    },
+    'Export JSON',
+  );
   csvButton.addEventListener('click', () => {
     const name = exportCsv(host, view, d);
-    announce(name ? (host.kind === 'vscode' ? `Saving ${name}…` : `Downloaded ${name}`) : 'Nothing to export in this view');
+    announce(
+      name ? (host.kind === 'vscode' ? `Saving ${name}…` : `Downloaded ${name}`) : 'Nothing to export in this view',
+    );
   });
   jsonButton.addEventListener('click', () => {
     const name = exportJson(host, d);
@@ -136,15 +187,35 @@ function renderHeader(): void {
   const meta = h(
     'p',
     { className: 'meta' },
-    d.source ? [h('span', null, 'Source '), h('code', null, d.source), h('span', { className: 'sep', 'aria-hidden': 'true' }, ' · ')] : null,
+    d.source
+      ? [
+          h('span', null, 'Source '),
+          h('code', null, d.source),
+          h('span', { className: 'sep', 'aria-hidden': 'true' }, ' · '),
+        ]
+      : null,
     h('span', null, d.producer),
     h('span', { className: 'sep', 'aria-hidden': 'true' }, ' · '),
     h('time', { datetime: d.generatedAt }, formatDate(d.generatedAt)),
   );
   const devices = d.bench?.runtimes.length
-    ? h('div', { className: 'devices' }, h('span', { className: 'devices-title' }, 'Benchmark devices'), h('ul', { className: 'runtimes runtimes--inline' }, ...d.bench.runtimes.map(runtimeLine)))
+    ? h(
+        'div',
+        { className: 'devices' },
+        h('span', { className: 'devices-title' }, 'Benchmark devices'),
+        h('ul', { className: 'runtimes runtimes--inline' }, ...d.bench.runtimes.map(runtimeLine)),
+      )
     : null;
-  headerEl.append(h('div', { className: 'head-row' }, h('h1', null, d.title), h('div', { className: 'page-actions' }, csvButton, jsonButton)), meta, ...(devices ? [devices] : []));
+  headerEl.append(
+    h(
+      'div',
+      { className: 'head-row' },
+      h('h1', null, d.title),
+      h('div', { className: 'page-actions' }, csvButton, jsonButton),
+    ),
+    meta,
+    ...(devices ? [devices] : []),
+  );
   updateCsvButton();
 }
 
@@ -174,7 +245,11 @@ function renderLive(): void {
   if (!bar) {
     clear(liveEl);
     const fill = h('div', { className: 'progress-fill' });
-    bar = h('div', { role: 'progressbar', className: 'progress', 'aria-valuemin': 0, 'aria-label': `${what} progress` }, fill);
+    bar = h(
+      'div',
+      { role: 'progressbar', className: 'progress', 'aria-valuemin': 0, 'aria-label': `${what} progress` },
+      fill,
+    );
     const text = h('p', { className: 'live-text' });
     const row = h('div', { className: 'live-row' }, bar);
     liveEl.append(text, row);
@@ -281,7 +356,15 @@ function onMessage(m: HostMessage): void {
       // ignore choices that no longer exist.
       // The same data sent again (the panel was hidden and shown, or reloaded): stay on the
       // user's view; new data opens the view it names.
-      setData(m.data, data && view && data.source === m.data.source && data.generatedAt === m.data.generatedAt ? view : isView(m.data.view) ? m.data.view : 'profile', selections);
+      setData(
+        m.data,
+        data && view && data.source === m.data.source && data.generatedAt === m.data.generatedAt
+          ? view
+          : isView(m.data.view)
+            ? m.data.view
+            : 'profile',
+        selections,
+      );
       break;
     case 'benchCase': {
       if (!data) return;

@@ -62,7 +62,11 @@ export class Table<R> {
     this.tbody = h('tbody');
     this.captionEl = h('caption', { id: captionId, className: o.hideCaption ? 'visually-hidden' : null }, o.caption);
     this.table = h('table', { id: o.id, className: 'data' }, this.captionEl, this.thead, this.tbody);
-    this.element = h('div', { className: 'table-scroll', role: 'region', 'aria-labelledby': captionId, tabindex: 0 }, this.table);
+    this.element = h(
+      'div',
+      { className: 'table-scroll', role: 'region', 'aria-labelledby': captionId, tabindex: 0 },
+      this.table,
+    );
     this.renderHead();
   }
 
@@ -98,7 +102,11 @@ export class Table<R> {
           'button',
           { type: 'button', className: 'sort', 'data-column': c.key },
           c.header?.cloneNode(true) ?? c.label,
-          h('span', { className: 'sort-icon', 'aria-hidden': 'true' }, sorted === 'ascending' ? '▲' : sorted === 'descending' ? '▼' : '↕'),
+          h(
+            'span',
+            { className: 'sort-icon', 'aria-hidden': 'true' },
+            sorted === 'ascending' ? '▲' : sorted === 'descending' ? '▼' : '↕',
+          ),
         );
         button.addEventListener('click', () => this.toggleSort(c.key));
         th.appendChild(button);

@@ -65,7 +65,10 @@ export function parseColor(color: string): [number, number, number, number] {
   return [128, 128, 128, 1];
 }
 
-const hex2 = (n: number): string => Math.round(Math.max(0, Math.min(255, n))).toString(16).padStart(2, '0');
+const hex2 = (n: number): string =>
+  Math.round(Math.max(0, Math.min(255, n)))
+    .toString(16)
+    .padStart(2, '0');
 
 /** The colour at `alpha` opacity. */
 export function withAlpha(color: string, alpha: number): string {
@@ -96,7 +99,19 @@ export function readTheme(): Theme {
   const kind = themeKind();
   const dark = kind === 'dark' || kind === 'high-contrast';
   const fb = dark
-    ? { ...FALLBACK_LIGHT, foreground: '#cccccc', background: '#1f1f1f', border: '#3c3c3c', focus: '#0078d4', red: '#f14c4c', blue: '#3794ff', yellow: '#cca700', orange: '#d18616', green: '#89d185', purple: '#b180d7' }
+    ? {
+        ...FALLBACK_LIGHT,
+        foreground: '#cccccc',
+        background: '#1f1f1f',
+        border: '#3c3c3c',
+        focus: '#0078d4',
+        red: '#f14c4c',
+        blue: '#3794ff',
+        yellow: '#cca700',
+        orange: '#d18616',
+        green: '#89d185',
+        purple: '#b180d7',
+      }
     : FALLBACK_LIGHT;
   const foreground = v('--vscode-foreground', fb.foreground);
   const background = v('--vscode-editor-background', fb.background);

@@ -19,16 +19,26 @@ async function runInference(ctx: CommandContext, config: string, images: string[
   // What the config names, as the server resolves it (the same resolution as the CLI's).
   const named = await lc.sendRequest(ConfigInputsRequest, { uri: config });
   if (!images && !named?.images.length) {
-    const picked = await vscode.window.showOpenDialog({ canSelectMany: true, filters: { Images: ['png', 'jpg', 'jpeg', 'webp'] }, title: 'ViT Lens: images to run' });
+    const picked = await vscode.window.showOpenDialog({
+      canSelectMany: true,
+      filters: { Images: ['png', 'jpg', 'jpeg', 'webp'] },
+      title: 'ViT Lens: images to run',
+    });
     if (!picked?.length) return;
     params.images = picked.map((u) => u.fsPath);
   }
   if (!named?.checkpoint) {
-    const choice = await vscode.window.showQuickPick(['Choose a checkpoint (.pth, .safetensors)…', 'Random weights (timing and maps only; predictions mean nothing)'], { title: 'ViT Lens: the config names no checkpoint' });
+    const choice = await vscode.window.showQuickPick(
+      ['Choose a checkpoint (.pth, .safetensors)…', 'Random weights (timing and maps only; predictions mean nothing)'],
+      { title: 'ViT Lens: the config names no checkpoint' },
+    );
     if (!choice) return;
     if (choice.startsWith('Random')) params.checkpoint = null;
     else {
-      const file = await vscode.window.showOpenDialog({ filters: { Checkpoints: ['pth', 'pt', 'bin', 'safetensors'] }, title: 'ViT Lens: checkpoint' });
+      const file = await vscode.window.showOpenDialog({
+        filters: { Checkpoints: ['pth', 'pt', 'bin', 'safetensors'] },
+        title: 'ViT Lens: checkpoint',
+      });
       if (!file?.[0]) return;
       params.checkpoint = file[0].fsPath;
     }
@@ -36,25 +46,29 @@ async function runInference(ctx: CommandContext, config: string, images: string[
   const data = await dashboardData(ctx, config, 'infer');
   if (!data) return;
   const p = ctx.panel();
-  await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'ViT Lens: running inference', cancellable: true }, async (_progress, token) => {
-    try {
-      data.infer = await lc.sendRequest(InferRequest, params, token);
-      p.setData(data);
-      // The page's clicks on an image ask for the maps of another query token.
-      p.onAttentionQuery(async (item, point) => {
-        const image = data.infer?.items[item]?.name;
-        if (!image) return;
-        try {
-          const again = await lc.sendRequest(InferRequest, { ...params, images: [image], maps: { point } });
-          await p.post({ type: 'attentionMaps', item, maps: again.items[0]?.maps ?? [] });
-        } catch (e) {
-          await p.post({ type: 'attentionMaps', item, maps: [], error: (e as Error).message });
-        }
-      });
-    } catch (e) {
-      if (!token.isCancellationRequested) void vscode.window.showErrorMessage(`ViT Lens: inference failed: ${(e as Error).message}`);
-    }
-  });
+  await vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Notification, title: 'ViT Lens: running inference', cancellable: true },
+    async (_progress, token) => {
+      try {
+        data.infer = await lc.sendRequest(InferRequest, params, token);
+        p.setData(data);
+        // The page's clicks on an image ask for the maps of another query token.
+        p.onAttentionQuery(async (item, point) => {
+          const image = data.infer?.items[item]?.name;
+          if (!image) return;
+          try {
+            const again = await lc.sendRequest(InferRequest, { ...params, images: [image], maps: { point } });
+            await p.post({ type: 'attentionMaps', item, maps: again.items[0]?.maps ?? [] });
+          } catch (e) {
+            await p.post({ type: 'attentionMaps', item, maps: [], error: (e as Error).message });
+          }
+        });
+      } catch (e) {
+        if (!token.isCancellationRequested)
+          void vscode.window.showErrorMessage(`ViT Lens: inference failed: ${(e as Error).message}`);
+      }
+    },
+  );
 }
 
 export function registerInferenceCommands(ctx: CommandContext): vscode.Disposable[] {

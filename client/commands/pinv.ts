@@ -14,14 +14,22 @@ export function registerPinvCommands(ctx: CommandContext): vscode.Disposable[] {
       const data = await dashboardData(ctx, target, 'pinv');
       if (!data) return;
       const p = ctx.panel();
-      await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'ViT Lens: pseudo-inverse convergence', cancellable: true }, async (_progress, token) => {
-        try {
-          data.pinv = await ctx.client.sendRequest(PinvRequest, { uri: target }, token);
-          p.setData(data);
-        } catch (e) {
-          if (!token.isCancellationRequested) void vscode.window.showErrorMessage(`ViT Lens: pseudo-inverse analysis failed: ${(e as Error).message}`);
-        }
-      });
+      await vscode.window.withProgress(
+        {
+          location: vscode.ProgressLocation.Notification,
+          title: 'ViT Lens: pseudo-inverse convergence',
+          cancellable: true,
+        },
+        async (_progress, token) => {
+          try {
+            data.pinv = await ctx.client.sendRequest(PinvRequest, { uri: target }, token);
+            p.setData(data);
+          } catch (e) {
+            if (!token.isCancellationRequested)
+              void vscode.window.showErrorMessage(`ViT Lens: pseudo-inverse analysis failed: ${(e as Error).message}`);
+          }
+        },
+      );
     }),
   ];
 }

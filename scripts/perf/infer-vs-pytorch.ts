@@ -54,16 +54,27 @@ interface Built {
 }
 
 /** ORT's per-kernel timer on a separate profiled session; only kernels of the runs after the warm-up count. */
-async function profileOrt(batch: number, b: Built, threads: number, warmup: number): Promise<{ op: string; msPerRun: number }[]> {
+async function profileOrt(
+  batch: number,
+  b: Built,
+  threads: number,
+  warmup: number,
+): Promise<{ op: string; msPerRun: number }[]> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vitlens-prof-'));
   try {
-    const session = await OnnxSession.create(b.g, [b.logits], randomWeights(b.g, 0), { ep: 'cpu', threads, profile: path.join(dir, 'run') });
+    const session = await OnnxSession.create(b.g, [b.logits], randomWeights(b.g, 0), {
+      ep: 'cpu',
+      threads,
+      profile: path.join(dir, 'run'),
+    });
     const runs = batch === 1 ? 20 : 5;
     for (let i = 0; i < warmup + runs; i++) await session.run({ [MODEL_INPUT]: b.input });
     const file = await session.release();
     if (!file) return [];
     const events = readTraceEvents(file);
-    const modelRuns = events.filter((e) => e.cat === 'Session' && e.name === 'model_run').sort((x, y) => (x.ts ?? 0) - (y.ts ?? 0));
+    const modelRuns = events
+      .filter((e) => e.cat === 'Session' && e.name === 'model_run')
+      .sort((x, y) => (x.ts ?? 0) - (y.ts ?? 0));
     const timed = modelRuns.slice(warmup);
     const cutoff = timed[0]?.ts ?? 0;
     const p = summarizeOrtProfile(events.filter((e) => (e.ts ?? 0) >= cutoff));
@@ -76,7 +87,10 @@ async function profileOrt(batch: number, b: Built, threads: number, warmup: numb
       `\n  ORT CPU kernel time per op type, batch ${batch} (profiled session, mean of ${runs} runs after ${warmup} warm-up; ` +
         `kernels ${total.toFixed(2)} ms/run, model_run median ${runMs.toFixed(2)} ms):`,
     );
-    for (const r of perRun.slice(0, 12)) console.log(`    ${r.op.padEnd(24)} ${r.msPerRun.toFixed(2).padStart(9)} ms  ${((100 * r.msPerRun) / total).toFixed(1).padStart(5)} %`);
+    for (const r of perRun.slice(0, 12))
+      console.log(
+        `    ${r.op.padEnd(24)} ${r.msPerRun.toFixed(2).padStart(9)} ms  ${((100 * r.msPerRun) / total).toFixed(1).padStart(5)} %`,
+      );
     return perRun;
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
@@ -91,12 +105,21 @@ async function main() {
   const policies = policyArg === 'both' ? ['default', 'passive'] : [policyArg];
   const wantProfile = process.argv.includes('--profile');
   const threads = os.availableParallelism(); // what runners.ts gives the ORT CPU session (intraOpNumThreads)
-  const spec = analyzeConfig(fs.readFileSync(path.join(__dirname, '..', '..', 'fixtures', 'configs', 'soft', 'SOFT_Tiny.yaml'), 'utf8')).spec!;
+  const spec = analyzeConfig(
+    fs.readFileSync(path.join(__dirname, '..', '..', 'fixtures', 'configs', 'soft', 'SOFT_Tiny.yaml'), 'utf8'),
+  ).spec!;
   const report = await probeDevices({ webgpu: false, nvidia: false });
   const runner = await openRunner('ort-cpu', report);
   console.log(`Inference: ${spec.name} at ${RESOLUTION}, random weights, batch ${batches.join(' and ')}`);
-  console.log(`  ours:    ${runner.description.runtime} on ${runner.description.device} (intraOpNumThreads ${threads}), graph optimisation 'all'`);
-  console.log(`  machine: ${report.host.cores} CPUs (${report.host.cpuModel}), node ${report.host.node}, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(
+    `  ours:    ${runner.description.runtime} on ${runner.description.device} (intraOpNumThreads ${threads}), graph optimisation 'all'`,
+  );
+  console.log(
+    `  machine: ${report.host.cores} CPUs (${report.host.cpuModel}), node ${report.host.node}, load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
   const rows: Row[] = [];
   const built = new Map<number, Built>();
   const profiles: Record<number, { op: string; msPerRun: number }[]> = {};
@@ -145,9 +168,24 @@ async function main() {
     for (const policy of policies) {
       const out = path.join(os.tmpdir(), `vitlens-torch-model-${process.pid}.json`);
       const pyArgs = [
-        path.join(__dirname, 'pytorch-soft-model.py'), '--model', 'soft_tiny', '--resolution', String(RESOLUTION), '--batches', batches.join(','),
-        '--threads', String(threads), '--warmup', String(warmup), '--budget-seconds', String(budgetMs / 1000), '--omp-wait-policy', policy,
-        '--quiet-config', '--json', out,
+        path.join(__dirname, 'pytorch-soft-model.py'),
+        '--model',
+        'soft_tiny',
+        '--resolution',
+        String(RESOLUTION),
+        '--batches',
+        batches.join(','),
+        '--threads',
+        String(threads),
+        '--warmup',
+        String(warmup),
+        '--budget-seconds',
+        String(budgetMs / 1000),
+        '--omp-wait-policy',
+        policy,
+        '--quiet-config',
+        '--json',
+        out,
       ];
       if (wantProfile) pyArgs.push('--profile');
       console.log(`\n  PyTorch, OMP_WAIT_POLICY ${policy}:`);
@@ -156,16 +194,33 @@ async function main() {
       fs.rmSync(out, { force: true });
       const env = torch.environment;
       torchEnv.push(env);
-      console.log(`  PyTorch: torch ${env.torch} eager, ${env.threads} threads, BLAS ${env.blas.kind} (${env.openblas_core ?? '?'} kernels, OPENBLAS_CORETYPE ${env.OPENBLAS_CORETYPE ?? 'unset'}), OMP_WAIT_POLICY ${env.omp_wait_policy}`);
-      for (const r of torch.results as { batch: number; ms: TimingSummary; images_per_s: number; stable: boolean; other_cores_during: number | null }[]) {
-        rows.push({ backend: `PyTorch eager, OMP ${policy}`, batch: r.batch, ms: r.ms, imagesPerS: r.images_per_s, stable: r.stable, otherCores: r.other_cores_during });
+      console.log(
+        `  PyTorch: torch ${env.torch} eager, ${env.threads} threads, BLAS ${env.blas.kind} (${env.openblas_core ?? '?'} kernels, OPENBLAS_CORETYPE ${env.OPENBLAS_CORETYPE ?? 'unset'}), OMP_WAIT_POLICY ${env.omp_wait_policy}`,
+      );
+      for (const r of torch.results as {
+        batch: number;
+        ms: TimingSummary;
+        images_per_s: number;
+        stable: boolean;
+        other_cores_during: number | null;
+      }[]) {
+        rows.push({
+          backend: `PyTorch eager, OMP ${policy}`,
+          batch: r.batch,
+          ms: r.ms,
+          imagesPerS: r.images_per_s,
+          stable: r.stable,
+          otherCores: r.other_cores_during,
+        });
       }
     }
   }
 
   const oursAt = (batch: number) => rows.find((o) => o.backend === OURS && o.batch === batch)!;
   console.log(`\n  ${spec.name} at ${RESOLUTION}, random weights; ${threads} threads on both sides`);
-  console.log('  backend                     batch   median ms      p10 – p90 ms     min ms   images/s   PyTorch/ours   other procs');
+  console.log(
+    '  backend                     batch   median ms      p10 – p90 ms     min ms   images/s   PyTorch/ours   other procs',
+  );
   for (const batch of batches) {
     for (const r of rows.filter((x) => x.batch === batch)) {
       const ratio = r.backend === OURS ? '' : `${(r.ms.median / oursAt(batch).ms.median).toFixed(2)}×`;
@@ -176,7 +231,9 @@ async function main() {
       );
     }
   }
-  console.log('  ratio = PyTorch median / ViT Lens median (> 1: ViT Lens faster); other procs = CPU other processes used while that row was timed.');
+  console.log(
+    '  ratio = PyTorch median / ViT Lens median (> 1: ViT Lens faster); other procs = CPU other processes used while that row was timed.',
+  );
   let slower = false;
   for (const batch of batches) {
     const torchRows = rows.filter((r) => r.batch === batch && r.backend !== OURS);
@@ -184,13 +241,31 @@ async function main() {
     const best = torchRows.reduce((a, b) => (b.ms.median < a.ms.median ? b : a));
     const ratio = best.ms.median / oursAt(batch).ms.median;
     slower ||= ratio < 1;
-    console.log(`  batch ${batch}: vs the faster PyTorch setting (${best.backend}): ${ratio.toFixed(2)}× — ViT Lens is ${ratio >= 1 ? 'NOT slower (target met)' : 'SLOWER (target missed)'}`);
+    console.log(
+      `  batch ${batch}: vs the faster PyTorch setting (${best.backend}): ${ratio.toFixed(2)}× — ViT Lens is ${ratio >= 1 ? 'NOT slower (target met)' : 'SLOWER (target missed)'}`,
+    );
   }
   if (slower && !wantProfile) {
     for (const [batch, b] of built) profiles[batch] = await profileOrt(batch, b, threads, warmup);
   }
   const json = optionValue('json');
-  if (json) fs.writeFileSync(json, JSON.stringify({ tool: 'scripts/perf/infer-vs-pytorch.ts', model: spec.name, resolution: RESOLUTION, threads, rows, torchEnvironment: torchEnv, ortProfile: profiles }, null, 1));
+  if (json)
+    fs.writeFileSync(
+      json,
+      JSON.stringify(
+        {
+          tool: 'scripts/perf/infer-vs-pytorch.ts',
+          model: spec.name,
+          resolution: RESOLUTION,
+          threads,
+          rows,
+          torchEnvironment: torchEnv,
+          ortProfile: profiles,
+        },
+        null,
+        1,
+      ),
+    );
   await runner.close();
   process.exit(0);
 }

@@ -84,10 +84,16 @@ async function main(): Promise<void> {
   const original = fs.readFileSync(CONFIG, 'utf8');
   let version = 1;
   const opened = awaitDiagnostics();
-  await conn.sendNotification('textDocument/didOpen', { textDocument: { uri, languageId: 'yaml', version, text: original } });
+  await conn.sendNotification('textDocument/didOpen', {
+    textDocument: { uri, languageId: 'yaml', version, text: original },
+  });
   const first = await opened;
-  console.log(`ViT Lens language server latency — ${path.relative(ROOT, CONFIG)} (${first.diagnostics.length} diagnostics on open)`);
-  console.log(`  node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'}); server: node dist/server.js --stdio`);
+  console.log(
+    `ViT Lens language server latency — ${path.relative(ROOT, CONFIG)} (${first.diagnostics.length} diagnostics on open)`,
+  );
+  console.log(
+    `  node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'}); server: node dist/server.js --stdio`,
+  );
 
   // (a) Hover, alternating the `model` key (architecture table) and line 1.
   const positions = [
@@ -96,7 +102,10 @@ async function main(): Promise<void> {
   ];
   const hoverOnce = async (i: number): Promise<number> => {
     const t0 = performance.now();
-    const h = await conn.sendRequest<{ contents: unknown } | null>('textDocument/hover', { textDocument: { uri }, position: positions[i % 2] });
+    const h = await conn.sendRequest<{ contents: unknown } | null>('textDocument/hover', {
+      textDocument: { uri },
+      position: positions[i % 2],
+    });
     const dt = performance.now() - t0;
     if (!h) throw new Error(`no hover at ${JSON.stringify(positions[i % 2])}`);
     return dt;
@@ -112,7 +121,10 @@ async function main(): Promise<void> {
     version++;
     const published = awaitDiagnostics();
     const t0 = performance.now();
-    await conn.sendNotification('textDocument/didChange', { textDocument: { uri, version }, contentChanges: [{ text }] });
+    await conn.sendNotification('textDocument/didChange', {
+      textDocument: { uri, version },
+      contentChanges: [{ text }],
+    });
     await published;
     return performance.now() - t0;
   };
@@ -133,7 +145,9 @@ async function main(): Promise<void> {
   report('hover', hover);
   report('diagnostics', diagnostics);
   report('hover (cold)', coldHover);
-  console.log('  hover alternates line 0 (model: architecture table) and line 1; diagnostics = didChange → publishDiagnostics;');
+  console.log(
+    '  hover alternates line 0 (model: architecture table) and line 1; diagnostics = didChange → publishDiagnostics;',
+  );
   console.log('  hover (cold) = model hover right after each change (profile recomputed), supplementary.');
 
   await conn.sendRequest('shutdown');

@@ -55,7 +55,9 @@ async function main(): Promise<void> {
   const client = await LspClient.start();
   const server = client.proc.pid!;
   // SOFT_Tiny first: the benchmark runs on it.
-  const official = ['Tiny', 'Small', 'Medium', 'Large', 'Huge', 'Tiny_norm', 'Huge_cuda'].map((n) => officialConfigFiles().find((f) => path.basename(f) === `SOFT_${n}.yaml`)!);
+  const official = ['Tiny', 'Small', 'Medium', 'Large', 'Huge', 'Tiny_norm', 'Huge_cuda'].map((n) =>
+    officialConfigFiles().find((f) => path.basename(f) === `SOFT_${n}.yaml`)!,
+  );
   const files = [...official, path.join(FIXTURES, 'configs', 'tiny_soft.vitlens.yaml')];
   const docs = files.map((f) => ({ uri: LspClient.uriOf(f), text: fs.readFileSync(f, 'utf8'), version: 0, lines: 0 }));
   for (const d of docs) d.lines = d.text.split('\n').length;
@@ -66,7 +68,10 @@ async function main(): Promise<void> {
   const waiting = new Map<string, { version: number; resolve: (p: PublishDiagnosticsParams) => void }[]>();
   client.conn.onNotification('textDocument/publishDiagnostics', (p: PublishDiagnosticsParams) => {
     const ws = waiting.get(p.uri) ?? [];
-    waiting.set(p.uri, ws.filter((w) => w.version > (p.version ?? Infinity)));
+    waiting.set(
+      p.uri,
+      ws.filter((w) => w.version > (p.version ?? Infinity)),
+    );
     for (const w of ws) if (w.version <= (p.version ?? Infinity)) w.resolve(p);
   });
   let benchProgress = '';
@@ -78,15 +83,30 @@ async function main(): Promise<void> {
     d.version++;
     const version = d.version;
     const text = `${d.text}\n# ${tag}`;
-    const got = new Promise<PublishDiagnosticsParams>((resolve) => waiting.set(d.uri, [...(waiting.get(d.uri) ?? []), { version, resolve }]));
-    if (version === 1) void client.conn.sendNotification('textDocument/didOpen', { textDocument: { uri: d.uri, languageId: 'yaml', version, text } });
-    else void client.conn.sendNotification('textDocument/didChange', { textDocument: { uri: d.uri, version }, contentChanges: [{ text }] });
+    const got = new Promise<PublishDiagnosticsParams>((resolve) =>
+      waiting.set(d.uri, [...(waiting.get(d.uri) ?? []), { version, resolve }]),
+    );
+    if (version === 1)
+      void client.conn.sendNotification('textDocument/didOpen', {
+        textDocument: { uri: d.uri, languageId: 'yaml', version, text },
+      });
+    else
+      void client.conn.sendNotification('textDocument/didChange', {
+        textDocument: { uri: d.uri, version },
+        contentChanges: [{ text }],
+      });
     return got;
   };
   for (const d of docs) await change(d, 'open');
 
   /** Times one request; a request unanswered after 30 s, or answered with an error, is lost. */
-  const timed = async (phase: Phase, kind: Kind, label: string, run: () => Promise<unknown>, ok: (r: unknown) => boolean): Promise<void> => {
+  const timed = async (
+    phase: Phase,
+    kind: Kind,
+    label: string,
+    run: () => Promise<unknown>,
+    ok: (r: unknown) => boolean,
+  ): Promise<void> => {
     const t = performance.now();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<'lost'>((r) => (timer = setTimeout(() => r('lost'), LOST_AFTER_MS)));
@@ -114,10 +134,33 @@ async function main(): Promise<void> {
       // The first key line (model: the architecture table, or the first architecture key) or another key.
       const ks = lines.get(d.uri)!;
       const line = i % 2 ? ks[0]! : ks[i % ks.length]!;
-      return timed(phase, kind, label, () => client.conn.sendRequest('textDocument/hover', { textDocument: { uri: d.uri }, position: { line, character: 2 } }), (r) => r !== null);
+      return timed(
+        phase,
+        kind,
+        label,
+        () =>
+          client.conn.sendRequest('textDocument/hover', {
+            textDocument: { uri: d.uri },
+            position: { line, character: 2 },
+          }),
+        (r) => r !== null,
+      );
     }
-    if (kind === 'codeLens') return timed(phase, kind, label, () => client.conn.sendRequest('textDocument/codeLens', { textDocument: { uri: d.uri } }), (r) => Array.isArray(r) && r.length >= 2);
-    return timed(phase, kind, label, () => change(d, `${phase.name} ${tag}.${i}`), (r) => Array.isArray((r as PublishDiagnosticsParams).diagnostics));
+    if (kind === 'codeLens')
+      return timed(
+        phase,
+        kind,
+        label,
+        () => client.conn.sendRequest('textDocument/codeLens', { textDocument: { uri: d.uri } }),
+        (r) => Array.isArray(r) && r.length >= 2,
+      );
+    return timed(
+      phase,
+      kind,
+      label,
+      () => change(d, `${phase.name} ${tag}.${i}`),
+      (r) => Array.isArray((r as PublishDiagnosticsParams).diagnostics),
+    );
   };
 
   /** Burst: `waveSize` requests sent at once; the next wave when all are answered. */
@@ -143,11 +186,22 @@ async function main(): Promise<void> {
     await Promise.all(jobs);
   };
 
-  const newPhase = (name: string): Phase => ({ name, samples: { hover: [], codeLens: [], diagnostics: [] }, lost: [], waves: 0, requests: 0 });
+  const newPhase = (name: string): Phase => ({
+    name,
+    samples: { hover: [], codeLens: [], diagnostics: [] },
+    lost: [],
+    waves: 0,
+    requests: 0,
+  });
 
-  console.log(`ViT Lens language server under load — ${docs.length} open configs; bursts of ${waveSize} concurrent requests, then a steady ${rate} requests/s`);
-  if (reniceWorker) console.log('  experiment: the benchmark worker\'s threads reniced to 10 (lower priority than the server)');
-  console.log(`  node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'}), ${formatBytes(totalmem(), { decimals: 0, smallest: 'GiB', largest: 'GiB' })}; server: node dist/server.js --stdio`);
+  console.log(
+    `ViT Lens language server under load — ${docs.length} open configs; bursts of ${waveSize} concurrent requests, then a steady ${rate} requests/s`,
+  );
+  if (reniceWorker)
+    console.log("  experiment: the benchmark worker's threads reniced to 10 (lower priority than the server)");
+  console.log(
+    `  node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'}), ${formatBytes(totalmem(), { decimals: 0, smallest: 'GiB', largest: 'GiB' })}; server: node dist/server.js --stdio`,
+  );
 
   // Warm-up, then the load while the benchmark runs.
   let n = 0;
@@ -157,14 +211,25 @@ async function main(): Promise<void> {
   const benchStarted = performance.now();
   let benchDone = false;
   const bench = client.conn
-    .sendRequest(BenchRequest, { uri: docs[0]!.uri, runtimes: ['ort-cpu'], stages: [1], resolutions, scaling: false, budgetMs })
+    .sendRequest(BenchRequest, {
+      uri: docs[0]!.uri,
+      runtimes: ['ort-cpu'],
+      stages: [1],
+      resolutions,
+      scaling: false,
+      budgetMs,
+    })
     .finally(() => (benchDone = true));
   // The worker is up once the first case starts.
   while (!/ort-cpu: stage 1/.test(benchProgress) && !benchDone) await new Promise((r) => setTimeout(r, 20));
   let maxWorkerRss = 0;
   const workerRss = setInterval(() => {
     for (const tid of fs.readdirSync(`/proc/${server}/task`)) {
-      for (const pid of fs.readFileSync(`/proc/${server}/task/${tid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) {
+      for (const pid of fs
+        .readFileSync(`/proc/${server}/task/${tid}/children`, 'utf8')
+        .trim()
+        .split(/\s+/)
+        .filter(Boolean)) {
         maxWorkerRss = Math.max(maxWorkerRss, procMemory(Number(pid))?.rssMiB ?? 0);
         // Experiment (--renice-worker): what the server would gain by lowering its worker's priority.
         if (reniceWorker) {
@@ -204,21 +269,31 @@ async function main(): Promise<void> {
 
   const f = (x: number) => formatMs(x, { unit: 'ms', decimals: 1 }).padStart(9);
   const report = (p: Phase) => {
-    console.log(`  ${p.name}: ${p.name.startsWith('bursts') ? `${p.waves} waves, ` : ''}${p.requests} requests, ${p.lost.length} lost`);
+    console.log(
+      `  ${p.name}: ${p.name.startsWith('bursts') ? `${p.waves} waves, ` : ''}${p.requests} requests, ${p.lost.length} lost`,
+    );
     for (const k of KINDS) {
       const s = p.samples[k];
       const p99 = percentile(s, 0.99);
-      console.log(`    ${k.padEnd(12)} n=${String(s.length).padStart(6)}  p50 ${f(percentile(s, 0.5))}  p90 ${f(percentile(s, 0.9))}  p99 ${f(p99)}  max ${f(Math.max(...s))}  — p99 < ${TARGET_P99_MS} ms ${p99 < TARGET_P99_MS ? 'MET' : 'NOT MET'}`);
+      console.log(
+        `    ${k.padEnd(12)} n=${String(s.length).padStart(6)}  p50 ${f(percentile(s, 0.5))}  p90 ${f(percentile(s, 0.9))}  p99 ${f(p99)}  max ${f(Math.max(...s))}  — p99 < ${TARGET_P99_MS} ms ${p99 < TARGET_P99_MS ? 'MET' : 'NOT MET'}`,
+      );
     }
     for (const l of p.lost.slice(0, 10)) console.log(`    LOST ${l}`);
   };
-  console.log(`  ${benchLine}; load ${formatMs(loadMs, { unit: 's', decimals: 1 })}, ${outlasted ? 'all of it while the bench ran' : 'the bench finished before the load did (figures below mix busy and idle)'}`);
+  console.log(
+    `  ${benchLine}; load ${formatMs(loadMs, { unit: 's', decimals: 1 })}, ${outlasted ? 'all of it while the bench ran' : 'the bench finished before the load did (figures below mix busy and idle)'}`,
+  );
   for (const p of [burstBusy, steadyBusy, burstIdle, steadyIdle]) report(p);
   const mem = procMemory(server);
   console.log(`  server RSS at the end ${mem?.rssMiB.toFixed(0)} MiB, peak ${mem?.peakMiB.toFixed(0)} MiB`);
-  console.log('  latency: client-side round trip of each request (didChange: until publishDiagnostics for that version)');
+  console.log(
+    '  latency: client-side round trip of each request (didChange: until publishDiagnostics for that version)',
+  );
   const lost = [burstBusy, steadyBusy, burstIdle, steadyIdle].reduce((a, p) => a + p.lost.length, 0);
-  console.log(`  requests: ${[burstBusy, steadyBusy, burstIdle, steadyIdle].reduce((a, p) => a + p.requests, 0)}, lost: ${lost}`);
+  console.log(
+    `  requests: ${[burstBusy, steadyBusy, burstIdle, steadyIdle].reduce((a, p) => a + p.requests, 0)}, lost: ${lost}`,
+  );
 
   await client.stop();
   if (lost || !benchOk) process.exitCode = 1;

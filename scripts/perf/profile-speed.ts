@@ -83,9 +83,13 @@ console.log('Profile speed — ten SOFT variants × five resolutions');
 console.log(`  node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'})`);
 console.log(`  models: ${names.join(', ')}`);
 console.log(`  resolutions: ${RESOLUTIONS.join(', ')}; batch 1`);
-console.log(`  warm-up rounds: ${WARMUP_ROUNDS}; timed repetitions: ${REPETITIONS}; profiles per sweep: ${profilesPerSweep}`);
+console.log(
+  `  warm-up rounds: ${WARMUP_ROUNDS}; timed repetitions: ${REPETITIONS}; profiles per sweep: ${profilesPerSweep}`,
+);
 console.log('');
-console.log(`  sweep (${profilesPerSweep} profiles) median ${ms(sw.median)}  p10 ${ms(sw.p10)}  p90 ${ms(sw.p90)}  min ${ms(sw.min)}  max ${ms(sw.max)}`);
+console.log(
+  `  sweep (${profilesPerSweep} profiles) median ${ms(sw.median)}  p10 ${ms(sw.p10)}  p90 ${ms(sw.p90)}  min ${ms(sw.min)}  max ${ms(sw.max)}`,
+);
 console.log(`  per profile median        ${ms(sw.median / profilesPerSweep)}`);
 console.log('');
 console.log(`  baseline measured in the same run: parse + analyse the ${specs.length} configs (analyzeConfig)`);

@@ -23,12 +23,25 @@ import { percentile } from '../../server/jobs/bench/stats';
 import { numberOption, optionValue, stringOption } from '../../test/helpers/script-args';
 import type { BenchReport, RuntimeId } from '../../protocol/results';
 
-async function sweep(runtime: RuntimeId, tokenTileBytes: number | null | undefined, budgetMs: number, tokens: number[] | undefined): Promise<BenchReport> {
-  const spec = analyzeConfig(fs.readFileSync(path.join(__dirname, '..', '..', 'fixtures', 'configs', 'soft', 'SOFT_Tiny.yaml'), 'utf8')).spec!;
+async function sweep(
+  runtime: RuntimeId,
+  tokenTileBytes: number | null | undefined,
+  budgetMs: number,
+  tokens: number[] | undefined,
+): Promise<BenchReport> {
+  const spec = analyzeConfig(
+    fs.readFileSync(path.join(__dirname, '..', '..', 'fixtures', 'configs', 'soft', 'SOFT_Tiny.yaml'), 'utf8'),
+  ).spec!;
   const report = await probeDevices({ webgpu: false });
   return runBenchmark(
     {
-      model: spec, config: 'SOFT_Tiny.yaml', runtimes: [runtime], attentions: ['ufo'], levels: ['attention'], resolutions: [], budgetMs,
+      model: spec,
+      config: 'SOFT_Tiny.yaml',
+      runtimes: [runtime],
+      attentions: ['ufo'],
+      levels: ['attention'],
+      resolutions: [],
+      budgetMs,
       ...(tokens ? { scalingTokens: tokens } : {}),
       ...(tokenTileBytes !== undefined ? { tokenTileBytes } : {}),
     },
@@ -69,30 +82,46 @@ async function main() {
         const m = medians.get(v.name) ?? medians.set(v.name, new Map()).get(v.name)!;
         (m.get(c.tokens) ?? m.set(c.tokens, []).get(c.tokens)!).push(c.timingMs.median);
         const sp = spreads.get(v.name) ?? spreads.set(v.name, new Map()).get(v.name)!;
-        (sp.get(c.tokens) ?? sp.set(c.tokens, []).get(c.tokens)!).push(`${c.timingMs.p10.toFixed(2)}–${c.timingMs.p90.toFixed(2)}`);
+        (sp.get(c.tokens) ?? sp.set(c.tokens, []).get(c.tokens)!).push(
+          `${c.timingMs.p10.toFixed(2)}–${c.timingMs.p90.toFixed(2)}`,
+        );
       }
     }
     const t = byVariant.get('tiled')!.cases;
     const u = byVariant.get('untiled')!.cases;
     for (const c of t) {
       const b = u.find((x) => x.tokens === c.tokens);
-      if (c.timingMs && b?.timingMs) (ratios.get(c.tokens) ?? ratios.set(c.tokens, []).get(c.tokens)!).push(c.timingMs.median / b.timingMs.median);
+      if (c.timingMs && b?.timingMs)
+        (ratios.get(c.tokens) ?? ratios.set(c.tokens, []).get(c.tokens)!).push(c.timingMs.median / b.timingMs.median);
     }
-    console.log(`round ${r + 1}/${rounds}: time exponent tiled ${exponents.get('tiled')!.at(-1)!.toFixed(3)}, untiled ${exponents.get('untiled')!.at(-1)!.toFixed(3)}`);
+    console.log(
+      `round ${r + 1}/${rounds}: time exponent tiled ${exponents.get('tiled')!.at(-1)!.toFixed(3)}, untiled ${exponents.get('untiled')!.at(-1)!.toFixed(3)}`,
+    );
   }
   const med = (xs: number[]) => percentile(xs, 0.5);
   console.log(`\nUFO attention, soft_tiny stage 1 (D = 64, 2 heads), batch 1, ${runtime} on ${device}`);
-  console.log(`tile: ${tile === null ? 'none' : `${tile} bytes per [B, tokens, D] activation (${Math.floor(tile / (4 * 64))} tokens at D = 64)`}; ${rounds} rounds, budget ${budgetMs} ms per case\n`);
-  console.log('tokens   tiled median ms (p10–p90 per round)          untiled median ms (p10–p90 per round)        tiled/untiled (median of rounds)  ns/token tiled · untiled');
+  console.log(
+    `tile: ${tile === null ? 'none' : `${tile} bytes per [B, tokens, D] activation (${Math.floor(tile / (4 * 64))} tokens at D = 64)`}; ${rounds} rounds, budget ${budgetMs} ms per case\n`,
+  );
+  console.log(
+    'tokens   tiled median ms (p10–p90 per round)          untiled median ms (p10–p90 per round)        tiled/untiled (median of rounds)  ns/token tiled · untiled',
+  );
   for (const n of [...(medians.get('tiled')?.keys() ?? [])].sort((a, b) => a - b)) {
     const tm = med(medians.get('tiled')!.get(n)!);
     const um = med(medians.get('untiled')!.get(n) ?? [NaN]);
-    const col = (v: string) => `${(v === 'tiled' ? tm : um).toFixed(2)} (${spreads.get(v)!.get(n)?.join(', ')})`.padEnd(44);
-    console.log(`${String(n).padEnd(8)} ${col('tiled')} ${col('untiled')} ${med(ratios.get(n) ?? [NaN]).toFixed(2).padEnd(33)} ${((tm * 1e6) / n).toFixed(0)} · ${((um * 1e6) / n).toFixed(0)}`);
+    const col = (v: string) =>
+      `${(v === 'tiled' ? tm : um).toFixed(2)} (${spreads.get(v)!.get(n)?.join(', ')})`.padEnd(44);
+    console.log(
+      `${String(n).padEnd(8)} ${col('tiled')} ${col('untiled')} ${med(ratios.get(n) ?? [NaN])
+        .toFixed(2)
+        .padEnd(33)} ${((tm * 1e6) / n).toFixed(0)} · ${((um * 1e6) / n).toFixed(0)}`,
+    );
   }
   for (const v of variants) {
     const e = exponents.get(v.name)!;
-    console.log(`time exponent ${v.name.padEnd(8)} median ${med(e).toFixed(3)} (runs: ${e.map((x) => x.toFixed(3)).join(', ')}); target ≤ 1.15: ${med(e) <= 1.15 ? 'MET' : 'NOT MET'}`);
+    console.log(
+      `time exponent ${v.name.padEnd(8)} median ${med(e).toFixed(3)} (runs: ${e.map((x) => x.toFixed(3)).join(', ')}); target ≤ 1.15: ${med(e) <= 1.15 ? 'MET' : 'NOT MET'}`,
+    );
   }
   process.exit(0);
 }

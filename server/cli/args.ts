@@ -21,7 +21,8 @@ export class UsageError extends Error {}
 
 export const intArg = (name: string, v: string, min: number, max: number): number => {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer in [${min}, ${max}], got "${v}".`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new UsageError(`--${name} must be an integer in [${min}, ${max}], got "${v}".`);
   return n;
 };
 
@@ -30,11 +31,15 @@ export const seedArg = (v: string): number => intArg('seed', v, 0, 2 ** 31);
 
 /** A repeatable option's values, each of which may also be a comma-separated list. */
 export function listArg(values: string[] | undefined): string[] {
-  return (values ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+  return (values ?? [])
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim())
+    .filter(Boolean);
 }
 
 /** A --backend value: one of the runtimes the runners know. */
 export function runtimeArg(id: string): RuntimeId {
-  if (!ALL_RUNTIMES.includes(id as RuntimeId)) throw new UsageError(`--backend ${id}: expected one of ${ALL_RUNTIMES.join(', ')}.`);
+  if (!ALL_RUNTIMES.includes(id as RuntimeId))
+    throw new UsageError(`--backend ${id}: expected one of ${ALL_RUNTIMES.join(', ')}.`);
   return id as RuntimeId;
 }

@@ -20,7 +20,11 @@ ${COMMANDS.map((c) => c.usage).join('\n')}
 
 ${PROFILE_HELP}`;
 
-export async function main(argv: string[], stdout: Out = (s) => process.stdout.write(s + '\n'), stderr: Out = (s) => process.stderr.write(s + '\n')): Promise<number> {
+export async function main(
+  argv: string[],
+  stdout: Out = (s) => process.stdout.write(s + '\n'),
+  stderr: Out = (s) => process.stderr.write(s + '\n'),
+): Promise<number> {
   const [command, ...rest] = argv;
   try {
     const found = COMMANDS.find((c) => c.name === command);

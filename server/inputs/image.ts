@@ -11,11 +11,32 @@
  */
 import { ImageError } from './image/errors';
 import { decodeImage, type DecodeOptions, type DecodedImage } from './image/decode';
-import { evalTransform, toNormalizedTensor, type EvalTransformOptions, type ImageTensor, type TransformPlan } from './image/transform';
+import {
+  evalTransform,
+  toNormalizedTensor,
+  type EvalTransformOptions,
+  type ImageTensor,
+  type TransformPlan,
+} from './image/transform';
 
 export { ImageError } from './image/errors';
-export { sniffFormat, readImageHeader, checkPixelLimit, exifOrientation, type ImageFormat, type ImageHeader } from './image/header';
-export { decodeImage, sharpStatus, DEFAULT_MAX_PIXELS, DEFAULT_MAX_BYTES, type DecodeOptions, type DecodedImage, type DecoderKind } from './image/decode';
+export {
+  sniffFormat,
+  readImageHeader,
+  checkPixelLimit,
+  exifOrientation,
+  type ImageFormat,
+  type ImageHeader,
+} from './image/header';
+export {
+  decodeImage,
+  sharpStatus,
+  DEFAULT_MAX_PIXELS,
+  DEFAULT_MAX_BYTES,
+  type DecodeOptions,
+  type DecodedImage,
+  type DecoderKind,
+} from './image/decode';
 export { applyOrientation } from './image/orient';
 export { resample, type ResampleFilter } from './image/resample';
 export {
@@ -53,7 +74,10 @@ export interface LoadedImageTensor extends ImageTensor {
 }
 
 /** Decodes an image file or buffer and turns it into a model input tensor. */
-export async function loadImageTensor(input: string | Uint8Array, options: ImageTensorOptions = {}): Promise<LoadedImageTensor> {
+export async function loadImageTensor(
+  input: string | Uint8Array,
+  options: ImageTensorOptions = {},
+): Promise<LoadedImageTensor> {
   const decoded = await decodeImage(input, options);
   const { data: _pixels, ...image } = decoded;
   if (options.resize === 'none') {

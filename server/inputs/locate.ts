@@ -40,7 +40,11 @@ export function fileExistsNear(configFile: string | null): ((written: string) =>
  * written, then by file name). The first that exists; else the path next to the config, so the
  * error names where it was expected.
  */
-export function findCheckpoint(configFile: string | null, written: string, searchPaths: readonly string[] = []): string {
+export function findCheckpoint(
+  configFile: string | null,
+  written: string,
+  searchPaths: readonly string[] = [],
+): string {
   const nearConfig = resolveNearConfig(configFile, written);
   if (fs.existsSync(nearConfig)) return nearConfig;
   for (const dir of searchPaths) {
@@ -55,11 +59,17 @@ export function findCheckpoint(configFile: string | null, written: string, searc
  * The config's `checkpoint:` and `images:` values (from its analysis), resolved as above: the
  * checkpoint is null when the config names none.
  */
-export function configInputs(configFile: string | null, values: ReadonlyMap<string, unknown>, searchPaths: readonly string[] = []): ConfigInputs {
+export function configInputs(
+  configFile: string | null,
+  values: ReadonlyMap<string, unknown>,
+  searchPaths: readonly string[] = [],
+): ConfigInputs {
   const checkpoint = values.get('checkpoint');
   const images = values.get('images');
   return {
     checkpoint: typeof checkpoint === 'string' ? findCheckpoint(configFile, checkpoint, searchPaths) : null,
-    images: Array.isArray(images) ? images.filter((i): i is string => typeof i === 'string').map((i) => resolveNearConfig(configFile, i)) : [],
+    images: Array.isArray(images)
+      ? images.filter((i): i is string => typeof i === 'string').map((i) => resolveNearConfig(configFile, i))
+      : [],
   };
 }

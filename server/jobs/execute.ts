@@ -12,13 +12,21 @@ export async function executeJob<J extends WorkerJob>(job: J, callbacks: JobCall
       return (await probeDevices()) as JobResult<J>;
     case 'pinv': {
       onProgress('pseudo-inverse analysis', 0, 1);
-      const r = analysePinv(job.model, { resolution: job.resolution, ...(job.dtype ? { dtype: job.dtype } : {}), ...(job.iterations !== undefined ? { iterations: job.iterations } : {}), ...(job.seed !== undefined ? { seed: job.seed } : {}) });
+      const r = analysePinv(job.model, {
+        resolution: job.resolution,
+        ...(job.dtype ? { dtype: job.dtype } : {}),
+        ...(job.iterations !== undefined ? { iterations: job.iterations } : {}),
+        ...(job.seed !== undefined ? { seed: job.seed } : {}),
+      });
       return r as JobResult<J>;
     }
     case 'bench': {
       const { kind: _kind, ...options } = job as BenchJob;
       const report = await probeDevices({ nvidia: true });
-      return (await runBenchmark({ ...options, onProgress, ...(callbacks.onCase ? { onCase: callbacks.onCase } : {}) }, report)) as JobResult<J>;
+      return (await runBenchmark(
+        { ...options, onProgress, ...(callbacks.onCase ? { onCase: callbacks.onCase } : {}) },
+        report,
+      )) as JobResult<J>;
     }
     case 'infer': {
       const { kind: _kind, ...options } = job as InferJob;

@@ -12,7 +12,10 @@ import { formatBytes, type BytesFormat } from '../../protocol/format';
 import type { JobCallbacks, JobResult, WorkerJob, WorkerMessage } from './job';
 
 export class WorkerFailure extends Error {
-  constructor(message: string, readonly reason: 'crashed' | 'out-of-memory' | 'cancelled' | 'failed') {
+  constructor(
+    message: string,
+    readonly reason: 'crashed' | 'out-of-memory' | 'cancelled' | 'failed',
+  ) {
     super(message);
   }
 }
@@ -31,7 +34,8 @@ export interface IsolateOptions extends JobCallbacks {
 export function workerPath(): string {
   const candidates = [path.join(__dirname, 'worker.js'), path.join(__dirname, '..', '..', 'dist', 'worker.js')];
   const found = candidates.find((p) => fs.existsSync(p));
-  if (!found) throw new Error(`the benchmark worker is missing (looked for ${candidates.join(', ')}): run \`npm run build\``);
+  if (!found)
+    throw new Error(`the benchmark worker is missing (looked for ${candidates.join(', ')}): run \`npm run build\``);
   return found;
 }
 
@@ -124,16 +128,32 @@ export function runIsolated<J extends WorkerJob>(job: J, o: IsolateOptions = {})
         // V8 prints the reason ("FATAL ERROR: … JavaScript heap out of memory") above a native stack trace: quote the reason.
         const oom = stderr.split('\n').find((line) => OUT_OF_MEMORY.test(line));
         if (oom !== undefined) {
-          return reject(new WorkerFailure(`the ${job.kind} worker ran out of memory${heap ? ` (heap limit ${heap} MiB)` : ''} and was stopped; nothing else was affected. Try a smaller resolution or batch. (${oom.trim()})`, 'out-of-memory'));
+          return reject(
+            new WorkerFailure(
+              `the ${job.kind} worker ran out of memory${heap ? ` (heap limit ${heap} MiB)` : ''} and was stopped; nothing else was affected. Try a smaller resolution or batch. (${oom.trim()})`,
+              'out-of-memory',
+            ),
+          );
         }
         const last = tail ? ` Last output: ${tail}` : '';
         if (signal === 'SIGKILL') {
           // Not ours (a cancel returned above): the kernel's OOM killer sends SIGKILL, and says so only in its own log.
-          const peak = rssPeak !== null ? ` (its peak resident memory was at least ${formatBytes(rssPeak, RSS_BYTES)})` : '';
-          return reject(new WorkerFailure(`the ${job.kind} worker was killed by SIGKILL before answering, not by ViT Lens: possibly by the kernel's out-of-memory killer${peak} or by another process; nothing else was affected. If memory ran out, try a smaller resolution or batch.${last}`, 'crashed'));
+          const peak =
+            rssPeak !== null ? ` (its peak resident memory was at least ${formatBytes(rssPeak, RSS_BYTES)})` : '';
+          return reject(
+            new WorkerFailure(
+              `the ${job.kind} worker was killed by SIGKILL before answering, not by ViT Lens: possibly by the kernel's out-of-memory killer${peak} or by another process; nothing else was affected. If memory ran out, try a smaller resolution or batch.${last}`,
+              'crashed',
+            ),
+          );
         }
         const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-        reject(new WorkerFailure(`the ${job.kind} worker ${how} before answering (a native runtime crash?); nothing else was affected.${last}`, 'crashed'));
+        reject(
+          new WorkerFailure(
+            `the ${job.kind} worker ${how} before answering (a native runtime crash?); nothing else was affected.${last}`,
+            'crashed',
+          ),
+        );
       });
     });
     child.send(job);

@@ -31,7 +31,13 @@ export type InferJob = { kind: 'infer' } & InferOptions;
 
 export type WorkerJob = BenchJob | PinvJob | DevicesJob | InferJob;
 
-export type JobResult<J extends WorkerJob> = J extends BenchJob ? BenchReport : J extends PinvJob ? PinvReport : J extends InferJob ? InferReport : DeviceReport;
+export type JobResult<J extends WorkerJob> = J extends BenchJob
+  ? BenchReport
+  : J extends PinvJob
+    ? PinvReport
+    : J extends InferJob
+      ? InferReport
+      : DeviceReport;
 
 export type WorkerMessage =
   | { type: 'progress'; message: string; done: number; total: number }

@@ -13,19 +13,36 @@ import { softAttention } from '../core/engine/attention/soft';
 import { attentionPrefix, layerContext, softShape } from '../core/engine/blocks';
 import { ReferenceRuntime, type WeightSource } from '../core/engine/lowerings/reference';
 import { Graph } from '../core/engine/graph';
-import { REGULARISER, convergence, newtonInverse, type NewtonDtype, type NewtonIterationRecord } from '../core/engine/newton';
+import {
+  REGULARISER,
+  convergence,
+  newtonInverse,
+  type NewtonDtype,
+  type NewtonIterationRecord,
+} from '../core/engine/newton';
 import { symmetricEigenvalues } from '../core/engine/linalg';
 import { normals, randomWeights, seededRandom } from '../core/engine/weights';
 import type { PinvHead, PinvMatrixReport, PinvReport, PinvStage } from '../../protocol/results';
 
 const THRESHOLDS = [1e-3, 1e-6] as const;
 
-function firstBelow(trace: readonly NewtonIterationRecord[], pick: (r: NewtonIterationRecord) => number, t: number): number | null {
+function firstBelow(
+  trace: readonly NewtonIterationRecord[],
+  pick: (r: NewtonIterationRecord) => number,
+  t: number,
+): number | null {
   return trace.find((r) => pick(r) <= t)?.k ?? null;
 }
 
 /** Trace, spectrum and verdict of each m×m matrix of a batch, iterated as one batch (variant B couples them). */
-export function analyseMatrices(a: Float32Array | Float64Array, m: number, batch: number, variant: NewtonVariant, iterations: number, dtype: NewtonDtype): PinvMatrixReport[] {
+export function analyseMatrices(
+  a: Float32Array | Float64Array,
+  m: number,
+  batch: number,
+  variant: NewtonVariant,
+  iterations: number,
+  dtype: NewtonDtype,
+): PinvMatrixReport[] {
   const result = newtonInverse(a, m, batch, { variant, iterations, dtype, trace: true });
   const out: PinvMatrixReport[] = [];
   for (let b = 0; b < batch; b++) {
@@ -41,11 +58,21 @@ export function analyseMatrices(a: Float32Array | Float64Array, m: number, batch
       backoffHalvings: result.backoff?.halvings ?? null,
       conditionNumber: Math.max(...absEig) / Math.min(...absEig),
       eigenvalueRange: [Math.min(...eig), Math.max(...eig)],
-      iterations: trace.map((r) => ({ k: r.k, residual: r.e1, penrose: r.e2, exactError: r.e3, predicted: r.predicted })),
+      iterations: trace.map((r) => ({
+        k: r.k,
+        residual: r.e1,
+        penrose: r.e2,
+        exactError: r.e3,
+        predicted: r.predicted,
+      })),
       reaches: Object.fromEntries(
         THRESHOLDS.map((t) => [
           t.toExponential(0),
-          { residual: firstBelow(trace, (r) => r.e1, t), penrose: firstBelow(trace, (r) => r.e2, t), exactError: firstBelow(trace, (r) => r.e3, t) },
+          {
+            residual: firstBelow(trace, (r) => r.e1, t),
+            penrose: firstBelow(trace, (r) => r.e2, t),
+            exactError: firstBelow(trace, (r) => r.e3, t),
+          },
         ]),
       ),
       converged: verdict.converged,
@@ -70,7 +97,13 @@ export interface PinvRequestOptions {
 }
 
 /** K2 of one stage's first block: [heads, m, m] in float32, as the model computes it. */
-function landmarkKernels(model: ModelSpec, stage: StageSpec, grid: number, weights: WeightSource | undefined, seed: number): { k2: Float32Array; m: number; weightsUsed: string } {
+function landmarkKernels(
+  model: ModelSpec,
+  stage: StageSpec,
+  grid: number,
+  weights: WeightSource | undefined,
+  seed: number,
+): { k2: Float32Array; m: number; weightsUsed: string } {
   const g = new Graph();
   const N = grid * grid;
   const x = g.input('x', [1, N, stage.dim]);
@@ -80,7 +113,11 @@ function landmarkKernels(model: ModelSpec, stage: StageSpec, grid: number, weigh
   // Unit-variance tokens: the scale a LayerNorm-ed residual stream has going into attention.
   const input = normals(N * stage.dim, seededRandom(seed + stage.index));
   const [k2] = new ReferenceRuntime('float32').run(g, { x: input }, source, [parts.landmarkKernel]);
-  return { k2: k2!.data as Float32Array, m: landmarkCount(grid, stage.srRatio), weightsUsed: weights ? 'checkpoint' : `random (seed ${seed})` };
+  return {
+    k2: k2!.data as Float32Array,
+    m: landmarkCount(grid, stage.srRatio),
+    weightsUsed: weights ? 'checkpoint' : `random (seed ${seed})`,
+  };
 }
 
 export function analysePinv(model: ModelSpec, o: PinvRequestOptions): PinvReport {
@@ -94,7 +131,14 @@ export function analysePinv(model: ModelSpec, o: PinvRequestOptions): PinvReport
     const grid = grids[stage.index - 1]!;
     const m = landmarkCount(grid, stage.srRatio);
     if (m < 1) {
-      stages.push({ stage: stage.index, attention: stage.attention, grid, landmarks: 0, heads: [], skipped: `no landmarks: a ${grid}×${grid} grid is smaller than the ${stage.srRatio}×${stage.srRatio} landmark conv` });
+      stages.push({
+        stage: stage.index,
+        attention: stage.attention,
+        grid,
+        landmarks: 0,
+        heads: [],
+        skipped: `no landmarks: a ${grid}×${grid} grid is smaller than the ${stage.srRatio}×${stage.srRatio} landmark conv`,
+      });
       continue;
     }
     // The distance in `direct` form materialises N·m·dh values; fine for the sizes a pinv check uses.
@@ -104,7 +148,13 @@ export function analysePinv(model: ModelSpec, o: PinvRequestOptions): PinvReport
     stages.push({ stage: stage.index, attention: stage.attention, grid, landmarks: m, heads, skipped: null });
   }
   const all = stages.flatMap((s) => s.heads);
-  const worst = all.reduce<PinvHead | null>((w, h) => (w === null || h.iterations[h.iterations.length - 1]!.residual > w.iterations[w.iterations.length - 1]!.residual ? h : w), null);
+  const worst = all.reduce<PinvHead | null>(
+    (w, h) =>
+      w === null || h.iterations[h.iterations.length - 1]!.residual > w.iterations[w.iterations.length - 1]!.residual
+        ? h
+        : w,
+    null,
+  );
   return {
     model: model.name,
     resolution: o.resolution,

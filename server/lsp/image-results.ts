@@ -15,7 +15,8 @@ export class ImageResults {
   remember(report: InferReport): void {
     for (const item of report.items) {
       const caption = overlayCaption(report, item);
-      if (caption && item.overlayImage) this.latest.set(path.resolve(item.name), { overlayImage: item.overlayImage, caption });
+      if (caption && item.overlayImage)
+        this.latest.set(path.resolve(item.name), { overlayImage: item.overlayImage, caption });
     }
   }
 

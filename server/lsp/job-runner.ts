@@ -3,7 +3,13 @@
  * cancel there becomes a ResponseError here, and this server keeps serving every document.
  * The worker's progress and finished benchmark cases go to the client as notifications.
  */
-import { ErrorCodes, LSPErrorCodes, ResponseError, type CancellationToken, type Connection } from 'vscode-languageserver/node';
+import {
+  ErrorCodes,
+  LSPErrorCodes,
+  ResponseError,
+  type CancellationToken,
+  type Connection,
+} from 'vscode-languageserver/node';
 import { errorMessage } from '../core/errors';
 import { BenchCaseNotification, ProgressNotification } from '../../protocol/lsp';
 import { runIsolated, WorkerFailure } from '../jobs/isolate';
@@ -19,11 +25,13 @@ export class JobRunner {
     try {
       return await runIsolated(job, {
         signal: ac.signal,
-        onProgress: (message, done, total) => void this.connection.sendNotification(ProgressNotification, { uri, job: job.kind, message, done, total }),
+        onProgress: (message, done, total) =>
+          void this.connection.sendNotification(ProgressNotification, { uri, job: job.kind, message, done, total }),
         onCase: (c) => void this.connection.sendNotification(BenchCaseNotification, { uri, case: c }),
       });
     } catch (e) {
-      if (e instanceof WorkerFailure && e.reason === 'cancelled') throw new ResponseError(LSPErrorCodes.RequestCancelled, e.message);
+      if (e instanceof WorkerFailure && e.reason === 'cancelled')
+        throw new ResponseError(LSPErrorCodes.RequestCancelled, e.message);
       throw new ResponseError(ErrorCodes.InternalError, errorMessage(e));
     } finally {
       sub.dispose();

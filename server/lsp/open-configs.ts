@@ -35,7 +35,10 @@ export class OpenConfigs {
     if (errors.length || !a.doc.analysis.spec) {
       const first = errors[0];
       const where = first ? `line ${a.text.positionAt(first.span.start).line + 1}: ${first.message}` : 'no model';
-      throw new ResponseError(ErrorCodes.InvalidParams, `${uri} has ${errors.length} error(s); fix them first (${where})`);
+      throw new ResponseError(
+        ErrorCodes.InvalidParams,
+        `${uri} has ${errors.length} error(s); fix them first (${where})`,
+      );
     }
     return a.doc.analysis.spec;
   }

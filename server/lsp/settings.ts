@@ -24,7 +24,10 @@ export class Settings {
   /** The settings for a document (its folder's, in a multi-root workspace), or the defaults. */
   async get(uri: string | null): Promise<VitlensSettings> {
     if (!this.canRead) return DEFAULT_SETTINGS;
-    const got = (await this.connection.workspace.getConfiguration({ section: 'vitlens', ...(uri ? { scopeUri: uri } : {}) })) as Partial<VitlensSettings> | null;
+    const got = (await this.connection.workspace.getConfiguration({
+      section: 'vitlens',
+      ...(uri ? { scopeUri: uri } : {}),
+    })) as Partial<VitlensSettings> | null;
     return mergeSettings(got);
   }
 }

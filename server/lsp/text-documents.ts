@@ -18,15 +18,23 @@ export function clampPosition(doc: TextDocument, p: Position): Position {
 }
 
 /** Applies the changes one by one, each clamped against the text the previous ones left. */
-export function applyChanges(doc: TextDocument, changes: readonly TextDocumentContentChangeEvent[], version: number): TextDocument {
+export function applyChanges(
+  doc: TextDocument,
+  changes: readonly TextDocumentContentChangeEvent[],
+  version: number,
+): TextDocument {
   // The version moves even when no change is usable.
   doc = TextDocument.update(doc, [], version);
   for (const change of changes) {
     // A change without text is malformed; skipping it keeps the rest of the notification.
     if (typeof change?.text !== 'string') continue;
-    const clamped: TextDocumentContentChangeEvent = 'range' in change && change.range
-      ? { range: { start: clampPosition(doc, change.range.start), end: clampPosition(doc, change.range.end) }, text: change.text }
-      : { text: change.text };
+    const clamped: TextDocumentContentChangeEvent =
+      'range' in change && change.range
+        ? {
+            range: { start: clampPosition(doc, change.range.start), end: clampPosition(doc, change.range.end) },
+            text: change.text,
+          }
+        : { text: change.text };
     doc = TextDocument.update(doc, [clamped], version);
   }
   return doc;

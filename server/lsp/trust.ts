@@ -30,6 +30,10 @@ export class Trust {
 
   /** Throws the ResponseError that says why `what` does not run here, when the workspace is untrusted. */
   refuseUntrusted(what: string): void {
-    if (!this.trustedNow) throw new ResponseError(ErrorCodes.InvalidRequest, `${what} runs a model, which ViT Lens does not do in an untrusted workspace; trust the workspace to run it (profiles and diagnostics work without trust).`);
+    if (!this.trustedNow)
+      throw new ResponseError(
+        ErrorCodes.InvalidRequest,
+        `${what} runs a model, which ViT Lens does not do in an untrusted workspace; trust the workspace to run it (profiles and diagnostics work without trust).`,
+      );
   }
 }

@@ -12,7 +12,8 @@ import { dashboardHtml, makeNonce } from '../../protocol/page';
 function distAsset(name: string): string {
   const candidates = [path.join(__dirname, name), path.join(__dirname, '..', '..', 'dist', name)];
   const found = candidates.find((p) => fs.existsSync(p));
-  if (!found) throw new Error(`the dashboard bundle is missing (looked for ${candidates.join(', ')}): run \`npm run build\``);
+  if (!found)
+    throw new Error(`the dashboard bundle is missing (looked for ${candidates.join(', ')}): run \`npm run build\``);
   return found;
 }
 

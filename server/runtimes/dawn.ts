@@ -21,10 +21,19 @@ export interface DawnModule {
   globals: object;
 }
 export interface Gpu {
-  requestAdapter(options?: { powerPreference?: 'high-performance' | 'low-power'; forceFallbackAdapter?: boolean }): Promise<GpuAdapter | null>;
+  requestAdapter(options?: {
+    powerPreference?: 'high-performance' | 'low-power';
+    forceFallbackAdapter?: boolean;
+  }): Promise<GpuAdapter | null>;
 }
 export interface GpuAdapter {
-  readonly info?: { vendor?: string; architecture?: string; device?: string; description?: string; isFallbackAdapter?: boolean };
+  readonly info?: {
+    vendor?: string;
+    architecture?: string;
+    device?: string;
+    description?: string;
+    isFallbackAdapter?: boolean;
+  };
   /** Older Dawn builds put the flag on the adapter instead of its info. */
   readonly isFallbackAdapter?: boolean;
   readonly limits: Record<string, number | undefined>;

@@ -12,7 +12,9 @@ import path from 'node:path';
  * dist/*.js, and its native binding (found by a path relative to the package) would then not load.
  * Resolving from this file's location finds the extension's node_modules in both tsx and the bundle.
  */
-export const runtimeRequire: NodeJS.Require = createRequire(typeof __filename === 'string' ? __filename : path.join(process.cwd(), 'index.js'));
+export const runtimeRequire: NodeJS.Require = createRequire(
+  typeof __filename === 'string' ? __filename : path.join(process.cwd(), 'index.js'),
+);
 
 /** Where `name` resolves to, or undefined when it is not installed. */
 export function resolvable(name: string): string | undefined {
@@ -29,4 +31,6 @@ export function resolvable(name: string): string | undefined {
  * in a Function keeps it a real dynamic import. It has no referrer of its own to resolve a bare
  * name from, so pass an absolute file URL.
  */
-export const importEsm = new Function('specifier', 'return import(specifier)') as (specifier: string) => Promise<unknown>;
+export const importEsm = new Function('specifier', 'return import(specifier)') as (
+  specifier: string,
+) => Promise<unknown>;

@@ -8,8 +8,15 @@ import type { DeviceReport, NvidiaGpu, WebGpuAdapter } from '../../protocol/devi
 const SOFTWARE_DEVICE = /llvmpipe|swiftshader|lavapipe/i;
 
 /** CPU-emulated adapters: flagged by Dawn, or recognisable by their Mesa/SwiftShader names. */
-export function isSoftwareAdapter(a: Pick<WebGpuAdapter, 'vendor' | 'architecture' | 'device' | 'description' | 'isFallbackAdapter'>): boolean {
-  return a.isFallbackAdapter || (a.vendor === 'mesa' && a.architecture === 'software') || SOFTWARE_DEVICE.test(a.device) || SOFTWARE_DEVICE.test(a.description);
+export function isSoftwareAdapter(
+  a: Pick<WebGpuAdapter, 'vendor' | 'architecture' | 'device' | 'description' | 'isFallbackAdapter'>,
+): boolean {
+  return (
+    a.isFallbackAdapter ||
+    (a.vendor === 'mesa' && a.architecture === 'software') ||
+    SOFTWARE_DEVICE.test(a.device) ||
+    SOFTWARE_DEVICE.test(a.description)
+  );
 }
 
 /**
@@ -45,7 +52,8 @@ export function attachDisplayNames(adapters: WebGpuAdapter[], gpus: NvidiaGpu[])
   for (const a of adapters) {
     if (a.vendor.toLowerCase() !== 'nvidia') continue;
     const slug = a.device.replace(/-+$/, '');
-    const match = gpus.find((g) => dawnSlug(g.name).replace(/-+$/, '') === slug) ?? (gpus.length === 1 ? gpus[0] : undefined);
+    const match =
+      gpus.find((g) => dawnSlug(g.name).replace(/-+$/, '') === slug) ?? (gpus.length === 1 ? gpus[0] : undefined);
     if (match) a.displayName = match.name;
   }
 }

@@ -8,9 +8,15 @@ import type { NvidiaGpu, NvidiaInfo } from '../../protocol/devices';
 /** probeDevices passes its own timeout; this is for direct calls. */
 const DEFAULT_TIMEOUT_MS = 15_000;
 
-const NVIDIA_SMI_QUERY = ['--query-gpu=index,name,memory.used,memory.total,driver_version', '--format=csv,noheader,nounits'];
+const NVIDIA_SMI_QUERY = [
+  '--query-gpu=index,name,memory.used,memory.total,driver_version',
+  '--format=csv,noheader,nounits',
+];
 
-function runNvidiaSmi(args: string[], opts: { timeoutMs?: number; nvidiaSmi?: string }): Promise<{ ok: true; stdout: string } | { ok: false; reason: string }> {
+function runNvidiaSmi(
+  args: string[],
+  opts: { timeoutMs?: number; nvidiaSmi?: string },
+): Promise<{ ok: true; stdout: string } | { ok: false; reason: string }> {
   const exe = opts.nvidiaSmi ?? 'nvidia-smi';
   const timeout = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   return new Promise((resolve) => {
@@ -56,15 +62,24 @@ export async function probeNvidia(opts: { timeoutMs?: number; nvidiaSmi?: string
 // GPU memory sampling
 // ---------------------------------------------------------------------------------------------
 
-export type GpuMemorySample = { available: true; at: number; usedMiB: number[]; totalMiB: number[] } | { available: false; reason: string };
+export type GpuMemorySample =
+  { available: true; at: number; usedMiB: number[]; totalMiB: number[] } | { available: false; reason: string };
 
 /** One reading of every NVIDIA GPU's used memory, indexed like nvidia-smi. */
 export async function gpuMemoryUsed(opts: { timeoutMs?: number; nvidiaSmi?: string } = {}): Promise<GpuMemorySample> {
-  const r = await runNvidiaSmi(NVIDIA_SMI_QUERY, { timeoutMs: opts.timeoutMs ?? 5_000, ...(opts.nvidiaSmi ? { nvidiaSmi: opts.nvidiaSmi } : {}) });
+  const r = await runNvidiaSmi(NVIDIA_SMI_QUERY, {
+    timeoutMs: opts.timeoutMs ?? 5_000,
+    ...(opts.nvidiaSmi ? { nvidiaSmi: opts.nvidiaSmi } : {}),
+  });
   if (!r.ok) return { available: false, reason: r.reason };
   const gpus = parseNvidiaSmi(r.stdout);
   if (gpus.length === 0) return { available: false, reason: 'nvidia-smi listed no GPUs' };
-  return { available: true, at: Date.now(), usedMiB: gpus.map((g) => g.memoryUsedMiB), totalMiB: gpus.map((g) => g.memoryTotalMiB) };
+  return {
+    available: true,
+    at: Date.now(),
+    usedMiB: gpus.map((g) => g.memoryUsedMiB),
+    totalMiB: gpus.map((g) => g.memoryTotalMiB),
+  };
 }
 
 export interface GpuMemoryPeak {
@@ -80,7 +95,9 @@ export interface GpuMemoryPeak {
  * Polls nvidia-smi every `intervalMs` until stop(); reports baseline and peak per GPU.
  * A spawn costs tens of ms, so this is for peaks of runs lasting ≳10× the interval, not per-op figures.
  */
-export function startGpuMemorySampler(opts: { intervalMs?: number; nvidiaSmi?: string; read?: () => Promise<GpuMemorySample> } = {}): { stop(): Promise<GpuMemoryPeak> } {
+export function startGpuMemorySampler(
+  opts: { intervalMs?: number; nvidiaSmi?: string; read?: () => Promise<GpuMemorySample> } = {},
+): { stop(): Promise<GpuMemoryPeak> } {
   const intervalMs = opts.intervalMs ?? 100;
   // `read` replaces the nvidia-smi call, so the peak logic can be exercised where there is no NVIDIA GPU.
   const read = opts.read ?? (() => gpuMemoryUsed(opts.nvidiaSmi ? { nvidiaSmi: opts.nvidiaSmi } : {}));
@@ -118,7 +135,8 @@ export function startGpuMemorySampler(opts: { intervalMs?: number; nvidiaSmi?: s
       clearTimeout(timer);
       await inFlight;
       if (samples === 0) await take();
-      if (baseline === null) return { available: false, reason: failure ?? 'no sample taken', baselineMiB: [], peakMiB: [], samples };
+      if (baseline === null)
+        return { available: false, reason: failure ?? 'no sample taken', baselineMiB: [], peakMiB: [], samples };
       return { available: true, baselineMiB: baseline, peakMiB: peak, samples };
     },
   };

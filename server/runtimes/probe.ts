@@ -8,7 +8,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { errorMessage } from '../core/errors';
-import type { AdapterRequest, DeviceReport, HostInfo, NvidiaInfo, OnnxRuntimeInfo, OrtBackend, WebGpuAdapter, WebGpuInfo } from '../../protocol/devices';
+import type {
+  AdapterRequest,
+  DeviceReport,
+  HostInfo,
+  NvidiaInfo,
+  OnnxRuntimeInfo,
+  OrtBackend,
+  WebGpuAdapter,
+  WebGpuInfo,
+} from '../../protocol/devices';
 import { adapterReport, importDawn, type DawnModule, type Gpu, type GpuAdapter } from './dawn';
 import { runtimeRequire } from './external';
 import { attachDisplayNames } from './labels';
@@ -54,10 +63,12 @@ const ORT_INSTALL_NOTES: Record<string, { missing: string; present: string }> = 
   cuda: {
     missing:
       "not bundled: onnxruntime-node's install script downloads the CUDA EP from api.nuget.org at npm-install time; it is absent here (install script skipped, e.g. onnxruntime-node-install=skip, or no network)",
-    present: 'not bundled but downloaded at install time; needs matching CUDA 12 / cuDNN libraries when a session is created',
+    present:
+      'not bundled but downloaded at install time; needs matching CUDA 12 / cuDNN libraries when a session is created',
   },
   tensorrt: {
-    missing: 'not bundled: comes with the CUDA EP download from api.nuget.org at install time (absent here) and needs a TensorRT installation',
+    missing:
+      'not bundled: comes with the CUDA EP download from api.nuget.org at install time (absent here) and needs a TensorRT installation',
     present: 'downloaded at install time; needs CUDA and TensorRT libraries when a session is created',
   },
 };
@@ -67,7 +78,10 @@ function ortProviderLibraryPresent(name: string): boolean {
   try {
     const pkgDir = path.dirname(runtimeRequire.resolve('onnxruntime-node/package.json'));
     const dir = path.join(pkgDir, 'bin', 'napi-v6', process.platform, process.arch);
-    const file = process.platform === 'win32' ? `onnxruntime_providers_${name}.dll` : `libonnxruntime_providers_${name}.${process.platform === 'darwin' ? 'dylib' : 'so'}`;
+    const file =
+      process.platform === 'win32'
+        ? `onnxruntime_providers_${name}.dll`
+        : `libonnxruntime_providers_${name}.${process.platform === 'darwin' ? 'dylib' : 'so'}`;
     return fs.existsSync(path.join(dir, file));
   } catch {
     return false;
@@ -86,17 +100,34 @@ export function probeOnnxRuntime(): OnnxRuntimeInfo {
     }
     const backends = ort.listSupportedBackends().map(({ name, bundled }): OrtBackend => {
       if (name === 'webgpu' && bundled) {
-        return { name, bundled, installed: true, reason: 'ships its own Dawn; needs a WebGPU adapter (a Vulkan driver on Linux) and cannot choose between adapters' };
+        return {
+          name,
+          bundled,
+          installed: true,
+          reason:
+            'ships its own Dawn; needs a WebGPU adapter (a Vulkan driver on Linux) and cannot choose between adapters',
+        };
       }
       if (bundled) return { name, bundled, installed: true };
       const installed = ortProviderLibraryPresent(name);
       const note = ORT_INSTALL_NOTES[name];
-      const reason = note ? (installed ? note.present : note.missing) : installed ? 'not bundled; provider library present' : 'not bundled in the npm package and not installed';
+      const reason = note
+        ? installed
+          ? note.present
+          : note.missing
+        : installed
+          ? 'not bundled; provider library present'
+          : 'not bundled in the npm package and not installed';
       return { name, bundled, installed, reason };
     });
     return { available: true, version, backends };
   } catch (e) {
-    return { available: false, version: null, backends: [], reason: `onnxruntime-node could not be loaded: ${errorMessage(e)}` };
+    return {
+      available: false,
+      version: null,
+      backends: [],
+      reason: `onnxruntime-node could not be loaded: ${errorMessage(e)}`,
+    };
   }
 }
 
@@ -137,7 +168,13 @@ export async function probeWebGpu(opts: { timeoutMs?: number } = {}): Promise<We
       if (!adapter) continue;
       const report = adapterReport(adapter, as);
       // Each request returns a fresh GPUAdapter object, so identity cannot dedupe; the info can.
-      const same = adapters.find((x) => x.vendor === report.vendor && x.architecture === report.architecture && x.device === report.device && x.description === report.description);
+      const same = adapters.find(
+        (x) =>
+          x.vendor === report.vendor &&
+          x.architecture === report.architecture &&
+          x.device === report.device &&
+          x.description === report.description,
+      );
       if (same) same.requestedAs.push(as);
       else adapters.push(report);
     }
@@ -145,10 +182,15 @@ export async function probeWebGpu(opts: { timeoutMs?: number } = {}): Promise<We
     gpu = undefined;
   }
   if (adapters.length === 0) {
-    const why = errors.length > 0 ? errors.join('; ') : 'requestAdapter() returned null for every request (no Vulkan ICD found; in containers NVIDIA_DRIVER_CAPABILITIES must include graphics)';
+    const why =
+      errors.length > 0
+        ? errors.join('; ')
+        : 'requestAdapter() returned null for every request (no Vulkan ICD found; in containers NVIDIA_DRIVER_CAPABILITIES must include graphics)';
     return { available: false, reason: why, adapters };
   }
-  return errors.length > 0 ? { available: true, reason: `some requests failed: ${errors.join('; ')}`, adapters } : { available: true, adapters };
+  return errors.length > 0
+    ? { available: true, reason: `some requests failed: ${errors.join('; ')}`, adapters }
+    : { available: true, adapters };
 }
 
 /** Everything this machine offers for benchmarks. Never throws: missing pieces carry a `reason`. */
@@ -158,11 +200,23 @@ export async function probeDevices(opts: ProbeOptions = {}): Promise<DeviceRepor
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const wantWebGpu = opts.webgpu ?? process.env.VITLENS_NO_WEBGPU !== '1';
   const nvidiaPromise: Promise<NvidiaInfo> =
-    opts.nvidia === false ? Promise.resolve({ available: false, reason: 'not probed (nvidia: false)', gpus: [] }) : probeNvidia({ timeoutMs, ...(opts.nvidiaSmi ? { nvidiaSmi: opts.nvidiaSmi } : {}) });
-  const onnxruntime: OnnxRuntimeInfo = opts.onnxruntime === false ? { available: false, version: null, backends: [], reason: 'not probed (onnxruntime: false)' } : probeOnnxRuntime();
+    opts.nvidia === false
+      ? Promise.resolve({ available: false, reason: 'not probed (nvidia: false)', gpus: [] })
+      : probeNvidia({ timeoutMs, ...(opts.nvidiaSmi ? { nvidiaSmi: opts.nvidiaSmi } : {}) });
+  const onnxruntime: OnnxRuntimeInfo =
+    opts.onnxruntime === false
+      ? { available: false, version: null, backends: [], reason: 'not probed (onnxruntime: false)' }
+      : probeOnnxRuntime();
   const webgpu: WebGpuInfo = wantWebGpu
     ? await probeWebGpu({ timeoutMs })
-    : { available: false, reason: process.env.VITLENS_NO_WEBGPU === '1' ? 'WebGPU probing disabled by VITLENS_NO_WEBGPU=1' : 'not probed (webgpu: false)', adapters: [] };
+    : {
+        available: false,
+        reason:
+          process.env.VITLENS_NO_WEBGPU === '1'
+            ? 'WebGPU probing disabled by VITLENS_NO_WEBGPU=1'
+            : 'not probed (webgpu: false)',
+        adapters: [],
+      };
   const nvidia = await nvidiaPromise;
   attachDisplayNames(webgpu.adapters, nvidia.gpus);
   return {

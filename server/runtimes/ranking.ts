@@ -8,7 +8,12 @@ import type { RuntimeId } from '../../protocol/results';
 import { adapterLabel } from './labels';
 import { ALL_RUNTIMES } from './runner';
 
-const STATUS_ORDER: Record<BackendCandidate['status'], number> = { preferred: 0, runnable: 1, unknown: 2, unavailable: 3 };
+const STATUS_ORDER: Record<BackendCandidate['status'], number> = {
+  preferred: 0,
+  runnable: 1,
+  unknown: 2,
+  unavailable: 3,
+};
 
 /**
  * Runtime backends in the order a benchmark should try them, each with its reason.
@@ -26,7 +31,12 @@ export function pickBestBackend(report: DeviceReport): BackendCandidate[] {
   const mib = (bytes: number): string => formatBytes(bytes, { ...WHOLE_MIB, missing: 'unknown' });
 
   if (!ort.available) {
-    out.push({ backend: 'ort-cpu', executionProvider: 'cpu', status: 'unavailable', reason: ort.reason ?? 'onnxruntime-node is not available' });
+    out.push({
+      backend: 'ort-cpu',
+      executionProvider: 'cpu',
+      status: 'unavailable',
+      reason: ort.reason ?? 'onnxruntime-node is not available',
+    });
     return out;
   }
 
@@ -37,7 +47,13 @@ export function pickBestBackend(report: DeviceReport): BackendCandidate[] {
         // ORT's own Dawn picks the adapter itself; pinning the Vulkan ICD is the only lever (docs/RUNTIMES.md §8).
         reason += `; a software adapter is also present and ORT cannot choose: set VK_ICD_FILENAMES to the ${a.vendor || 'GPU'} ICD json to be sure`;
       }
-      out.push({ backend: 'ort-webgpu', executionProvider: 'webgpu', status: 'preferred', adapter: adapterLabel(a), reason });
+      out.push({
+        backend: 'ort-webgpu',
+        executionProvider: 'webgpu',
+        status: 'preferred',
+        adapter: adapterLabel(a),
+        reason,
+      });
     }
   }
 
@@ -49,7 +65,12 @@ export function pickBestBackend(report: DeviceReport): BackendCandidate[] {
       reason: `${report.host.cores} threads on ${report.host.cpuModel}`,
     });
   } else {
-    out.push({ backend: 'ort-cpu', executionProvider: 'cpu', status: 'unavailable', reason: 'onnxruntime-node lists no cpu backend' });
+    out.push({
+      backend: 'ort-cpu',
+      executionProvider: 'cpu',
+      status: 'unavailable',
+      reason: 'onnxruntime-node lists no cpu backend',
+    });
   }
 
   if (webgpu?.bundled) {
@@ -66,12 +87,21 @@ export function pickBestBackend(report: DeviceReport): BackendCandidate[] {
       out.push({
         backend: 'ort-webgpu',
         executionProvider: 'webgpu',
-        status: report.webgpu.available === false && /VITLENS_NO_WEBGPU|not probed|could not be loaded/.test(report.webgpu.reason ?? '') ? 'unknown' : 'unavailable',
+        status:
+          report.webgpu.available === false &&
+          /VITLENS_NO_WEBGPU|not probed|could not be loaded/.test(report.webgpu.reason ?? '')
+            ? 'unknown'
+            : 'unavailable',
         reason: `no WebGPU adapter known (${report.webgpu.reason ?? 'none found'}); without one ORT throws "Failed to get a WebGPU adapter"`,
       });
     }
   } else {
-    out.push({ backend: 'ort-webgpu', executionProvider: 'webgpu', status: 'unavailable', reason: webgpu ? (webgpu.reason ?? 'not bundled') : 'this onnxruntime-node has no WebGPU EP' });
+    out.push({
+      backend: 'ort-webgpu',
+      executionProvider: 'webgpu',
+      status: 'unavailable',
+      reason: webgpu ? (webgpu.reason ?? 'not bundled') : 'this onnxruntime-node has no WebGPU EP',
+    });
   }
 
   for (const name of ['cuda', 'tensorrt'] as const) {
@@ -81,10 +111,20 @@ export function pickBestBackend(report: DeviceReport): BackendCandidate[] {
     if (!b.installed) {
       out.push({ backend, executionProvider: name, status: 'unavailable', reason: b.reason ?? 'not installed' });
     } else if (!report.nvidia.available) {
-      out.push({ backend, executionProvider: name, status: 'unavailable', reason: `EP installed but no NVIDIA GPU (${report.nvidia.reason ?? 'none'})` });
+      out.push({
+        backend,
+        executionProvider: name,
+        status: 'unavailable',
+        reason: `EP installed but no NVIDIA GPU (${report.nvidia.reason ?? 'none'})`,
+      });
     } else {
       // Whether the CUDA libraries load is only known when a session is created.
-      out.push({ backend, executionProvider: name, status: 'unknown', reason: b.reason ?? 'EP installed; needs CUDA libraries at run time' });
+      out.push({
+        backend,
+        executionProvider: name,
+        status: 'unknown',
+        reason: b.reason ?? 'EP installed; needs CUDA libraries at run time',
+      });
     }
   }
 

@@ -28,8 +28,14 @@ export interface PreparedGraph {
  */
 export class DeviceLostError extends Error {
   override readonly name = 'DeviceLostError';
-  constructor(device: string, readonly reason: string, detail: string) {
-    super(`the WebGPU device (${device}) was lost mid-run (reason: ${reason})${detail ? `: ${detail}` : ''}; the GPU driver reset or the adapter went away; re-run the benchmark`);
+  constructor(
+    device: string,
+    readonly reason: string,
+    detail: string,
+  ) {
+    super(
+      `the WebGPU device (${device}) was lost mid-run (reason: ${reason})${detail ? `: ${detail}` : ''}; the GPU driver reset or the adapter went away; re-run the benchmark`,
+    );
   }
 }
 
@@ -51,4 +57,13 @@ export interface Runner {
   close(): Promise<void>;
 }
 
-export const ALL_RUNTIMES: readonly RuntimeId[] = ['ort-cpu', 'ort-webgpu', 'tfjs-node-gpu', 'tfjs-node', 'tfjs-webgpu', 'tfjs-wasm', 'tfjs-cpu', 'reference'];
+export const ALL_RUNTIMES: readonly RuntimeId[] = [
+  'ort-cpu',
+  'ort-webgpu',
+  'tfjs-node-gpu',
+  'tfjs-node',
+  'tfjs-webgpu',
+  'tfjs-wasm',
+  'tfjs-cpu',
+  'reference',
+];

@@ -56,7 +56,8 @@ const T = {
 
 function missing(): string | null {
   if (!chromiumAvailable()) return 'Chromium is not installed (apt-get install -y chromium)';
-  if (!fs.existsSync(NODE24) || !fs.existsSync(CODE_SERVER)) return 'code-server is not installed: run scripts/e2e-setup.sh';
+  if (!fs.existsSync(NODE24) || !fs.existsSync(CODE_SERVER))
+    return 'code-server is not installed: run scripts/e2e-setup.sh';
   return null;
 }
 const skipReason = missing();
@@ -103,7 +104,12 @@ function httpStatus(url: string): Promise<number> {
   });
 }
 
-async function until<T>(what: string, ms: number, f: () => Promise<T | null | undefined | false>, every = 250): Promise<T> {
+async function until<T>(
+  what: string,
+  ms: number,
+  f: () => Promise<T | null | undefined | false>,
+  every = 250,
+): Promise<T> {
   const end = Date.now() + ms;
   let last: unknown;
   for (;;) {
@@ -113,7 +119,10 @@ async function until<T>(what: string, ms: number, f: () => Promise<T | null | un
     } catch (e) {
       last = e;
     }
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
+    if (Date.now() > end)
+      throw new Error(
+        `timed out after ${ms} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`,
+      );
     await new Promise((r) => setTimeout(r, every));
   }
 }
@@ -130,7 +139,10 @@ function makeWorkspace(dir: string): void {
   copy('fixtures/ref/tiny_image_64x64.png', 'ref/tiny_image_64x64.png');
   copy('fixtures/images/chelsea.png', 'images/chelsea.png');
   // Stage 3 of soft_tiny has 10 heads: 325 does not divide.
-  fs.writeFileSync(path.join(dir, 'configs', 'broken.vitlens.yaml'), 'model: soft_tiny\nembed_dims: [64, 128, 325, 512]\n');
+  fs.writeFileSync(
+    path.join(dir, 'configs', 'broken.vitlens.yaml'),
+    'model: soft_tiny\nembed_dims: [64, 128, 325, 512]\n',
+  );
 }
 
 function codeServerEnv(): NodeJS.ProcessEnv {
@@ -165,7 +177,10 @@ async function command(page: Page, title: string): Promise<void> {
   const input = page.locator('.quick-input-widget input');
   await input.waitFor({ state: 'visible', timeout: T.ui });
   await input.fill(`>${title}`);
-  await page.locator('.quick-input-widget .monaco-list-row.focused', { hasText: title }).first().waitFor({ state: 'visible', timeout: T.ui });
+  await page
+    .locator('.quick-input-widget .monaco-list-row.focused', { hasText: title })
+    .first()
+    .waitFor({ state: 'visible', timeout: T.ui });
   await page.keyboard.press('Enter');
   await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: T.ui });
 }
@@ -186,10 +201,19 @@ async function openFile(page: Page, relPath: string): Promise<void> {
   await input.fill(relPath);
   const base = path.basename(relPath);
   // Enter picks the focused row: wait until the search (not the recent list) has put the file there.
-  await page.locator('.quick-input-widget .monaco-list-row.focused', { hasText: base }).first().waitFor({ state: 'visible', timeout: T.ui });
+  await page
+    .locator('.quick-input-widget .monaco-list-row.focused', { hasText: base })
+    .first()
+    .waitFor({ state: 'visible', timeout: T.ui });
   await page.keyboard.press('Enter');
-  await page.locator(`.tabs-container .tab.active`, { hasText: base }).first().waitFor({ state: 'visible', timeout: T.ui });
-  await page.locator('.editor-instance .monaco-editor .view-lines').first().waitFor({ state: 'visible', timeout: T.ui });
+  await page
+    .locator(`.tabs-container .tab.active`, { hasText: base })
+    .first()
+    .waitFor({ state: 'visible', timeout: T.ui });
+  await page
+    .locator('.editor-instance .monaco-editor .view-lines')
+    .first()
+    .waitFor({ state: 'visible', timeout: T.ui });
 }
 
 function lens(page: Page, text: string) {
@@ -200,7 +224,9 @@ function lens(page: Page, text: string) {
 async function dashboardFrame(page: Page, ms: number): Promise<Frame> {
   return until('the dashboard webview', ms, async () => {
     for (const f of page.frames()) {
-      const ok = await f.evaluate(() => Boolean((window as { vitlensDashboard?: { ready(): boolean } }).vitlensDashboard?.ready())).catch(() => false);
+      const ok = await f
+        .evaluate(() => Boolean((window as { vitlensDashboard?: { ready(): boolean } }).vitlensDashboard?.ready()))
+        .catch(() => false);
       if (ok) return f;
     }
     return null;
@@ -214,7 +240,9 @@ function dashboardView(frame: Frame): Promise<string> {
 
 type ChartMap = Record<string, { type: string; datasets: { label: string; data: unknown[] }[] }>;
 function charts(frame: Frame): Promise<ChartMap> {
-  return frame.evaluate(() => (window as unknown as { vitlensDashboard: { charts(): unknown } }).vitlensDashboard.charts() as ChartMap);
+  return frame.evaluate(
+    () => (window as unknown as { vitlensDashboard: { charts(): unknown } }).vitlensDashboard.charts() as ChartMap,
+  );
 }
 
 /** Processes whose command line mentions `needle` (Linux /proc). */
@@ -237,7 +265,12 @@ function copyLogs(): void {
   const dest = path.join(OUT, 'logs');
   fs.mkdirSync(dest, { recursive: true });
   const logs = path.join(h.userDataDir, 'logs');
-  const walk = (d: string): string[] => (fs.existsSync(d) ? fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)])) : []);
+  const walk = (d: string): string[] =>
+    fs.existsSync(d)
+      ? fs
+          .readdirSync(d, { withFileTypes: true })
+          .flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]))
+      : [];
   for (const f of walk(logs)) {
     if (!/ViT Lens|vitlens|exthost|remoteagent|sharedprocess/i.test(f)) continue;
     const rel = path.relative(logs, f).replace(/[\\/]/g, '__');
@@ -249,7 +282,12 @@ function copyLogs(): void {
 /** The "ViT Lens" output channel as code-server logged it (the language client's own log). */
 function outputChannel(): string {
   if (!h) return '';
-  const walk = (d: string): string[] => (fs.existsSync(d) ? fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)])) : []);
+  const walk = (d: string): string[] =>
+    fs.existsSync(d)
+      ? fs
+          .readdirSync(d, { withFileTypes: true })
+          .flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]))
+      : [];
   return walk(path.join(h.userDataDir, 'logs'))
     .filter((f) => /ViT Lens/.test(path.basename(f)))
     .map((f) => fs.readFileSync(f, 'utf8'))
@@ -258,269 +296,402 @@ function outputChannel(): string {
 
 // ---------------------------------------------------------------------------------------
 
-describe('ViT Lens in a real VS Code (code-server + the packaged VSIX)', { skip: skipReason ?? false, timeout: 900_000 }, () => {
-  before(async () => {
-    fs.rmSync(OUT, { recursive: true, force: true });
-    fs.mkdirSync(OUT, { recursive: true });
-    if (!fs.existsSync(VSIX)) {
-      console.log(`e2e: ${path.relative(ROOT, VSIX)} is missing: packaging it`);
-      execFileSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts', 'package-vsix.ts'), '--out', VSIX], { cwd: ROOT, stdio: 'inherit', timeout: 600_000 });
-    }
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vitlens-e2e-'));
-    const workspace = path.join(tmp, 'workspace');
-    const extensionsDir = path.join(tmp, 'extensions');
-    const userDataDir = path.join(tmp, 'user-data');
-    makeWorkspace(workspace);
-    fs.mkdirSync(path.join(userDataDir, 'User'), { recursive: true });
-    fs.writeFileSync(
-      path.join(userDataDir, 'User', 'settings.json'),
-      JSON.stringify(
-        {
-          'security.workspace.trust.enabled': false,
-          'workbench.startupEditor': 'none',
-          'workbench.tips.enabled': false,
-          'workbench.enableExperiments': false,
-          'extensions.autoCheckUpdates': false,
-          'extensions.autoUpdate': false,
-          'extensions.ignoreRecommendations': true,
-          'telemetry.telemetryLevel': 'off',
-          'update.mode': 'none',
-          'chat.disableAIFeatures': true,
-          'editor.inlayHints.enabled': 'off',
-          'workbench.secondarySideBar.defaultVisibility': 'hidden',
-        },
-        null,
-        2,
-      ),
-    );
-    const partial = { tmp, workspace, extensionsDir, userDataDir } as Harness;
-    h = partial;
-    const env = codeServerEnv();
-
-    // Install the VSIX the way a user would, into a fresh extensions folder.
-    const t0 = Date.now();
-    const installed = execFileSync(NODE24, [CODE_SERVER, '--install-extension', VSIX, '--extensions-dir', extensionsDir, '--user-data-dir', userDataDir], { env, encoding: 'utf8', timeout: 120_000 });
-    console.log(`e2e: ${installed.trim().split('\n').at(-1)} (${Date.now() - t0} ms)`);
-
-    partial.port = await freePort();
-    partial.serverLog = path.join(tmp, 'code-server.log');
-    const log = fs.openSync(partial.serverLog, 'a');
-    partial.server = spawn(
-      NODE24,
-      [CODE_SERVER, '--auth', 'none', '--bind-addr', `127.0.0.1:${partial.port}`, '--extensions-dir', extensionsDir, '--user-data-dir', userDataDir, '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', '--disable-getting-started-override', '--ignore-last-opened'],
-      { env, stdio: ['ignore', log, log], detached: true },
-    );
-    fs.closeSync(log);
-    await until('code-server to answer', T.start, async () => (await httpStatus(`http://127.0.0.1:${partial.port}/healthz`)) === 200, 500);
-
-    partial.browser = await launchBrowser();
-    partial.probe = await openProbedPage(partial.browser, { viewport: { width: 1600, height: 1000 } });
-    partial.page = partial.probe.page;
-    partial.page.setDefaultTimeout(T.ui);
-    await partial.page.goto(`http://127.0.0.1:${partial.port}/?folder=${encodeURIComponent(workspace)}`, { timeout: T.workbench });
-    await partial.page.locator('.monaco-workbench').waitFor({ state: 'visible', timeout: T.workbench });
-    await partial.page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'configs' }).first().waitFor({ state: 'visible', timeout: T.workbench });
-    await shot('00-workbench.png');
-  }, { timeout: HOOK_TIMEOUT + 600_000 /* + packaging, when the VSIX is missing */ });
-
-  after(async () => {
-    if (!h) return;
-    try {
-      await shot('99-last.png');
-    } catch {
-      // the page may be gone
-    }
-    try {
-      fs.writeFileSync(path.join(OUT, 'browser-problems.txt'), (h.probe?.problems() ?? []).join('\n') + '\n');
-      copyLogs();
-    } catch (e) {
-      console.error(`e2e: could not save the logs: ${(e as Error).message}`);
-    }
-    await h.browser?.close().catch(() => undefined);
-    if (h.server?.pid) {
-      try {
-        process.kill(-h.server.pid, 'SIGTERM'); // the whole group: extension host, language server, workers
-      } catch {
-        // already gone
-      }
-      await until('code-server to exit', 10_000, async () => h!.server.exitCode !== null || h!.server.signalCode !== null).catch(() => {
-        try {
-          process.kill(-h!.server.pid!, 'SIGKILL');
-        } catch {
-          // gone
+describe(
+  'ViT Lens in a real VS Code (code-server + the packaged VSIX)',
+  { skip: skipReason ?? false, timeout: 900_000 },
+  () => {
+    before(
+      async () => {
+        fs.rmSync(OUT, { recursive: true, force: true });
+        fs.mkdirSync(OUT, { recursive: true });
+        if (!fs.existsSync(VSIX)) {
+          console.log(`e2e: ${path.relative(ROOT, VSIX)} is missing: packaging it`);
+          execFileSync(
+            process.execPath,
+            ['--import', 'tsx', path.join(ROOT, 'scripts', 'package-vsix.ts'), '--out', VSIX],
+            { cwd: ROOT, stdio: 'inherit', timeout: 600_000 },
+          );
         }
-      });
-    }
-    // Nothing of this run may outlive it (extension host, language server, benchmark workers).
-    await new Promise((r) => setTimeout(r, 500));
-    const leftovers = processesMatching(h.tmp).filter((p) => p.pid !== process.pid);
-    for (const p of leftovers) {
-      console.error(`e2e: still running after code-server exited, killed: ${p.pid} ${p.cmd.slice(0, 200)}`);
-      try {
-        process.kill(p.pid, 'SIGKILL');
-      } catch {
-        // gone
+        const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vitlens-e2e-'));
+        const workspace = path.join(tmp, 'workspace');
+        const extensionsDir = path.join(tmp, 'extensions');
+        const userDataDir = path.join(tmp, 'user-data');
+        makeWorkspace(workspace);
+        fs.mkdirSync(path.join(userDataDir, 'User'), { recursive: true });
+        fs.writeFileSync(
+          path.join(userDataDir, 'User', 'settings.json'),
+          JSON.stringify(
+            {
+              'security.workspace.trust.enabled': false,
+              'workbench.startupEditor': 'none',
+              'workbench.tips.enabled': false,
+              'workbench.enableExperiments': false,
+              'extensions.autoCheckUpdates': false,
+              'extensions.autoUpdate': false,
+              'extensions.ignoreRecommendations': true,
+              'telemetry.telemetryLevel': 'off',
+              'update.mode': 'none',
+              'chat.disableAIFeatures': true,
+              'editor.inlayHints.enabled': 'off',
+              'workbench.secondarySideBar.defaultVisibility': 'hidden',
+            },
+            null,
+            2,
+          ),
+        );
+        const partial = { tmp, workspace, extensionsDir, userDataDir } as Harness;
+        h = partial;
+        const env = codeServerEnv();
+
+        // Install the VSIX the way a user would, into a fresh extensions folder.
+        const t0 = Date.now();
+        const installed = execFileSync(
+          NODE24,
+          [CODE_SERVER, '--install-extension', VSIX, '--extensions-dir', extensionsDir, '--user-data-dir', userDataDir],
+          { env, encoding: 'utf8', timeout: 120_000 },
+        );
+        console.log(`e2e: ${installed.trim().split('\n').at(-1)} (${Date.now() - t0} ms)`);
+
+        partial.port = await freePort();
+        partial.serverLog = path.join(tmp, 'code-server.log');
+        const log = fs.openSync(partial.serverLog, 'a');
+        partial.server = spawn(
+          NODE24,
+          [
+            CODE_SERVER,
+            '--auth',
+            'none',
+            '--bind-addr',
+            `127.0.0.1:${partial.port}`,
+            '--extensions-dir',
+            extensionsDir,
+            '--user-data-dir',
+            userDataDir,
+            '--disable-telemetry',
+            '--disable-update-check',
+            '--disable-workspace-trust',
+            '--disable-getting-started-override',
+            '--ignore-last-opened',
+          ],
+          { env, stdio: ['ignore', log, log], detached: true },
+        );
+        fs.closeSync(log);
+        await until(
+          'code-server to answer',
+          T.start,
+          async () => (await httpStatus(`http://127.0.0.1:${partial.port}/healthz`)) === 200,
+          500,
+        );
+
+        partial.browser = await launchBrowser();
+        partial.probe = await openProbedPage(partial.browser, { viewport: { width: 1600, height: 1000 } });
+        partial.page = partial.probe.page;
+        partial.page.setDefaultTimeout(T.ui);
+        await partial.page.goto(`http://127.0.0.1:${partial.port}/?folder=${encodeURIComponent(workspace)}`, {
+          timeout: T.workbench,
+        });
+        await partial.page.locator('.monaco-workbench').waitFor({ state: 'visible', timeout: T.workbench });
+        await partial.page
+          .locator('.explorer-folders-view .monaco-list-row', { hasText: 'configs' })
+          .first()
+          .waitFor({ state: 'visible', timeout: T.workbench });
+        await shot('00-workbench.png');
+      },
+      { timeout: HOOK_TIMEOUT + 600_000 /* + packaging, when the VSIX is missing */ },
+    );
+
+    after(
+      async () => {
+        if (!h) return;
+        try {
+          await shot('99-last.png');
+        } catch {
+          // the page may be gone
+        }
+        try {
+          fs.writeFileSync(path.join(OUT, 'browser-problems.txt'), (h.probe?.problems() ?? []).join('\n') + '\n');
+          copyLogs();
+        } catch (e) {
+          console.error(`e2e: could not save the logs: ${(e as Error).message}`);
+        }
+        await h.browser?.close().catch(() => undefined);
+        if (h.server?.pid) {
+          try {
+            process.kill(-h.server.pid, 'SIGTERM'); // the whole group: extension host, language server, workers
+          } catch {
+            // already gone
+          }
+          await until(
+            'code-server to exit',
+            10_000,
+            async () => h!.server.exitCode !== null || h!.server.signalCode !== null,
+          ).catch(() => {
+            try {
+              process.kill(-h!.server.pid!, 'SIGKILL');
+            } catch {
+              // gone
+            }
+          });
+        }
+        // Nothing of this run may outlive it (extension host, language server, benchmark workers).
+        await new Promise((r) => setTimeout(r, 500));
+        const leftovers = processesMatching(h.tmp).filter((p) => p.pid !== process.pid);
+        for (const p of leftovers) {
+          console.error(`e2e: still running after code-server exited, killed: ${p.pid} ${p.cmd.slice(0, 200)}`);
+          try {
+            process.kill(p.pid, 'SIGKILL');
+          } catch {
+            // gone
+          }
+        }
+        if (process.env['VITLENS_E2E_KEEP'] !== '1') fs.rmSync(h.tmp, { recursive: true, force: true });
+        else console.log(`e2e: kept ${h.tmp}`);
+        console.log(
+          `e2e: screenshots in ${path.relative(ROOT, OUT)}: ${shots.map((s) => path.basename(s)).join(', ')}`,
+        );
+      },
+      { timeout: 60_000 },
+    );
+
+    it('the packaged VSIX (linux-x64 binaries only) is what got installed', { timeout: TEST_TIMEOUT }, () => {
+      const names = listZip(VSIX).map((e) => e.name);
+      const native = names.filter((n) => NATIVE.test(n));
+      assert.ok(
+        native.some((n) => n.endsWith('dawn.node')) && native.some((n) => n.endsWith('onnxruntime_binding.node')),
+        'the runtimes are in the VSIX',
+      );
+      assert.deepEqual(
+        native.filter((n) => OTHER_PLATFORM.test(n.replace(/^extension\//, ''))),
+        [],
+        'no binary of another platform',
+      );
+      const dirs = fs.readdirSync(h!.extensionsDir).filter((d) => d.startsWith(`${EXTENSION_ID}-`));
+      assert.equal(dirs.length, 1, `one ${EXTENSION_ID} folder in ${fs.readdirSync(h!.extensionsDir).join(', ')}`);
+      const ext = path.join(h!.extensionsDir, dirs[0]!);
+      assert.match(
+        fs.readFileSync(path.join(ext, '.vsixmanifest'), 'utf8'),
+        /TargetPlatform="linux-x64"/,
+        'installed as the linux-x64 target',
+      );
+      for (const f of [
+        'dist/client.js',
+        'dist/server.js',
+        'dist/worker.js',
+        'dist/webview.js',
+        'dist/webview.css',
+        'node_modules/onnxruntime-node/bin/napi-v6/linux/x64/onnxruntime_binding.node',
+      ]) {
+        assert.ok(fs.existsSync(path.join(ext, f)), `${f} installed`);
       }
-    }
-    if (process.env['VITLENS_E2E_KEEP'] !== '1') fs.rmSync(h.tmp, { recursive: true, force: true });
-    else console.log(`e2e: kept ${h.tmp}`);
-    console.log(`e2e: screenshots in ${path.relative(ROOT, OUT)}: ${shots.map((s) => path.basename(s)).join(', ')}`);
-  }, { timeout: 60_000 });
-
-  it('the packaged VSIX (linux-x64 binaries only) is what got installed', { timeout: TEST_TIMEOUT }, () => {
-    const names = listZip(VSIX).map((e) => e.name);
-    const native = names.filter((n) => NATIVE.test(n));
-    assert.ok(native.some((n) => n.endsWith('dawn.node')) && native.some((n) => n.endsWith('onnxruntime_binding.node')), 'the runtimes are in the VSIX');
-    assert.deepEqual(native.filter((n) => OTHER_PLATFORM.test(n.replace(/^extension\//, ''))), [], 'no binary of another platform');
-    const dirs = fs.readdirSync(h!.extensionsDir).filter((d) => d.startsWith(`${EXTENSION_ID}-`));
-    assert.equal(dirs.length, 1, `one ${EXTENSION_ID} folder in ${fs.readdirSync(h!.extensionsDir).join(', ')}`);
-    const ext = path.join(h!.extensionsDir, dirs[0]!);
-    assert.match(fs.readFileSync(path.join(ext, '.vsixmanifest'), 'utf8'), /TargetPlatform="linux-x64"/, 'installed as the linux-x64 target');
-    for (const f of ['dist/client.js', 'dist/server.js', 'dist/worker.js', 'dist/webview.js', 'dist/webview.css', 'node_modules/onnxruntime-node/bin/napi-v6/linux/x64/onnxruntime_binding.node']) {
-      assert.ok(fs.existsSync(path.join(ext, f)), `${f} installed`);
-    }
-  });
-
-  it('SOFT_Tiny.yaml: the CodeLenses show and no error is reported', { timeout: TEST_TIMEOUT }, async () => {
-    const page = h!.page;
-    await openFile(page, 'configs/soft/SOFT_Tiny.yaml');
-    // The server has analysed the file once the summary lens is there.
-    await lens(page, '13.07M params · 1.94 GMACs (B) @224').waitFor({ state: 'visible', timeout: T.server });
-    for (const t of ['Benchmark attention', 'Pseudo-inverse convergence', 'Run SOFT inference on image…']) {
-      await lens(page, t).waitFor({ state: 'visible', timeout: T.ui });
-    }
-    // The client's status bar item names the runtime the server ranked first.
-    await page.locator('.statusbar-item', { hasText: 'ViT Lens:' }).first().waitFor({ state: 'visible', timeout: T.server });
-    await shot('01-soft-tiny-codelens.png');
-    const problems = page.locator('#status\\.problems');
-    const label = (await problems.getAttribute('aria-label')) ?? (await problems.innerText());
-    assert.doesNotMatch(label, /Errors?: [1-9]|[1-9]\d* errors?/i, `status bar: ${label}`);
-  });
-
-  it('hover on model: shows the exact parameter count', { timeout: TEST_TIMEOUT }, async () => {
-    const page = h!.page;
-    const token = page.locator('.editor-instance .view-line span', { hasText: /^model$/ }).first();
-    await token.hover();
-    const hover = page.locator('.monaco-hover .hover-contents, .monaco-hover .monaco-hover-content').first();
-    await hover.waitFor({ state: 'visible', timeout: T.ui });
-    await until('the parameter count in the hover', T.ui, async () => /13,069,056 parameters/.test(await hover.innerText()));
-    await shot('02-hover-model.png');
-    await page.keyboard.press('Escape');
-  });
-
-  it('a broken config: its error in the Problems view', { timeout: TEST_TIMEOUT }, async () => {
-    const page = h!.page;
-    await openFile(page, 'configs/broken.vitlens.yaml');
-    await lens(page, 'ViT Lens: fix the errors to see the profile').waitFor({ state: 'visible', timeout: T.server });
-    await command(page, 'View: Focus Problems (Errors, Warnings, Infos)').catch(async () => command(page, 'Problems: Focus on Problems View'));
-    const row = page.locator('.markers-panel .monaco-list-row', { hasText: 'Stage 3: embed_dims 325 is not divisible by num_heads 10' }).first();
-    await row.waitFor({ state: 'visible', timeout: T.server });
-    await shot('03-broken-config-problems.png');
-    const aria = (await row.getAttribute('aria-label')) ?? '';
-    assert.match(aria, /error/i, `an error, not a warning: ${aria}`);
-    await command(page, 'View: Hide Panel');
-  });
-
-  it('"Pseudo-inverse convergence" opens the dashboard with charts', { timeout: TEST_TIMEOUT }, async () => {
-    const page = h!.page;
-    await openFile(page, 'configs/soft/SOFT_Tiny.yaml');
-    await lens(page, 'Pseudo-inverse convergence').click();
-    const frame = await dashboardFrame(page, T.pinv);
-    await until('the pseudo-inverse view with charts', T.pinv, async () => {
-      const view = await dashboardView(frame);
-      const c = await charts(frame);
-      return view === 'pinv' && Object.keys(c).some((id) => id.startsWith('pinv')) ? c : null;
     });
-    const c = await charts(frame);
-    assert.ok(Object.values(c).some((s) => s.datasets.some((d) => d.data.length > 0)), 'a chart with data');
-    assert.ok(await frame.locator('canvas').count() > 0, 'canvases drawn');
-    await frame.locator('[data-chart-id^="pinv"]').first().scrollIntoViewIfNeeded();
-    await shot('04-pinv-dashboard.png');
-  });
 
-  it('"Benchmark attention": progress, the live dashboard with charts; Cancel stops it', { timeout: TEST_TIMEOUT }, async () => {
-    const page = h!.page;
-    await openFile(page, 'configs/tiny_soft.vitlens.yaml');
-    await lens(page, 'Benchmark attention').waitFor({ state: 'visible', timeout: T.server });
-    await lens(page, 'Benchmark attention').click();
-    // VS Code's progress notification (cancellable).
-    const toast = page.locator('.notifications-toasts .notification-toast', { hasText: 'ViT Lens: benchmarking attention' });
-    await toast.waitFor({ state: 'visible', timeout: T.ui });
-    const frame = await dashboardFrame(page, T.ui);
-    // Cases stream in: the benchmark view draws them before the run ends.
-    await until('benchmark cases in the charts', T.benchStart, async () => {
-      const view = await dashboardView(frame);
+    it('SOFT_Tiny.yaml: the CodeLenses show and no error is reported', { timeout: TEST_TIMEOUT }, async () => {
+      const page = h!.page;
+      await openFile(page, 'configs/soft/SOFT_Tiny.yaml');
+      // The server has analysed the file once the summary lens is there.
+      await lens(page, '13.07M params · 1.94 GMACs (B) @224').waitFor({ state: 'visible', timeout: T.server });
+      for (const t of ['Benchmark attention', 'Pseudo-inverse convergence', 'Run SOFT inference on image…']) {
+        await lens(page, t).waitFor({ state: 'visible', timeout: T.ui });
+      }
+      // The client's status bar item names the runtime the server ranked first.
+      await page
+        .locator('.statusbar-item', { hasText: 'ViT Lens:' })
+        .first()
+        .waitFor({ state: 'visible', timeout: T.server });
+      await shot('01-soft-tiny-codelens.png');
+      const problems = page.locator('#status\\.problems');
+      const label = (await problems.getAttribute('aria-label')) ?? (await problems.innerText());
+      assert.doesNotMatch(label, /Errors?: [1-9]|[1-9]\d* errors?/i, `status bar: ${label}`);
+    });
+
+    it('hover on model: shows the exact parameter count', { timeout: TEST_TIMEOUT }, async () => {
+      const page = h!.page;
+      const token = page.locator('.editor-instance .view-line span', { hasText: /^model$/ }).first();
+      await token.hover();
+      const hover = page.locator('.monaco-hover .hover-contents, .monaco-hover .monaco-hover-content').first();
+      await hover.waitFor({ state: 'visible', timeout: T.ui });
+      await until('the parameter count in the hover', T.ui, async () =>
+        /13,069,056 parameters/.test(await hover.innerText()),
+      );
+      await shot('02-hover-model.png');
+      await page.keyboard.press('Escape');
+    });
+
+    it('a broken config: its error in the Problems view', { timeout: TEST_TIMEOUT }, async () => {
+      const page = h!.page;
+      await openFile(page, 'configs/broken.vitlens.yaml');
+      await lens(page, 'ViT Lens: fix the errors to see the profile').waitFor({ state: 'visible', timeout: T.server });
+      await command(page, 'View: Focus Problems (Errors, Warnings, Infos)').catch(async () =>
+        command(page, 'Problems: Focus on Problems View'),
+      );
+      const row = page
+        .locator('.markers-panel .monaco-list-row', {
+          hasText: 'Stage 3: embed_dims 325 is not divisible by num_heads 10',
+        })
+        .first();
+      await row.waitFor({ state: 'visible', timeout: T.server });
+      await shot('03-broken-config-problems.png');
+      const aria = (await row.getAttribute('aria-label')) ?? '';
+      assert.match(aria, /error/i, `an error, not a warning: ${aria}`);
+      await command(page, 'View: Hide Panel');
+    });
+
+    it('"Pseudo-inverse convergence" opens the dashboard with charts', { timeout: TEST_TIMEOUT }, async () => {
+      const page = h!.page;
+      await openFile(page, 'configs/soft/SOFT_Tiny.yaml');
+      await lens(page, 'Pseudo-inverse convergence').click();
+      const frame = await dashboardFrame(page, T.pinv);
+      await until('the pseudo-inverse view with charts', T.pinv, async () => {
+        const view = await dashboardView(frame);
+        const c = await charts(frame);
+        return view === 'pinv' && Object.keys(c).some((id) => id.startsWith('pinv')) ? c : null;
+      });
       const c = await charts(frame);
-      const points = Object.values(c).reduce((n, s) => n + s.datasets.reduce((m, d) => m + d.data.length, 0), 0);
-      return view === 'bench' && points >= 3;
-    }, 500);
-    const live = await frame.locator('.live-region .live-text').innerText();
-    assert.match(live, /^Benchmark running — .* \(\d+ \/ \d+\)$/, live);
-    const workers = processesMatching(path.join(h!.extensionsDir)).filter((p) => p.cmd.includes('worker.js'));
-    assert.ok(workers.length >= 1, 'the benchmark runs in a worker process');
-    await shot('05-bench-live.png');
-    await frame.locator('[data-chart-id^="bench"] canvas').first().scrollIntoViewIfNeeded();
-    await shot('05b-bench-live-chart.png');
+      assert.ok(
+        Object.values(c).some((s) => s.datasets.some((d) => d.data.length > 0)),
+        'a chart with data',
+      );
+      assert.ok((await frame.locator('canvas').count()) > 0, 'canvases drawn');
+      await frame.locator('[data-chart-id^="pinv"]').first().scrollIntoViewIfNeeded();
+      await shot('04-pinv-dashboard.png');
+    });
 
-    // Cancel from the page: the request is cancelled, the worker goes, the page says so.
-    const t0 = Date.now();
-    await frame.locator('.live-region button.cancel').click();
-    await until('"Benchmark cancelled" on the page, as a notice', T.cancel, async () => /cancelled\s+Benchmark cancelled/.test(await frame.locator('.job-error').innerText()));
-    await toast.waitFor({ state: 'hidden', timeout: T.cancel });
-    await until('the benchmark worker to exit', T.cancel, async () => workers.every((w) => !fs.existsSync(`/proc/${w.pid}`)));
-    console.log(`e2e: benchmark cancelled in ${Date.now() - t0} ms`);
-    assert.equal(await frame.locator('.live-region').isHidden(), true, 'the live progress is gone');
-    await shot('06-bench-cancelled.png');
-    // The language server survived: the lenses still come.
-    assert.ok(processesMatching(h!.extensionsDir).some((p) => p.cmd.includes('server.js')), 'the language server is still running');
-  });
+    it(
+      '"Benchmark attention": progress, the live dashboard with charts; Cancel stops it',
+      { timeout: TEST_TIMEOUT },
+      async () => {
+        const page = h!.page;
+        await openFile(page, 'configs/tiny_soft.vitlens.yaml');
+        await lens(page, 'Benchmark attention').waitFor({ state: 'visible', timeout: T.server });
+        await lens(page, 'Benchmark attention').click();
+        // VS Code's progress notification (cancellable).
+        const toast = page.locator('.notifications-toasts .notification-toast', {
+          hasText: 'ViT Lens: benchmarking attention',
+        });
+        await toast.waitFor({ state: 'visible', timeout: T.ui });
+        const frame = await dashboardFrame(page, T.ui);
+        // Cases stream in: the benchmark view draws them before the run ends.
+        await until(
+          'benchmark cases in the charts',
+          T.benchStart,
+          async () => {
+            const view = await dashboardView(frame);
+            const c = await charts(frame);
+            const points = Object.values(c).reduce((n, s) => n + s.datasets.reduce((m, d) => m + d.data.length, 0), 0);
+            return view === 'bench' && points >= 3;
+          },
+          500,
+        );
+        const live = await frame.locator('.live-region .live-text').innerText();
+        assert.match(live, /^Benchmark running — .* \(\d+ \/ \d+\)$/, live);
+        const workers = processesMatching(path.join(h!.extensionsDir)).filter((p) => p.cmd.includes('worker.js'));
+        assert.ok(workers.length >= 1, 'the benchmark runs in a worker process');
+        await shot('05-bench-live.png');
+        await frame.locator('[data-chart-id^="bench"] canvas').first().scrollIntoViewIfNeeded();
+        await shot('05b-bench-live-chart.png');
 
-  it('"Run SOFT inference on image…" on the tiny official checkpoint: top-5 and the attention overlay', { timeout: TEST_TIMEOUT }, async () => {
-    const page = h!.page;
-    await openFile(page, 'configs/tiny_soft.vitlens.yaml');
-    await lens(page, 'Run SOFT inference on image…').click();
-    const frame = await dashboardFrame(page, T.ui);
-    await until('the inference view with one card', T.infer, async () => {
-      const view = await dashboardView(frame);
-      return view === 'infer' && (await frame.locator('#panel-infer .infer-item').count()) === 1;
-    }, 500);
-    assert.equal(await frame.locator('#infer-top5-0 tbody tr').count(), 5, 'top-5 rows');
-    await frame.locator('#panel-infer canvas.overlay-canvas[data-state="drawn"]').first().waitFor({ state: 'attached', timeout: T.ui });
-    assert.match(await frame.locator('#infer-item-0').innerText(), /tiny_image_64x64\.png/);
-    await frame.locator('#infer-item-0').scrollIntoViewIfNeeded();
-    await shot('07-infer-checkpoint.png');
-  });
+        // Cancel from the page: the request is cancelled, the worker goes, the page says so.
+        const t0 = Date.now();
+        await frame.locator('.live-region button.cancel').click();
+        await until('"Benchmark cancelled" on the page, as a notice', T.cancel, async () =>
+          /cancelled\s+Benchmark cancelled/.test(await frame.locator('.job-error').innerText()),
+        );
+        await toast.waitFor({ state: 'hidden', timeout: T.cancel });
+        await until('the benchmark worker to exit', T.cancel, async () =>
+          workers.every((w) => !fs.existsSync(`/proc/${w.pid}`)),
+        );
+        console.log(`e2e: benchmark cancelled in ${Date.now() - t0} ms`);
+        assert.equal(await frame.locator('.live-region').isHidden(), true, 'the live progress is gone');
+        await shot('06-bench-cancelled.png');
+        // The language server survived: the lenses still come.
+        assert.ok(
+          processesMatching(h!.extensionsDir).some((p) => p.cmd.includes('server.js')),
+          'the language server is still running',
+        );
+      },
+    );
 
-  it('explorer: "Run ViT Lens inference on selected images" on chelsea.png through a picked config', { timeout: TEST_TIMEOUT }, async () => {
-    const page = h!.page;
-    // No editor open, so the command asks which config runs the images.
-    await command(page, 'View: Close All Editors');
-    const images = page.locator('.explorer-folders-view .monaco-list-row', { hasText: /^images$/ }).first();
-    await images.click();
-    const file = page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'chelsea.png' }).first();
-    await file.waitFor({ state: 'visible', timeout: T.ui });
-    await file.click({ button: 'right' });
-    const item = page.getByRole('menuitem', { name: 'Run ViT Lens inference on selected images' }).first();
-    await item.waitFor({ state: 'visible', timeout: T.ui });
-    await item.hover();
-    await page.keyboard.press('Enter'); // VS Code's menus act on the key (a click lands on the wrong layer here)
-    const pick = page.locator('.quick-input-widget .monaco-list-row', { hasText: 'tiny_soft.vitlens.yaml' }).first();
-    await pick.waitFor({ state: 'visible', timeout: T.ui });
-    await pick.click();
-    const frame = await dashboardFrame(page, T.ui);
-    await until('chelsea.png in the inference view', T.infer, async () => /chelsea\.png/.test(await frame.locator('#panel-infer').innerText()), 500);
-    assert.equal(await frame.locator('#infer-top5-0 tbody tr').count(), 5, 'top-5 rows');
-    await frame.locator('#panel-infer canvas.overlay-canvas[data-state="drawn"]').first().waitFor({ state: 'attached', timeout: T.ui });
-    await shot('08-infer-explorer-chelsea.png');
-  });
+    it(
+      '"Run SOFT inference on image…" on the tiny official checkpoint: top-5 and the attention overlay',
+      { timeout: TEST_TIMEOUT },
+      async () => {
+        const page = h!.page;
+        await openFile(page, 'configs/tiny_soft.vitlens.yaml');
+        await lens(page, 'Run SOFT inference on image…').click();
+        const frame = await dashboardFrame(page, T.ui);
+        await until(
+          'the inference view with one card',
+          T.infer,
+          async () => {
+            const view = await dashboardView(frame);
+            return view === 'infer' && (await frame.locator('#panel-infer .infer-item').count()) === 1;
+          },
+          500,
+        );
+        assert.equal(await frame.locator('#infer-top5-0 tbody tr').count(), 5, 'top-5 rows');
+        await frame
+          .locator('#panel-infer canvas.overlay-canvas[data-state="drawn"]')
+          .first()
+          .waitFor({ state: 'attached', timeout: T.ui });
+        assert.match(await frame.locator('#infer-item-0').innerText(), /tiny_image_64x64\.png/);
+        await frame.locator('#infer-item-0').scrollIntoViewIfNeeded();
+        await shot('07-infer-checkpoint.png');
+      },
+    );
 
-  it('no CSP violation, page error or console error in the dashboard; no error in the ViT Lens output channel', { timeout: TEST_TIMEOUT }, () => {
-    const log = outputChannel();
-    assert.deepEqual(log.split('\n').filter((l) => /\[error\]/i.test(l)), [], 'errors in the ViT Lens output channel');
-    const p = h!.probe;
-    const fromWebview = (s: string) => /webview|vscode-resource|vscode-cdn/i.test(s);
-    assert.deepEqual(p.cspViolations, [], 'CSP violations');
-    assert.deepEqual(p.pageErrors.filter(fromWebview), [], 'page errors in the webview');
-    assert.deepEqual(p.consoleErrors.filter(fromWebview), [], 'console errors in the webview');
-  });
-});
+    it(
+      'explorer: "Run ViT Lens inference on selected images" on chelsea.png through a picked config',
+      { timeout: TEST_TIMEOUT },
+      async () => {
+        const page = h!.page;
+        // No editor open, so the command asks which config runs the images.
+        await command(page, 'View: Close All Editors');
+        const images = page.locator('.explorer-folders-view .monaco-list-row', { hasText: /^images$/ }).first();
+        await images.click();
+        const file = page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'chelsea.png' }).first();
+        await file.waitFor({ state: 'visible', timeout: T.ui });
+        await file.click({ button: 'right' });
+        const item = page.getByRole('menuitem', { name: 'Run ViT Lens inference on selected images' }).first();
+        await item.waitFor({ state: 'visible', timeout: T.ui });
+        await item.hover();
+        await page.keyboard.press('Enter'); // VS Code's menus act on the key (a click lands on the wrong layer here)
+        const pick = page
+          .locator('.quick-input-widget .monaco-list-row', { hasText: 'tiny_soft.vitlens.yaml' })
+          .first();
+        await pick.waitFor({ state: 'visible', timeout: T.ui });
+        await pick.click();
+        const frame = await dashboardFrame(page, T.ui);
+        await until(
+          'chelsea.png in the inference view',
+          T.infer,
+          async () => /chelsea\.png/.test(await frame.locator('#panel-infer').innerText()),
+          500,
+        );
+        assert.equal(await frame.locator('#infer-top5-0 tbody tr').count(), 5, 'top-5 rows');
+        await frame
+          .locator('#panel-infer canvas.overlay-canvas[data-state="drawn"]')
+          .first()
+          .waitFor({ state: 'attached', timeout: T.ui });
+        await shot('08-infer-explorer-chelsea.png');
+      },
+    );
+
+    it(
+      'no CSP violation, page error or console error in the dashboard; no error in the ViT Lens output channel',
+      { timeout: TEST_TIMEOUT },
+      () => {
+        const log = outputChannel();
+        assert.deepEqual(
+          log.split('\n').filter((l) => /\[error\]/i.test(l)),
+          [],
+          'errors in the ViT Lens output channel',
+        );
+        const p = h!.probe;
+        const fromWebview = (s: string) => /webview|vscode-resource|vscode-cdn/i.test(s);
+        assert.deepEqual(p.cspViolations, [], 'CSP violations');
+        assert.deepEqual(p.pageErrors.filter(fromWebview), [], 'page errors in the webview');
+        assert.deepEqual(p.consoleErrors.filter(fromWebview), [], 'console errors in the webview');
+      },
+    );
+  },
+);

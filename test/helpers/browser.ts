@@ -98,7 +98,8 @@ export async function openProbedPage(browser: Browser, o: ProbeOptions = {}): Pr
   for (const s of o.initScripts ?? []) await context.addInitScript(s);
   const page = await context.newPage();
   page.on('console', (m) => {
-    if (m.type() === 'error') consoleErrors.push(`${m.text()}${m.location().url ? ` (${m.location().url}:${m.location().lineNumber})` : ''}`);
+    if (m.type() === 'error')
+      consoleErrors.push(`${m.text()}${m.location().url ? ` (${m.location().url}:${m.location().lineNumber})` : ''}`);
   });
   page.on('pageerror', (e) => pageErrors.push(`${e.name}: ${e.message}\n${e.stack ?? ''}`));
   return {
@@ -111,7 +112,9 @@ export async function openProbedPage(browser: Browser, o: ProbeOptions = {}): Pr
     problems: () => [
       ...consoleErrors.map((e) => `console error: ${e}`),
       ...pageErrors.map((e) => `page error: ${e}`),
-      ...cspViolations.map((v) => `CSP violation: ${v.directive} blocked ${v.blockedURI || '(inline)'} ${v.sample} at ${v.sourceFile}`),
+      ...cspViolations.map(
+        (v) => `CSP violation: ${v.directive} blocked ${v.blockedURI || '(inline)'} ${v.sample} at ${v.sourceFile}`,
+      ),
       ...remoteRequests.map((u) => `remote request: ${u}`),
     ],
     close: () => context.close(),

@@ -13,7 +13,11 @@ export function readJson<T = any>(rel: string): T {
 }
 
 export function officialConfigFiles(): string[] {
-  return fs.readdirSync(SOFT_CONFIGS).filter((f) => f.endsWith('.yaml')).sort().map((f) => path.join(SOFT_CONFIGS, f));
+  return fs
+    .readdirSync(SOFT_CONFIGS)
+    .filter((f) => f.endsWith('.yaml'))
+    .sort()
+    .map((f) => path.join(SOFT_CONFIGS, f));
 }
 
 /** Spec of a config text; fails the test if the config has errors. */

@@ -5,8 +5,21 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { createMessageConnection, StreamMessageReader, StreamMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
-import type { CodeLens, CompletionItem, CompletionList, Diagnostic, Hover, InlayHint, PublishDiagnosticsParams } from 'vscode-languageserver-protocol';
+import {
+  createMessageConnection,
+  StreamMessageReader,
+  StreamMessageWriter,
+  type MessageConnection,
+} from 'vscode-jsonrpc/node';
+import type {
+  CodeLens,
+  CompletionItem,
+  CompletionList,
+  Diagnostic,
+  Hover,
+  InlayHint,
+  PublishDiagnosticsParams,
+} from 'vscode-languageserver-protocol';
 import { ProfileRequest, type ProfileParams } from '../../protocol/lsp';
 import { ROOT } from './fixtures';
 
@@ -16,7 +29,10 @@ export class LspClient {
   private readonly waiters: { uri: string; version: number; resolve: (d: Diagnostic[]) => void }[] = [];
   readonly stderr: string[] = [];
 
-  private constructor(readonly proc: ChildProcessWithoutNullStreams, readonly conn: MessageConnection) {
+  private constructor(
+    readonly proc: ChildProcessWithoutNullStreams,
+    readonly conn: MessageConnection,
+  ) {
     conn.onNotification('textDocument/publishDiagnostics', (p: PublishDiagnosticsParams) => {
       this.latest.set(p.uri, p);
       for (const w of [...this.waiters]) {
@@ -38,14 +54,24 @@ export class LspClient {
    * Spawns the bundled server. `settings` makes this client answer workspace/configuration as an
    * editor with those `vitlens` settings would; `initializationOptions` as VS Code's client sends them.
    */
-  static async start(o: { settings?: Record<string, unknown>; initializationOptions?: unknown } = {}): Promise<LspClient> {
+  static async start(
+    o: { settings?: Record<string, unknown>; initializationOptions?: unknown } = {},
+  ): Promise<LspClient> {
     const proc = spawn(process.execPath, [path.join(ROOT, 'dist', 'server.js'), '--stdio'], { stdio: 'pipe' });
     const conn = createMessageConnection(new StreamMessageReader(proc.stdout), new StreamMessageWriter(proc.stdin));
-    if (o.settings) conn.onRequest('workspace/configuration', (p: { items: { section?: string }[] }) => p.items.map((i) => (i.section === 'vitlens' ? o.settings : null)));
+    if (o.settings)
+      conn.onRequest('workspace/configuration', (p: { items: { section?: string }[] }) =>
+        p.items.map((i) => (i.section === 'vitlens' ? o.settings : null)),
+      );
     conn.listen();
     const client = new LspClient(proc, conn);
     const capabilities = o.settings ? { workspace: { configuration: true } } : {};
-    await conn.sendRequest('initialize', { processId: process.pid, rootUri: null, capabilities, ...(o.initializationOptions !== undefined ? { initializationOptions: o.initializationOptions } : {}) });
+    await conn.sendRequest('initialize', {
+      processId: process.pid,
+      rootUri: null,
+      capabilities,
+      ...(o.initializationOptions !== undefined ? { initializationOptions: o.initializationOptions } : {}),
+    });
     await conn.sendNotification('initialized', {});
     return client;
   }
@@ -61,8 +87,15 @@ export class LspClient {
     const done = new Promise<Diagnostic[]>((resolve) => {
       this.waiters.push({ uri, version, resolve });
     });
-    if (version === 1) await this.conn.sendNotification('textDocument/didOpen', { textDocument: { uri, languageId: 'yaml', version, text } });
-    else await this.conn.sendNotification('textDocument/didChange', { textDocument: { uri, version }, contentChanges: [{ text }] });
+    if (version === 1)
+      await this.conn.sendNotification('textDocument/didOpen', {
+        textDocument: { uri, languageId: 'yaml', version, text },
+      });
+    else
+      await this.conn.sendNotification('textDocument/didChange', {
+        textDocument: { uri, version },
+        contentChanges: [{ text }],
+      });
     return done;
   }
 
@@ -76,7 +109,10 @@ export class LspClient {
   }
 
   async completion(uri: string, line: number, character: number): Promise<CompletionItem[]> {
-    const r = await this.conn.sendRequest<CompletionItem[] | CompletionList | null>('textDocument/completion', { textDocument: { uri }, position: { line, character } });
+    const r = await this.conn.sendRequest<CompletionItem[] | CompletionList | null>('textDocument/completion', {
+      textDocument: { uri },
+      position: { line, character },
+    });
     return Array.isArray(r) ? r : (r?.items ?? []);
   }
 
@@ -85,7 +121,10 @@ export class LspClient {
   }
 
   inlayHints(uri: string): Promise<InlayHint[] | null> {
-    return this.conn.sendRequest('textDocument/inlayHint', { textDocument: { uri }, range: { start: { line: 0, character: 0 }, end: { line: 10000, character: 0 } } });
+    return this.conn.sendRequest('textDocument/inlayHint', {
+      textDocument: { uri },
+      range: { start: { line: 0, character: 0 }, end: { line: 10000, character: 0 } },
+    });
   }
 
   profile(params: ProfileParams) {
@@ -114,5 +153,9 @@ export function rangeText(text: string, d: Diagnostic): string {
   const lines = text.split('\n');
   const { start, end } = d.range;
   if (start.line === end.line) return lines[start.line]!.slice(start.character, end.character);
-  return [lines[start.line]!.slice(start.character), ...lines.slice(start.line + 1, end.line), lines[end.line]!.slice(0, end.character)].join('\n');
+  return [
+    lines[start.line]!.slice(start.character),
+    ...lines.slice(start.line + 1, end.line),
+    lines[end.line]!.slice(0, end.character),
+  ].join('\n');
 }

@@ -14,7 +14,11 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { TextDocument } from 'vscode-languageserver-textdocument';
-import type { Diagnostic, PublishDiagnosticsParams, TextDocumentContentChangeEvent } from 'vscode-languageserver-protocol';
+import type {
+  Diagnostic,
+  PublishDiagnosticsParams,
+  TextDocumentContentChangeEvent,
+} from 'vscode-languageserver-protocol';
 import { percentile as statsPercentile } from '../../server/jobs/bench/stats';
 import { FIXTURES, officialConfigFiles } from './fixtures';
 import { LspClient } from './lsp';
@@ -77,9 +81,32 @@ export type MutationFamily = 'bytes' | 'structure' | 'numbers' | 'unicode' | 'ne
 export const MUTATIONS = {
   bytes: ['byte-flip', 'byte-insert', 'byte-delete', 'truncate', 'splice', 'random-bytes'],
   structure: [
-    'line-swap', 'line-duplicate', 'line-delete', 'indent', 'dedent', 'flow-mapping', 'wrap-list', 'wrap-map', 'duplicate-key',
-    'unknown-key', 'drop-colon', 'anchor-alias', 'billion-laughs', 'tag', 'multi-document', 'block-scalar', 'merge-key', 'directive',
-    'unterminated-quote', 'complex-key', 'root-list', 'root-scalar', 'empty', 'comment-out', 'value-swap', 'null-values',
+    'line-swap',
+    'line-duplicate',
+    'line-delete',
+    'indent',
+    'dedent',
+    'flow-mapping',
+    'wrap-list',
+    'wrap-map',
+    'duplicate-key',
+    'unknown-key',
+    'drop-colon',
+    'anchor-alias',
+    'billion-laughs',
+    'tag',
+    'multi-document',
+    'block-scalar',
+    'merge-key',
+    'directive',
+    'unterminated-quote',
+    'complex-key',
+    'root-list',
+    'root-scalar',
+    'empty',
+    'comment-out',
+    'value-swap',
+    'null-values',
   ],
   numbers: ['extreme-number', 'non-finite', 'architecture-extreme', 'number-format', 'list-length'],
   unicode: ['unicode-insert', 'unicode-replace', 'bom', 'line-endings', 'lone-surrogate', 'control-chars', 'homoglyph'],
@@ -91,31 +118,200 @@ export const MUTATIONS = {
 export type MutationKind = (typeof MUTATIONS)[MutationFamily][number];
 
 const KEYS = [
-  'model', 'newton_maxiter', 'kernel_method', 'lr', 'min_lr', 'warmup_epochs', 'batch_size', 'epochs', 'clip_grad', 'embed_dims', 'depths',
-  'num_heads', 'mlp_ratios', 'sr_ratios', 'img_size', 'num_classes', 'attention', 'newton_variant', 'checkpoint', 'images',
+  'model',
+  'newton_maxiter',
+  'kernel_method',
+  'lr',
+  'min_lr',
+  'warmup_epochs',
+  'batch_size',
+  'epochs',
+  'clip_grad',
+  'embed_dims',
+  'depths',
+  'num_heads',
+  'mlp_ratios',
+  'sr_ratios',
+  'img_size',
+  'num_classes',
+  'attention',
+  'newton_variant',
+  'checkpoint',
+  'images',
 ];
 const LIST_KEYS = ['embed_dims', 'depths', 'num_heads', 'mlp_ratios', 'sr_ratios', 'img_size', 'attention', 'images'];
-const MODELS = ['soft_tiny', 'soft_small', 'soft_medium', 'soft_large', 'soft_huge', 'soft_norm_tiny', 'soft_norm_huge', 'ufo_vit_small', 'soft_tinny', 'SOFT_TINY', ''];
+const MODELS = [
+  'soft_tiny',
+  'soft_small',
+  'soft_medium',
+  'soft_large',
+  'soft_huge',
+  'soft_norm_tiny',
+  'soft_norm_huge',
+  'ufo_vit_small',
+  'soft_tinny',
+  'SOFT_TINY',
+  '',
+];
 
 /** Numbers at and beyond every edge the schema has (integers, floats, ranges 1…65536, 16…8192). */
 const EXTREME_NUMBERS = [
-  '0', '-0', '1', '-1', '2', '3', '7', '15', '16', '17', '255', '256', '1000', '1024', '4095', '8192', '8193', '65535', '65536', '65537',
-  '1000000', '1000001', '2147483647', '2147483648', '-2147483649', '4294967296', '9007199254740991', '9007199254740993', '1e308', '-1e308',
-  '1.7976931348623157e308', '5e-324', '1e-320', '2.2250738585072014e-308', '0.1', '0.5', '1.5', '-0.0', '1e3', '1E+3', '123456789012345678901234567890',
-  '9'.repeat(400), '0.' + '0'.repeat(400) + '1', '-' + '9'.repeat(400),
+  '0',
+  '-0',
+  '1',
+  '-1',
+  '2',
+  '3',
+  '7',
+  '15',
+  '16',
+  '17',
+  '255',
+  '256',
+  '1000',
+  '1024',
+  '4095',
+  '8192',
+  '8193',
+  '65535',
+  '65536',
+  '65537',
+  '1000000',
+  '1000001',
+  '2147483647',
+  '2147483648',
+  '-2147483649',
+  '4294967296',
+  '9007199254740991',
+  '9007199254740993',
+  '1e308',
+  '-1e308',
+  '1.7976931348623157e308',
+  '5e-324',
+  '1e-320',
+  '2.2250738585072014e-308',
+  '0.1',
+  '0.5',
+  '1.5',
+  '-0.0',
+  '1e3',
+  '1E+3',
+  '123456789012345678901234567890',
+  '9'.repeat(400),
+  '0.' + '0'.repeat(400) + '1',
+  '-' + '9'.repeat(400),
 ];
-const NON_FINITE = ['.inf', '-.inf', '+.inf', '.Inf', '.INF', '-.Inf', '.nan', '.NaN', '.NAN', '1e999', '-1e999', 'Infinity', '-Infinity', 'NaN', 'nan', 'inf'];
-const NUMBER_FORMATS = ['0x10', '0xFFFFFFFF', '0o17', '017', '0b101', '1_000', '1,000', '+12', '12.', '.5', '1e', '1e+', '0x', '1.2.3', '٣', '１２', '12e-2', '0000224', '224.0', '2.24e2'];
+const NON_FINITE = [
+  '.inf',
+  '-.inf',
+  '+.inf',
+  '.Inf',
+  '.INF',
+  '-.Inf',
+  '.nan',
+  '.NaN',
+  '.NAN',
+  '1e999',
+  '-1e999',
+  'Infinity',
+  '-Infinity',
+  'NaN',
+  'nan',
+  'inf',
+];
+const NUMBER_FORMATS = [
+  '0x10',
+  '0xFFFFFFFF',
+  '0o17',
+  '017',
+  '0b101',
+  '1_000',
+  '1,000',
+  '+12',
+  '12.',
+  '.5',
+  '1e',
+  '1e+',
+  '0x',
+  '1.2.3',
+  '٣',
+  '１２',
+  '12e-2',
+  '0000224',
+  '224.0',
+  '2.24e2',
+];
 const ATTENTIONS = ['soft', 'soft_norm', 'ufo', 'softmax', 'softmax_sr', 'SOFT', 'linear', ''];
 
 /** Code points from the corners of Unicode: astral, combining, bidi, zero-width, separators, specials. */
 const UNICODE = [
-  'é', 'ß', 'Ω', 'ж', 'm\u0301', '中', '文', '🙂', '👩‍👩‍👧', '🇺🇳', '\u{1F4A9}', '\u{10FFFF}', '\u{E0001}', '\u0301\u0301\u0301', '\u202E', '\u202D', '\u2066',
-  '\u200B', '\u200D', '\u2060', '\uFEFF', '\u2028', '\u2029', '\u0085', '\u00A0', '\u3000', '\uFFFD', '\uFFFE', '\uFFFF', '\uFF1A', '\u02D0', 'ℌ',
-  'ﬁ', '\u0130', '\u0131', 'ǅ', '\u{1D400}',
+  'é',
+  'ß',
+  'Ω',
+  'ж',
+  'm\u0301',
+  '中',
+  '文',
+  '🙂',
+  '👩‍👩‍👧',
+  '🇺🇳',
+  '\u{1F4A9}',
+  '\u{10FFFF}',
+  '\u{E0001}',
+  '\u0301\u0301\u0301',
+  '\u202E',
+  '\u202D',
+  '\u2066',
+  '\u200B',
+  '\u200D',
+  '\u2060',
+  '\uFEFF',
+  '\u2028',
+  '\u2029',
+  '\u0085',
+  '\u00A0',
+  '\u3000',
+  '\uFFFD',
+  '\uFFFE',
+  '\uFFFF',
+  '\uFF1A',
+  '\u02D0',
+  'ℌ',
+  'ﬁ',
+  '\u0130',
+  '\u0131',
+  'ǅ',
+  '\u{1D400}',
 ];
-const CONTROL = ['\u0000', '\u0001', '\u0007', '\b', '\t', '\u000B', '\f', '\r', '\u001B', '\u007F', '\u0080', '\u009F'];
-const HOMOGLYPHS: Record<string, string> = { o: 'о', a: 'а', e: 'е', c: 'с', p: 'р', x: 'х', i: 'і', s: 'ѕ', _: '＿', ':': '：', '-': '‐', '1': 'l', '0': 'O' };
+const CONTROL = [
+  '\u0000',
+  '\u0001',
+  '\u0007',
+  '\b',
+  '\t',
+  '\u000B',
+  '\f',
+  '\r',
+  '\u001B',
+  '\u007F',
+  '\u0080',
+  '\u009F',
+];
+const HOMOGLYPHS: Record<string, string> = {
+  o: 'о',
+  a: 'а',
+  e: 'е',
+  c: 'с',
+  p: 'р',
+  x: 'х',
+  i: 'і',
+  s: 'ѕ',
+  _: '＿',
+  ':': '：',
+  '-': '‐',
+  '1': 'l',
+  '0': 'O',
+};
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: false });
@@ -132,7 +328,9 @@ function splitKeyValue(line: string): { key: string; value: string } | null {
 /** Replaces a random `key: value` line's value (or appends a key) with `value`. */
 function setValue(rng: Rng, text: string, value: string, key?: string): string {
   const ls = lines(text);
-  const candidates = ls.map((l, i) => [i, splitKeyValue(l)] as const).filter(([, kv]) => kv && (!key || kv.key === key));
+  const candidates = ls
+    .map((l, i) => [i, splitKeyValue(l)] as const)
+    .filter(([, kv]) => kv && (!key || kv.key === key));
   if (candidates.length && rng.chance(0.8)) {
     const [i, kv] = rng.pick(candidates);
     ls[i] = `${kv!.key}: ${value}`;
@@ -214,7 +412,12 @@ export function mutate(rng: Rng, text: string, kind: MutationKind, sources: read
       return rng.chance(0.2) ? `{${body}` : `{${body}}`;
     }
     case 'wrap-list':
-      return setValue(rng, text, rng.pick(['[soft_tiny]', '[]', '[[]]', '[1, [2, [3]]]', '- a', '[model: soft_tiny]']), rng.chance(0.5) ? 'model' : undefined);
+      return setValue(
+        rng,
+        text,
+        rng.pick(['[soft_tiny]', '[]', '[[]]', '[1, [2, [3]]]', '- a', '[model: soft_tiny]']),
+        rng.chance(0.5) ? 'model' : undefined,
+      );
     case 'wrap-map':
       return setValue(rng, text, rng.pick(['{}', '{a: 1}', '{model: soft_tiny}', '{embed_dims: [64]}', '{? a}']));
     case 'duplicate-key': {
@@ -222,7 +425,22 @@ export function mutate(rng: Rng, text: string, kind: MutationKind, sources: read
       return `${text}\n${kv?.key ?? 'model'}: ${rng.pick(['soft_small', '1', '[1, 2, 3, 4]', 'torch'])}`;
     }
     case 'unknown-key': {
-      const key = rng.pick(['newton-maxiter', 'modle', 'Model', 'embed_dim', 'img-size', 'x', '', '"model "', "'lr'", '__proto__', 'constructor', 'toString', 'hasOwnProperty', '<<']);
+      const key = rng.pick([
+        'newton-maxiter',
+        'modle',
+        'Model',
+        'embed_dim',
+        'img-size',
+        'x',
+        '',
+        '"model "',
+        "'lr'",
+        '__proto__',
+        'constructor',
+        'toString',
+        'hasOwnProperty',
+        '<<',
+      ]);
       ls.splice(rng.int(ls.length + 1), 0, `${key}: ${rng.pick(['20', 'soft_tiny', '[1,2]', ''])}`);
       return ls.join('\n');
     }
@@ -241,16 +459,45 @@ export function mutate(rng: Rng, text: string, kind: MutationKind, sources: read
     case 'billion-laughs': {
       const out = ['a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]'];
       const depth = rng.range(3, 12);
-      for (let d = 1; d <= depth; d++) out.push(`a${d}: &a${d} [${Array.from({ length: 9 }, () => `*a${d - 1}`).join(', ')}]`);
+      for (let d = 1; d <= depth; d++)
+        out.push(`a${d}: &a${d} [${Array.from({ length: 9 }, () => `*a${d - 1}`).join(', ')}]`);
       out.push(`${rng.pick(LIST_KEYS)}: *a${depth}`);
       return `${text}\n${out.join('\n')}`;
     }
     case 'tag':
-      return setValue(rng, text, rng.pick(['!!binary aGVsbG8=', '!!js/function "function(){}"', '!!python/object/apply:os.system ["touch /tmp/x"]', '!!str 224', '!!int "12"', '!!float .inf', '!<tag:yaml.org,2002:map> {}', '!!set {a, b}', '!!omap [a: 1]', '!custom x', '!!timestamp 2001-12-14', '!!null ~', '!']));
+      return setValue(
+        rng,
+        text,
+        rng.pick([
+          '!!binary aGVsbG8=',
+          '!!js/function "function(){}"',
+          '!!python/object/apply:os.system ["touch /tmp/x"]',
+          '!!str 224',
+          '!!int "12"',
+          '!!float .inf',
+          '!<tag:yaml.org,2002:map> {}',
+          '!!set {a, b}',
+          '!!omap [a: 1]',
+          '!custom x',
+          '!!timestamp 2001-12-14',
+          '!!null ~',
+          '!',
+        ]),
+      );
     case 'multi-document':
-      return rng.pick([`---\n${text}\n---\n${text}`, `${text}\n...\n`, `${text}\n---\n`, `---\n---\n${text}`, `...\n${text}`]);
+      return rng.pick([
+        `---\n${text}\n---\n${text}`,
+        `${text}\n...\n`,
+        `${text}\n---\n`,
+        `---\n---\n${text}`,
+        `...\n${text}`,
+      ]);
     case 'block-scalar':
-      return setValue(rng, text, rng.pick(['|\n  soft_tiny', '>-\n  20', '|+\n\n\n', '|2\n x', '>\n', '|\n\tsoft_tiny']));
+      return setValue(
+        rng,
+        text,
+        rng.pick(['|\n  soft_tiny', '>-\n  20', '|+\n\n\n', '|2\n x', '>\n', '|\n\tsoft_tiny']),
+      );
     case 'merge-key':
       return `base: &base {model: soft_tiny, newton_maxiter: 20}\n<<: *base\n${text}\n<<: ${rng.pick(['*base', '[*base, *base]', '1', '*nope'])}`;
     case 'directive':
@@ -258,7 +505,9 @@ export function mutate(rng: Rng, text: string, kind: MutationKind, sources: read
     case 'unterminated-quote': {
       const i = lineIndex();
       const kv = splitKeyValue(ls[i]!);
-      ls[i] = kv ? `${kv.key}: ${rng.pick(['"', "'", '"\\', '"\\u12', '"\\x'])}${kv.value.replace(/["']/g, '')}` : `${ls[i]}"`;
+      ls[i] = kv
+        ? `${kv.key}: ${rng.pick(['"', "'", '"\\', '"\\u12', '"\\x'])}${kv.value.replace(/["']/g, '')}`
+        : `${ls[i]}"`;
       return ls.join('\n');
     }
     case 'complex-key':
@@ -266,7 +515,20 @@ export function mutate(rng: Rng, text: string, kind: MutationKind, sources: read
     case 'root-list':
       return ls.map((l) => `- ${l}`).join('\n');
     case 'root-scalar':
-      return rng.pick(['soft_tiny', '42', '"model: soft_tiny"', 'null', '~', '|\n  model: soft_tiny', '[]', '{}', '-', ':', '?', '#']);
+      return rng.pick([
+        'soft_tiny',
+        '42',
+        '"model: soft_tiny"',
+        'null',
+        '~',
+        '|\n  model: soft_tiny',
+        '[]',
+        '{}',
+        '-',
+        ':',
+        '?',
+        '#',
+      ]);
     case 'empty':
       return rng.pick(['', ' ', '\n', '\n\n\n', '\t', '# only a comment', '---', '...', '\r\n']);
     case 'comment-out': {
@@ -286,30 +548,60 @@ export function mutate(rng: Rng, text: string, kind: MutationKind, sources: read
       return ls.join('\n');
     }
     case 'null-values':
-      return ls.map((l) => (rng.chance(0.4) ? l.replace(/:\s*.*$/, rng.pick([':', ': ~', ': null', ': ""', ': []', ': {}'])) : l)).join('\n');
+      return ls
+        .map((l) =>
+          rng.chance(0.4) ? l.replace(/:\s*.*$/, rng.pick([':', ': ~', ': null', ': ""', ': []', ': {}'])) : l,
+        )
+        .join('\n');
 
     // ---- numbers ----------------------------------------------------------------------------------
     case 'extreme-number':
-      return setValue(rng, text, rng.chance(0.3) ? randomList(rng, rng.range(1, 6), () => rng.pick(EXTREME_NUMBERS)) : rng.pick(EXTREME_NUMBERS), rng.chance(0.7) ? rng.pick(KEYS) : undefined);
+      return setValue(
+        rng,
+        text,
+        rng.chance(0.3) ? randomList(rng, rng.range(1, 6), () => rng.pick(EXTREME_NUMBERS)) : rng.pick(EXTREME_NUMBERS),
+        rng.chance(0.7) ? rng.pick(KEYS) : undefined,
+      );
     case 'non-finite':
-      return setValue(rng, text, rng.chance(0.3) ? randomList(rng, rng.range(1, 5), () => rng.pick(NON_FINITE)) : rng.pick(NON_FINITE), rng.chance(0.7) ? rng.pick(KEYS) : undefined);
+      return setValue(
+        rng,
+        text,
+        rng.chance(0.3) ? randomList(rng, rng.range(1, 5), () => rng.pick(NON_FINITE)) : rng.pick(NON_FINITE),
+        rng.chance(0.7) ? rng.pick(KEYS) : undefined,
+      );
     case 'number-format':
       return setValue(rng, text, rng.pick(NUMBER_FORMATS), rng.chance(0.7) ? rng.pick(KEYS) : undefined);
     case 'architecture-extreme': {
       // Valid-looking but huge or degenerate architectures: the profile and its hover must stay fast.
-      const edge = () => rng.pick(['1', '2', '4', '7', '8', '16', '64', '256', '1000', '1024', '4096', '8192', '65536']);
+      const edge = () =>
+        rng.pick(['1', '2', '4', '7', '8', '16', '64', '256', '1000', '1024', '4096', '8192', '65536']);
       let t = text;
       const n = rng.range(1, 5);
       for (let k = 0; k < n; k++) {
-        const key = rng.pick(['embed_dims', 'depths', 'num_heads', 'mlp_ratios', 'sr_ratios', 'img_size', 'num_classes', 'newton_maxiter', 'attention']);
+        const key = rng.pick([
+          'embed_dims',
+          'depths',
+          'num_heads',
+          'mlp_ratios',
+          'sr_ratios',
+          'img_size',
+          'num_classes',
+          'newton_maxiter',
+          'attention',
+        ]);
         let v: string;
-        if (key === 'attention') v = rng.chance(0.5) ? rng.pick(ATTENTIONS) : randomList(rng, rng.pick([1, 3, 4, 5]), () => rng.pick(ATTENTIONS));
+        if (key === 'attention')
+          v = rng.chance(0.5)
+            ? rng.pick(ATTENTIONS)
+            : randomList(rng, rng.pick([1, 3, 4, 5]), () => rng.pick(ATTENTIONS));
         else if (key === 'num_classes' || key === 'newton_maxiter') v = rng.pick(['1', '100', '1000000', '100000000']);
-        else if (key === 'img_size' && rng.chance(0.3)) v = randomList(rng, rng.range(1, 64), () => String(rng.pick([16, 32, 64, 224, 225, 1000, 4096, 8192])));
+        else if (key === 'img_size' && rng.chance(0.3))
+          v = randomList(rng, rng.range(1, 64), () => String(rng.pick([16, 32, 64, 224, 225, 1000, 4096, 8192])));
         else v = randomList(rng, rng.pick([1, 4, 4, 4, 5]), edge);
         t = setValue(rng, t, v, key);
       }
-      if (rng.chance(0.3)) t = setValue(rng, t, rng.pick(['soft_huge', 'soft_norm_huge', 'ufo_vit_small', 'soft_tiny']), 'model');
+      if (rng.chance(0.3))
+        t = setValue(rng, t, rng.pick(['soft_huge', 'soft_norm_huge', 'ufo_vit_small', 'soft_tiny']), 'model');
       return t;
     }
     case 'list-length': {
@@ -317,7 +609,18 @@ export function mutate(rng: Rng, text: string, kind: MutationKind, sources: read
       // Long lists in bursts too: every later version keeps them, and the server must coalesce the
       // versions rather than analyse each (server bug 8, fixed).
       const n = rng.pick([0, 1, 3, 5, 8, 100, 1000, 5000]);
-      return setValue(rng, text, randomList(rng, n, () => (key === 'attention' ? rng.pick(ATTENTIONS) : key === 'images' ? 'a.png' : String(rng.pick([1, 2, 4, 64, 224])))), key);
+      return setValue(
+        rng,
+        text,
+        randomList(rng, n, () =>
+          key === 'attention'
+            ? rng.pick(ATTENTIONS)
+            : key === 'images'
+              ? 'a.png'
+              : String(rng.pick([1, 2, 4, 64, 224])),
+        ),
+        key,
+      );
     }
 
     // ---- unicode ----------------------------------------------------------------------------------
@@ -328,14 +631,30 @@ export function mutate(rng: Rng, text: string, kind: MutationKind, sources: read
       return t;
     }
     case 'unicode-replace':
-      return setValue(rng, text, rng.pick([`"${rng.pick(UNICODE)}"`, rng.pick(UNICODE).repeat(rng.range(1, 50)), `soft_${rng.pick(UNICODE)}tiny`, `"\\u0000"`, `"\\uD800"`, `"\\U0001F600"`, `'${rng.pick(UNICODE)}'`]));
+      return setValue(
+        rng,
+        text,
+        rng.pick([
+          `"${rng.pick(UNICODE)}"`,
+          rng.pick(UNICODE).repeat(rng.range(1, 50)),
+          `soft_${rng.pick(UNICODE)}tiny`,
+          `"\\u0000"`,
+          `"\\uD800"`,
+          `"\\U0001F600"`,
+          `'${rng.pick(UNICODE)}'`,
+        ]),
+      );
     case 'bom':
-      return rng.pick(['\uFEFF', '\uFEFF\uFEFF', '\uFFFE']) + (rng.chance(0.5) ? text : insertAt(text, rng.int(text.length + 1), '\uFEFF'));
+      return (
+        rng.pick(['\uFEFF', '\uFEFF\uFEFF', '\uFFFE']) +
+        (rng.chance(0.5) ? text : insertAt(text, rng.int(text.length + 1), '\uFEFF'))
+      );
     case 'line-endings':
       return text.replace(/\n/g, () => rng.pick(['\r\n', '\r', '\u2028', '\u2029', '\u0085', '\n\r', '\n']));
     case 'lone-surrogate': {
       let t = text;
-      for (let k = rng.range(1, 5); k > 0; k--) t = insertAt(t, rng.int(t.length + 1), rng.pick(['\uD800', '\uDBFF', '\uDC00', '\uDFFF', '\uDC00\uD800']));
+      for (let k = rng.range(1, 5); k > 0; k--)
+        t = insertAt(t, rng.int(t.length + 1), rng.pick(['\uD800', '\uDBFF', '\uDC00', '\uDFFF', '\uDC00\uD800']));
       return t;
     }
     case 'control-chars': {
@@ -349,7 +668,12 @@ export function mutate(rng: Rng, text: string, kind: MutationKind, sources: read
     // ---- nesting ----------------------------------------------------------------------------------
     case 'deep-flow-seq': {
       const d = rng.range(50, 20_000);
-      return setValue(rng, text, '['.repeat(d) + '1' + ']'.repeat(d), rng.chance(0.5) ? rng.pick(LIST_KEYS) : undefined);
+      return setValue(
+        rng,
+        text,
+        '['.repeat(d) + '1' + ']'.repeat(d),
+        rng.chance(0.5) ? rng.pick(LIST_KEYS) : undefined,
+      );
     }
     case 'deep-flow-map': {
       const d = rng.range(50, 10_000);
@@ -386,7 +710,12 @@ export function mutate(rng: Rng, text: string, kind: MutationKind, sources: read
   }
 }
 
-const STACKABLE: readonly MutationKind[] = [...MUTATIONS.bytes, ...MUTATIONS.structure, ...MUTATIONS.numbers, ...MUTATIONS.unicode];
+const STACKABLE: readonly MutationKind[] = [
+  ...MUTATIONS.bytes,
+  ...MUTATIONS.structure,
+  ...MUTATIONS.numbers,
+  ...MUTATIONS.unicode,
+];
 
 /**
  * A config followed by `bytes` of payload: long comment lines, a block scalar, a single-quoted,
@@ -403,7 +732,8 @@ export function largeDocument(rng: Rng, config: string, bytes: number): string {
     () => `${config}\nnotes: ${words(bytes)}`,
     () => `${config}\nnotes: "${words(bytes)}"`,
     () => `${config}\nimg_size: [${Array.from({ length: Math.ceil(bytes / 5) }, () => '224').join(', ')}]`,
-    () => `${config}\n${Array.from({ length: Math.ceil(bytes / 16) }, (_, i) => `key_${String(i).padStart(6, '0')}: 1\n`).join('')}`,
+    () =>
+      `${config}\n${Array.from({ length: Math.ceil(bytes / 16) }, (_, i) => `key_${String(i).padStart(6, '0')}: 1\n`).join('')}`,
   ];
   return rng.pick(shapes)();
 }
@@ -433,7 +763,12 @@ const FAMILY_WEIGHTS: [MutationFamily, number][] = [
  * `count` mutated documents from `sources`, deterministic in `seed`. One document is the
  * ~10 MB one (at `hugeAt`, default the middle); one in 500 is a 100 KB – 1 MB one.
  */
-export function* corpus(seed: number, count: number, sources: readonly Source[], hugeAt = Math.floor(count / 2)): Generator<Mutant> {
+export function* corpus(
+  seed: number,
+  count: number,
+  sources: readonly Source[],
+  hugeAt = Math.floor(count / 2),
+): Generator<Mutant> {
   const rng = new Rng(seed);
   const total = FAMILY_WEIGHTS.reduce((a, [, w]) => a + w, 0);
   for (let index = 0; index < count; index++) {
@@ -457,7 +792,12 @@ export function* corpus(seed: number, count: number, sources: readonly Source[],
 }
 
 /** One burst of rapid edits: change events as an editor sends them while someone types. */
-export function editBurst(rng: Rng, text: string, length: number, sources: readonly Source[]): { changes: TextDocumentContentChangeEvent[]; text: string }[] {
+export function editBurst(
+  rng: Rng,
+  text: string,
+  length: number,
+  sources: readonly Source[],
+): { changes: TextDocumentContentChangeEvent[]; text: string }[] {
   const out: { changes: TextDocumentContentChangeEvent[]; text: string }[] = [];
   let cur = text;
   for (let k = 0; k < length; k++) {
@@ -468,7 +808,12 @@ export function editBurst(rng: Rng, text: string, length: number, sources: reado
     } else if (r < 0.15) {
       // Ranges past the end of the document (a client bug the server must survive; with a line
       // break they used to corrupt the server's line index: server bug 3, fixed).
-      changes = [{ range: { start: { line: 10_000, character: 5 }, end: { line: 10_001, character: 0 } }, text: rng.pick(['x', '\n', '']) }];
+      changes = [
+        {
+          range: { start: { line: 10_000, character: 5 }, end: { line: 10_001, character: 0 } },
+          text: rng.pick(['x', '\n', '']),
+        },
+      ];
     } else {
       const n = rng.range(1, 3);
       changes = [];
@@ -578,9 +923,16 @@ function checkDiagnostics(ds: unknown, lineCount: number): string | null {
   if (!Array.isArray(ds)) return 'diagnostics is not an array';
   for (const d of ds as Diagnostic[]) {
     const { start, end } = d.range ?? ({} as Diagnostic['range']);
-    const ok = (p: { line: number; character: number } | undefined) => !!p && Number.isInteger(p.line) && Number.isInteger(p.character) && p.line >= 0 && p.character >= 0 && p.line < lineCount + 1;
+    const ok = (p: { line: number; character: number } | undefined) =>
+      !!p &&
+      Number.isInteger(p.line) &&
+      Number.isInteger(p.character) &&
+      p.line >= 0 &&
+      p.character >= 0 &&
+      p.line < lineCount + 1;
     if (!ok(start) || !ok(end)) return `bad range ${JSON.stringify(d.range)}`;
-    if (start.line > end.line || (start.line === end.line && start.character > end.character)) return `inverted range ${JSON.stringify(d.range)}`;
+    if (start.line > end.line || (start.line === end.line && start.character > end.character))
+      return `inverted range ${JSON.stringify(d.range)}`;
     if (typeof d.message !== 'string' || !d.message) return 'empty message';
     if (d.severity !== undefined && ![1, 2, 3, 4].includes(d.severity)) return `bad severity ${d.severity}`;
   }
@@ -605,8 +957,25 @@ export async function fuzzServer(o: FuzzOptions): Promise<FuzzResult> {
   const pid = client.proc.pid!;
   const t0 = performance.now();
   const r: FuzzResult = {
-    documents: 0, versions: 0, burstVersions: 0, bursts: 0, kinds: new Map(), families: new Map(), diagnosticsLatencyMs: [], slowest: [], huge: null,
-    probes: 0, probeLatencyMs: [], diagnosticsPublished: 0, rssAfterCloseMiB: [], rssSamplesMiB: [], peakRssMiB: 0, failures: [], serverErrors: [], wallMs: 0, serverAlive: false,
+    documents: 0,
+    versions: 0,
+    burstVersions: 0,
+    bursts: 0,
+    kinds: new Map(),
+    families: new Map(),
+    diagnosticsLatencyMs: [],
+    slowest: [],
+    huge: null,
+    probes: 0,
+    probeLatencyMs: [],
+    diagnosticsPublished: 0,
+    rssAfterCloseMiB: [],
+    rssSamplesMiB: [],
+    peakRssMiB: 0,
+    failures: [],
+    serverErrors: [],
+    wallMs: 0,
+    serverAlive: false,
   };
   const fail = (what: string, detail: string) => {
     if (r.failures.length < 200) r.failures.push({ what, detail });
@@ -626,7 +995,13 @@ export async function fuzzServer(o: FuzzOptions): Promise<FuzzResult> {
   // version ≤ V of that document (a newer text supersedes an older one, so a server that
   // coalesces rapid edits passes too). Documents that are not configs get no version in their
   // publish: it answers the latest version sent.
-  interface Waiter { version: number; sentAt: number; lines: number; label: string; resolve: (ms: number) => void }
+  interface Waiter {
+    version: number;
+    sentAt: number;
+    lines: number;
+    label: string;
+    resolve: (ms: number) => void;
+  }
   const waiting = new Map<string, Waiter[]>();
   const lastSent = new Map<string, number>();
   client.conn.onNotification('textDocument/publishDiagnostics', (p: PublishDiagnosticsParams) => {
@@ -641,30 +1016,58 @@ export async function fuzzServer(o: FuzzOptions): Promise<FuzzResult> {
       if (bad) fail('invalid diagnostics', `${own.label}: ${bad}`);
     }
     const answered = ws.filter((w) => w.version <= version);
-    waiting.set(p.uri, ws.filter((w) => w.version > version));
+    waiting.set(
+      p.uri,
+      ws.filter((w) => w.version > version),
+    );
     for (const w of answered) w.resolve(now - w.sentAt);
   });
 
   const versions = new Map<string, number>();
   /** Sends a version and returns a promise of its diagnostics latency (ms; Infinity if none in 30 s). */
-  const send = (uri: string, changes: TextDocumentContentChangeEvent[], text: string, label: string): Promise<number> => {
+  const send = (
+    uri: string,
+    changes: TextDocumentContentChangeEvent[],
+    text: string,
+    label: string,
+  ): Promise<number> => {
     const version = (versions.get(uri) ?? 0) + 1;
     versions.set(uri, version);
     lastSent.set(uri, version);
     r.versions++;
     const lineCount = text.split(/\r\n|\r|\n/).length;
     const result = new Promise<number>((resolve) => {
-      const w: Waiter = { version, sentAt: performance.now(), lines: lineCount, label, resolve: (ms) => (clearTimeout(timer), resolve(ms)) };
+      const w: Waiter = {
+        version,
+        sentAt: performance.now(),
+        lines: lineCount,
+        label,
+        resolve: (ms) => (clearTimeout(timer), resolve(ms)),
+      };
       const timer = setTimeout(() => {
-        waiting.set(uri, (waiting.get(uri) ?? []).filter((x) => x !== w));
+        waiting.set(
+          uri,
+          (waiting.get(uri) ?? []).filter((x) => x !== w),
+        );
         resolve(Infinity);
       }, 30_000);
       waiting.set(uri, [...(waiting.get(uri) ?? []), w]);
     });
-    if (version === 1) void client.conn.sendNotification('textDocument/didOpen', { textDocument: { uri, languageId: 'yaml', version, text } });
-    else void client.conn.sendNotification('textDocument/didChange', { textDocument: { uri, version }, contentChanges: changes });
+    if (version === 1)
+      void client.conn.sendNotification('textDocument/didOpen', {
+        textDocument: { uri, languageId: 'yaml', version, text },
+      });
+    else
+      void client.conn.sendNotification('textDocument/didChange', {
+        textDocument: { uri, version },
+        contentChanges: changes,
+      });
     return result.then((ms) => {
-      if (ms > deadline) fail(ms === Infinity ? 'no diagnostics' : 'late diagnostics', `${label}: ${ms === Infinity ? 'none within 30 s' : `${ms.toFixed(0)} ms`}`);
+      if (ms > deadline)
+        fail(
+          ms === Infinity ? 'no diagnostics' : 'late diagnostics',
+          `${label}: ${ms === Infinity ? 'none within 30 s' : `${ms.toFixed(0)} ms`}`,
+        );
       r.diagnosticsLatencyMs.push(ms);
       if (r.slowest.length < 5 || ms > r.slowest[r.slowest.length - 1]!.ms) {
         r.slowest.push({ label, ms });
@@ -675,7 +1078,8 @@ export async function fuzzServer(o: FuzzOptions): Promise<FuzzResult> {
     });
   };
   const closeAll = async () => {
-    for (const uri of versions.keys()) await client.conn.sendNotification('textDocument/didClose', { textDocument: { uri } });
+    for (const uri of versions.keys())
+      await client.conn.sendNotification('textDocument/didClose', { textDocument: { uri } });
     versions.clear();
   };
   const sample = () => {
@@ -729,18 +1133,20 @@ export async function fuzzServer(o: FuzzOptions): Promise<FuzzResult> {
       batch.push(next.value);
       next = queue.next();
     }
-    await Promise.all(batch.map(async (m, lane) => {
-      const uri = uriOf(lane, round);
-      const label = `#${m.index} ${m.kind} of ${m.source}`;
-      r.kinds.set(m.kind, (r.kinds.get(m.kind) ?? 0) + 1);
-      r.families.set(m.family, (r.families.get(m.family) ?? 0) + 1);
-      r.documents++;
-      const ms = await send(uri, [{ text: m.text }], m.text, label);
-      if (m.kind === 'huge-10mb') {
-        r.huge = { bytes: Buffer.byteLength(m.text), latencyMs: ms };
-        sample();
-      }
-    }));
+    await Promise.all(
+      batch.map(async (m, lane) => {
+        const uri = uriOf(lane, round);
+        const label = `#${m.index} ${m.kind} of ${m.source}`;
+        r.kinds.set(m.kind, (r.kinds.get(m.kind) ?? 0) + 1);
+        r.families.set(m.family, (r.families.get(m.family) ?? 0) + 1);
+        r.documents++;
+        const ms = await send(uri, [{ text: m.text }], m.text, label);
+        if (m.kind === 'huge-10mb') {
+          r.huge = { bytes: Buffer.byteLength(m.text), latencyMs: ms };
+          sample();
+        }
+      }),
+    );
     sinceBurst += batch.length;
     sinceProbe += batch.length;
     sinceClose += batch.length;
@@ -767,10 +1173,14 @@ export async function fuzzServer(o: FuzzOptions): Promise<FuzzResult> {
       await closeAll();
       round++;
       // A round trip after the closes, so the server has processed them before the sample.
-      await client.conn.sendRequest('textDocument/codeLens', { textDocument: { uri: 'file:///tmp/vitlens-fuzz/none.vitlens.yaml' } });
+      await client.conn.sendRequest('textDocument/codeLens', {
+        textDocument: { uri: 'file:///tmp/vitlens-fuzz/none.vitlens.yaml' },
+      });
       const m = sample();
       if (m) r.rssAfterCloseMiB.push(m.rssMiB);
-      log(`  ${r.documents} documents, ${r.versions} versions; server RSS ${m?.rssMiB.toFixed(0)} MiB (peak ${m?.peakMiB.toFixed(0)} MiB); p99 ${percentile(r.diagnosticsLatencyMs, 0.99).toFixed(1)} ms; ${r.failures.length} failures`);
+      log(
+        `  ${r.documents} documents, ${r.versions} versions; server RSS ${m?.rssMiB.toFixed(0)} MiB (peak ${m?.peakMiB.toFixed(0)} MiB); p99 ${percentile(r.diagnosticsLatencyMs, 0.99).toFixed(1)} ms; ${r.failures.length} failures`,
+      );
     }
   }
   await closeAll();
@@ -778,7 +1188,13 @@ export async function fuzzServer(o: FuzzOptions): Promise<FuzzResult> {
   r.serverAlive = !exited && client.proc.exitCode === null;
   if (r.serverAlive) {
     try {
-      const h = await Promise.race([client.conn.sendRequest('textDocument/hover', { textDocument: { uri: 'file:///tmp/none.yaml' }, position: { line: 0, character: 0 } }), new Promise((_, rej) => setTimeout(() => rej(new Error('no answer in 5 s')), 5000))]);
+      const h = await Promise.race([
+        client.conn.sendRequest('textDocument/hover', {
+          textDocument: { uri: 'file:///tmp/none.yaml' },
+          position: { line: 0, character: 0 },
+        }),
+        new Promise((_, rej) => setTimeout(() => rej(new Error('no answer in 5 s')), 5000)),
+      ]);
       void h;
     } catch (e) {
       r.serverAlive = false;

@@ -6,12 +6,41 @@
  * charts and the table in place (no re-render, so scroll position and focus stay).
  */
 import type { BenchCase, BenchReport, MemoryFigure, RuntimeId, ScalingFit } from '../../protocol/results';
-import { attentionName, formatBytes, formatInt, formatMacs, formatMs, formatPercent, formatSci, sig } from '../../protocol/format';
-import { attentionStyle, axis, bytesLogAxis, chartCard, indexedStyle, logTick, options, type ChartCard, type ChartSpec } from '../charts';
+import {
+  attentionName,
+  formatBytes,
+  formatInt,
+  formatMacs,
+  formatMs,
+  formatPercent,
+  formatSci,
+  sig,
+} from '../../protocol/format';
+import {
+  attentionStyle,
+  axis,
+  bytesLogAxis,
+  chartCard,
+  indexedStyle,
+  logTick,
+  options,
+  type ChartCard,
+  type ChartSpec,
+} from '../charts';
 import { append, clear, h, prose } from '../dom';
 import { Table, type Column } from '../table';
 import { withAlpha } from '../theme';
-import { badge, chartGrid, emptyState, rerunButton, section, SOFTWARE_BADGE, tableSort, type ViewContext, type ViewInstance } from './common';
+import {
+  badge,
+  chartGrid,
+  emptyState,
+  rerunButton,
+  section,
+  SOFTWARE_BADGE,
+  tableSort,
+  type ViewContext,
+  type ViewInstance,
+} from './common';
 
 const LEVEL_DASH: Record<string, number[]> = { attention: [], block: [8, 4] };
 
@@ -31,10 +60,15 @@ function seriesOf(b: BenchReport): Series[] {
     if (c.group === 'config') continue;
     const key = `${c.group}|${c.runtime}|${c.attention}|${c.level}`;
     let s = map.get(key);
-    if (!s) map.set(key, (s = { key, group: c.group, runtime: c.runtime, attention: c.attention, level: c.level, cases: [] }));
+    if (!s)
+      map.set(
+        key,
+        (s = { key, group: c.group, runtime: c.runtime, attention: c.attention, level: c.level, cases: [] }),
+      );
     s.cases.push(c);
   }
-  const order = (s: Series): string => `${s.group === 'scaling' ? 0 : 1}|${runtimeIndex(b, s.runtime)}|${s.attention}|${s.level}`;
+  const order = (s: Series): string =>
+    `${s.group === 'scaling' ? 0 : 1}|${runtimeIndex(b, s.runtime)}|${s.attention}|${s.level}`;
   for (const s of map.values()) s.cases.sort((x, y) => x.tokens - y.tokens);
   return [...map.values()].sort((x, y) => order(x).localeCompare(order(y)));
 }
@@ -46,7 +80,10 @@ function runtimeIndex(b: BenchReport, id: RuntimeId): number {
 
 const isSoftware = (b: BenchReport, id: RuntimeId): boolean => b.runtimes.some((r) => r.id === id && r.software);
 
-export function fitFor(b: BenchReport, s: { runtime: RuntimeId; attention: string; level: string }): ScalingFit | undefined {
+export function fitFor(
+  b: BenchReport,
+  s: { runtime: RuntimeId; attention: string; level: string },
+): ScalingFit | undefined {
   return b.scaling.find((f) => f.runtime === s.runtime && f.attention === s.attention && f.level === s.level);
 }
 
@@ -55,7 +92,9 @@ export function seriesLabel(b: BenchReport, s: Series, what: 'time' | 'memory'):
   const base = `${attentionName(s.attention)} ${s.level} · ${s.runtime}${s.group === 'sweep' ? ' (sweep)' : ''}${isSoftware(b, s.runtime) ? ' (software adapter)' : ''}`;
   const fit = s.group === 'scaling' ? fitFor(b, s) : undefined;
   if (!fit) return base;
-  return what === 'time' ? `${base}: time ∝ N^${fit.timeExponent.toFixed(2)} (r² ${fit.timeR2.toFixed(2)})` : `${base}: memory ∝ N^${fit.memoryExponent.toFixed(2)}`;
+  return what === 'time'
+    ? `${base}: time ∝ N^${fit.timeExponent.toFixed(2)} (r² ${fit.timeR2.toFixed(2)})`
+    : `${base}: memory ∝ N^${fit.memoryExponent.toFixed(2)}`;
 }
 
 const tokensTick = logTick((v) => (v >= 1000 ? `${sig(v / 1000, 3)}k` : String(v)));
@@ -74,7 +113,8 @@ function latencySpec(b: BenchReport): ChartSpec {
   return {
     id: 'bench-latency',
     title: 'Latency vs tokens (log–log)',
-    description: 'Median time per run; the exponent b of time ∝ Nᵇ is a least-squares fit on log–log axes (scaling group: landmark count fixed). Hover for p10–p90.',
+    description:
+      'Median time per run; the exponent b of time ∝ Nᵇ is a least-squares fit on log–log axes (scaling group: landmark count fixed). Hover for p10–p90.',
     size: 'tall',
     build: (t) => ({
       type: 'line',
@@ -97,8 +137,16 @@ function latencySpec(b: BenchReport): ChartSpec {
       },
       options: options(t, {
         scales: {
-          x: { ...axis(t, 'Tokens N (log)'), type: 'logarithmic', ticks: { color: t.foreground, callback: tokensTick } },
-          y: { ...axis(t, 'Median latency (log)'), type: 'logarithmic', ticks: { color: t.foreground, callback: logTick(formatMs) } },
+          x: {
+            ...axis(t, 'Tokens N (log)'),
+            type: 'logarithmic',
+            ticks: { color: t.foreground, callback: tokensTick },
+          },
+          y: {
+            ...axis(t, 'Median latency (log)'),
+            type: 'logarithmic',
+            ticks: { color: t.foreground, callback: logTick(formatMs) },
+          },
         },
         plugins: {
           tooltip: {
@@ -108,7 +156,9 @@ function latencySpec(b: BenchReport): ChartSpec {
                 const s = series()[c.datasetIndex];
                 const cs = s?.cases.filter(timed)[c.dataIndex];
                 const tm = cs?.timingMs;
-                return tm ? `${attentionName(s!.attention)} ${s!.level} · ${s!.runtime}: ${formatMs(tm.median)} (p10 ${formatMs(tm.p10)}, p90 ${formatMs(tm.p90)})` : (c.dataset.label ?? '');
+                return tm
+                  ? `${attentionName(s!.attention)} ${s!.level} · ${s!.runtime}: ${formatMs(tm.median)} (p10 ${formatMs(tm.p10)}, p90 ${formatMs(tm.p90)})`
+                  : (c.dataset.label ?? '');
               },
             },
           },
@@ -123,7 +173,15 @@ function latencySpec(b: BenchReport): ChartSpec {
     table: () => ({
       columns: ['Series', 'Tokens', 'Median', 'p10', 'p90'],
       rows: series().flatMap((s) =>
-        s.cases.filter(timed).map((c) => [seriesLabel(b, s, 'time'), formatInt(c.tokens), formatMs(c.timingMs!.median), formatMs(c.timingMs!.p10), formatMs(c.timingMs!.p90)]),
+        s.cases
+          .filter(timed)
+          .map((c) => [
+            seriesLabel(b, s, 'time'),
+            formatInt(c.tokens),
+            formatMs(c.timingMs!.median),
+            formatMs(c.timingMs!.p10),
+            formatMs(c.timingMs!.p90),
+          ]),
       ),
     }),
     note: () => noSeries(b) ?? notPlotted(b, ['scaling', 'sweep']),
@@ -165,14 +223,17 @@ function memorySeries(b: BenchReport): MemSeries[] {
 function memLabel(b: BenchReport, m: MemSeries): string {
   const fit = m.kind === 'estimated' && m.series.group === 'scaling' ? fitFor(b, m.series) : undefined;
   const base = `${attentionName(m.series.attention)} ${m.series.level} · ${m.series.runtime}${m.series.group === 'sweep' ? ' (sweep)' : ''}`;
-  return m.kind === 'estimated' ? `${base} — estimated${fit ? ` (∝ N^${fit.memoryExponent.toFixed(2)})` : ''}` : `${base} — measured: ${m.label}`;
+  return m.kind === 'estimated'
+    ? `${base} — estimated${fit ? ` (∝ N^${fit.memoryExponent.toFixed(2)})` : ''}`
+    : `${base} — measured: ${m.label}`;
 }
 
 function memorySpec(b: BenchReport): ChartSpec {
   return {
     id: 'bench-memory',
     title: 'Memory vs tokens (log–log)',
-    description: 'Dashed lines with hollow triangles: analytic estimate (graph liveness, float32). Solid lines with filled circles: what the runtime measured.',
+    description:
+      'Dashed lines with hollow triangles: analytic estimate (graph liveness, float32). Solid lines with filled circles: what the runtime measured.',
     size: 'tall',
     build: (t) => ({
       type: 'line',
@@ -197,14 +258,19 @@ function memorySpec(b: BenchReport): ChartSpec {
       },
       options: options(t, {
         scales: {
-          x: { ...axis(t, 'Tokens N (log)'), type: 'logarithmic', ticks: { color: t.foreground, callback: tokensTick } },
+          x: {
+            ...axis(t, 'Tokens N (log)'),
+            type: 'logarithmic',
+            ticks: { color: t.foreground, callback: tokensTick },
+          },
           y: bytesLogAxis(t, 'Memory (log)', formatBytes),
         },
         plugins: {
           tooltip: {
             callbacks: {
               title: (items: { parsed: { x: number } }[]) => `${formatInt(items[0]?.parsed.x)} tokens`,
-              label: (c: { dataset: { label?: string }; parsed: { y: number } }) => `${c.dataset.label}: ${formatBytes(c.parsed.y)}`,
+              label: (c: { dataset: { label?: string }; parsed: { y: number } }) =>
+                `${c.dataset.label}: ${formatBytes(c.parsed.y)}`,
             },
           },
         },
@@ -218,7 +284,14 @@ function memorySpec(b: BenchReport): ChartSpec {
     },
     table: () => ({
       columns: ['Series', 'Kind', 'Tokens', 'Bytes'],
-      rows: memorySeries(b).flatMap((m) => m.points.map((p) => [memLabel(b, m), m.kind, formatInt(p.tokens), `${formatBytes(p.bytes)} (${formatInt(p.bytes)} B)`])),
+      rows: memorySeries(b).flatMap((m) =>
+        m.points.map((p) => [
+          memLabel(b, m),
+          m.kind,
+          formatInt(p.tokens),
+          `${formatBytes(p.bytes)} (${formatInt(p.bytes)} B)`,
+        ]),
+      ),
     }),
     note: () => noSeries(b),
   };
@@ -228,16 +301,26 @@ function gflopsSpec(b: BenchReport): ChartSpec {
   const model = () => {
     const config = b.cases.filter((c) => c.group === 'config');
     const labels: { stage: number; attention: string }[] = [];
-    for (const c of config) if (!labels.some((l) => l.stage === c.stage && l.attention === c.attention)) labels.push({ stage: c.stage, attention: c.attention });
+    for (const c of config)
+      if (!labels.some((l) => l.stage === c.stage && l.attention === c.attention))
+        labels.push({ stage: c.stage, attention: c.attention });
     labels.sort((x, y) => x.stage - y.stage);
     const sets: { runtime: RuntimeId; level: BenchCase['level'] }[] = [];
-    for (const c of config) if (!sets.some((s) => s.runtime === c.runtime && s.level === c.level)) sets.push({ runtime: c.runtime, level: c.level });
+    for (const c of config)
+      if (!sets.some((s) => s.runtime === c.runtime && s.level === c.level))
+        sets.push({ runtime: c.runtime, level: c.level });
     sets.sort((x, y) => runtimeIndex(b, x.runtime) - runtimeIndex(b, y.runtime) || x.level.localeCompare(y.level));
-    const value = (l: { stage: number; attention: string }, s: { runtime: RuntimeId; level: string }): number | null => {
-      const c = config.find((x) => x.stage === l.stage && x.attention === l.attention && x.runtime === s.runtime && x.level === s.level);
+    const value = (
+      l: { stage: number; attention: string },
+      s: { runtime: RuntimeId; level: string },
+    ): number | null => {
+      const c = config.find(
+        (x) => x.stage === l.stage && x.attention === l.attention && x.runtime === s.runtime && x.level === s.level,
+      );
       return c && c.status === 'ok' ? c.gflopsPerSecond : null;
     };
-    const setLabel = (s: { runtime: RuntimeId; level: string }): string => `${s.runtime} · ${s.level}${isSoftware(b, s.runtime) ? ' (software adapter)' : ''}`;
+    const setLabel = (s: { runtime: RuntimeId; level: string }): string =>
+      `${s.runtime} · ${s.level}${isSoftware(b, s.runtime) ? ' (software adapter)' : ''}`;
     return { labels, sets, value, setLabel };
   };
   const lab = (l: { stage: number; attention: string }): string => `Stage ${l.stage} · ${attentionName(l.attention)}`;
@@ -246,7 +329,8 @@ function gflopsSpec(b: BenchReport): ChartSpec {
   return {
     id: 'bench-gflops',
     title: 'Achieved GFLOP/s per config case',
-    description: 'GFLOP/s = 2 × MACs / median time, at the config’s own shapes. Missing bars: the case was skipped, refused or failed (see the table).',
+    description:
+      'GFLOP/s = 2 × MACs / median time, at the config’s own shapes. Missing bars: the case was skipped, refused or failed (see the table).',
     size: 'tall',
     build: (t) => {
       const m = model();
@@ -275,7 +359,12 @@ function gflopsSpec(b: BenchReport): ChartSpec {
             y: { ...axis(t, 'Achieved GFLOP/s'), beginAtZero: true },
           },
           plugins: {
-            tooltip: { callbacks: { label: (c: { dataset: { label?: string }; raw: unknown }) => `${c.dataset.label}: ${c.raw == null ? 'no result' : `${sig(Number(c.raw), 3)} GFLOP/s`}` } },
+            tooltip: {
+              callbacks: {
+                label: (c: { dataset: { label?: string }; raw: unknown }) =>
+                  `${c.dataset.label}: ${c.raw == null ? 'no result' : `${sig(Number(c.raw), 3)} GFLOP/s`}`,
+              },
+            },
           },
         }),
       };
@@ -294,10 +383,13 @@ function gflopsSpec(b: BenchReport): ChartSpec {
       const m = model();
       return {
         columns: ['Stage · attention', ...m.sets.map(m.setLabel)],
-        rows: m.labels.map((l) => [lab(l), ...m.sets.map((s) => {
-          const v = m.value(l, s);
-          return v == null ? '—' : `${sig(v, 3)}`;
-        })]),
+        rows: m.labels.map((l) => [
+          lab(l),
+          ...m.sets.map((s) => {
+            const v = m.value(l, s);
+            return v == null ? '—' : `${sig(v, 3)}`;
+          }),
+        ]),
       };
     },
   };
@@ -318,7 +410,8 @@ function statusCell(c: BenchCase): HTMLElement {
 /** The distinct memory figures of a report (one table column each), estimates first. */
 function memoryKinds(b: BenchReport): { label: string; kind: MemoryFigure['kind'] }[] {
   const out: { label: string; kind: MemoryFigure['kind'] }[] = [];
-  for (const c of b.cases) for (const m of c.memory) if (!out.some((x) => x.label === m.label)) out.push({ label: m.label, kind: m.kind });
+  for (const c of b.cases)
+    for (const m of c.memory) if (!out.some((x) => x.label === m.label)) out.push({ label: m.label, kind: m.kind });
   return out.sort((x, y) => (x.kind === y.kind ? 0 : x.kind === 'estimated' ? -1 : 1));
 }
 
@@ -331,7 +424,13 @@ function memoryColumn(f: { label: string; kind: MemoryFigure['kind'] }, i: numbe
     key: `mem${i}`,
     label: `${name} ${mark(i)}`,
     // The visible footnote mark points at the legend above the table; screen readers get the label here.
-    header: h('span', null, `${name} `, h('span', { 'aria-hidden': 'true' }, mark(i)), h('span', { className: 'visually-hidden' }, `: ${f.label}`)),
+    header: h(
+      'span',
+      null,
+      `${name} `,
+      h('span', { 'aria-hidden': 'true' }, mark(i)),
+      h('span', { className: 'visually-hidden' }, `: ${f.label}`),
+    ),
     title: `${f.kind === 'estimated' ? 'Estimated' : 'Measured'}: ${f.label}`,
     numeric: true,
     value: (c) => c.memory.find((m) => m.label === f.label)?.bytes ?? null,
@@ -353,25 +452,73 @@ function memoryLegend(b: BenchReport): HTMLElement | null {
 }
 
 function runtimeCell(b: () => BenchReport): (c: BenchCase) => HTMLElement {
-  return (c) => h('span', null, h('span', { className: 'nowrap' }, c.runtime), isSoftware(b(), c.runtime) ? [' ', h('span', { className: 'badge badge--warn badge--tiny', title: SOFTWARE_BADGE }, 'sw', h('span', { className: 'visually-hidden' }, ` (${SOFTWARE_BADGE})`))] : null);
+  return (c) =>
+    h(
+      'span',
+      null,
+      h('span', { className: 'nowrap' }, c.runtime),
+      isSoftware(b(), c.runtime)
+        ? [
+            ' ',
+            h(
+              'span',
+              { className: 'badge badge--warn badge--tiny', title: SOFTWARE_BADGE },
+              'sw',
+              h('span', { className: 'visually-hidden' }, ` (${SOFTWARE_BADGE})`),
+            ),
+          ]
+        : null,
+    );
 }
 
 function caseColumns(b: () => BenchReport): Column<BenchCase>[] {
   return [
-      { key: 'runtime', label: 'Runtime', value: (c) => c.runtime, format: runtimeCell(b) },
-      { key: 'group', label: 'Group', value: (c) => c.group },
-      { key: 'stage', label: 'Stage', numeric: true, value: (c) => c.stage },
-      { key: 'attention', label: 'Attention', value: (c) => attentionName(c.attention) },
-      { key: 'level', label: 'Level', value: (c) => c.level },
-      { key: 'tokens', label: 'Tokens', numeric: true, value: (c) => c.tokens, format: (c) => formatInt(c.tokens) },
-      { key: 'landmarks', label: 'Landmarks', numeric: true, value: (c) => c.landmarks },
-      { key: 'status', label: 'Status', value: (c) => c.status, format: statusCell },
-      { key: 'median', label: 'Median', numeric: true, value: (c) => c.timingMs?.median ?? null, format: (c) => formatMs(c.timingMs?.median) },
-      { key: 'p10', label: 'p10 – p90', title: '10th and 90th percentile of the timed runs (sorts by p10)', numeric: true, value: (c) => c.timingMs?.p10 ?? null, format: (c) => (c.timingMs ? msRange(c.timingMs.p10, c.timingMs.p90) : '—') },
-      { key: 'gflops', label: 'GFLOP/s', numeric: true, value: (c) => c.gflopsPerSecond, format: (c) => (c.gflopsPerSecond == null ? '—' : sig(c.gflopsPerSecond, 3)) },
-      { key: 'macs', label: 'MACs', numeric: true, value: (c) => c.macs, format: (c) => (c.status !== 'ok' && c.macs === 0 ? '—' : formatMacs(c.macs)) },
-      ...memoryKinds(b()).map(memoryColumn),
-      { key: 'relerr', label: 'Rel. error', title: 'max |runtime − reference| / max |reference|', numeric: true, value: (c) => c.relErrorVsReference, format: (c) => formatSci(c.relErrorVsReference) },
+    { key: 'runtime', label: 'Runtime', value: (c) => c.runtime, format: runtimeCell(b) },
+    { key: 'group', label: 'Group', value: (c) => c.group },
+    { key: 'stage', label: 'Stage', numeric: true, value: (c) => c.stage },
+    { key: 'attention', label: 'Attention', value: (c) => attentionName(c.attention) },
+    { key: 'level', label: 'Level', value: (c) => c.level },
+    { key: 'tokens', label: 'Tokens', numeric: true, value: (c) => c.tokens, format: (c) => formatInt(c.tokens) },
+    { key: 'landmarks', label: 'Landmarks', numeric: true, value: (c) => c.landmarks },
+    { key: 'status', label: 'Status', value: (c) => c.status, format: statusCell },
+    {
+      key: 'median',
+      label: 'Median',
+      numeric: true,
+      value: (c) => c.timingMs?.median ?? null,
+      format: (c) => formatMs(c.timingMs?.median),
+    },
+    {
+      key: 'p10',
+      label: 'p10 – p90',
+      title: '10th and 90th percentile of the timed runs (sorts by p10)',
+      numeric: true,
+      value: (c) => c.timingMs?.p10 ?? null,
+      format: (c) => (c.timingMs ? msRange(c.timingMs.p10, c.timingMs.p90) : '—'),
+    },
+    {
+      key: 'gflops',
+      label: 'GFLOP/s',
+      numeric: true,
+      value: (c) => c.gflopsPerSecond,
+      format: (c) => (c.gflopsPerSecond == null ? '—' : sig(c.gflopsPerSecond, 3)),
+    },
+    {
+      key: 'macs',
+      label: 'MACs',
+      numeric: true,
+      value: (c) => c.macs,
+      format: (c) => (c.status !== 'ok' && c.macs === 0 ? '—' : formatMacs(c.macs)),
+    },
+    ...memoryKinds(b()).map(memoryColumn),
+    {
+      key: 'relerr',
+      label: 'Rel. error',
+      title: 'max |runtime − reference| / max |reference|',
+      numeric: true,
+      value: (c) => c.relErrorVsReference,
+      format: (c) => formatSci(c.relErrorVsReference),
+    },
   ];
 }
 
@@ -382,7 +529,8 @@ function casesTable(ctx: ViewContext, b: () => BenchReport): Table<BenchCase> {
     hideCaption: true,
     ...tableSort(ctx, 'bench-cases'),
     rowClass: (c) => (c.status === 'ok' ? null : `row--${c.status}`),
-    rowDetail: (c) => (c.message ? h('span', { className: 'case-message' }, h('strong', null, `${c.status}: `), c.message) : null),
+    rowDetail: (c) =>
+      c.message ? h('span', { className: 'case-message' }, h('strong', null, `${c.status}: `), c.message) : null,
     columns: caseColumns(b),
   });
 }
@@ -401,13 +549,35 @@ function statusSummary(b: BenchReport): HTMLElement {
   return h(
     'div',
     { className: 'status-summary' },
-    h('p', null, `${b.cases.length} cases: `, badge(`${counts.ok} ok`, 'ok'), ' ', counts.refused ? badge(`${counts.refused} refused`, 'warn') : null, ' ', counts.skipped ? badge(`${counts.skipped} skipped`, 'warn') : null, ' ', counts.failed ? badge(`${counts.failed} failed`, 'error') : null),
+    h(
+      'p',
+      null,
+      `${b.cases.length} cases: `,
+      badge(`${counts.ok} ok`, 'ok'),
+      ' ',
+      counts.refused ? badge(`${counts.refused} refused`, 'warn') : null,
+      ' ',
+      counts.skipped ? badge(`${counts.skipped} skipped`, 'warn') : null,
+      ' ',
+      counts.failed ? badge(`${counts.failed} failed`, 'error') : null,
+    ),
     problems.size
       ? h(
           'ul',
           { className: 'problems' },
           ...[...problems.values()].map((p) =>
-            h('li', null, badge(p.status, p.status === 'failed' ? 'error' : 'warn'), ' ', h('span', null, p.message), h('span', { className: 'muted' }, ` — ${p.cases.map((c) => `${c.runtime} ${c.group} s${c.stage} ${attentionName(c.attention)} ${c.level} N=${formatInt(c.tokens)}`).join(', ')}`)),
+            h(
+              'li',
+              null,
+              badge(p.status, p.status === 'failed' ? 'error' : 'warn'),
+              ' ',
+              h('span', null, p.message),
+              h(
+                'span',
+                { className: 'muted' },
+                ` — ${p.cases.map((c) => `${c.runtime} ${c.group} s${c.stage} ${attentionName(c.attention)} ${c.level} N=${formatInt(c.tokens)}`).join(', ')}`,
+              ),
+            ),
           ),
         )
       : null,
@@ -427,7 +597,13 @@ function overheadLine(b: BenchReport): HTMLElement {
 export function renderBench(ctx: ViewContext, root: HTMLElement): ViewInstance {
   const initial = ctx.data().bench;
   if (!initial) {
-    root.appendChild(emptyState('No benchmark yet', 'No benchmark yet — run `vitlens bench <config>` or use the Benchmark CodeLens above the config.', { ctx, view: 'bench', label: 'Run benchmark' }));
+    root.appendChild(
+      emptyState(
+        'No benchmark yet',
+        'No benchmark yet — run `vitlens bench <config>` or use the Benchmark CodeLens above the config.',
+        { ctx, view: 'bench', label: 'Run benchmark' },
+      ),
+    );
     return { update() {} };
   }
   const intro = h('div', { className: 'summary' });
@@ -440,14 +616,35 @@ export function renderBench(ctx: ViewContext, root: HTMLElement): ViewInstance {
   const legendEl = h('div');
   root.append(intro, statusEl, grid, section('Cases', legendEl, table.element), footer);
 
-  const cards: ChartCard[] = [chartCard(grid, latencySpec(bench)), chartCard(grid, memorySpec(bench)), chartCard(grid, gflopsSpec(bench))];
+  const cards: ChartCard[] = [
+    chartCard(grid, latencySpec(bench)),
+    chartCard(grid, memorySpec(bench)),
+    chartCard(grid, gflopsSpec(bench)),
+  ];
   cards[2]!.element.classList.add('span-2');
 
   const renderText = (): void => {
     clear(intro);
     append(intro, [
-      h('div', { className: 'lead-row' }, h('p', { className: 'lead' }, `Benchmark of ${bench.model}${bench.config ? ` (${bench.config})` : ''}, started ${bench.startedAt.replace('T', ' ').slice(0, 19)} UTC`), rerunButton(ctx, 'bench', 'Run benchmark again')),
-      bench.unavailable.length ? h('ul', { className: 'unavailable' }, ...bench.unavailable.map((u) => h('li', null, badge('unavailable', 'warn'), ' ', h('code', null, u.id), ` — ${u.reason}`))) : null,
+      h(
+        'div',
+        { className: 'lead-row' },
+        h(
+          'p',
+          { className: 'lead' },
+          `Benchmark of ${bench.model}${bench.config ? ` (${bench.config})` : ''}, started ${bench.startedAt.replace('T', ' ').slice(0, 19)} UTC`,
+        ),
+        rerunButton(ctx, 'bench', 'Run benchmark again'),
+      ),
+      bench.unavailable.length
+        ? h(
+            'ul',
+            { className: 'unavailable' },
+            ...bench.unavailable.map((u) =>
+              h('li', null, badge('unavailable', 'warn'), ' ', h('code', null, u.id), ` — ${u.reason}`),
+            ),
+          )
+        : null,
     ]);
     clear(statusEl);
     statusEl.appendChild(statusSummary(bench));
@@ -455,7 +652,10 @@ export function renderBench(ctx: ViewContext, root: HTMLElement): ViewInstance {
     append(legendEl, [memoryLegend(bench)]);
     clear(footer);
     if (bench.overhead.totalMs > 0) footer.appendChild(overheadLine(bench));
-    if (bench.notes.length) footer.appendChild(section('Notes', h('ul', { className: 'notes' }, ...bench.notes.map((n) => h('li', null, ...prose(n))))));
+    if (bench.notes.length)
+      footer.appendChild(
+        section('Notes', h('ul', { className: 'notes' }, ...bench.notes.map((n) => h('li', null, ...prose(n))))),
+      );
   };
   renderText();
   table.setRows(bench.cases);

@@ -22,7 +22,10 @@ export interface ViewInstance {
   queryFailed?(item: number, message: string): void;
 }
 
-export function tableSort(ctx: ViewContext, id: string): { sort: { column: string; dir: SortDir } | null; onSort(s: { column: string; dir: SortDir }): void } {
+export function tableSort(
+  ctx: ViewContext,
+  id: string,
+): { sort: { column: string; dir: SortDir } | null; onSort(s: { column: string; dir: SortDir }): void } {
   return {
     sort: ctx.selections.sorts?.[id] ?? null,
     onSort(s) {
@@ -32,7 +35,11 @@ export function tableSort(ctx: ViewContext, id: string): { sort: { column: strin
   };
 }
 
-export function emptyState(title: string, text: string, rerun?: { ctx: ViewContext; view: DashboardView; label: string }): HTMLElement {
+export function emptyState(
+  title: string,
+  text: string,
+  rerun?: { ctx: ViewContext; view: DashboardView; label: string },
+): HTMLElement {
   const el = h('div', { className: 'empty' }, h('h2', null, title), h('p', null, ...prose(text)));
   if (rerun && rerun.ctx.host.kind === 'vscode') {
     const b = h('button', { type: 'button', className: 'btn' }, rerun.label);
@@ -56,7 +63,8 @@ export function rerunButton(ctx: ViewContext, view: DashboardView, label: string
 /** Label/value pairs as a description list. */
 export function facts(items: [string, Child | Child[]][], className = 'facts'): HTMLDListElement {
   const dl = h('dl', { className });
-  for (const [k, v] of items) dl.append(h('div', { className: 'fact' }, h('dt', null, k), h('dd', null, ...(Array.isArray(v) ? v : [v]))));
+  for (const [k, v] of items)
+    dl.append(h('div', { className: 'fact' }, h('dt', null, k), h('dd', null, ...(Array.isArray(v) ? v : [v]))));
   return dl;
 }
 
@@ -76,7 +84,16 @@ export function runtimeLine(r: RuntimeDescription): HTMLElement {
     h('span', null, r.runtime),
     h('span', { className: 'sep', 'aria-hidden': 'true' }, ' · '),
     h('span', { className: 'device' }, r.device),
-    r.software ? [' ', badge(SOFTWARE_BADGE, 'warn', 'A software WebGPU adapter (a CPU emulating a GPU): these timings say nothing about GPU performance.')] : null,
+    r.software
+      ? [
+          ' ',
+          badge(
+            SOFTWARE_BADGE,
+            'warn',
+            'A software WebGPU adapter (a CPU emulating a GPU): these timings say nothing about GPU performance.',
+          ),
+        ]
+      : null,
   );
 }
 

@@ -11,7 +11,16 @@ import type { PinvHead, PinvReport, PinvStage } from '../../protocol/results';
 import { axis, chartCard, options, type ChartCard, type ChartSpec } from '../charts';
 import { clear, h, nextId, prose } from '../dom';
 import { Table } from '../table';
-import { badge, emptyState, facts, rerunButton, section, tableSort, type ViewContext, type ViewInstance } from './common';
+import {
+  badge,
+  emptyState,
+  facts,
+  rerunButton,
+  section,
+  tableSort,
+  type ViewContext,
+  type ViewInstance,
+} from './common';
 
 export const THRESHOLDS = [1e-3, 1e-6];
 
@@ -19,13 +28,21 @@ const MEASURES = [
   { key: 'residual', label: 'residual ‖I − P·V_k‖_F', dash: [] as number[], point: 'circle', color: 'blue' },
   { key: 'penrose', label: 'Penrose ‖A·V_k·A − A‖_F / ‖A‖_F', dash: [8, 4], point: 'rect', color: 'orange' },
   { key: 'exactError', label: 'exact error ‖V_k − P⁻¹‖_F / ‖P⁻¹‖_F', dash: [2, 3], point: 'triangle', color: 'green' },
-  { key: 'predicted', label: 'predicted ‖I − P·V_k‖₂ (from the spectrum)', dash: [4, 4], point: 'crossRot', color: 'purple' },
+  {
+    key: 'predicted',
+    label: 'predicted ‖I − P·V_k‖₂ (from the spectrum)',
+    dash: [4, 4],
+    point: 'crossRot',
+    color: 'purple',
+  },
 ] as const;
 
 const positive = (v: number | null): number | null => (v != null && Number.isFinite(v) && v > 0 ? v : null);
 
 function convergenceSpec(r: PinvReport, s: PinvStage, hd: PinvHead): ChartSpec {
-  const measured = hd.iterations.flatMap((it) => [it.residual, it.penrose, it.exactError].map(positive).filter((v): v is number => v != null));
+  const measured = hd.iterations.flatMap((it) =>
+    [it.residual, it.penrose, it.exactError].map(positive).filter((v): v is number => v != null),
+  );
   const lo = Math.min(...measured, ...THRESHOLDS);
   const hi = Math.max(...measured, 1);
   const yMin = 10 ** (Math.floor(Math.log10(lo)) - 1);
@@ -59,13 +76,25 @@ function convergenceSpec(r: PinvReport, s: PinvStage, hd: PinvHead): ChartSpec {
       },
       options: options(t, {
         scales: {
-          x: { ...axis(t, 'Newton iteration k'), type: 'linear', min: 0, max: kMax, ticks: { color: t.foreground, stepSize: kMax > 30 ? 5 : 1, precision: 0 } },
+          x: {
+            ...axis(t, 'Newton iteration k'),
+            type: 'linear',
+            min: 0,
+            max: kMax,
+            ticks: { color: t.foreground, stepSize: kMax > 30 ? 5 : 1, precision: 0 },
+          },
           y: {
             ...axis(t, 'Error (log)'),
             type: 'logarithmic',
             min: yMin,
             max: yMax,
-            ticks: { color: t.foreground, callback: (v: number | string) => (Math.abs(Math.log10(Number(v)) - Math.round(Math.log10(Number(v)))) < 1e-9 ? formatSci(Number(v), 0) : '') },
+            ticks: {
+              color: t.foreground,
+              callback: (v: number | string) =>
+                Math.abs(Math.log10(Number(v)) - Math.round(Math.log10(Number(v)))) < 1e-9
+                  ? formatSci(Number(v), 0)
+                  : '',
+            },
           },
         },
         plugins: {
@@ -78,7 +107,8 @@ function convergenceSpec(r: PinvReport, s: PinvStage, hd: PinvHead): ChartSpec {
           tooltip: {
             callbacks: {
               title: (items: { parsed: { x: number } }[]) => `k = ${items[0]?.parsed.x}`,
-              label: (c: { dataset: { label?: string }; parsed: { y: number | null } }) => `${c.dataset.label}: ${c.parsed.y == null ? '—' : formatSci(c.parsed.y, 2)}`,
+              label: (c: { dataset: { label?: string }; parsed: { y: number | null } }) =>
+                `${c.dataset.label}: ${c.parsed.y == null ? '—' : formatSci(c.parsed.y, 2)}`,
             },
           },
         },
@@ -90,11 +120,21 @@ function convergenceSpec(r: PinvReport, s: PinvStage, hd: PinvHead): ChartSpec {
     },
     table: () => ({
       columns: ['k', 'Residual', 'Penrose', 'Exact error', 'Predicted'],
-      rows: hd.iterations.map((it) => [it.k, formatSci(it.residual, 3), formatSci(it.penrose, 3), formatSci(it.exactError, 3), formatSci(it.predicted, 3)]),
+      rows: hd.iterations.map((it) => [
+        it.k,
+        formatSci(it.residual, 3),
+        formatSci(it.penrose, 3),
+        formatSci(it.exactError, 3),
+        formatSci(it.predicted, 3),
+      ]),
     }),
     note: () => {
-      const clipped = hd.iterations.filter((it) => it.predicted > 0 && it.predicted < yMin).length + hd.iterations.filter((it) => !(it.predicted > 0)).length;
-      return clipped ? `The predicted curve leaves the plotted range (below ${formatSci(yMin, 0)}) at ${clipped} iteration(s); exact values are in the data table.` : null;
+      const clipped =
+        hd.iterations.filter((it) => it.predicted > 0 && it.predicted < yMin).length +
+        hd.iterations.filter((it) => !(it.predicted > 0)).length;
+      return clipped
+        ? `The predicted curve leaves the plotted range (below ${formatSci(yMin, 0)}) at ${clipped} iteration(s); exact values are in the data table.`
+        : null;
     },
   };
 }
@@ -114,7 +154,13 @@ function reachText(hd: PinvHead, threshold: string): string {
 export function renderPinv(ctx: ViewContext, root: HTMLElement): ViewInstance {
   const r = ctx.data().pinv;
   if (!r) {
-    root.appendChild(emptyState('No pseudo-inverse report yet', 'No pseudo-inverse report yet — run `vitlens pinv <config>` or use the Pseudo-inverse convergence CodeLens.', { ctx, view: 'pinv', label: 'Run pseudo-inverse check' }));
+    root.appendChild(
+      emptyState(
+        'No pseudo-inverse report yet',
+        'No pseudo-inverse report yet — run `vitlens pinv <config>` or use the Pseudo-inverse convergence CodeLens.',
+        { ctx, view: 'pinv', label: 'Run pseudo-inverse check' },
+      ),
+    );
     return { update() {} };
   }
   const live = r.stages.filter((s) => !s.skipped && s.heads.length > 0);
@@ -124,7 +170,12 @@ export function renderPinv(ctx: ViewContext, root: HTMLElement): ViewInstance {
     h(
       'div',
       { className: 'summary' },
-      h('div', { className: 'lead-row' }, h('p', { className: 'lead' }, ...prose(r.summary)), rerunButton(ctx, 'pinv', 'Run check again')),
+      h(
+        'div',
+        { className: 'lead-row' },
+        h('p', { className: 'lead' }, ...prose(r.summary)),
+        rerunButton(ctx, 'pinv', 'Run check again'),
+      ),
       facts(
         [
           ['Model', `${r.model} at ${r.resolution}×${r.resolution}`],
@@ -141,7 +192,18 @@ export function renderPinv(ctx: ViewContext, root: HTMLElement): ViewInstance {
   );
 
   if (!live.length) {
-    root.appendChild(section('Stages', h('ul', { className: 'skipped' }, ...skipped.map((s) => h('li', null, `Stage ${s.stage} (${attentionName(s.attention)}): skipped — ${s.skipped ?? 'no matrices'}`)))));
+    root.appendChild(
+      section(
+        'Stages',
+        h(
+          'ul',
+          { className: 'skipped' },
+          ...skipped.map((s) =>
+            h('li', null, `Stage ${s.stage} (${attentionName(s.attention)}): skipped — ${s.skipped ?? 'no matrices'}`),
+          ),
+        ),
+      ),
+    );
     return { update() {} };
   }
 
@@ -153,24 +215,43 @@ export function renderPinv(ctx: ViewContext, root: HTMLElement): ViewInstance {
   const headId = nextId('pinv-head');
   const stageSelect = h('select', { id: stageId });
   for (const s of r.stages) {
-    const opt = h('option', { value: String(s.stage) }, `Stage ${s.stage} · ${attentionName(s.attention)} · ${s.grid}×${s.grid} grid · ${s.landmarks} landmarks${s.skipped ? ' (skipped)' : ''}`);
+    const opt = h(
+      'option',
+      { value: String(s.stage) },
+      `Stage ${s.stage} · ${attentionName(s.attention)} · ${s.grid}×${s.grid} grid · ${s.landmarks} landmarks${s.skipped ? ' (skipped)' : ''}`,
+    );
     if (s.skipped || !s.heads.length) opt.disabled = true;
     stageSelect.appendChild(opt);
   }
   const headSelect = h('select', { id: headId });
   const verdict = h('p', { className: 'verdict', 'aria-live': 'polite' });
-  const controls = h('div', { className: 'controls' }, h('label', { for: stageId }, 'Stage '), stageSelect, h('label', { for: headId }, 'Head '), headSelect);
+  const controls = h(
+    'div',
+    { className: 'controls' },
+    h('label', { for: stageId }, 'Stage '),
+    stageSelect,
+    h('label', { for: headId }, 'Head '),
+    headSelect,
+  );
   const chartHost = h('div', { className: 'chart-grid chart-grid--single' });
   root.append(section('Convergence', controls, verdict, chartHost));
 
   const fillHeads = (): void => {
     clear(headSelect);
-    for (const x of stage.heads) headSelect.appendChild(h('option', { value: String(x.head) }, `Head ${x.head}${x.converged ? '' : ' (not converged)'}`));
+    for (const x of stage.heads)
+      headSelect.appendChild(
+        h('option', { value: String(x.head) }, `Head ${x.head}${x.converged ? '' : ' (not converged)'}`),
+      );
     headSelect.value = String(head.head);
   };
   const showVerdict = (): void => {
     clear(verdict);
-    verdict.append(badge(head.converged ? 'converged' : 'not converged', head.converged ? 'ok' : 'error'), ' ', `Stage ${stage.stage}, head ${head.head}: ${head.verdict}.`, head.predictedIterations != null ? ` Predicted from the spectrum: ${head.predictedIterations} iterations.` : '');
+    verdict.append(
+      badge(head.converged ? 'converged' : 'not converged', head.converged ? 'ok' : 'error'),
+      ' ',
+      `Stage ${stage.stage}, head ${head.head}: ${head.verdict}.`,
+      head.predictedIterations != null ? ` Predicted from the spectrum: ${head.predictedIterations} iterations.` : '',
+    );
   };
   stageSelect.value = String(stage.stage);
   fillHeads();
@@ -208,21 +289,76 @@ export function renderPinv(ctx: ViewContext, root: HTMLElement): ViewInstance {
       { key: 'stage', label: 'Stage', numeric: true, value: (x) => x.stage.stage },
       { key: 'head', label: 'Head', numeric: true, value: (x) => x.head.head },
       { key: 'm', label: 'm', title: 'Landmarks (matrix size)', numeric: true, value: (x) => x.head.m },
-      { key: 'alpha', label: 'α', title: 'Initial step size', numeric: true, value: (x) => x.head.alpha, format: (x) => sig(x.head.alpha, 4) },
-      { key: 'backoff', label: 'Back-offs', title: 'Variant B step-size halvings', numeric: true, value: (x) => x.head.backoffHalvings },
-      { key: 'cond', label: 'Condition number', numeric: true, value: (x) => x.head.conditionNumber, format: (x) => sig(x.head.conditionNumber, 4) },
-      { key: 'eig', label: 'Eigenvalue range', numeric: true, value: (x) => x.head.eigenvalueRange[0], format: (x) => `[${sig(x.head.eigenvalueRange[0], 4)}, ${sig(x.head.eigenvalueRange[1], 4)}]` },
-      { key: 'r3', label: 'Reaches 1e-3 at', value: (x) => x.head.reaches['1e-3']?.residual ?? null, format: (x) => reachText(x.head, '1e-3') },
-      { key: 'r6', label: 'Reaches 1e-6 at', value: (x) => x.head.reaches['1e-6']?.residual ?? null, format: (x) => reachText(x.head, '1e-6') },
+      {
+        key: 'alpha',
+        label: 'α',
+        title: 'Initial step size',
+        numeric: true,
+        value: (x) => x.head.alpha,
+        format: (x) => sig(x.head.alpha, 4),
+      },
+      {
+        key: 'backoff',
+        label: 'Back-offs',
+        title: 'Variant B step-size halvings',
+        numeric: true,
+        value: (x) => x.head.backoffHalvings,
+      },
+      {
+        key: 'cond',
+        label: 'Condition number',
+        numeric: true,
+        value: (x) => x.head.conditionNumber,
+        format: (x) => sig(x.head.conditionNumber, 4),
+      },
+      {
+        key: 'eig',
+        label: 'Eigenvalue range',
+        numeric: true,
+        value: (x) => x.head.eigenvalueRange[0],
+        format: (x) => `[${sig(x.head.eigenvalueRange[0], 4)}, ${sig(x.head.eigenvalueRange[1], 4)}]`,
+      },
+      {
+        key: 'r3',
+        label: 'Reaches 1e-3 at',
+        value: (x) => x.head.reaches['1e-3']?.residual ?? null,
+        format: (x) => reachText(x.head, '1e-3'),
+      },
+      {
+        key: 'r6',
+        label: 'Reaches 1e-6 at',
+        value: (x) => x.head.reaches['1e-6']?.residual ?? null,
+        format: (x) => reachText(x.head, '1e-6'),
+      },
       { key: 'pred', label: 'Predicted iterations', numeric: true, value: (x) => x.head.predictedIterations },
-      { key: 'verdict', label: 'Verdict', value: (x) => x.head.verdict, format: (x) => h('span', null, badge(x.head.converged ? 'ok' : 'no', x.head.converged ? 'ok' : 'error'), ' ', x.head.verdict) },
+      {
+        key: 'verdict',
+        label: 'Verdict',
+        value: (x) => x.head.verdict,
+        format: (x) =>
+          h(
+            'span',
+            null,
+            badge(x.head.converged ? 'ok' : 'no', x.head.converged ? 'ok' : 'error'),
+            ' ',
+            x.head.verdict,
+          ),
+      },
       {
         key: 'show',
         label: 'Chart',
         sortable: false,
         value: () => null,
         format: (x) => {
-          const b = h('button', { type: 'button', className: 'btn btn--small', 'aria-label': `Show stage ${x.stage.stage}, head ${x.head.head} in the chart` }, 'Show');
+          const b = h(
+            'button',
+            {
+              type: 'button',
+              className: 'btn btn--small',
+              'aria-label': `Show stage ${x.stage.stage}, head ${x.head.head} in the chart`,
+            },
+            'Show',
+          );
           b.addEventListener('click', () => {
             select(x.stage, x.head, true);
             stageSelect.focus();
@@ -234,6 +370,18 @@ export function renderPinv(ctx: ViewContext, root: HTMLElement): ViewInstance {
   });
   table.setRows(rows);
   root.appendChild(section('Heads', table.element));
-  if (skipped.length) root.appendChild(section('Skipped stages', h('ul', { className: 'skipped' }, ...skipped.map((s) => h('li', null, `Stage ${s.stage} (${attentionName(s.attention)}): ${s.skipped ?? 'no matrices'}`)))));
+  if (skipped.length)
+    root.appendChild(
+      section(
+        'Skipped stages',
+        h(
+          'ul',
+          { className: 'skipped' },
+          ...skipped.map((s) =>
+            h('li', null, `Stage ${s.stage} (${attentionName(s.attention)}): ${s.skipped ?? 'no matrices'}`),
+          ),
+        ),
+      ),
+    );
   return { update() {} };
 }

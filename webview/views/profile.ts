@@ -6,8 +6,26 @@
 import type { ProfileSweep } from '../../protocol/dashboard';
 import type { ModelProfileSummary, StageSummary } from '../../protocol/results';
 import { OP_KINDS, type OpKind } from '../../protocol/categories';
-import { attentionName, formatBytes, formatFlops, formatInt, formatMacs, formatParams, si, sig } from '../../protocol/format';
-import { attentionStyle, axis, bytesLogAxis, chartCard, logTick, opKindColor, options, type ChartSpec } from '../charts';
+import {
+  attentionName,
+  formatBytes,
+  formatFlops,
+  formatInt,
+  formatMacs,
+  formatParams,
+  si,
+  sig,
+} from '../../protocol/format';
+import {
+  attentionStyle,
+  axis,
+  bytesLogAxis,
+  chartCard,
+  logTick,
+  opKindColor,
+  options,
+  type ChartSpec,
+} from '../charts';
 import { h, prose } from '../dom';
 import { Table } from '../table';
 import { withAlpha } from '../theme';
@@ -44,7 +62,10 @@ export function stageLabel(s: StageSummary): string {
 }
 
 const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
-const siTick = (unit: string) => (v: number | string): string => si(Number(v), unit);
+const siTick =
+  (unit: string) =>
+  (v: number | string): string =>
+    si(Number(v), unit);
 
 function macsByKindSpec(p: ModelProfileSummary): ChartSpec {
   const stages = p.stages.filter((s) => sum(Object.values(s.macsByKind)) > 0);
@@ -77,7 +98,10 @@ function macsByKindSpec(p: ModelProfileSummary): ChartSpec {
         plugins: {
           tooltip: {
             filter: (item: { raw: unknown }) => Number(item.raw) > 0,
-            callbacks: { label: (c: { dataset: { label?: string }; raw: unknown }) => `${c.dataset.label}: ${formatMacs(Number(c.raw))}` },
+            callbacks: {
+              label: (c: { dataset: { label?: string }; raw: unknown }) =>
+                `${c.dataset.label}: ${formatMacs(Number(c.raw))}`,
+            },
           },
         },
       }),
@@ -89,7 +113,11 @@ function macsByKindSpec(p: ModelProfileSummary): ChartSpec {
     },
     table: () => ({
       columns: ['Op kind', ...stages.map(stageLabel), 'Total'],
-      rows: kinds.map((k) => [OP_KIND_LABELS[k], ...stages.map((s) => formatMacs(s.macsByKind[k])), formatMacs(sum(stages.map((s) => s.macsByKind[k])))]),
+      rows: kinds.map((k) => [
+        OP_KIND_LABELS[k],
+        ...stages.map((s) => formatMacs(s.macsByKind[k])),
+        formatMacs(sum(stages.map((s) => s.macsByKind[k]))),
+      ]),
     }),
   };
 }
@@ -103,29 +131,55 @@ function paramsSpec(p: ModelProfileSummary): ChartSpec {
       type: 'bar',
       data: {
         labels: p.stages.map(stageLabelLines),
-        datasets: [{ label: 'Parameters', data: p.stages.map((s) => s.params), backgroundColor: withAlpha(t.purple, 0.75), borderColor: t.purple, borderWidth: 1.5 }],
+        datasets: [
+          {
+            label: 'Parameters',
+            data: p.stages.map((s) => s.params),
+            backgroundColor: withAlpha(t.purple, 0.75),
+            borderColor: t.purple,
+            borderWidth: 1.5,
+          },
+        ],
       },
       options: options(t, {
-        plugins: { legend: { display: false }, tooltip: { callbacks: { label: (c: { raw: unknown }) => `${formatInt(Number(c.raw))} parameters (${formatParams(Number(c.raw))})` } } },
-        scales: { x: { ...axis(t, 'Stage'), ticks: { color: t.foreground, maxRotation: 0, autoSkip: false } }, y: { ...axis(t, 'Parameters'), ticks: { color: t.foreground, callback: siTick('') } } },
+        plugins: {
+          legend: { display: false },
+          tooltip: {
+            callbacks: {
+              label: (c: { raw: unknown }) => `${formatInt(Number(c.raw))} parameters (${formatParams(Number(c.raw))})`,
+            },
+          },
+        },
+        scales: {
+          x: { ...axis(t, 'Stage'), ticks: { color: t.foreground, maxRotation: 0, autoSkip: false } },
+          y: { ...axis(t, 'Parameters'), ticks: { color: t.foreground, callback: siTick('') } },
+        },
       }),
     }),
     summary: () => {
       const top = [...p.stages].sort((a, b) => b.params - a.params)[0];
       return `Bar chart of parameters per stage: ${formatParams(p.params)} in total${top ? `; ${stageLabel(top)} holds ${formatParams(top.params)} (${sig((100 * top.params) / p.params, 2)} %)` : ''}.`;
     },
-    table: () => ({ columns: ['Stage', 'Parameters', 'Share'], rows: p.stages.map((s) => [stageLabel(s), formatInt(s.params), `${sig((100 * s.params) / p.params, 3)} %`]) }),
+    table: () => ({
+      columns: ['Stage', 'Parameters', 'Share'],
+      rows: p.stages.map((s) => [stageLabel(s), formatInt(s.params), `${sig((100 * s.params) / p.params, 3)} %`]),
+    }),
   };
 }
 
 function sweepSpec(sw: ProfileSweep, metric: 'macs' | 'peakBytes'): ChartSpec {
   const isMacs = metric === 'macs';
   const fmt = isMacs ? formatMacs : formatBytes;
-  const series = sw.attentions.map((a) => ({ attention: a, points: sw.points.filter((p) => p.attention === a).sort((x, y) => x.resolution - y.resolution) }));
+  const series = sw.attentions.map((a) => ({
+    attention: a,
+    points: sw.points.filter((p) => p.attention === a).sort((x, y) => x.resolution - y.resolution),
+  }));
   const own = sw.attentions[0];
   return {
     id: isMacs ? 'profile-sweep-macs' : 'profile-sweep-memory',
-    title: isMacs ? 'MACs vs resolution, per attention kind' : 'Estimated peak memory vs resolution, per attention kind',
+    title: isMacs
+      ? 'MACs vs resolution, per attention kind'
+      : 'Estimated peak memory vs resolution, per attention kind',
     description: isMacs
       ? `The same backbone with each attention kind (this config's own, ${attentionName(own)}, first). Exact counts, convention ${sw.convention}; log scale.`
       : 'Analytic estimate, not a measurement: float32 weights + buffers + the largest set of simultaneously live activations. Log scale.',
@@ -151,7 +205,11 @@ function sweepSpec(sw: ProfileSweep, metric: 'macs' | 'peakBytes'): ChartSpec {
         scales: {
           x: { ...axis(t, 'Input resolution (px)'), type: 'linear', ticks: { color: t.foreground } },
           y: isMacs
-            ? { ...axis(t, `MACs (convention ${sw.convention}, log)`), type: 'logarithmic', ticks: { color: t.foreground, callback: logTick((v) => si(v, '')) } }
+            ? {
+                ...axis(t, `MACs (convention ${sw.convention}, log)`),
+                type: 'logarithmic',
+                ticks: { color: t.foreground, callback: logTick((v) => si(v, '')) },
+              }
             : bytesLogAxis(t, 'Estimated peak memory (log)', formatBytes),
         },
         plugins: {
@@ -162,7 +220,8 @@ function sweepSpec(sw: ProfileSweep, metric: 'macs' | 'peakBytes'): ChartSpec {
                 const tokens = sw.points.find((p) => p.resolution === r)?.tokens;
                 return `${r} px${tokens ? ` (${formatInt(tokens)} tokens in stage 1)` : ''}`;
               },
-              label: (c: { dataset: { label?: string }; parsed: { y: number } }) => `${c.dataset.label}: ${fmt(c.parsed.y)}${isMacs ? '' : ' (estimate)'}`,
+              label: (c: { dataset: { label?: string }; parsed: { y: number } }) =>
+                `${c.dataset.label}: ${fmt(c.parsed.y)}${isMacs ? '' : ' (estimate)'}`,
             },
           },
         },
@@ -172,16 +231,36 @@ function sweepSpec(sw: ProfileSweep, metric: 'macs' | 'peakBytes'): ChartSpec {
       const parts = series.map((s) => {
         const first = s.points[0];
         const last = s.points[s.points.length - 1];
-        return first && last ? `${attentionName(s.attention)} ${fmt(first[metric])} at ${first.resolution} px to ${fmt(last[metric])} at ${last.resolution} px` : `${attentionName(s.attention)} no points`;
+        return first && last
+          ? `${attentionName(s.attention)} ${fmt(first[metric])} at ${first.resolution} px to ${fmt(last[metric])} at ${last.resolution} px`
+          : `${attentionName(s.attention)} no points`;
       });
       return `Line chart, log scale, of ${isMacs ? 'MACs' : 'estimated peak memory'} against input resolution for ${series.length} attention kinds: ${parts.join('; ')}.`;
     },
     table: () => ({
-      columns: ['Attention', 'Resolution (px)', 'Tokens (stage 1)', isMacs ? `MACs (conv. ${sw.convention})` : 'Estimated peak memory'],
-      rows: series.flatMap((s) => s.points.map((p) => [attentionName(s.attention), p.resolution, formatInt(p.tokens), isMacs ? `${formatInt(p.macs)} (${formatMacs(p.macs)})` : `${formatBytes(p.peakBytes)} (${formatInt(p.peakBytes)} B)`])),
+      columns: [
+        'Attention',
+        'Resolution (px)',
+        'Tokens (stage 1)',
+        isMacs ? `MACs (conv. ${sw.convention})` : 'Estimated peak memory',
+      ],
+      rows: series.flatMap((s) =>
+        s.points.map((p) => [
+          attentionName(s.attention),
+          p.resolution,
+          formatInt(p.tokens),
+          isMacs
+            ? `${formatInt(p.macs)} (${formatMacs(p.macs)})`
+            : `${formatBytes(p.peakBytes)} (${formatInt(p.peakBytes)} B)`,
+        ]),
+      ),
     }),
     note: () => {
-      const missing = sw.attentions.flatMap((a) => sw.resolutions.filter((r) => !sw.points.some((p) => p.attention === a && p.resolution === r)).map((r) => `${attentionName(a)} at ${r} px`));
+      const missing = sw.attentions.flatMap((a) =>
+        sw.resolutions
+          .filter((r) => !sw.points.some((p) => p.attention === a && p.resolution === r))
+          .map((r) => `${attentionName(a)} at ${r} px`),
+      );
       return missing.length ? `Not defined for this backbone (no point): ${missing.join(', ')}.` : null;
     },
   };
@@ -193,10 +272,22 @@ function conventionBlock(p: ModelProfileSummary): HTMLElement {
     caption: 'MAC counting conventions A–E (each adds to the previous)',
     sortable: false,
     columns: [
-      { key: 'c', label: 'Convention', value: (r) => r.convention, format: (r) => (r.convention === p.readmeConvention ? h('strong', null, `${r.convention} (README)`) : r.convention) },
+      {
+        key: 'c',
+        label: 'Convention',
+        value: (r) => r.convention,
+        format: (r) =>
+          r.convention === p.readmeConvention ? h('strong', null, `${r.convention} (README)`) : r.convention,
+      },
       { key: 'l', label: 'Counts', value: (r) => r.label },
       { key: 'm', label: 'MACs', numeric: true, value: (r) => r.macs, format: (r) => `${formatMacs(r.macs)}` },
-      { key: 'f', label: 'FLOPs (= 2 × MACs)', numeric: true, value: (r) => r.flops, format: (r) => formatFlops(r.flops) },
+      {
+        key: 'f',
+        label: 'FLOPs (= 2 × MACs)',
+        numeric: true,
+        value: (r) => r.flops,
+        format: (r) => formatFlops(r.flops),
+      },
     ],
     rowClass: (r) => (r.convention === p.readmeConvention ? 'highlight' : null),
   });
@@ -206,7 +297,15 @@ function conventionBlock(p: ModelProfileSummary): HTMLElement {
     h(
       'div',
       { className: 'prose' },
-      h('p', null, `Unit: `, h('strong', null, p.unit), ` (multiply–accumulates; 1 MAC = one multiply + one add). `, h('strong', null, 'FLOPs = 2 × MACs'), '. Element-wise work (norms, activations, exp, bias adds) is counted separately and never converted into MACs.'),
+      h(
+        'p',
+        null,
+        `Unit: `,
+        h('strong', null, p.unit),
+        ` (multiply–accumulates; 1 MAC = one multiply + one add). `,
+        h('strong', null, 'FLOPs = 2 × MACs'),
+        '. Element-wise work (norms, activations, exp, bias adds) is counted separately and never converted into MACs.',
+      ),
       h('p', null, ...prose(p.readmeConventionNote)),
       p.newton.macsAreLowerBound
         ? h('p', { className: 'callout callout--warn' }, `Newton MACs are a lower bound: ${p.newton.source}`)
@@ -225,16 +324,49 @@ function stagesTable(ctx: ViewContext, p: ModelProfileSummary): HTMLElement {
     ...tableSort(ctx, 'profile-stages'),
     columns: [
       { key: 'stage', label: 'Stage', value: (s) => stageLabel(s) },
-      { key: 'grid', label: 'Grid', numeric: true, value: (s) => s.grid || null, format: (s) => (s.grid ? `${s.grid}×${s.grid}` : '—') },
-      { key: 'tokens', label: 'Tokens', numeric: true, value: (s) => s.tokens || null, format: (s) => (s.tokens ? formatInt(s.tokens) : '—') },
+      {
+        key: 'grid',
+        label: 'Grid',
+        numeric: true,
+        value: (s) => s.grid || null,
+        format: (s) => (s.grid ? `${s.grid}×${s.grid}` : '—'),
+      },
+      {
+        key: 'tokens',
+        label: 'Tokens',
+        numeric: true,
+        value: (s) => s.tokens || null,
+        format: (s) => (s.tokens ? formatInt(s.tokens) : '—'),
+      },
       { key: 'landmarks', label: 'Landmarks', numeric: true, value: (s) => s.landmarks },
       { key: 'dim', label: 'Dim', numeric: true, value: (s) => s.dim || null },
       { key: 'heads', label: 'Heads', numeric: true, value: (s) => s.heads || null },
       { key: 'depth', label: 'Depth', numeric: true, value: (s) => s.depth || null },
       { key: 'params', label: 'Params', numeric: true, value: (s) => s.params, format: (s) => formatParams(s.params) },
-      { key: 'macsB', label: `MACs (${p.readmeConvention})`, title: `Convention ${p.readmeConvention} (README)`, numeric: true, value: (s) => s.macsByConvention[p.readmeConvention], format: (s) => formatMacs(s.macsByConvention[p.readmeConvention]) },
-      { key: 'macsE', label: 'MACs (E)', title: 'Convention E (everything)', numeric: true, value: (s) => s.macsByConvention.E, format: (s) => formatMacs(s.macsByConvention.E) },
-      { key: 'peak', label: 'Peak activations (est.)', title: 'Estimated largest live-activation set inside the stage (float32)', numeric: true, value: (s) => s.peakActivationBytesEstimate, format: (s) => formatBytes(s.peakActivationBytesEstimate) },
+      {
+        key: 'macsB',
+        label: `MACs (${p.readmeConvention})`,
+        title: `Convention ${p.readmeConvention} (README)`,
+        numeric: true,
+        value: (s) => s.macsByConvention[p.readmeConvention],
+        format: (s) => formatMacs(s.macsByConvention[p.readmeConvention]),
+      },
+      {
+        key: 'macsE',
+        label: 'MACs (E)',
+        title: 'Convention E (everything)',
+        numeric: true,
+        value: (s) => s.macsByConvention.E,
+        format: (s) => formatMacs(s.macsByConvention.E),
+      },
+      {
+        key: 'peak',
+        label: 'Peak activations (est.)',
+        title: 'Estimated largest live-activation set inside the stage (float32)',
+        numeric: true,
+        value: (s) => s.peakActivationBytesEstimate,
+        format: (s) => formatBytes(s.peakActivationBytesEstimate),
+      },
     ],
   });
   table.setRows(p.stages);
@@ -249,13 +381,35 @@ function summaryFacts(p: ModelProfileSummary): HTMLElement {
     h('p', { className: 'lead' }, p.title),
     facts(
       [
-        ['Parameters', [h('strong', null, formatParams(p.params)), h('span', { className: 'muted' }, ` (${formatInt(p.params)})`)]],
-        [`MACs (convention ${p.readmeConvention})`, [h('strong', null, formatMacs(b)), h('span', { className: 'muted' }, ` = ${formatFlops(2 * b)}`)]],
+        [
+          'Parameters',
+          [h('strong', null, formatParams(p.params)), h('span', { className: 'muted' }, ` (${formatInt(p.params)})`)],
+        ],
+        [
+          `MACs (convention ${p.readmeConvention})`,
+          [h('strong', null, formatMacs(b)), h('span', { className: 'muted' }, ` = ${formatFlops(2 * b)}`)],
+        ],
         ['MACs (all, E)', formatMacs(p.macsByConvention.E)],
-        ...(p.published ? ([['Published', `${p.published.params} params, ${p.published.gflops} “GFLOPs” (GMACs), ${p.published.top1} % top-1 — ${p.published.source}`]] as [string, string][]) : []),
-        ['Peak memory (estimate)', [h('strong', null, formatBytes(p.memory.peakTotalBytes)), h('span', { className: 'muted' }, ` at ${p.memory.peakAt}`)]],
+        ...(p.published
+          ? ([
+              [
+                'Published',
+                `${p.published.params} params, ${p.published.gflops} “GFLOPs” (GMACs), ${p.published.top1} % top-1 — ${p.published.source}`,
+              ],
+            ] as [string, string][])
+          : []),
+        [
+          'Peak memory (estimate)',
+          [
+            h('strong', null, formatBytes(p.memory.peakTotalBytes)),
+            h('span', { className: 'muted' }, ` at ${p.memory.peakAt}`),
+          ],
+        ],
         ['Input', `${p.resolution}×${p.resolution}, batch ${p.batch}`],
-        ['Newton', `variant ${p.newton.variant}, ${p.newton.iterations} iterations${p.newton.macsAreLowerBound ? ' (MACs a lower bound)' : ''}`],
+        [
+          'Newton',
+          `variant ${p.newton.variant}, ${p.newton.iterations} iterations${p.newton.macsAreLowerBound ? ' (MACs a lower bound)' : ''}`,
+        ],
         ['Kernel method', p.kernelMethod],
       ],
       'facts facts--grid',
@@ -268,7 +422,13 @@ export function renderProfile(ctx: ViewContext, root: HTMLElement): ViewInstance
   const d = ctx.data();
   const p = d.profile;
   if (!p && !d.profileSweep) {
-    root.appendChild(emptyState('No profile yet', 'Open a config and run `ViT Lens: Show profile`, or run `vitlens profile <config> --html report.html`.', { ctx, view: 'profile', label: 'Profile again' }));
+    root.appendChild(
+      emptyState(
+        'No profile yet',
+        'Open a config and run `ViT Lens: Show profile`, or run `vitlens profile <config> --html report.html`.',
+        { ctx, view: 'profile', label: 'Profile again' },
+      ),
+    );
     return { update() {} };
   }
   if (p) root.appendChild(summaryFacts(p));

@@ -31,27 +31,78 @@ function benchText(r: BenchReport): string {
   const out: string[] = [`${r.config ?? r.model}: ${r.model}`];
   for (const d of r.runtimes) out.push(`  ${d.id}: ${d.runtime} on ${d.device}`);
   for (const u of r.unavailable) out.push(`  ${u.id}: unavailable — ${u.reason}`);
-  const head = ['runtime', 'group', 'stage', 'attention', 'level', 'tokens', 'm', 'median ms', 'p10–p90 ms', 'GFLOP/s', 'mem est.', 'mem measured', 'rel.err'];
+  const head = [
+    'runtime',
+    'group',
+    'stage',
+    'attention',
+    'level',
+    'tokens',
+    'm',
+    'median ms',
+    'p10–p90 ms',
+    'GFLOP/s',
+    'mem est.',
+    'mem measured',
+    'rel.err',
+  ];
   out.push('', head.join('\t'));
   for (const c of r.cases) {
     if (c.status !== 'ok') {
-      out.push([c.runtime, c.group, c.stage, c.attention, c.level, c.tokens, c.landmarks ?? '', `${c.status}: ${c.message}`].join('\t'));
+      out.push(
+        [
+          c.runtime,
+          c.group,
+          c.stage,
+          c.attention,
+          c.level,
+          c.tokens,
+          c.landmarks ?? '',
+          `${c.status}: ${c.message}`,
+        ].join('\t'),
+      );
       continue;
     }
     const t = c.timingMs!;
-    const measured = c.memory.filter((m) => m.kind === 'measured').map((m) => formatBytes(m.bytes, REPORT_BYTES)).join(', ');
-    out.push([c.runtime, c.group, c.stage, c.attention, c.level, c.tokens, c.landmarks ?? '', formatMs(t.median, MS_COLUMN), `${formatMs(t.p10, MS_COLUMN)}–${formatMs(t.p90, MS_COLUMN)}`, c.gflopsPerSecond!.toFixed(2), formatBytes(c.memory[0]!.bytes, REPORT_BYTES), measured || '—', c.relErrorVsReference?.toExponential(1) ?? '—'].join('\t'));
+    const measured = c.memory
+      .filter((m) => m.kind === 'measured')
+      .map((m) => formatBytes(m.bytes, REPORT_BYTES))
+      .join(', ');
+    out.push(
+      [
+        c.runtime,
+        c.group,
+        c.stage,
+        c.attention,
+        c.level,
+        c.tokens,
+        c.landmarks ?? '',
+        formatMs(t.median, MS_COLUMN),
+        `${formatMs(t.p10, MS_COLUMN)}–${formatMs(t.p90, MS_COLUMN)}`,
+        c.gflopsPerSecond!.toFixed(2),
+        formatBytes(c.memory[0]!.bytes, REPORT_BYTES),
+        measured || '—',
+        c.relErrorVsReference?.toExponential(1) ?? '—',
+      ].join('\t'),
+    );
   }
   if (r.scaling.length) {
     out.push('', 'Scaling with tokens (fixed landmark count), fitted exponents b of ∝ tokensᵇ:');
     for (const s of r.scaling) {
       const robust = s.timeExponentTheilSen !== undefined ? `, Theil–Sen ${s.timeExponentTheilSen.toFixed(2)}` : '';
-      const contended = s.contendedPoints ? `; ${s.contendedPoints} point(s) timed while other processes were busy` : '';
-      out.push(`  ${s.runtime} ${s.attention}: time b = ${s.timeExponent.toFixed(2)} (r² ${s.timeR2.toFixed(3)}${robust}), memory b = ${s.memoryExponent.toFixed(2)} over ${s.tokens[0]}…${s.tokens[s.tokens.length - 1]} tokens${contended}`);
+      const contended = s.contendedPoints
+        ? `; ${s.contendedPoints} point(s) timed while other processes were busy`
+        : '';
+      out.push(
+        `  ${s.runtime} ${s.attention}: time b = ${s.timeExponent.toFixed(2)} (r² ${s.timeR2.toFixed(3)}${robust}), memory b = ${s.memoryExponent.toFixed(2)} over ${s.tokens[0]}…${s.tokens[s.tokens.length - 1]} tokens${contended}`,
+      );
     }
   }
   const o = r.overhead;
-  out.push('', `Harness overhead: process start ${formatMs(o.processStartMs, WHOLE_MS)} + device probe ${formatMs(o.probeMs, WHOLE_MS)} + graph builds ${formatMs(o.buildMs, WHOLE_MS)} + sessions ${formatMs(o.sessionMs, WHOLE_MS)} = ${(o.fraction * 100).toFixed(1)} % of ${formatMs(o.totalMs, { unit: 's', decimals: 1 })}`);
+  out.push(
+    '',
+    `Harness overhead: process start ${formatMs(o.processStartMs, WHOLE_MS)} + device probe ${formatMs(o.probeMs, WHOLE_MS)} + graph builds ${formatMs(o.buildMs, WHOLE_MS)} + sessions ${formatMs(o.sessionMs, WHOLE_MS)} = ${(o.fraction * 100).toFixed(1)} % of ${formatMs(o.totalMs, { unit: 's', decimals: 1 })}`,
+  );
   for (const n of r.notes) out.push(`note: ${n}`);
   return out.join('\n');
 }
@@ -81,9 +132,12 @@ async function benchCommand(args: string[], stdout: Out, stderr: Out): Promise<n
   if (positionals.length !== 1) throw new UsageError('bench needs exactly one config file.');
   const backends = listArg(values.backend).map(runtimeArg);
   const attentions = listArg(values.attention);
-  for (const a of attentions) if (!ATTENTION_KINDS.includes(a as AttentionKind)) throw new UsageError(`--attention ${a}: expected one of ${ATTENTION_KINDS.join(', ')}.`);
+  for (const a of attentions)
+    if (!ATTENTION_KINDS.includes(a as AttentionKind))
+      throw new UsageError(`--attention ${a}: expected one of ${ATTENTION_KINDS.join(', ')}.`);
   const levels = listArg(values.level);
-  for (const l of levels) if (l !== 'attention' && l !== 'block') throw new UsageError(`--level ${l}: expected attention or block.`);
+  for (const l of levels)
+    if (l !== 'attention' && l !== 'block') throw new UsageError(`--level ${l}: expected attention or block.`);
   const file = positionals[0]!;
   const spec = loadConfigSpec(file, stderr);
   if (typeof spec === 'number') return spec;
@@ -96,9 +150,13 @@ async function benchCommand(args: string[], stdout: Out, stderr: Out): Promise<n
       ...(backends.length ? { runtimes: backends } : {}),
       ...(attentions.length ? { attentions: attentions as AttentionKind[] } : {}),
       ...(levels.length ? { levels: levels as ('attention' | 'block')[] } : {}),
-      ...(values.resolution ? { resolutions: listArg(values.resolution).map((r) => intArg('resolution', r, 16, 8192)) } : {}),
+      ...(values.resolution
+        ? { resolutions: listArg(values.resolution).map((r) => intArg('resolution', r, 16, 8192)) }
+        : {}),
       ...(values.tokens ? { tokens: listArg(values.tokens).map((t) => intArg('tokens', t, 16, 1 << 22)) } : {}),
-      ...(values['scaling-tokens'] ? { scalingTokens: listArg(values['scaling-tokens']).map((t) => intArg('scaling-tokens', t, 49, 1 << 22)) } : {}),
+      ...(values['scaling-tokens']
+        ? { scalingTokens: listArg(values['scaling-tokens']).map((t) => intArg('scaling-tokens', t, 49, 1 << 22)) }
+        : {}),
       ...(stages.length ? { stages } : {}),
       scaling: !values['no-scaling'],
       ...(values['budget-ms'] ? { budgetMs: intArg('budget-ms', values['budget-ms'], 1, 600000) } : {}),
@@ -116,8 +174,13 @@ async function benchCommand(args: string[], stdout: Out, stderr: Out): Promise<n
   if (values.html) {
     // The report shows all three views: the profile and the pinv analysis cost well under a second.
     const resolution = result.cases.find((c) => c.group === 'config')?.resolution ?? spec.resolutions[0] ?? 224;
-    const pinv = spec.stages.some((s) => s.attention === 'soft' || s.attention === 'soft_norm') ? analysePinv(spec, { resolution }) : null;
-    writeReport(values.html, dashboardData({ spec, source: file, producer: PRODUCER, resolution, bench: result, pinv, view: 'bench' }));
+    const pinv = spec.stages.some((s) => s.attention === 'soft' || s.attention === 'soft_norm')
+      ? analysePinv(spec, { resolution })
+      : null;
+    writeReport(
+      values.html,
+      dashboardData({ spec, source: file, producer: PRODUCER, resolution, bench: result, pinv, view: 'bench' }),
+    );
     if (!values.quiet) stderr(`wrote ${values.html}`);
   }
   stdout(values.json ? json : benchText(result));

@@ -12,11 +12,22 @@ const USAGE = '  vitlens devices [--json]';
 const LIMIT_BYTES: BytesFormat = { ...REPORT_BYTES, missing: 'unknown' };
 
 function devicesText(r: DeviceReport): string {
-  const out = [`Host: ${r.host.cpuModel}, ${r.host.cores} threads, ${formatBytes(r.host.totalMemoryBytes, REPORT_BYTES)} RAM, node ${r.host.node}`];
-  out.push(`onnxruntime-node ${r.onnxruntime.version ?? '(not loadable)'}: ${r.onnxruntime.backends.map((b) => `${b.name}${b.bundled ? '' : ' (not bundled)'}`).join(', ') || r.onnxruntime.reason}`);
+  const out = [
+    `Host: ${r.host.cpuModel}, ${r.host.cores} threads, ${formatBytes(r.host.totalMemoryBytes, REPORT_BYTES)} RAM, node ${r.host.node}`,
+  ];
+  out.push(
+    `onnxruntime-node ${r.onnxruntime.version ?? '(not loadable)'}: ${r.onnxruntime.backends.map((b) => `${b.name}${b.bundled ? '' : ' (not bundled)'}`).join(', ') || r.onnxruntime.reason}`,
+  );
   if (r.webgpu.adapters.length === 0) out.push(`WebGPU: no adapter (${r.webgpu.reason ?? 'none found'})`);
-  for (const a of r.webgpu.adapters) out.push(`WebGPU adapter: ${adapterLabel(a)} — maxStorageBufferBindingSize ${formatBytes(a.limits.maxStorageBufferBindingSize, LIMIT_BYTES)}, maxBufferSize ${formatBytes(a.limits.maxBufferSize, LIMIT_BYTES)}`);
-  if (r.nvidia.available) for (const g of r.nvidia.gpus) out.push(`NVIDIA GPU ${g.index}: ${g.name}, ${g.memoryUsedMiB}/${g.memoryTotalMiB} MiB used, driver ${g.driverVersion}`);
+  for (const a of r.webgpu.adapters)
+    out.push(
+      `WebGPU adapter: ${adapterLabel(a)} — maxStorageBufferBindingSize ${formatBytes(a.limits.maxStorageBufferBindingSize, LIMIT_BYTES)}, maxBufferSize ${formatBytes(a.limits.maxBufferSize, LIMIT_BYTES)}`,
+    );
+  if (r.nvidia.available)
+    for (const g of r.nvidia.gpus)
+      out.push(
+        `NVIDIA GPU ${g.index}: ${g.name}, ${g.memoryUsedMiB}/${g.memoryTotalMiB} MiB used, driver ${g.driverVersion}`,
+      );
   else out.push(`NVIDIA: ${r.nvidia.reason ?? 'none'}`);
   return out.join('\n');
 }

@@ -29,16 +29,24 @@ function inferText(r: InferReport, allLogits: boolean): string {
   out.push(`input: batch ${r.input.batch}, ${r.input.height}×${r.input.width}; transform: ${r.input.transform}`);
   for (const it of r.items) {
     out.push('', `${it.name}${it.original ? ` (${it.original.width}×${it.original.height})` : ''}`);
-    for (const [i, p] of it.top5.entries()) out.push(`  ${i + 1}. ${(p.probability * 100).toFixed(2).padStart(6)} %  ${p.label} [${p.index}]  logit ${logit(p.logit)}`);
+    for (const [i, p] of it.top5.entries())
+      out.push(
+        `  ${i + 1}. ${(p.probability * 100).toFixed(2).padStart(6)} %  ${p.label} [${p.index}]  logit ${logit(p.logit)}`,
+      );
     if (allLogits || r.numClasses <= 20) out.push(`  logits: [${it.logits.map(logit).join(', ')}]`);
     for (const m of it.maps) {
       const peak = m.mean.reduce((best, v, j) => (v > m.mean[best]! ? j : best), 0);
-      out.push(`  stage ${m.stage} block ${m.block} (${m.attention}): from ${queryText(m.query)} of ${m.grid.h}×${m.grid.w}, strongest key (${Math.floor(peak / m.keyGrid.w)}, ${peak % m.keyGrid.w}) of ${m.keyGrid.h}×${m.keyGrid.w}, mean weight ${m.mean[peak]!.toPrecision(3)} — ${m.meaning}`);
+      out.push(
+        `  stage ${m.stage} block ${m.block} (${m.attention}): from ${queryText(m.query)} of ${m.grid.h}×${m.grid.w}, strongest key (${Math.floor(peak / m.keyGrid.w)}, ${peak % m.keyGrid.w}) of ${m.keyGrid.h}×${m.keyGrid.w}, mean weight ${m.mean[peak]!.toPrecision(3)} — ${m.meaning}`,
+      );
     }
   }
   const t = r.timingMs;
   const ms = (x: number, decimals: number): string => formatMs(x, { unit: 'ms', decimals, bare: true });
-  out.push('', `time (ms): checkpoint ${ms(t.checkpoint, 0)}, preprocess ${ms(t.preprocess, 0)}, graph ${ms(t.build, 0)}, session ${ms(t.session, 0)}, forward ${ms(t.forward, 1)} (one run, first run included)`);
+  out.push(
+    '',
+    `time (ms): checkpoint ${ms(t.checkpoint, 0)}, preprocess ${ms(t.preprocess, 0)}, graph ${ms(t.build, 0)}, session ${ms(t.session, 0)}, forward ${ms(t.forward, 1)} (one run, first run included)`,
+  );
   for (const n of r.notes) out.push(`note: ${n}`);
   return out.join('\n');
 }
@@ -66,7 +74,8 @@ async function inferCommand(args: string[], stdout: Out, stderr: Out): Promise<n
   if (positionals.length !== 1) throw new UsageError('infer needs exactly one config file.');
   const file = positionals[0]!;
   const runtime = values.backend ? runtimeArg(values.backend) : undefined;
-  if (values.resize && values.resize !== 'eval' && values.resize !== 'none') throw new UsageError(`--resize must be eval or none, got "${values.resize}".`);
+  if (values.resize && values.resize !== 'eval' && values.resize !== 'none')
+    throw new UsageError(`--resize must be eval or none, got "${values.resize}".`);
   if (values['input-tensor'] && values.image) throw new UsageError('give --image or --input-tensor, not both.');
   let shape: [number, number, number, number] | undefined;
   if (values['input-tensor']) {
@@ -78,7 +87,10 @@ async function inferCommand(args: string[], stdout: Out, stderr: Out): Promise<n
   let point: { x: number; y: number } | null = null;
   if (values['query-point']) {
     const xy = values['query-point'].split(',').map(Number);
-    if (xy.length !== 2 || xy.some((v) => !(v >= 0 && v <= 1))) throw new UsageError(`--query-point needs x,y as fractions of the input in [0, 1], got "${values['query-point']}".`);
+    if (xy.length !== 2 || xy.some((v) => !(v >= 0 && v <= 1)))
+      throw new UsageError(
+        `--query-point needs x,y as fractions of the input in [0, 1], got "${values['query-point']}".`,
+      );
     point = { x: xy[0]!, y: xy[1]! };
   }
   const a = loadRunnableConfig(file, stderr);
@@ -88,7 +100,10 @@ async function inferCommand(args: string[], stdout: Out, stderr: Out): Promise<n
   const fromConfig = configInputs(file, a.values, values['checkpoint-search-path'] ?? []);
   const checkpoint = values.checkpoint ?? fromConfig.checkpoint;
   const images = values.image ?? (values['input-tensor'] ? [] : fromConfig.images);
-  if (!shape && images.length === 0) throw new UsageError('nothing to run: give --image FILE (or list images: in the config) or --input-tensor FILE --shape B,C,H,W.');
+  if (!shape && images.length === 0)
+    throw new UsageError(
+      'nothing to run: give --image FILE (or list images: in the config) or --input-tensor FILE --shape B,C,H,W.',
+    );
   try {
     const report = await runInference(
       {

@@ -17,13 +17,18 @@ const USAGE = `  vitlens pinv <config.yaml> [--resolution N] [--iterations K] [-
   vitlens pinv --matrices <file.json> [--variant A|B] [--iterations K] [--float64] [--json]`;
 
 function pinvText(r: PinvReport): string {
-  const out = [`${r.model} @ ${r.resolution}: Newton variant ${r.variant} (${r.variantSource}), ${r.iterations} iterations in ${r.arithmetic}; weights ${r.weights}; input ${r.input}`];
+  const out = [
+    `${r.model} @ ${r.resolution}: Newton variant ${r.variant} (${r.variantSource}), ${r.iterations} iterations in ${r.arithmetic}; weights ${r.weights}; input ${r.input}`,
+  ];
   for (const s of r.stages) {
     if (s.skipped) {
       out.push(`stage ${s.stage}: ${s.skipped}`);
       continue;
     }
-    for (const h of s.heads) out.push(`stage ${s.stage} head ${h.head} (m = ${h.m}, cond ${h.conditionNumber.toPrecision(3)}): ${h.verdict}; residual ≤ 1e-3 at ${h.reaches['1e-3']!.residual ?? '—'}, ≤ 1e-6 at ${h.reaches['1e-6']!.residual ?? '—'}`);
+    for (const h of s.heads)
+      out.push(
+        `stage ${s.stage} head ${h.head} (m = ${h.m}, cond ${h.conditionNumber.toPrecision(3)}): ${h.verdict}; residual ≤ 1e-3 at ${h.reaches['1e-3']!.residual ?? '—'}, ≤ 1e-6 at ${h.reaches['1e-6']!.residual ?? '—'}`,
+      );
   }
   out.push(r.summary);
   return out.join('\n');
@@ -34,7 +39,10 @@ function matricesText(rows: { name: string; report: PinvMatrixReport }[]): strin
   for (const { name, report: r } of rows) {
     out.push(`${name} (m = ${r.m}, cond ${r.conditionNumber.toPrecision(3)}): ${r.verdict}`);
     out.push('  k  ‖I − P·V‖_F   ‖AVA − A‖/‖A‖  ‖V − P⁻¹‖/‖P⁻¹‖  predicted');
-    for (const i of r.iterations) out.push(`  ${String(i.k).padStart(2)}  ${i.residual.toExponential(3)}   ${i.penrose.toExponential(3)}      ${i.exactError?.toExponential(3) ?? 'n/a'}       ${i.predicted.toExponential(3)}`);
+    for (const i of r.iterations)
+      out.push(
+        `  ${String(i.k).padStart(2)}  ${i.residual.toExponential(3)}   ${i.penrose.toExponential(3)}      ${i.exactError?.toExponential(3) ?? 'n/a'}       ${i.predicted.toExponential(3)}`,
+      );
   }
   return out.join('\n');
 }
@@ -42,16 +50,24 @@ function matricesText(rows: { name: string; report: PinvMatrixReport }[]): strin
 /** Matrices from a JSON file: newton.json's {cases: {name: {A}}}, {name: A}, or a list of A. */
 function readMatrices(file: string): { name: string; a: number[][] }[] {
   const data = JSON.parse(fs.readFileSync(file, 'utf8')) as unknown;
-  const isMatrix = (x: unknown): x is number[][] => Array.isArray(x) && x.length > 0 && x.every((r) => Array.isArray(r) && r.length === x.length && r.every((v) => typeof v === 'number'));
+  const isMatrix = (x: unknown): x is number[][] =>
+    Array.isArray(x) &&
+    x.length > 0 &&
+    x.every((r) => Array.isArray(r) && r.length === x.length && r.every((v) => typeof v === 'number'));
   const out: { name: string; a: number[][] }[] = [];
   const visit = (name: string, x: unknown) => {
     if (isMatrix(x)) out.push({ name, a: x });
-    else if (x && typeof x === 'object' && isMatrix((x as { A?: unknown }).A)) out.push({ name, a: (x as { A: number[][] }).A });
+    else if (x && typeof x === 'object' && isMatrix((x as { A?: unknown }).A))
+      out.push({ name, a: (x as { A: number[][] }).A });
   };
   if (Array.isArray(data) && !isMatrix(data)) data.forEach((x, i) => visit(`matrix ${i}`, x));
   else if (isMatrix(data)) visit('matrix', data);
-  else if (data && typeof data === 'object') for (const [k, v] of Object.entries((data as { cases?: object }).cases ?? data)) visit(k, v);
-  if (out.length === 0) throw new UsageError(`${file}: no square matrices found (expected {cases: {name: {A: [[…]]}}}, {name: [[…]]} or [[[…]]]).`);
+  else if (data && typeof data === 'object')
+    for (const [k, v] of Object.entries((data as { cases?: object }).cases ?? data)) visit(k, v);
+  if (out.length === 0)
+    throw new UsageError(
+      `${file}: no square matrices found (expected {cases: {name: {A: [[…]]}}}, {name: [[…]]} or [[[…]]]).`,
+    );
   return out;
 }
 
@@ -77,18 +93,48 @@ function pinvCommand(args: string[], stdout: Out, stderr: Out): number {
     if (!NEWTON_VARIANTS.includes(variant)) throw new UsageError(`--variant must be A or B, got "${values.variant}".`);
     const rows = readMatrices(values.matrices).map(({ name, a }) => ({
       name,
-      report: analyseMatrices(dtype === 'float64' ? Float64Array.from(a.flat()) : Float32Array.from(a.flat()), a.length, 1, variant, iterations ?? 20, dtype)[0]!,
+      report: analyseMatrices(
+        dtype === 'float64' ? Float64Array.from(a.flat()) : Float32Array.from(a.flat()),
+        a.length,
+        1,
+        variant,
+        iterations ?? 20,
+        dtype,
+      )[0]!,
     }));
-    stdout(values.json ? JSON.stringify({ file: values.matrices, variant, arithmetic: dtype, matrices: rows.map((r) => ({ name: r.name, ...r.report })) }, null, 2) : matricesText(rows));
+    stdout(
+      values.json
+        ? JSON.stringify(
+            {
+              file: values.matrices,
+              variant,
+              arithmetic: dtype,
+              matrices: rows.map((r) => ({ name: r.name, ...r.report })),
+            },
+            null,
+            2,
+          )
+        : matricesText(rows),
+    );
     return 0;
   }
   if (positionals.length !== 1) throw new UsageError('pinv needs one config file (or --matrices FILE).');
   const spec = loadConfigSpec(positionals[0]!, stderr);
   if (typeof spec === 'number') return spec;
-  const resolution = values.resolution ? intArg('resolution', values.resolution, 16, 4096) : (spec.resolutions[0] ?? 224);
-  const r = analysePinv(spec, { resolution, dtype, ...(iterations !== undefined ? { iterations } : {}), ...(values.seed ? { seed: seedArg(values.seed) } : {}) });
+  const resolution = values.resolution
+    ? intArg('resolution', values.resolution, 16, 4096)
+    : (spec.resolutions[0] ?? 224);
+  const r = analysePinv(spec, {
+    resolution,
+    dtype,
+    ...(iterations !== undefined ? { iterations } : {}),
+    ...(values.seed ? { seed: seedArg(values.seed) } : {}),
+  });
   if (values.html) {
-    writeReport(values.html, dashboardData({ spec, source: positionals[0]!, producer: PRODUCER, resolution, pinv: r, view: 'pinv' }));
+    writeReport(
+      values.html,
+      dashboardData({ spec, source: positionals[0]!, producer: PRODUCER, resolution, pinv: r, view: 'pinv' }),
+    );
     stderr(`wrote ${values.html}`);
   }
   stdout(values.json ? JSON.stringify(r, null, 2) : pinvText(r));

@@ -4,7 +4,16 @@
  */
 import { parseArgs } from 'node:util';
 import { CONVENTIONS } from '../../../protocol/categories';
-import { formatBytes, formatFlops, formatInt, formatMacs, formatParams, GIGA_COLUMN, REPORT_BYTES, REPORT_MILLIONS } from '../../../protocol/format';
+import {
+  formatBytes,
+  formatFlops,
+  formatInt,
+  formatMacs,
+  formatParams,
+  GIGA_COLUMN,
+  REPORT_BYTES,
+  REPORT_MILLIONS,
+} from '../../../protocol/format';
 import type { ConfigAnalysis } from '../../core/config/analyze';
 import { positionOf } from '../../core/config/parse';
 import { CONVENTION_LABELS, README_CONVENTION, README_CONVENTION_NOTE } from '../../core/profile/categories';
@@ -39,8 +48,22 @@ function textReport(file: string, a: ConfigAnalysis, profiles: ModelProfile[]): 
   for (const n of spec.notes) out.push(`  note: ${n}`);
   for (const p of profiles) {
     out.push('');
-    out.push(`Input ${p.resolution}×${p.resolution}, batch ${p.batch}: ${formatInt(p.params, { group: ',' })} parameters (${formatParams(p.params, REPORT_MILLIONS)})`);
-    const head = ['stage', 'attention', 'tokens', 'landmarks', 'dim', 'heads', 'depth', 'params', 'GMACs (B)', 'GMACs (E)', 'peak act. (est.)'];
+    out.push(
+      `Input ${p.resolution}×${p.resolution}, batch ${p.batch}: ${formatInt(p.params, { group: ',' })} parameters (${formatParams(p.params, REPORT_MILLIONS)})`,
+    );
+    const head = [
+      'stage',
+      'attention',
+      'tokens',
+      'landmarks',
+      'dim',
+      'heads',
+      'depth',
+      'params',
+      'GMACs (B)',
+      'GMACs (E)',
+      'peak act. (est.)',
+    ];
     const widths = [10, 10, 7, 9, 5, 5, 5, 10, 10, 10, 16];
     out.push(head.map((h, i) => pad(h, widths[i]!, i > 1)).join(' '));
     for (const s of p.stages) {
@@ -64,14 +87,24 @@ function textReport(file: string, a: ConfigAnalysis, profiles: ModelProfile[]): 
     out.push('MACs by counting convention (1 MAC = multiply + add; FLOPs = 2 × MACs):');
     for (const c of CONVENTIONS) {
       const mark = c === README_CONVENTION ? '  <- README convention' : '';
-      out.push(`  ${c}  ${pad(formatMacs(p.macsByConvention[c], GIGA_COLUMN), 9, true)} GMACs  ${pad(formatFlops(2 * p.macsByConvention[c], GIGA_COLUMN), 9, true)} GFLOPs  ${CONVENTION_LABELS[c]}${mark}`);
+      out.push(
+        `  ${c}  ${pad(formatMacs(p.macsByConvention[c], GIGA_COLUMN), 9, true)} GMACs  ${pad(formatFlops(2 * p.macsByConvention[c], GIGA_COLUMN), 9, true)} GFLOPs  ${CONVENTION_LABELS[c]}${mark}`,
+      );
     }
     out.push(`  ${README_CONVENTION_NOTE}`);
-    if (p.newtonIsLowerBound) out.push("  Newton MACs are a lower bound: variant B's alpha back-off adds one m³ matmul per halving (data dependent).");
+    if (p.newtonIsLowerBound)
+      out.push(
+        "  Newton MACs are a lower bound: variant B's alpha back-off adds one m³ matmul per halving (data dependent).",
+      );
     const m = p.memory;
-    out.push(`Memory (estimate, float32 inference): weights ${formatBytes(m.parameterBytes, REPORT_BYTES)} + buffers ${formatBytes(m.bufferBytes, REPORT_BYTES)} + peak activations ${formatBytes(m.peakActivationBytes, REPORT_BYTES)} = ${formatBytes(m.peakTotalBytes, REPORT_BYTES)} (peak at ${m.peakAt})`);
+    out.push(
+      `Memory (estimate, float32 inference): weights ${formatBytes(m.parameterBytes, REPORT_BYTES)} + buffers ${formatBytes(m.bufferBytes, REPORT_BYTES)} + peak activations ${formatBytes(m.peakActivationBytes, REPORT_BYTES)} = ${formatBytes(m.peakTotalBytes, REPORT_BYTES)} (peak at ${m.peakAt})`,
+    );
   }
-  if (spec.published) out.push(`\nPublished (${spec.published.source}): ${spec.published.params} params, ${spec.published.gflops} "GFLOPs" (GMACs), top-1 ${spec.published.top1} %`);
+  if (spec.published)
+    out.push(
+      `\nPublished (${spec.published.source}): ${spec.published.params} params, ${spec.published.gflops} "GFLOPs" (GMACs), top-1 ${spec.published.top1} %`,
+    );
   return out.join('\n');
 }
 
@@ -79,7 +112,12 @@ function profileCommand(args: string[], stdout: Out, stderr: Out): number {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { resolution: { type: 'string', multiple: true }, batch: { type: 'string' }, json: { type: 'boolean' }, html: { type: 'string' } },
+    options: {
+      resolution: { type: 'string', multiple: true },
+      batch: { type: 'string' },
+      json: { type: 'boolean' },
+      html: { type: 'string' },
+    },
   });
   if (positionals.length !== 1) throw new UsageError('profile needs exactly one config file.');
   const file = positionals[0]!;
@@ -98,12 +136,27 @@ function profileCommand(args: string[], stdout: Out, stderr: Out): number {
   const spec = a.spec;
   const profiles = (resolutions.length ? resolutions : spec.resolutions).map((r) => profileModel(spec, r, batch));
   if (values.html) {
-    writeReport(values.html, dashboardData({ spec, source: file, producer: PRODUCER, resolution: profiles[0]!.resolution, view: 'profile' }));
+    writeReport(
+      values.html,
+      dashboardData({ spec, source: file, producer: PRODUCER, resolution: profiles[0]!.resolution, view: 'profile' }),
+    );
     stderr(`wrote ${values.html}`);
   }
   if (values.json) {
-    const diagnostics = a.diagnostics.map((d) => ({ ...positionOf(a.parsed, d.span.start), severity: d.severity, code: d.code, key: d.key ?? null, message: d.message }));
-    stdout(JSON.stringify({ file, model: spec.name, diagnostics, profiles: profiles.map((p) => summarize(spec, p, { ops: true })) }, null, 2));
+    const diagnostics = a.diagnostics.map((d) => ({
+      ...positionOf(a.parsed, d.span.start),
+      severity: d.severity,
+      code: d.code,
+      key: d.key ?? null,
+      message: d.message,
+    }));
+    stdout(
+      JSON.stringify(
+        { file, model: spec.name, diagnostics, profiles: profiles.map((p) => summarize(spec, p, { ops: true })) },
+        null,
+        2,
+      ),
+    );
   } else {
     stdout(textReport(file, a, profiles));
   }

@@ -55,21 +55,49 @@ export function analyzeConfig(text: string, options: AnalyzeOptions = {}): Confi
   const entries = new Map<string, ConfigEntry>();
   const push = (d: ConfigDiagnostic) => diagnostics.push(d);
 
-  const result = { parsed, diagnostics, spec: null as ModelSpec | null, registered: null as RegisteredModel | null, values, entries };
+  const result = {
+    parsed,
+    diagnostics,
+    spec: null as ModelSpec | null,
+    registered: null as RegisteredModel | null,
+    values,
+    entries,
+  };
   if (parsed.tooLarge) {
-    push({ span: parsed.tooLarge.span, severity: 'error', code: 'document-too-large', message: parsed.tooLarge.message });
+    push({
+      span: parsed.tooLarge.span,
+      severity: 'error',
+      code: 'document-too-large',
+      message: parsed.tooLarge.message,
+    });
     return result;
   }
-  for (const s of parsed.syntax) push({ span: s.span, severity: s.severity, code: 'yaml-syntax', message: `YAML: ${s.message}` });
-  if (parsed.rootProblem) push({ span: parsed.rootProblem.span, severity: 'error', code: 'not-a-mapping', message: parsed.rootProblem.message });
+  for (const s of parsed.syntax)
+    push({ span: s.span, severity: s.severity, code: 'yaml-syntax', message: `YAML: ${s.message}` });
+  if (parsed.rootProblem)
+    push({
+      span: parsed.rootProblem.span,
+      severity: 'error',
+      code: 'not-a-mapping',
+      message: parsed.rootProblem.message,
+    });
 
   for (const entry of parsed.entries) {
     entries.set(entry.key, entry);
     const def = keyDef(entry.key);
     if (!def) {
-      const near = suggest(entry.key, CONFIG_KEYS.map((k) => k.key));
+      const near = suggest(
+        entry.key,
+        CONFIG_KEYS.map((k) => k.key),
+      );
       const hint = near.length ? ` Did you mean ${near.map((k) => `\`${k}\``).join(' or ')}?` : '';
-      push({ span: entry.keySpan, severity: 'warning', code: 'unknown-key', key: entry.key, message: `Unknown key \`${entry.key}\`: neither an official SOFT key nor a ViT Lens key, so it is ignored.${hint}` });
+      push({
+        span: entry.keySpan,
+        severity: 'warning',
+        code: 'unknown-key',
+        key: entry.key,
+        message: `Unknown key \`${entry.key}\`: neither an official SOFT key nor a ViT Lens key, so it is ignored.${hint}`,
+      });
       continue;
     }
     if (def.key === 'model') {
@@ -77,7 +105,13 @@ export function analyzeConfig(text: string, options: AnalyzeOptions = {}): Confi
       if (v.kind === 'scalar' && typeof v.value === 'string' && !MODEL_NAMES.includes(v.value)) {
         const near = suggest(v.value, MODEL_NAMES);
         const hint = near.length ? ` Did you mean ${near.map((s) => `\`${s}\``).join(' or ')}?` : '';
-        push({ span: v.span, severity: 'error', code: 'unknown-model', key: 'model', message: `Unknown model "${v.value}".${hint} Known models: ${MODEL_NAMES.join(', ')}.` });
+        push({
+          span: v.span,
+          severity: 'error',
+          code: 'unknown-model',
+          key: 'model',
+          message: `Unknown model "${v.value}".${hint} Known models: ${MODEL_NAMES.join(', ')}.`,
+        });
         continue;
       }
     }
@@ -101,7 +135,12 @@ export function analyzeConfig(text: string, options: AnalyzeOptions = {}): Confi
     const missing = ['embed_dims', 'depths', 'num_heads'].filter((k) => !values.has(k));
     if (missing.length) {
       const where = parsed.entries[0]?.keySpan ?? { start: 0, end: Math.min(1, text.length) };
-      push({ span: where, severity: 'error', code: 'missing-model', message: `No \`model\`: name a registered model (e.g. \`model: soft_tiny\`) or define a custom SOFT pyramid with ${missing.map((k) => `\`${k}\``).join(', ')}.` });
+      push({
+        span: where,
+        severity: 'error',
+        code: 'missing-model',
+        message: `No \`model\`: name a registered model (e.g. \`model: soft_tiny\`) or define a custom SOFT pyramid with ${missing.map((k) => `\`${k}\``).join(', ')}.`,
+      });
       return result;
     }
     params = structuredClone(findModel('soft_tiny')!.params);
@@ -113,7 +152,13 @@ export function analyzeConfig(text: string, options: AnalyzeOptions = {}): Confi
     if (!v) continue;
     if (v.length !== n) {
       archOk = false;
-      push({ span: entries.get(key)!.value.span, severity: 'error', code: 'list-length', key, message: `\`${key}\` needs ${n} entries (one per stage of ${params.family === 'soft' ? 'the 4-stage SOFT pyramid' : 'the isotropic UFO-ViT'}), got ${v.length}.` });
+      push({
+        span: entries.get(key)!.value.span,
+        severity: 'error',
+        code: 'list-length',
+        key,
+        message: `\`${key}\` needs ${n} entries (one per stage of ${params.family === 'soft' ? 'the 4-stage SOFT pyramid' : 'the isotropic UFO-ViT'}), got ${v.length}.`,
+      });
       continue;
     }
     (params[ARCH_FIELD[key]] as number[]) = v;
@@ -123,7 +168,13 @@ export function analyzeConfig(text: string, options: AnalyzeOptions = {}): Confi
     if (Array.isArray(attention)) {
       if (attention.length !== n) {
         archOk = false;
-        push({ span: entries.get('attention')!.value.span, severity: 'error', code: 'list-length', key: 'attention', message: `\`attention\` as a list needs ${n} entries (one per stage), got ${attention.length}.` });
+        push({
+          span: entries.get('attention')!.value.span,
+          severity: 'error',
+          code: 'list-length',
+          key: 'attention',
+          message: `\`attention\` as a list needs ${n} entries (one per stage), got ${attention.length}.`,
+        });
       } else params.attention = attention as AttentionKind[];
     } else {
       // One value swaps the efficient-attention stages; the SOFT pyramid's stage-4 softmax+cls block stays.
@@ -140,28 +191,61 @@ export function analyzeConfig(text: string, options: AnalyzeOptions = {}): Confi
     const heads = params.numHeads[s]!;
     if (dim % heads !== 0) {
       archOk = false;
-      const span = itemSpan(entries.get('embed_dims'), s) ?? itemSpan(entries.get('num_heads'), s) ?? entries.get('model')?.value.span ?? { start: 0, end: 1 };
-      push({ span, severity: 'error', code: 'dims-not-divisible', key: 'embed_dims', message: `Stage ${s + 1}: embed_dims ${dim} is not divisible by num_heads ${heads} (head size would be ${(dim / heads).toFixed(2)}).` });
+      const span = itemSpan(entries.get('embed_dims'), s) ??
+        itemSpan(entries.get('num_heads'), s) ??
+        entries.get('model')?.value.span ?? { start: 0, end: 1 };
+      push({
+        span,
+        severity: 'error',
+        code: 'dims-not-divisible',
+        key: 'embed_dims',
+        message: `Stage ${s + 1}: embed_dims ${dim} is not divisible by num_heads ${heads} (head size would be ${(dim / heads).toFixed(2)}).`,
+      });
     }
     const kind = params.attention[s]!;
     const isSoft = kind === 'soft' || kind === 'soft_norm';
     const attnSpan = itemSpan(entries.get('attention'), s) ?? entries.get('model')?.value.span ?? { start: 0, end: 1 };
     if (isSoft && params.family === 'soft' && s === n - 1) {
       archOk = false;
-      push({ span: attnSpan, severity: 'error', code: 'soft-in-cls-stage', key: 'attention', message: `Stage ${s + 1} carries the cls token and uses the official ratio-1 path, which is dead code in the official SOFT (quirk Q2). Use softmax, softmax_sr or ufo there.` });
+      push({
+        span: attnSpan,
+        severity: 'error',
+        code: 'soft-in-cls-stage',
+        key: 'attention',
+        message: `Stage ${s + 1} carries the cls token and uses the official ratio-1 path, which is dead code in the official SOFT (quirk Q2). Use softmax, softmax_sr or ufo there.`,
+      });
     } else if (isSoft && params.srRatios[s]! < 2) {
       archOk = false;
-      push({ span: itemSpan(entries.get('sr_ratios'), s) ?? attnSpan, severity: 'error', code: 'soft-needs-landmarks', key: 'sr_ratios', message: `Stage ${s + 1} uses ${kind} attention, which needs a landmark stride sr_ratios ≥ 2 (got ${params.srRatios[s]}).` });
+      push({
+        span: itemSpan(entries.get('sr_ratios'), s) ?? attnSpan,
+        severity: 'error',
+        code: 'soft-needs-landmarks',
+        key: 'sr_ratios',
+        message: `Stage ${s + 1} uses ${kind} attention, which needs a landmark stride sr_ratios ≥ 2 (got ${params.srRatios[s]}).`,
+      });
     }
     if (kind === 'soft_norm' && newtonVariant === 'A') {
-      push({ span: entries.get('newton_variant')?.value.span ?? attnSpan, severity: 'warning', code: 'norm-variant', key: 'newton_variant', message: 'SOFT-Norm kernels use Newton variant B in the official code (global alpha with back-off, no 0.01·I); variant A here departs from it.' });
+      push({
+        span: entries.get('newton_variant')?.value.span ?? attnSpan,
+        severity: 'warning',
+        code: 'norm-variant',
+        key: 'newton_variant',
+        message:
+          'SOFT-Norm kernels use Newton variant B in the official code (global alpha with back-off, no 0.01·I); variant A here departs from it.',
+      });
     }
   }
   const mlpEntry = entries.get('mlp_ratios');
   if (mlpEntry && params.family === 'soft' && values.has('mlp_ratios')) {
     (values.get('mlp_ratios') as number[]).forEach((r, s) => {
       if (s < n - 1 && r !== 4) {
-        push({ span: itemSpan(mlpEntry, s)!, severity: 'information', code: 'mlp-ratio-ignored', key: 'mlp_ratios', message: `Stage ${s + 1}: the official SOFT block ignores mlp_ratios and builds a 4·D FFN (quirk Q5); ${r} has no effect.` });
+        push({
+          span: itemSpan(mlpEntry, s)!,
+          severity: 'information',
+          code: 'mlp-ratio-ignored',
+          key: 'mlp_ratios',
+          message: `Stage ${s + 1}: the official SOFT block ignores mlp_ratios and builds a 4·D FFN (quirk Q5); ${r} has no effect.`,
+        });
       }
     });
   }
@@ -177,17 +261,35 @@ export function analyzeConfig(text: string, options: AnalyzeOptions = {}): Confi
         const g = grids[s]!;
         if (g < 1) {
           archOk = false;
-          push({ span, severity: 'error', code: 'resolution-too-small', key: 'img_size', message: `At ${res}×${res} stage ${stage.index} has no tokens left after its stem.` });
+          push({
+            span,
+            severity: 'error',
+            code: 'resolution-too-small',
+            key: 'img_size',
+            message: `At ${res}×${res} stage ${stage.index} has no tokens left after its stem.`,
+          });
           return;
         }
         if (stage.attention !== 'soft' && stage.attention !== 'soft_norm' && stage.attention !== 'softmax_sr') return;
         const r = stage.srRatio;
         if (g < r) {
           archOk = false;
-          push({ span, severity: 'error', code: 'no-landmarks', key: 'img_size', message: `At ${res}×${res} stage ${stage.index}'s ${g}×${g} grid is smaller than the stride r=${r}: the landmark conv yields no landmarks.` });
+          push({
+            span,
+            severity: 'error',
+            code: 'no-landmarks',
+            key: 'img_size',
+            message: `At ${res}×${res} stage ${stage.index}'s ${g}×${g} grid is smaller than the stride r=${r}: the landmark conv yields no landmarks.`,
+          });
         } else if (g % r !== 0) {
           const m = Math.floor(g / r) ** 2;
-          push({ span, severity: 'warning', code: 'landmark-remainder', key: 'img_size', message: `At ${res}×${res} stage ${stage.index}'s ${g}×${g} grid is not divisible by r=${r}: the stride-${r} landmark conv drops the last ${g % r} row(s) and column(s) (m = ${m} landmarks; quirk Q10).` });
+          push({
+            span,
+            severity: 'warning',
+            code: 'landmark-remainder',
+            key: 'img_size',
+            message: `At ${res}×${res} stage ${stage.index}'s ${g}×${g} grid is not divisible by r=${r}: the stride-${r} landmark conv drops the last ${g % r} row(s) and column(s) (m = ${m} landmarks; quirk Q10).`,
+          });
         }
       });
     });
@@ -197,10 +299,22 @@ export function analyzeConfig(text: string, options: AnalyzeOptions = {}): Confi
   const modelSpan = entries.get('model')?.value.span;
   if (registered && modelSpan) {
     if (registered.name.endsWith('_small') && registered.params.family === 'soft' && !values.has('depths')) {
-      push({ span: modelSpan, severity: 'information', code: 'readme-mismatch', key: 'model', message: registered.notes[0]! });
+      push({
+        span: modelSpan,
+        severity: 'information',
+        code: 'readme-mismatch',
+        key: 'model',
+        message: registered.notes[0]!,
+      });
     }
     if (registered.params.family === 'ufo') {
-      push({ span: modelSpan, severity: 'information', code: 'xcit-assumption', key: 'model', message: registered.notes[0]! });
+      push({
+        span: modelSpan,
+        severity: 'information',
+        code: 'xcit-assumption',
+        key: 'model',
+        message: registered.notes[0]!,
+      });
     }
   }
 
@@ -208,11 +322,24 @@ export function analyzeConfig(text: string, options: AnalyzeOptions = {}): Confi
   if (options.fileExists) {
     const checkpoint = values.get('checkpoint') as string | undefined;
     if (checkpoint && !options.fileExists(checkpoint)) {
-      push({ span: entries.get('checkpoint')!.value.span, severity: 'warning', code: 'file-not-found', key: 'checkpoint', message: `Checkpoint file not found: ${checkpoint} (paths are relative to this config).` });
+      push({
+        span: entries.get('checkpoint')!.value.span,
+        severity: 'warning',
+        code: 'file-not-found',
+        key: 'checkpoint',
+        message: `Checkpoint file not found: ${checkpoint} (paths are relative to this config).`,
+      });
     }
     const images = values.get('images') as string[] | undefined;
     images?.forEach((img, i) => {
-      if (!options.fileExists!(img)) push({ span: itemSpan(entries.get('images'), i)!, severity: 'warning', code: 'file-not-found', key: 'images', message: `Image not found: ${img} (paths are relative to this config).` });
+      if (!options.fileExists!(img))
+        push({
+          span: itemSpan(entries.get('images'), i)!,
+          severity: 'warning',
+          code: 'file-not-found',
+          key: 'images',
+          message: `Image not found: ${img} (paths are relative to this config).`,
+        });
     });
   }
 
@@ -230,20 +357,29 @@ function buildSpec(
   const swapped = registered ? params.attention.some((a, i) => a !== registered.params.attention[i]) : false;
   const name = registered?.name ?? 'custom';
   const notes = [...(registered?.notes ?? [])];
-  if (swapped) notes.push(`Attention swapped to [${params.attention.join(', ')}] on the ${registered!.name} backbone: same widths, depths and block layout, not an official model.`);
+  if (swapped)
+    notes.push(
+      `Attention swapped to [${params.attention.join(', ')}] on the ${registered!.name} backbone: same widths, depths and block layout, not an official model.`,
+    );
   const variantGiven = values.has('newton_variant');
   return buildModelSpec({
     name,
-    title: registered ? registered.title + (swapped ? ' — attention swapped' : '') : 'Custom 4-stage SOFT-pyramid architecture',
+    title: registered
+      ? registered.title + (swapped ? ' — attention swapped' : '')
+      : 'Custom 4-stage SOFT-pyramid architecture',
     params,
     resolutions,
     numClasses: (values.get('num_classes') as number | undefined) ?? 1000,
     newtonMaxIter: (values.get('newton_maxiter') as number | undefined) ?? DEFAULT_NEWTON_ITERATIONS,
     newtonVariant,
-    newtonVariantSource: variantGiven ? 'set by newton_variant in this config' : (registered?.newtonNote ?? 'default for the attention kinds used'),
+    newtonVariantSource: variantGiven
+      ? 'set by newton_variant in this config'
+      : (registered?.newtonNote ?? 'default for the attention kinds used'),
     kernelMethod: (values.get('kernel_method') as KernelMethod | undefined) ?? DEFAULT_KERNEL_METHOD,
     notes,
-    published: swapped || values.has('depths') || values.has('embed_dims') || values.has('num_heads') ? null : (registered?.published ?? null),
+    published:
+      swapped || values.has('depths') || values.has('embed_dims') || values.has('num_heads')
+        ? null
+        : (registered?.published ?? null),
   });
 }
-

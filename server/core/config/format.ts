@@ -38,14 +38,16 @@ export const CONFIG_KEYS: readonly KeyDef[] = [
     group: 'official',
     type: { kind: 'enum', values: MODEL_NAMES },
     summary: 'Registered model name: the architecture to build (timm `create_model` name in the official code).',
-    details: 'The ten official SOFT variants (`soft_tiny` … `soft_huge`, `soft_norm_*`) and the UFO-ViT presets (`ufo_vit_*`, XCiT-sized assumptions). Architecture keys below override parts of it.',
+    details:
+      'The ten official SOFT variants (`soft_tiny` … `soft_huge`, `soft_norm_*`) and the UFO-ViT presets (`ufo_vit_*`, XCiT-sized assumptions). Architecture keys below override parts of it.',
   },
   {
     key: 'newton_maxiter',
     group: 'official',
     type: { kind: 'integer', min: 1, max: 100 },
     summary: 'Newton–Raphson iterations of the landmark-kernel pseudo-inverse (`newton_max_iter`).',
-    details: 'Each iteration costs 2·m³ MACs per head (m landmarks). Every official config uses 20; too few leave the inverse unconverged (see the pseudo-inverse view).',
+    details:
+      'Each iteration costs 2·m³ MACs per head (m landmarks). Every official config uses 20; too few leave the inverse unconverged (see the pseudo-inverse view).',
     default: '20',
   },
   {
@@ -53,30 +55,79 @@ export const CONFIG_KEYS: readonly KeyDef[] = [
     group: 'official',
     type: { kind: 'enum', values: KERNEL_METHODS },
     summary: 'Gaussian-kernel distance implementation: `torch` (‖q‖²+‖k‖²−2q·k as matmuls) or `cuda` (direct Σ(q−k)²).',
-    details: 'Changes the MAC count of the distance (convention D counts the torch path\'s squared-norm matmuls), not the model. The official argparse default is `cuda`.',
+    details:
+      "Changes the MAC count of the distance (convention D counts the torch path's squared-norm matmuls), not the model. The official argparse default is `cuda`.",
     default: 'cuda',
   },
-  { key: 'lr', group: 'official', type: { kind: 'number', min: 0, max: 10, exclusiveMin: true }, summary: 'Base learning rate before linear scaling (lr × batch_size × world_size / 1024).', details: OFFICIAL },
-  { key: 'min_lr', group: 'official', type: { kind: 'number', min: 0, max: 10 }, summary: 'Floor of the cosine learning-rate schedule.', details: OFFICIAL },
-  { key: 'warmup_epochs', group: 'official', type: { kind: 'integer', min: 0, max: 100000 }, summary: 'Linear learning-rate warm-up epochs.', details: OFFICIAL },
-  { key: 'batch_size', group: 'official', type: { kind: 'integer', min: 1, max: 1000000 }, summary: 'Training batch per process.', details: OFFICIAL + ' Profiles use batch 1 unless asked otherwise.' },
-  { key: 'epochs', group: 'official', type: { kind: 'integer', min: 1, max: 100000 }, summary: 'Training epochs.', details: OFFICIAL },
-  { key: 'clip_grad', group: 'official', type: { kind: 'number', min: 0, max: 1e9, nullable: true }, summary: 'Gradient-norm clipping threshold (null: none).', details: OFFICIAL },
+  {
+    key: 'lr',
+    group: 'official',
+    type: { kind: 'number', min: 0, max: 10, exclusiveMin: true },
+    summary: 'Base learning rate before linear scaling (lr × batch_size × world_size / 1024).',
+    details: OFFICIAL,
+  },
+  {
+    key: 'min_lr',
+    group: 'official',
+    type: { kind: 'number', min: 0, max: 10 },
+    summary: 'Floor of the cosine learning-rate schedule.',
+    details: OFFICIAL,
+  },
+  {
+    key: 'warmup_epochs',
+    group: 'official',
+    type: { kind: 'integer', min: 0, max: 100000 },
+    summary: 'Linear learning-rate warm-up epochs.',
+    details: OFFICIAL,
+  },
+  {
+    key: 'batch_size',
+    group: 'official',
+    type: { kind: 'integer', min: 1, max: 1000000 },
+    summary: 'Training batch per process.',
+    details: OFFICIAL + ' Profiles use batch 1 unless asked otherwise.',
+  },
+  {
+    key: 'epochs',
+    group: 'official',
+    type: { kind: 'integer', min: 1, max: 100000 },
+    summary: 'Training epochs.',
+    details: OFFICIAL,
+  },
+  {
+    key: 'clip_grad',
+    group: 'official',
+    type: { kind: 'number', min: 0, max: 1e9, nullable: true },
+    summary: 'Gradient-norm clipping threshold (null: none).',
+    details: OFFICIAL,
+  },
   {
     key: 'embed_dims',
     group: 'architecture',
     type: { kind: 'integerList', min: 1, max: 65536 },
     summary: 'Channel width D of each stage.',
-    details: 'One entry per stage (4 for the SOFT pyramid, 1 for the isotropic UFO-ViT). Each must be divisible by its `num_heads`.',
+    details:
+      'One entry per stage (4 for the SOFT pyramid, 1 for the isotropic UFO-ViT). Each must be divisible by its `num_heads`.',
   },
-  { key: 'depths', group: 'architecture', type: { kind: 'integerList', min: 1, max: 1000 }, summary: 'Blocks per stage.' },
-  { key: 'num_heads', group: 'architecture', type: { kind: 'integerList', min: 1, max: 1024 }, summary: 'Attention heads per stage (head size = embed_dims / num_heads).' },
+  {
+    key: 'depths',
+    group: 'architecture',
+    type: { kind: 'integerList', min: 1, max: 1000 },
+    summary: 'Blocks per stage.',
+  },
+  {
+    key: 'num_heads',
+    group: 'architecture',
+    type: { kind: 'integerList', min: 1, max: 1024 },
+    summary: 'Attention heads per stage (head size = embed_dims / num_heads).',
+  },
   {
     key: 'mlp_ratios',
     group: 'architecture',
     type: { kind: 'numberList', min: 0, max: 64, exclusiveMin: true },
     summary: 'FFN hidden width as a multiple of D, per stage.',
-    details: 'The official SOFT blocks of stages 1–3 ignore it and always use 4·D (quirk Q5); only the last stage reads it.',
+    details:
+      'The official SOFT blocks of stages 1–3 ignore it and always use 4·D (quirk Q5); only the last stage reads it.',
   },
   {
     key: 'sr_ratios',
@@ -90,26 +141,47 @@ export const CONFIG_KEYS: readonly KeyDef[] = [
     group: 'study',
     type: { kind: 'integerOrList', min: 16, max: 8192 },
     summary: 'Input resolution (square), or a list of resolutions to study; the first is the default.',
-    details: 'Positional embeddings are interpolated bilinearly (align_corners=False) from the 224 grid, as the official code does.',
+    details:
+      'Positional embeddings are interpolated bilinearly (align_corners=False) from the 224 grid, as the official code does.',
     default: '224',
   },
-  { key: 'num_classes', group: 'architecture', type: { kind: 'integer', min: 1, max: 1000000 }, summary: 'Classifier outputs.', default: '1000' },
+  {
+    key: 'num_classes',
+    group: 'architecture',
+    type: { kind: 'integer', min: 1, max: 1000000 },
+    summary: 'Classifier outputs.',
+    default: '1000',
+  },
   {
     key: 'attention',
     group: 'architecture',
     type: { kind: 'enumOrList', values: ATTENTION_KINDS },
     summary: 'Attention per stage: `softmax`, `softmax_sr` (PVT spatial reduction), `soft`, `soft_norm`, `ufo`.',
-    details: 'A single value replaces the attention of every stage except the official stage-4 softmax block of the SOFT pyramid; a list sets each stage. Block layout, widths and depths stay those of the model, so attention types compare on identical shapes.',
+    details:
+      'A single value replaces the attention of every stage except the official stage-4 softmax block of the SOFT pyramid; a list sets each stage. Block layout, widths and depths stay those of the model, so attention types compare on identical shapes.',
   },
   {
     key: 'newton_variant',
     group: 'architecture',
     type: { kind: 'enum', values: NEWTON_VARIANTS },
-    summary: 'Pseudo-inverse variant: `A` = current master (per-matrix α = 1.8/s², P = A + 0.01·I), `B` = 2021 / SOFT-Norm (global α with back-off, no shift).',
-    details: 'Default: A for `soft_*`, B for `soft_norm_*`. The released SOFT_Tiny checkpoints were trained with the 2021 code (B).',
+    summary:
+      'Pseudo-inverse variant: `A` = current master (per-matrix α = 1.8/s², P = A + 0.01·I), `B` = 2021 / SOFT-Norm (global α with back-off, no shift).',
+    details:
+      'Default: A for `soft_*`, B for `soft_norm_*`. The released SOFT_Tiny checkpoints were trained with the 2021 code (B).',
   },
-  { key: 'checkpoint', group: 'study', type: { kind: 'string' }, summary: 'Weights for inference: a `.pth` (PyTorch zip, read without executing code) or `.safetensors` file, relative to this config.' },
-  { key: 'images', group: 'study', type: { kind: 'stringList' }, summary: 'Images (PNG, JPEG, WebP) to run inference on, relative to this config.' },
+  {
+    key: 'checkpoint',
+    group: 'study',
+    type: { kind: 'string' },
+    summary:
+      'Weights for inference: a `.pth` (PyTorch zip, read without executing code) or `.safetensors` file, relative to this config.',
+  },
+  {
+    key: 'images',
+    group: 'study',
+    type: { kind: 'stringList' },
+    summary: 'Images (PNG, JPEG, WebP) to run inference on, relative to this config.',
+  },
 ];
 
 const BY_KEY = new Map(CONFIG_KEYS.map((k) => [k.key, k]));

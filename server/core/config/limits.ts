@@ -47,9 +47,16 @@ export function checkDocumentLimits(text: string): LimitProblem | null {
     if (c === LINE_FEED) {
       lineStart = i + 1;
       // A trailing line break does not start a line of its own.
-      if (++line > lines && lineStart < text.length) return problem(text, lineStart, line, `has more than ${count(lines)} lines`);
+      if (++line > lines && lineStart < text.length)
+        return problem(text, lineStart, line, `has more than ${count(lines)} lines`);
     } else if (c === COMMA || c === OPEN_BRACKET || c === OPEN_BRACE) {
-      if (++flow > flowItems) return problem(text, lineStart, line, `has more than ${count(flowItems)} flow-list items and brackets (\`,\` \`[\` \`{\`)`);
+      if (++flow > flowItems)
+        return problem(
+          text,
+          lineStart,
+          line,
+          `has more than ${count(flowItems)} flow-list items and brackets (\`,\` \`[\` \`{\`)`,
+        );
     }
   }
   if (text.length > characters) return problem(text, lineStart, line, `has ${count(text.length)} characters`);

@@ -52,7 +52,8 @@ function toValue(node: unknown, fallback: Span): ConfigValue {
   if (isMap(node)) return { kind: 'map', span: spanOf(node, fallback) };
   if (isScalar(node)) {
     const v = node.value;
-    const value = typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' || v === null ? v : String(v);
+    const value =
+      typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' || v === null ? v : String(v);
     const quoted = node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE';
     return { kind: 'scalar', value, span: spanOf(node, fallback), quoted };
   }
@@ -65,7 +66,14 @@ export function parseConfig(text: string): ParsedConfig {
   if (!limit) return parseYaml(text);
   // The head is a prefix of the text, so its entries' spans are valid offsets into it.
   const { entries } = parseYaml(limit.head);
-  return { text, entries, syntax: [], rootProblem: null, tooLarge: { span: limit.span, message: limit.message, severity: 'error' }, lines: countLines(text) };
+  return {
+    text,
+    entries,
+    syntax: [],
+    rootProblem: null,
+    tooLarge: { span: limit.span, message: limit.message, severity: 'error' },
+    lines: countLines(text),
+  };
 }
 
 function countLines(text: string): LineCounter {
@@ -81,17 +89,33 @@ function parseYaml(text: string): ParsedConfig {
   // keys took seconds); a config's keys live at the top level, checked below with a Set.
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false, strict: true });
   const syntax: SyntaxProblem[] = [
-    ...doc.errors.map((e) => ({ span: { start: e.pos[0], end: Math.max(e.pos[1], e.pos[0] + 1) }, message: firstLine(e.message), severity: 'error' as const })),
-    ...doc.warnings.map((w) => ({ span: { start: w.pos[0], end: Math.max(w.pos[1], w.pos[0] + 1) }, message: firstLine(w.message), severity: 'warning' as const })),
+    ...doc.errors.map((e) => ({
+      span: { start: e.pos[0], end: Math.max(e.pos[1], e.pos[0] + 1) },
+      message: firstLine(e.message),
+      severity: 'error' as const,
+    })),
+    ...doc.warnings.map((w) => ({
+      span: { start: w.pos[0], end: Math.max(w.pos[1], w.pos[0] + 1) },
+      message: firstLine(w.message),
+      severity: 'warning' as const,
+    })),
   ];
   const entries: ConfigEntry[] = [];
   let rootProblem: SyntaxProblem | null = null;
   const contents = doc.contents;
   const whole = { start: 0, end: Math.max(1, text.length) };
   if (contents === null || contents === undefined) {
-    rootProblem = { span: { start: 0, end: Math.min(1, text.length) }, message: 'The config is empty: expected a mapping such as `model: soft_tiny`.', severity: 'error' };
+    rootProblem = {
+      span: { start: 0, end: Math.min(1, text.length) },
+      message: 'The config is empty: expected a mapping such as `model: soft_tiny`.',
+      severity: 'error',
+    };
   } else if (!isMap(contents)) {
-    rootProblem = { span: spanOf(contents as Node, whole), message: 'The config must be a mapping of keys to values (e.g. `model: soft_tiny`).', severity: 'error' };
+    rootProblem = {
+      span: spanOf(contents as Node, whole),
+      message: 'The config must be a mapping of keys to values (e.g. `model: soft_tiny`).',
+      severity: 'error',
+    };
   } else {
     const seen = new Set<string>();
     for (const pair of contents.items) {
@@ -99,10 +123,20 @@ function parseYaml(text: string): ParsedConfig {
       if (!isScalar(keyNode)) continue;
       const keySpan = spanOf(keyNode, whole);
       const name = String(keyNode.value);
-      if (seen.has(name)) syntax.push({ span: keySpan, message: `Map keys must be unique: \`${name}\` is set twice (the later value would win).`, severity: 'error' });
+      if (seen.has(name))
+        syntax.push({
+          span: keySpan,
+          message: `Map keys must be unique: \`${name}\` is set twice (the later value would win).`,
+          severity: 'error',
+        });
       seen.add(name);
       const value = toValue(pair.value, { start: keySpan.end, end: keySpan.end });
-      entries.push({ key: name, keySpan, value, span: { start: keySpan.start, end: Math.max(value.span.end, keySpan.end) } });
+      entries.push({
+        key: name,
+        keySpan,
+        value,
+        span: { start: keySpan.start, end: Math.max(value.span.end, keySpan.end) },
+      });
     }
   }
   return { text, entries, syntax, rootProblem, tooLarge: null, lines };

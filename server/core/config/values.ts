@@ -35,14 +35,23 @@ function fail(span: Span, key: string, code: string, message: string): Checked<n
   return { ok: false, diagnostics: [{ span, severity: 'error', code, key, message }] };
 }
 
-function checkNumber(v: ConfigValue, key: string, integer: boolean, min: number, max: number, exclusiveMin = false, where = ''): Checked<number> {
+function checkNumber(
+  v: ConfigValue,
+  key: string,
+  integer: boolean,
+  min: number,
+  max: number,
+  exclusiveMin = false,
+  where = '',
+): Checked<number> {
   const want = integer ? 'an integer' : 'a number';
   if (v.kind !== 'scalar' || typeof v.value !== 'number' || v.quoted) {
     return fail(v.span, key, 'wrong-type', `\`${key}\`${where} must be ${want}, got ${describe(v)}.`);
   }
   const n = v.value;
   if (!Number.isFinite(n)) return fail(v.span, key, 'out-of-range', `\`${key}\`${where} must be finite, got ${n}.`);
-  if (integer && !Number.isInteger(n)) return fail(v.span, key, 'wrong-type', `\`${key}\`${where} must be an integer, got ${n}.`);
+  if (integer && !Number.isInteger(n))
+    return fail(v.span, key, 'wrong-type', `\`${key}\`${where} must be an integer, got ${n}.`);
   if (n < min || n > max || (exclusiveMin && n === min)) {
     const lo = exclusiveMin ? `greater than ${min}` : `at least ${min}`;
     return fail(v.span, key, 'out-of-range', `\`${key}\`${where} must be ${lo} and at most ${max}, got ${n}.`);
@@ -52,7 +61,12 @@ function checkNumber(v: ConfigValue, key: string, integer: boolean, min: number,
 
 function checkEnum(v: ConfigValue, key: string, values: readonly string[], where = ''): Checked<string> {
   if (v.kind !== 'scalar' || typeof v.value !== 'string') {
-    return fail(v.span, key, 'wrong-type', `\`${key}\`${where} must be one of ${values.join(', ')}; got ${describe(v)}.`);
+    return fail(
+      v.span,
+      key,
+      'wrong-type',
+      `\`${key}\`${where} must be one of ${values.join(', ')}; got ${describe(v)}.`,
+    );
   }
   if (!values.includes(v.value)) {
     const near = suggest(v.value, values);
@@ -82,7 +96,8 @@ export function checkValue(def: KeyDef, v: ConfigValue): Checked<Typed> {
     case 'enum':
       return checkEnum(v, key, t.values);
     case 'string':
-      if (v.kind !== 'scalar' || typeof v.value !== 'string' || v.value === '') return fail(v.span, key, 'wrong-type', `\`${key}\` must be a file path, got ${describe(v)}.`);
+      if (v.kind !== 'scalar' || typeof v.value !== 'string' || v.value === '')
+        return fail(v.span, key, 'wrong-type', `\`${key}\` must be a file path, got ${describe(v)}.`);
       return { ok: true, value: v.value };
     case 'integer':
       return checkNumber(v, key, true, t.min, t.max);

@@ -30,7 +30,12 @@ export interface LayerContext {
   tokenTileBytes?: number;
 }
 
-export function layerContext(stage: StageSpec, grid: number, batch: number, opts: Partial<Pick<LayerContext, 'distance' | 'maxScoreElements'>> = {}): LayerContext {
+export function layerContext(
+  stage: StageSpec,
+  grid: number,
+  batch: number,
+  opts: Partial<Pick<LayerContext, 'distance' | 'maxScoreElements'>> = {},
+): LayerContext {
   return {
     batch,
     gridH: grid,
@@ -44,10 +49,17 @@ export function layerContext(stage: StageSpec, grid: number, batch: number, opts
 /** SOFT/SOFT-Norm parameters of a stage, as the official model builds them. */
 export function softShape(stage: StageSpec, model: ModelSpec, c: LayerContext): SoftShape {
   return {
-    batch: c.batch, gridH: c.gridH, gridW: c.gridW, dim: stage.dim, heads: stage.heads,
-    ratio: stage.srRatio, convKernel: stage.localConvKernel, landmarkEps: stage.landmarkNormEps,
+    batch: c.batch,
+    gridH: c.gridH,
+    gridW: c.gridW,
+    dim: stage.dim,
+    heads: stage.heads,
+    ratio: stage.srRatio,
+    convKernel: stage.localConvKernel,
+    landmarkEps: stage.landmarkNormEps,
     newton: { variant: model.newton.variant, iterations: model.newton.maxIter },
-    normalised: stage.attention === 'soft_norm', distance: c.distance,
+    normalised: stage.attention === 'soft_norm',
+    distance: c.distance,
   };
 }
 
@@ -60,17 +72,49 @@ function attentionOf(g: Graph, x: Tensor, prefix: string, stage: StageSpec, mode
       return softAttention(g, x, prefix, softShape(stage, model, c), c.probe).out;
     case 'softmax':
     case 'softmax_sr':
-      return softmaxAttention(g, x, prefix, {
-        batch: c.batch, tokens: c.tokens, gridH: c.gridH, gridW: c.gridW, dim, heads,
-        srRatio: stage.attention === 'softmax_sr' ? stage.srRatio : 1, srNormEps: 1e-5, maxScoreElements: c.maxScoreElements,
-      }, c.probe);
+      return softmaxAttention(
+        g,
+        x,
+        prefix,
+        {
+          batch: c.batch,
+          tokens: c.tokens,
+          gridH: c.gridH,
+          gridW: c.gridW,
+          dim,
+          heads,
+          srRatio: stage.attention === 'softmax_sr' ? stage.srRatio : 1,
+          srNormEps: 1e-5,
+          maxScoreElements: c.maxScoreElements,
+        },
+        c.probe,
+      );
     case 'ufo':
-      return ufoAttention(g, x, prefix, { batch: c.batch, tokens: c.tokens, dim, heads, tokenTile: c.tokenTileBytes && c.tokenTileBytes / (4 * c.batch * dim) }, c.probe);
+      return ufoAttention(
+        g,
+        x,
+        prefix,
+        {
+          batch: c.batch,
+          tokens: c.tokens,
+          dim,
+          heads,
+          tokenTile: c.tokenTileBytes && c.tokenTileBytes / (4 * c.batch * dim),
+        },
+        c.probe,
+      );
   }
 }
 
 /** The stage's attention on x [B, tokens, D]; `prefix` is the attention module's key path. */
-export function attentionLayer(g: Graph, x: Tensor, prefix: string, stage: StageSpec, model: ModelSpec, c: LayerContext): Tensor {
+export function attentionLayer(
+  g: Graph,
+  x: Tensor,
+  prefix: string,
+  stage: StageSpec,
+  model: ModelSpec,
+  c: LayerContext,
+): Tensor {
   const out = attentionOf(g, x, prefix, stage, model, c);
   // Attentions whose keys are the tokens themselves leave the key grid to the layer, which knows it.
   if (c.probe?.map && !c.probe.keys) c.probe.keys = { h: c.gridH, w: c.gridW, cls: c.tokens === c.gridH * c.gridW + 1 };
@@ -97,17 +141,32 @@ export function batchNorm(g: Graph, x: Tensor, key: string, channels: number, ep
 }
 
 /** The official SoftmaxFreeTransformerBlock (§2.3): x1 = LN(x + attn(x)); out = LN(x1 + FFN_tanh(x1)). */
-function softPostNormBlock(g: Graph, x: Tensor, p: string, stage: StageSpec, model: ModelSpec, c: LayerContext): Tensor {
+function softPostNormBlock(
+  g: Graph,
+  x: Tensor,
+  p: string,
+  stage: StageSpec,
+  model: ModelSpec,
+  c: LayerContext,
+): Tensor {
   const D = stage.dim;
   const x1 = layerNorm(g, g.addT(x, attentionLayer(g, x, `${p}.mha`, stage, model, c)), `${p}.norm1`, D, stage.normEps);
-  const f = g.linear(g.gelu(g.linear(x1, `${p}.ff1`, D, stage.mlpHidden), stage.ffnGelu), `${p}.ff2`, stage.mlpHidden, D);
+  const f = g.linear(
+    g.gelu(g.linear(x1, `${p}.ff1`, D, stage.mlpHidden), stage.ffnGelu),
+    `${p}.ff2`,
+    stage.mlpHidden,
+    D,
+  );
   return layerNorm(g, g.addT(x1, f), `${p}.norm2`, D, stage.normEps);
 }
 
 /** The official stage-4 `Block` (§2.4): x += attn(LN(x)); x += MLP(LN(x)). */
 function pvtPreNormBlock(g: Graph, x: Tensor, p: string, stage: StageSpec, model: ModelSpec, c: LayerContext): Tensor {
   const D = stage.dim;
-  const x1 = g.addT(x, attentionLayer(g, layerNorm(g, x, `${p}.norm1`, D, stage.normEps), `${p}.attn`, stage, model, c));
+  const x1 = g.addT(
+    x,
+    attentionLayer(g, layerNorm(g, x, `${p}.norm1`, D, stage.normEps), `${p}.attn`, stage, model, c),
+  );
   return g.addT(x1, mlp(g, layerNorm(g, x1, `${p}.norm2`, D, stage.normEps), `${p}.mlp`, stage));
 }
 
@@ -119,10 +178,20 @@ export function xcitBlock(g: Graph, x: Tensor, p: string, stage: StageSpec, mode
   const D = stage.dim;
   const { batch: B, gridH: H, gridW: W } = c;
   const gamma = (name: string) => g.weight(`${p}.${name}`, [D]);
-  let y = g.addT(x, g.mul(gamma('gamma1'), attentionLayer(g, layerNorm(g, x, `${p}.norm1`, D, stage.normEps), `${p}.attn`, stage, model, c)));
+  let y = g.addT(
+    x,
+    g.mul(
+      gamma('gamma1'),
+      attentionLayer(g, layerNorm(g, x, `${p}.norm1`, D, stage.normEps), `${p}.attn`, stage, model, c),
+    ),
+  );
   // LPI: depthwise 3×3 conv, GELU, BatchNorm, depthwise 3×3 conv on the token grid.
   const image = g.reshape(g.transpose(layerNorm(g, y, `${p}.norm3`, D, stage.normEps), [0, 2, 1]), [B, D, H, W]);
-  const dw = (t: Tensor, name: string) => g.conv2d(t, g.weight(`${p}.local_mp.${name}.weight`, [D, 1, 3, 3]), g.weight(`${p}.local_mp.${name}.bias`, [D]), { pad: 1, groups: D });
+  const dw = (t: Tensor, name: string) =>
+    g.conv2d(t, g.weight(`${p}.local_mp.${name}.weight`, [D, 1, 3, 3]), g.weight(`${p}.local_mp.${name}.bias`, [D]), {
+      pad: 1,
+      groups: D,
+    });
   const lpi = dw(batchNorm(g, g.gelu(dw(image, 'conv1'), 'erf'), `${p}.local_mp.bn`, D), 'conv2');
   y = g.addT(y, g.mul(gamma('gamma3'), g.transpose(g.reshape(lpi, [B, D, H * W]), [0, 2, 1])));
   return g.addT(y, g.mul(gamma('gamma2'), mlp(g, layerNorm(g, y, `${p}.norm2`, D, stage.normEps), `${p}.mlp`, stage)));

@@ -55,7 +55,8 @@ export function graphCost(graph: Graph, outputs: Tensor[]): GraphCost {
     else if (node.op === 'conv2d') {
       const [, cg, kh, kw] = node.w.shape as [number, number, number, number];
       macs += numel(out.shape) * cg * kh * kw;
-    } else if (node.op !== 'reshape' && node.op !== 'input' && node.op !== 'weight' && node.op !== 'constant') elementwise += numel(out.shape);
+    } else if (node.op !== 'reshape' && node.op !== 'input' && node.op !== 'weight' && node.op !== 'constant')
+      elementwise += numel(out.shape);
 
     if (node.op === 'weight' || node.op === 'constant') {
       weightBytes += bytes;
@@ -73,7 +74,14 @@ export function graphCost(graph: Graph, outputs: Tensor[]): GraphCost {
     }
     for (const b of freeAt.get(id) ?? []) live -= b;
   }
-  return { macs, elementwise, weightBytes, peakActivationBytes: peak, peakBytes: peak + weightBytes, largestTensor: largest };
+  return {
+    macs,
+    elementwise,
+    weightBytes,
+    peakActivationBytes: peak,
+    peakBytes: peak + weightBytes,
+    largestTensor: largest,
+  };
 }
 
 /** liveNodes as a per-node flag. */

@@ -30,7 +30,15 @@ export type Node =
   | { op: 'softmax'; a: Tensor }
   | { op: 'layerNorm'; a: Tensor; weight: Tensor; bias: Tensor; eps: number }
   | { op: 'gelu'; a: Tensor; approximation: 'erf' | 'tanh' }
-  | { op: 'conv2d'; x: Tensor; w: Tensor; bias: Tensor | null; stride: [number, number]; pad: [number, number]; groups: number }
+  | {
+      op: 'conv2d';
+      x: Tensor;
+      w: Tensor;
+      bias: Tensor | null;
+      stride: [number, number];
+      pad: [number, number];
+      groups: number;
+    }
   | { op: 'slice'; a: Tensor; axis: number; start: number; end: number }
   | { op: 'concat'; parts: Tensor[]; axis: number };
 
@@ -52,7 +60,6 @@ function broadcastShapes(a: readonly number[], b: readonly number[], what: strin
   }
   return out;
 }
-
 
 /** The tensors a node reads, in order (every lowering and the liveness analysis walk these). */
 export function operandsOf(node: Node): Tensor[] {
@@ -101,7 +108,8 @@ export class Graph {
 
   /** A fixed tensor built into the graph (identity matrices, interpolation matrices, thresholds). */
   constant(values: ArrayLike<number>, shape: readonly number[], label = 'const'): Tensor {
-    if (values.length !== numel(shape)) throw new Error(`constant ${label}: ${values.length} values for shape [${shape}]`);
+    if (values.length !== numel(shape))
+      throw new Error(`constant ${label}: ${values.length} values for shape [${shape}]`);
     return this.add({ op: 'constant', data: Float64Array.from(values), label }, shape);
   }
 
@@ -152,12 +160,18 @@ export class Graph {
   /** Reduction over one axis, dimension kept (size 1). */
   reduce(fn: ReduceFn, a: Tensor, axis: number): Tensor {
     const ax = axis < 0 ? a.shape.length + axis : axis;
-    return this.add({ op: 'reduce', fn, a, axis: ax }, a.shape.map((d, i) => (i === ax ? 1 : d)));
+    return this.add(
+      { op: 'reduce', fn, a, axis: ax },
+      a.shape.map((d, i) => (i === ax ? 1 : d)),
+    );
   }
 
   transpose(a: Tensor, perm: number[]): Tensor {
     if (perm.length !== a.shape.length) throw new Error(`transpose: perm [${perm}] for shape [${a.shape}]`);
-    return this.add({ op: 'transpose', a, perm }, perm.map((p) => a.shape[p]!));
+    return this.add(
+      { op: 'transpose', a, perm },
+      perm.map((p) => a.shape[p]!),
+    );
   }
 
   /** Swaps the last two axes ([..., m, n] → [..., n, m]). */
@@ -192,8 +206,14 @@ export class Graph {
    * nn.Conv2d on NCHW: weight [Cout, Cin/groups, kh, kw], zero padding, no dilation.
    * Output H = floor((H + 2·pad − kh)/stride) + 1, so remainder rows are dropped (quirk Q10).
    */
-  conv2d(x: Tensor, w: Tensor, bias: Tensor | null, opts: { stride?: number | [number, number]; pad?: number | [number, number]; groups?: number } = {}): Tensor {
-    const pair = (v: number | [number, number] | undefined, d: number): [number, number] => (v === undefined ? [d, d] : typeof v === 'number' ? [v, v] : v);
+  conv2d(
+    x: Tensor,
+    w: Tensor,
+    bias: Tensor | null,
+    opts: { stride?: number | [number, number]; pad?: number | [number, number]; groups?: number } = {},
+  ): Tensor {
+    const pair = (v: number | [number, number] | undefined, d: number): [number, number] =>
+      v === undefined ? [d, d] : typeof v === 'number' ? [v, v] : v;
     const stride = pair(opts.stride, 1);
     const pad = pair(opts.pad, 0);
     const groups = opts.groups ?? 1;
@@ -202,7 +222,8 @@ export class Graph {
     if (x.shape.length !== 4 || w.shape.length !== 4 || C !== Cg * groups || Co % groups !== 0) {
       throw new Error(`conv2d: input [${x.shape}], weight [${w.shape}], groups ${groups}`);
     }
-    if (bias && (bias.shape.length !== 1 || bias.shape[0] !== Co)) throw new Error(`conv2d: bias [${bias.shape}] for ${Co} channels`);
+    if (bias && (bias.shape.length !== 1 || bias.shape[0] !== Co))
+      throw new Error(`conv2d: bias [${bias.shape}] for ${Co} channels`);
     const Ho = Math.floor((H + 2 * pad[0] - kh) / stride[0]) + 1;
     const Wo = Math.floor((W + 2 * pad[1] - kw) / stride[1]) + 1;
     if (Ho < 1 || Wo < 1) throw new Error(`conv2d: ${kh}×${kw} kernel on a ${H}×${W} input gives no output`);
@@ -213,8 +234,12 @@ export class Graph {
   slice(a: Tensor, axis: number, start: number, end: number): Tensor {
     const ax = axis < 0 ? a.shape.length + axis : axis;
     const len = a.shape[ax];
-    if (len === undefined || start < 0 || end > len || start >= end) throw new Error(`slice: [${start}, ${end}) of axis ${axis} in [${a.shape}]`);
-    return this.add({ op: 'slice', a, axis: ax, start, end }, a.shape.map((d, i) => (i === ax ? end - start : d)));
+    if (len === undefined || start < 0 || end > len || start >= end)
+      throw new Error(`slice: [${start}, ${end}) of axis ${axis} in [${a.shape}]`);
+    return this.add(
+      { op: 'slice', a, axis: ax, start, end },
+      a.shape.map((d, i) => (i === ax ? end - start : d)),
+    );
   }
 
   concat(parts: Tensor[], axis: number): Tensor {
@@ -227,7 +252,10 @@ export class Graph {
       }
     }
     const total = parts.reduce((n, p) => n + p.shape[ax]!, 0);
-    return this.add({ op: 'concat', parts, axis: ax }, first.shape.map((d, i) => (i === ax ? total : d)));
+    return this.add(
+      { op: 'concat', parts, axis: ax },
+      first.shape.map((d, i) => (i === ax ? total : d)),
+    );
   }
 
   /** nn.Linear: x·Wᵀ + b with W stored [out, in] under `${prefix}.weight`. */

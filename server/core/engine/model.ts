@@ -92,7 +92,8 @@ function blockContext(b: Build, c: LayerContext, stage: number, index: number): 
 function inputSize(spec: ModelSpec, o: ModelGraphOptions): [number, number] {
   if (o.resolution !== undefined) return [o.resolution, o.resolution];
   if (o.height !== undefined || o.width !== undefined) {
-    if (o.height === undefined || o.width === undefined) throw new Error('modelGraph: give both height and width (or resolution)');
+    if (o.height === undefined || o.width === undefined)
+      throw new Error('modelGraph: give both height and width (or resolution)');
     return [o.height, o.width];
   }
   const r = spec.resolutions[0];
@@ -145,7 +146,9 @@ function positionalEmbedding(g: Graph, key: string, stage: StageSpec, h: number,
 function clsTokens(b: Build, dim: number): Tensor {
   const cls = b.g.weight('cls_token', [1, 1, dim]);
   // concat needs equal batch sizes; adding a zero [B,1,1] broadcasts the token without new ops.
-  return b.batch === 1 ? cls : b.g.addT(b.g.constant(new Float64Array(b.batch), [b.batch, 1, 1], 'cls_token.expand'), cls);
+  return b.batch === 1
+    ? cls
+    : b.g.addT(b.g.constant(new Float64Array(b.batch), [b.batch, 1, 1], 'cls_token.expand'), cls);
 }
 
 function stageContext(b: Build, stage: StageSpec, h: number, w: number): LayerContext {
@@ -153,7 +156,12 @@ function stageContext(b: Build, stage: StageSpec, h: number, w: number): LayerCo
     ...(b.opts.distance ? { distance: b.opts.distance } : {}),
     ...(b.opts.maxScoreElements !== undefined ? { maxScoreElements: b.opts.maxScoreElements } : {}),
   });
-  return { ...c, gridW: w, tokens: h * w + (stage.clsToken ? 1 : 0), ...(b.opts.tokenTileBytes ? { tokenTileBytes: b.opts.tokenTileBytes } : {}) };
+  return {
+    ...c,
+    gridW: w,
+    tokens: h * w + (stage.clsToken ? 1 : 0),
+    ...(b.opts.tokenTileBytes ? { tokenTileBytes: b.opts.tokenTileBytes } : {}),
+  };
 }
 
 /** Final LayerNorm over every token (as the official `self.norm(x)`), then the cls row through the head. */
@@ -174,7 +182,12 @@ function softPyramid(b: Build, image: Tensor): Tensor {
   for (const stage of spec.stages) {
     const k = stage.index;
     const previous = b.grids[b.grids.length - 1];
-    const feature = stem(b, tokens && previous ? toImage(g, tokens, previous.h, previous.w) : image, `patch_embed${k}`, stage);
+    const feature = stem(
+      b,
+      tokens && previous ? toImage(g, tokens, previous.h, previous.w) : image,
+      `patch_embed${k}`,
+      stage,
+    );
     const [, , h, w] = feature.shape as [number, number, number, number];
     b.grids.push({ h, w });
     tokens = toTokens(g, feature);
@@ -192,7 +205,8 @@ function softPyramid(b: Build, image: Tensor): Tensor {
   }
   const last = spec.stages[spec.stages.length - 1];
   if (!tokens || !last) throw new Error('modelGraph: the spec has no stages');
-  if (!last.clsToken) throw new Error('modelGraph: the SOFT pyramid classifies from a cls token, but the last stage has none');
+  if (!last.clsToken)
+    throw new Error('modelGraph: the SOFT pyramid classifies from a cls token, but the last stage has none');
   return head(b, tokens, last);
 }
 
@@ -207,7 +221,8 @@ function classAttention(b: Build, u: Tensor, prefix: string, stage: StageSpec): 
   const { g, batch: B } = b;
   const [, T] = u.shape as [number, number, number];
   const { dim: D, heads: h } = stage;
-  if (stage.attention === 'ufo') return g.slice(ufoAttention(g, u, prefix, { batch: B, tokens: T, dim: D, heads: h }), 1, 0, 1);
+  if (stage.attention === 'ufo')
+    return g.slice(ufoAttention(g, u, prefix, { batch: B, tokens: T, dim: D, heads: h }), 1, 0, 1);
   const dh = D / h;
   const heads = (t: Tensor, n: number, perm: number[]) => g.transpose(g.reshape(t, [B, n, h, dh]), perm);
   const q = heads(g.linear(g.slice(u, 1, 0, 1), `${prefix}.q`, D, D), 1, [0, 2, 1, 3]); // [B,h,1,dh]
@@ -229,14 +244,18 @@ function classAttentionBlock(b: Build, x: Tensor, p: string, stage: StageSpec): 
   const gamma = (name: string) => g.weight(`${p}.${name}`, [D]);
   const attended = classAttention(b, layerNorm(g, x, `${p}.norm1`, D, stage.normEps), `${p}.attn`, stage);
   let cls = g.addT(g.slice(x, 1, 0, 1), g.mul(gamma('gamma1'), attended));
-  cls = g.addT(cls, g.mul(gamma('gamma2'), mlp(g, layerNorm(g, cls, `${p}.norm2`, D, stage.normEps), `${p}.mlp`, stage)));
+  cls = g.addT(
+    cls,
+    g.mul(gamma('gamma2'), mlp(g, layerNorm(g, cls, `${p}.norm2`, D, stage.normEps), `${p}.mlp`, stage)),
+  );
   return g.concat([cls, g.slice(x, 1, 1, T)], 1);
 }
 
 function ufoIsotropic(b: Build, image: Tensor): Tensor {
   const { g, spec } = b;
   const stage = spec.stages[0];
-  if (!stage || spec.stages.length !== 1) throw new Error(`modelGraph: the UFO-ViT layout has one isotropic stage, the spec has ${spec.stages.length}`);
+  if (!stage || spec.stages.length !== 1)
+    throw new Error(`modelGraph: the UFO-ViT layout has one isotropic stage, the spec has ${spec.stages.length}`);
   const feature = stem(b, image, 'patch_embed', stage);
   const [, , h, w] = feature.shape as [number, number, number, number];
   b.grids.push({ h, w });
@@ -266,7 +285,8 @@ export function modelGraph(g: Graph, spec: ModelSpec, opts: ModelGraphOptions = 
   let [h, w] = [height, width];
   for (const stage of spec.stages) {
     for (const c of stage.stem) [h, w] = [convOut(h, c), convOut(w, c)];
-    if (h < 1 || w < 1) throw new Error(`modelGraph: a ${height}×${width} input leaves no tokens for stage ${stage.index}`);
+    if (h < 1 || w < 1)
+      throw new Error(`modelGraph: a ${height}×${width} input leaves no tokens for stage ${stage.index}`);
   }
   const b: Build = { g, spec, batch, opts, taps: new Map(), grids: [], probed: [] };
   const input = g.input(MODEL_INPUT, [batch, spec.inChannels, height, width]);

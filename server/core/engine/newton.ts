@@ -103,7 +103,8 @@ export function newtonInverse(a: FloatArray, m: number, batch: number, options: 
     throw new RangeError(`newtonInverse: iterations must be a non-negative integer (got ${iterations})`);
   }
   const mm = m * m;
-  if (a.length < batch * mm) throw new RangeError(`newtonInverse: ${a.length} values, need ${batch}·${m}² = ${batch * mm}`);
+  if (a.length < batch * mm)
+    throw new RangeError(`newtonInverse: ${a.length} values, need ${batch}·${m}² = ${batch * mm}`);
   const dtype = options.dtype ?? (a instanceof Float32Array ? 'float32' : 'float64');
   const ar = dtype === 'float32' ? F32 : F64;
   const { round } = ar;
@@ -222,7 +223,14 @@ function maxRowSum(x: FloatArray, m: number, round: (x: number) => number): numb
 }
 
 /** max over the batch and columns j of Σ_i |(I − P V)_ij| (the induced 1-norm); I − P V in the working precision, sums rounded once. */
-function backoffNorm(P: FloatArray, V: FloatArray, m: number, batch: number, T: FloatArray, round: (x: number) => number): number {
+function backoffNorm(
+  P: FloatArray,
+  V: FloatArray,
+  m: number,
+  batch: number,
+  T: FloatArray,
+  round: (x: number) => number,
+): number {
   const mm = m * m;
   let best = -Infinity;
   for (let b = 0; b < batch; b++) {
@@ -239,9 +247,22 @@ function backoffNorm(P: FloatArray, V: FloatArray, m: number, batch: number, T: 
 /** Computes the §6.3 measures for every matrix of a batch, in float64. */
 class Tracer {
   readonly records: NewtonIterationRecord[][] = [];
-  private readonly perMatrix: { A: Float64Array; P: Float64Array; normA: number; inv: Float64Array | null; normInv: number; rho: number }[] = [];
+  private readonly perMatrix: {
+    A: Float64Array;
+    P: Float64Array;
+    normA: number;
+    inv: Float64Array | null;
+    normInv: number;
+    rho: number;
+  }[] = [];
 
-  constructor(A: FloatArray, P: FloatArray, alpha: Float64Array, private readonly m: number, batch: number) {
+  constructor(
+    A: FloatArray,
+    P: FloatArray,
+    alpha: Float64Array,
+    private readonly m: number,
+    batch: number,
+  ) {
     const mm = m * m;
     for (let b = 0; b < batch; b++) {
       const Ab = Float64Array.from(block(A, b, mm));
@@ -293,7 +314,11 @@ export interface ConvergenceVerdict {
  * 1e-6·√m, i.e. an RMS residual entry of ~1e-6/√m). The prediction uses ‖R‖_F ≤ √m·‖R‖₂, so
  * it is the step at which exact arithmetic guarantees the tolerance.
  */
-export function convergence(trace: readonly NewtonIterationRecord[], m: number, tolerance = 1e-6 * Math.sqrt(m)): ConvergenceVerdict {
+export function convergence(
+  trace: readonly NewtonIterationRecord[],
+  m: number,
+  tolerance = 1e-6 * Math.sqrt(m),
+): ConvergenceVerdict {
   const last = trace[trace.length - 1];
   if (!last) throw new RangeError('convergence: empty trace');
   const iterations = last.k;
@@ -314,10 +339,13 @@ export function convergence(trace: readonly NewtonIterationRecord[], m: number, 
     message = `not converged after ${iterations} iterations: residual ${residual.toExponential(1)}; `;
     // A singular P has a mode with λ = 0 whose residual stays exactly 1; V then tends to the
     // pseudo-inverse, which only e2 (Penrose condition 1) can judge.
-    if (Number.isNaN(trace[0]!.e3)) message += `P is singular, so I − P V cannot vanish; V tends to the pseudo-inverse (e2 = ${last.e2.toExponential(1)})`;
+    if (Number.isNaN(trace[0]!.e3))
+      message += `P is singular, so I − P V cannot vanish; V tends to the pseudo-inverse (e2 = ${last.e2.toExponential(1)})`;
     else if (predictedIterations === null) message += 'the iteration does not contract (max |1 − αλ²| ≥ 1)';
-    else if (predictedIterations > iterations) message += `the slowest mode needs ≈ ${predictedIterations} iterations (predicted)`;
-    else message += `exact arithmetic reaches the tolerance at iteration ${predictedIterations}: the rest is rounding error`;
+    else if (predictedIterations > iterations)
+      message += `the slowest mode needs ≈ ${predictedIterations} iterations (predicted)`;
+    else
+      message += `exact arithmetic reaches the tolerance at iteration ${predictedIterations}: the rest is rounding error`;
   }
   return { converged: iteration !== null, iteration, iterations, residual, tolerance, predictedIterations, message };
 }

@@ -31,7 +31,8 @@ function conv(inC: number, outC: number, stride: number, activation: StemConv['a
 
 /** `PatchEmbed` of the official SOFT model (docs/MATHS.md §2.1). */
 function softStem(stage: number, inC: number, outC: number): StemConv[] {
-  if (stage === 1) return [conv(inC, 32, 2, 'relu', true), conv(32, 32, 1, 'relu', true), conv(32, outC, 2, 'relu', true)];
+  if (stage === 1)
+    return [conv(inC, 32, 2, 'relu', true), conv(32, 32, 1, 'relu', true), conv(32, outC, 2, 'relu', true)];
   return [conv(inC, outC, 2, 'relu', true)];
 }
 

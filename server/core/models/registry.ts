@@ -33,12 +33,7 @@ export interface RegisteredModel {
 const SOFT_README = 'official SOFT README (fudan-zvg/SOFT)';
 
 /** Fields every official SOFT variant shares (docs/MATHS.md §2.6). */
-function softParams(
-  embedDims: number[],
-  numHeads: number[],
-  depths: number[],
-  norm: boolean,
-): ArchitectureParams {
+function softParams(embedDims: number[], numHeads: number[], depths: number[], norm: boolean): ArchitectureParams {
   const kind: AttentionKind = norm ? 'soft_norm' : 'soft';
   return {
     family: 'soft',
@@ -70,11 +65,56 @@ interface SoftRow {
 }
 
 const SOFT_ROWS: SoftRow[] = [
-  { size: 'tiny', embedDims: [64, 128, 320, 512], numHeads: [2, 4, 10, 16], depths: [1, 2, 3, 2], readmeParams: '13M', gflops: 1.9, top1: 79.3, top1Norm: 79.4 },
-  { size: 'small', embedDims: [64, 128, 320, 512], numHeads: [2, 4, 10, 16], depths: [1, 3, 20, 4], readmeParams: '24M', gflops: 3.3, top1: 82.2, top1Norm: 82.4 },
-  { size: 'medium', embedDims: [64, 128, 288, 512], numHeads: [2, 4, 9, 16], depths: [1, 3, 29, 5], readmeParams: '45M', gflops: 7.2, top1: 82.9, top1Norm: 83.1 },
-  { size: 'large', embedDims: [64, 128, 320, 512], numHeads: [2, 4, 10, 16], depths: [1, 3, 40, 5], readmeParams: '64M', gflops: 11.0, top1: 83.1, top1Norm: 83.3 },
-  { size: 'huge', embedDims: [64, 128, 352, 512], numHeads: [2, 4, 11, 16], depths: [1, 5, 49, 5], readmeParams: '87M', gflops: 16.3, top1: 83.3, top1Norm: 83.4 },
+  {
+    size: 'tiny',
+    embedDims: [64, 128, 320, 512],
+    numHeads: [2, 4, 10, 16],
+    depths: [1, 2, 3, 2],
+    readmeParams: '13M',
+    gflops: 1.9,
+    top1: 79.3,
+    top1Norm: 79.4,
+  },
+  {
+    size: 'small',
+    embedDims: [64, 128, 320, 512],
+    numHeads: [2, 4, 10, 16],
+    depths: [1, 3, 20, 4],
+    readmeParams: '24M',
+    gflops: 3.3,
+    top1: 82.2,
+    top1Norm: 82.4,
+  },
+  {
+    size: 'medium',
+    embedDims: [64, 128, 288, 512],
+    numHeads: [2, 4, 9, 16],
+    depths: [1, 3, 29, 5],
+    readmeParams: '45M',
+    gflops: 7.2,
+    top1: 82.9,
+    top1Norm: 83.1,
+  },
+  {
+    size: 'large',
+    embedDims: [64, 128, 320, 512],
+    numHeads: [2, 4, 10, 16],
+    depths: [1, 3, 40, 5],
+    readmeParams: '64M',
+    gflops: 11.0,
+    top1: 83.1,
+    top1Norm: 83.3,
+  },
+  {
+    size: 'huge',
+    embedDims: [64, 128, 352, 512],
+    numHeads: [2, 4, 11, 16],
+    depths: [1, 5, 49, 5],
+    readmeParams: '87M',
+    gflops: 16.3,
+    top1: 83.3,
+    top1Norm: 83.4,
+  },
 ];
 
 function softModels(): RegisteredModel[] {

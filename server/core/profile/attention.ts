@@ -16,38 +16,95 @@ export interface AttentionShape {
 }
 
 /** Gaussian kernel exp(−dist(a,b)/2) between `rows` and `cols` points of width dh, for `mats` matrices. */
-function gaussianKernel(r: Recorder, path: string, label: string, method: KernelMethod, mats: number, rows: number, cols: number, dh: number): void {
+function gaussianKernel(
+  r: Recorder,
+  path: string,
+  label: string,
+  method: KernelMethod,
+  mats: number,
+  rows: number,
+  cols: number,
+  dh: number,
+): void {
   const out = mats * rows * cols;
   if (method === 'torch') {
     // ‖q‖² @ ones + ones @ ‖k‖² − 2·q@k (subtraction_gaussian_kernel_torch), then exp(−x/2).
     matmul(r, `${path}.qk`, 'gaussian_kernel', `${label}: q·lᵀ`, 'matmul_gauss_qk', mats, rows, dh, cols);
     matmul(r, `${path}.sqnorm_q`, 'gaussian_kernel', `${label}: q²·1`, 'matmul_gauss_sqnorm_q', mats, rows, dh, cols);
     matmul(r, `${path}.sqnorm_k`, 'gaussian_kernel', `${label}: 1·l²`, 'matmul_gauss_sqnorm_k', mats, rows, dh, cols);
-    pointwise(r, `${path}.combine`, 'gaussian_kernel', `${label}: squares, sum, −2·, exp(−x/2)`, {
-      other_pointwise_elems: mats * rows * dh + mats * dh * cols + 5 * out,
-      exp_elems: out,
-    }, out);
+    pointwise(
+      r,
+      `${path}.combine`,
+      'gaussian_kernel',
+      `${label}: squares, sum, −2·, exp(−x/2)`,
+      {
+        other_pointwise_elems: mats * rows * dh + mats * dh * cols + 5 * out,
+        exp_elems: out,
+      },
+      out,
+    );
   } else {
     // The CUDA kernel accumulates Σ(q−l)² directly: one multiply–accumulate per element pair and channel.
     matmul(r, `${path}.qk`, 'gaussian_kernel', `${label}: Σ(q−l)² (direct)`, 'matmul_gauss_qk', mats, rows, dh, cols);
-    pointwise(r, `${path}.combine`, 'gaussian_kernel', `${label}: exp(−x/2)`, { other_pointwise_elems: 2 * out, exp_elems: out }, out);
+    pointwise(
+      r,
+      `${path}.combine`,
+      'gaussian_kernel',
+      `${label}: exp(−x/2)`,
+      { other_pointwise_elems: 2 * out, exp_elems: out },
+      out,
+    );
   }
 }
 
 /** Newton–Raphson inverse of `mats` m×m matrices (docs/MATHS.md §1.4). Variant B's back-off halvings are data dependent: the minimum (no halving) is counted. */
-function newtonInverse(r: Recorder, path: string, variant: NewtonVariant, iterations: number, mats: number, m: number): void {
+function newtonInverse(
+  r: Recorder,
+  path: string,
+  variant: NewtonVariant,
+  iterations: number,
+  mats: number,
+  m: number,
+): void {
   const sq = mats * m * m;
   if (variant === 'A') {
-    pointwise(r, `${path}.init`, 'newton', 'alpha = 1.8/s², P = A + 0.01·I, V₀ = alpha·P', { other_pointwise_elems: mats + m * m + 2 * sq }, sq);
+    pointwise(
+      r,
+      `${path}.init`,
+      'newton',
+      'alpha = 1.8/s², P = A + 0.01·I, V₀ = alpha·P',
+      { other_pointwise_elems: mats + m * m + 2 * sq },
+      sq,
+    );
   } else {
-    pointwise(r, `${path}.init`, 'newton', 'alpha = 2/s² (global), V₀ = alpha·P', { other_pointwise_elems: 1 + sq }, sq);
+    pointwise(
+      r,
+      `${path}.init`,
+      'newton',
+      'alpha = 2/s² (global), V₀ = alpha·P',
+      { other_pointwise_elems: 1 + sq },
+      sq,
+    );
     matmul(r, `${path}.backoff`, 'newton', '‖I − P·V₀‖₁ check (one per alpha halving)', 'matmul_newton', mats, m, m, m);
     pointwise(r, `${path}.backoff_norm`, 'newton', 'I − P·V₀, |·|', { other_pointwise_elems: 2 * sq }, sq);
   }
   // All iterations are identical in cost: one record per step kind keeps the op list short.
-  r.op({ path: `${path}.iterations`, kind: 'newton', label: `${iterations} iterations × (V·P, (V·P)·V)`, category: 'matmul_newton',
-    macs: iterations * 2 * mats * m * m * m, outputElems: sq });
-  pointwise(r, `${path}.updates`, 'newton', `${iterations} × (2V − VPV)`, { other_pointwise_elems: iterations * 2 * sq }, sq);
+  r.op({
+    path: `${path}.iterations`,
+    kind: 'newton',
+    label: `${iterations} iterations × (V·P, (V·P)·V)`,
+    category: 'matmul_newton',
+    macs: iterations * 2 * mats * m * m * m,
+    outputElems: sq,
+  });
+  pointwise(
+    r,
+    `${path}.updates`,
+    'newton',
+    `${iterations} × (2V − VPV)`,
+    { other_pointwise_elems: iterations * 2 * sq },
+    sq,
+  );
 }
 
 /** SOFT / SOFT-Norm: `SoftmaxFreeAttention` with its kernel (ratio > 1 path). */
@@ -68,8 +125,18 @@ function softAttention(r: Recorder, base: string, stage: StageSpec, model: Model
   pointwise(r, `${attn}.q_scale`, 'projection', 'Q / dh^¼', { other_pointwise_elems: BN * D }, BN * D);
   const QHeld = r.hold(BN * D);
   conv2d(r, {
-    path: `${attn}.Qlandmark_op`, images: mats, inC: dh, outC: dh, kernel: ratio, groups: 1, outH: lh, outW: lw,
-    bias: false, category: 'conv2d_landmark', kind: 'landmark_conv', label: `landmark Conv2d(${dh}, k=${ratio}, s=${ratio}), shared by heads`,
+    path: `${attn}.Qlandmark_op`,
+    images: mats,
+    inC: dh,
+    outC: dh,
+    kernel: ratio,
+    groups: 1,
+    outH: lh,
+    outW: lw,
+    bias: false,
+    category: 'conv2d_landmark',
+    kind: 'landmark_conv',
+    label: `landmark Conv2d(${dh}, k=${ratio}, s=${ratio}), shared by heads`,
   });
   layerNorm(r, `${attn}.Qnorm_act.0`, mats * m, dh, 'landmark_conv');
   pointwise(r, `${attn}.Qnorm_act.1`, 'landmark_conv', 'GELU (erf)', { gelu_erf_elems: mats * m * dh }, mats * m * dh);
@@ -80,7 +147,14 @@ function softAttention(r: Recorder, base: string, stage: StageSpec, model: Model
   const norm = stage.attention === 'soft_norm';
   newtonInverse(r, `${attn}.newton`, model.newton.variant, model.newton.maxIter, mats, m);
   if (norm) {
-    pointwise(r, `${attn}.sym_norm`, 'newton', 'D^-½ · K2⁺ · D^-½', { other_pointwise_elems: mats * m + 2 * mats * m * m }, mats * m * m);
+    pointwise(
+      r,
+      `${attn}.sym_norm`,
+      'newton',
+      'D^-½ · K2⁺ · D^-½',
+      { other_pointwise_elems: mats * m + 2 * mats * m * m },
+      mats * m * m,
+    );
   }
   matmul(r, `${attn}.apply_K1_inv`, 'apply', 'T1 = K1·K2⁻¹', 'matmul_soft_apply', mats, N, m, m);
   const T1Held = r.hold(mats * N * m);
@@ -90,8 +164,18 @@ function softAttention(r: Recorder, base: string, stage: StageSpec, model: Model
   r.release(T1Held);
   const XHeld = r.hold(BN * D);
   conv2d(r, {
-    path: `${attn}.conv`, images: B * dh, inC: h, outC: h, kernel: stage.localConvKernel, groups: h, outH: s.gridH, outW: s.gridW,
-    bias: false, category: 'conv2d_local_dwconv', kind: 'dwconv', label: `depthwise Conv2d(${h} heads, k=${stage.localConvKernel}) on V`,
+    path: `${attn}.conv`,
+    images: B * dh,
+    inC: h,
+    outC: h,
+    kernel: stage.localConvKernel,
+    groups: h,
+    outH: s.gridH,
+    outW: s.gridW,
+    bias: false,
+    category: 'conv2d_local_dwconv',
+    kind: 'dwconv',
+    label: `depthwise Conv2d(${h} heads, k=${stage.localConvKernel}) on V`,
   });
   pointwise(r, `${attn}.conv_residual`, 'dwconv', 'X + DWConv(V)', { other_pointwise_elems: BN * D }, BN * D);
   r.release(XHeld);
@@ -100,7 +184,13 @@ function softAttention(r: Recorder, base: string, stage: StageSpec, model: Model
 }
 
 /** Softmax attention (PVT `Attention`; `softmax_sr` reduces K/V spatially by sr_ratio). */
-function softmaxAttention(r: Recorder, base: string, stage: StageSpec, s: AttentionShape, spatialReduction: boolean): void {
+function softmaxAttention(
+  r: Recorder,
+  base: string,
+  stage: StageSpec,
+  s: AttentionShape,
+  spatialReduction: boolean,
+): void {
   const { dim: D, heads: h, headDim: dh } = stage;
   const B = s.batch;
   const N = s.tokens;
@@ -113,8 +203,18 @@ function softmaxAttention(r: Recorder, base: string, stage: StageSpec, s: Attent
     const rw = Math.floor(s.gridW / sr);
     kvTokens = rh * rw;
     conv2d(r, {
-      path: `${base}.sr`, images: B, inC: D, outC: D, kernel: sr, groups: 1, outH: rh, outW: rw, bias: true,
-      category: 'conv2d_other', kind: 'projection', label: `spatial-reduction Conv2d(${D}, k=${sr}, s=${sr})`,
+      path: `${base}.sr`,
+      images: B,
+      inC: D,
+      outC: D,
+      kernel: sr,
+      groups: 1,
+      outH: rh,
+      outW: rw,
+      bias: true,
+      category: 'conv2d_other',
+      kind: 'projection',
+      label: `spatial-reduction Conv2d(${D}, k=${sr}, s=${sr})`,
     });
     layerNorm(r, `${base}.norm`, B * kvTokens, D, 'projection');
   }
@@ -142,8 +242,22 @@ function ufoAttention(r: Recorder, base: string, stage: StageSpec, s: AttentionS
   linear(r, `${base}.fc_v`, B * N, D, D, 'linear_attn_proj', 'projection');
   const gamma = r.tensor(`${base}.gamma`, [1, h, 1, 1]);
   matmul(r, `${base}.kv`, 'ufo_attention', 'KᵀV', 'matmul_ufo', B * h, dh, N, dh);
-  pointwise(r, `${base}.xnorm_kv`, 'ufo_attention', 'XNorm(KᵀV)', { other_pointwise_elems: 3 * B * h * dh * dh + B * h * dh }, B * h * dh * dh);
-  pointwise(r, `${base}.xnorm_q`, 'ufo_attention', 'XNorm(Q)', { other_pointwise_elems: 3 * B * queries * D + B * h * queries }, B * queries * D);
+  pointwise(
+    r,
+    `${base}.xnorm_kv`,
+    'ufo_attention',
+    'XNorm(KᵀV)',
+    { other_pointwise_elems: 3 * B * h * dh * dh + B * h * dh },
+    B * h * dh * dh,
+  );
+  pointwise(
+    r,
+    `${base}.xnorm_q`,
+    'ufo_attention',
+    'XNorm(Q)',
+    { other_pointwise_elems: 3 * B * queries * D + B * h * queries },
+    B * queries * D,
+  );
   r.op({ path: `${base}.gamma`, kind: 'ufo_attention', label: 'γ per head', params: gamma, outputElems: 0 });
   matmul(r, `${base}.apply`, 'ufo_attention', 'XNorm(Q)·XNorm(KᵀV)', 'matmul_ufo', B * h, queries, dh, dh);
   linear(r, `${base}.fc_o`, B * queries, D, D, 'linear_attn_proj', 'projection');
@@ -181,7 +295,14 @@ export function classAttentionWalk(r: Recorder, base: string, stage: StageSpec, 
   linear(r, `${base}.k`, B * T, D, D, 'linear_attn_proj', 'projection');
   linear(r, `${base}.v`, B * T, D, D, 'linear_attn_proj', 'projection');
   matmul(r, `${base}.qk`, 'softmax_attention', 'q_cls·Kᵀ', 'matmul_softmax_attn', B * h, 1, dh, T);
-  pointwise(r, `${base}.softmax`, 'softmax_attention', 'softmax', { softmax_elems: B * h * T, other_pointwise_elems: B * h * T }, B * h * T);
+  pointwise(
+    r,
+    `${base}.softmax`,
+    'softmax_attention',
+    'softmax',
+    { softmax_elems: B * h * T, other_pointwise_elems: B * h * T },
+    B * h * T,
+  );
   matmul(r, `${base}.av`, 'softmax_attention', 'A·V', 'matmul_softmax_attn', B * h, 1, T, dh);
   linear(r, `${base}.proj`, B, D, D, 'linear_attn_proj', 'projection');
 }

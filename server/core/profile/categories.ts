@@ -36,4 +36,4 @@ export const CONVENTION_LABELS: Record<Convention, string> = {
 /** The convention the official README's "FLOPs" are closest to (flops.json: −1.6 % … +2.8 %). */
 export const README_CONVENTION: Convention = 'B';
 export const README_CONVENTION_NOTE =
-  "The SOFT README's \"GFLOPs\" are multiply–accumulates (GMACs) and closest to convention B (conv + linear + attention apply matmuls, no Gaussian-kernel distances, no Newton). FLOPs = 2 × MACs.";
+  'The SOFT README\'s "GFLOPs" are multiply–accumulates (GMACs) and closest to convention B (conv + linear + attention apply matmuls, no Gaussian-kernel distances, no Newton). FLOPs = 2 × MACs.';

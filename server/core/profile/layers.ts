@@ -66,7 +66,14 @@ export function conv2d(r: Recorder, c: Conv): void {
 
 export function layerNorm(r: Recorder, path: string, rows: number, dim: number, kind: OpKind = 'norm'): void {
   const params = r.tensor(`${path}.weight`, [dim]) + r.tensor(`${path}.bias`, [dim]);
-  r.op({ path, kind, label: `LayerNorm(${dim})`, params, elementwise: { layernorm_elems: rows * dim }, outputElems: rows * dim });
+  r.op({
+    path,
+    kind,
+    label: `LayerNorm(${dim})`,
+    params,
+    elementwise: { layernorm_elems: rows * dim },
+    outputElems: rows * dim,
+  });
 }
 
 export function batchNorm(r: Recorder, path: string, elems: number, channels: number, kind: OpKind): void {
@@ -74,7 +81,14 @@ export function batchNorm(r: Recorder, path: string, elems: number, channels: nu
   r.tensor(`${path}.running_mean`, [channels], 'buffer');
   r.tensor(`${path}.running_var`, [channels], 'buffer');
   r.tensor(`${path}.num_batches_tracked`, [], 'buffer', 'int64');
-  r.op({ path, kind, label: `BatchNorm2d(${channels})`, params, elementwise: { batchnorm_elems: elems }, outputElems: elems });
+  r.op({
+    path,
+    kind,
+    label: `BatchNorm2d(${channels})`,
+    params,
+    elementwise: { batchnorm_elems: elems },
+    outputElems: elems,
+  });
 }
 
 /** A parameter-free element-wise step (activation, residual add, scaling …). */

@@ -6,7 +6,16 @@
 import { landmarkCount, stageGrids, usesNewton } from '../models/build';
 import type { AttentionKind, ModelSpec } from '../models/spec';
 import { CONVENTION_CATEGORIES } from './categories';
-import { CONVENTIONS, ELEMENTWISE_KINDS, MAC_CATEGORIES, OP_KINDS, type Convention, type ElementwiseKind, type MacCategory, type OpKind } from '../../../protocol/categories';
+import {
+  CONVENTIONS,
+  ELEMENTWISE_KINDS,
+  MAC_CATEGORIES,
+  OP_KINDS,
+  type Convention,
+  type ElementwiseKind,
+  type MacCategory,
+  type OpKind,
+} from '../../../protocol/categories';
 import type { OpRecord, TensorEntry } from './recorder';
 import { walkModel } from './walk';
 import { numel } from '../shape';
@@ -60,10 +69,16 @@ export interface ModelProfile extends Totals {
 }
 
 /** Zeroed records built once; `emptyTotals` copies them (a spread keeps key order and is far cheaper than fromEntries per group). */
-const ZERO_CATEGORIES = Object.freeze(Object.fromEntries(MAC_CATEGORIES.map((c) => [c, 0])) as Record<MacCategory, number>);
+const ZERO_CATEGORIES = Object.freeze(
+  Object.fromEntries(MAC_CATEGORIES.map((c) => [c, 0])) as Record<MacCategory, number>,
+);
 const ZERO_KINDS = Object.freeze(Object.fromEntries(OP_KINDS.map((k) => [k, 0])) as Record<OpKind, number>);
-const ZERO_CONVENTIONS = Object.freeze(Object.fromEntries(CONVENTIONS.map((c) => [c, 0])) as Record<Convention, number>);
-const ZERO_ELEMENTWISE = Object.freeze(Object.fromEntries(ELEMENTWISE_KINDS.map((k) => [k, 0])) as Record<ElementwiseKind, number>);
+const ZERO_CONVENTIONS = Object.freeze(
+  Object.fromEntries(CONVENTIONS.map((c) => [c, 0])) as Record<Convention, number>,
+);
+const ZERO_ELEMENTWISE = Object.freeze(
+  Object.fromEntries(ELEMENTWISE_KINDS.map((k) => [k, 0])) as Record<ElementwiseKind, number>,
+);
 
 function emptyTotals(): Totals {
   return {
@@ -166,6 +181,8 @@ export function profileModel(model: ModelSpec, resolution: number, batch = 1): M
       peakTotalBytes: parameterBytes + bufferBytes + peakActivationBytes,
       peakAt,
     },
-    newtonIsLowerBound: model.stages.some((s) => s.attention === 'soft_norm' || (s.attention === 'soft' && model.newton.variant === 'B')),
+    newtonIsLowerBound: model.stages.some(
+      (s) => s.attention === 'soft_norm' || (s.attention === 'soft' && model.newton.variant === 'B'),
+    ),
   };
 }

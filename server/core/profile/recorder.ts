@@ -67,7 +67,12 @@ export class Recorder {
   private heldTotal = 0;
   location: Location = { group: 'top_level', stage: 0, block: -1 };
 
-  tensor(key: string, shape: number[], role: TensorEntry['role'] = 'parameter', dtype: TensorEntry['dtype'] = 'float32'): number {
+  tensor(
+    key: string,
+    shape: number[],
+    role: TensorEntry['role'] = 'parameter',
+    dtype: TensorEntry['dtype'] = 'float32',
+  ): number {
     this.tensors.push({ key, shape, role, dtype });
     return role === 'parameter' ? shape.reduce((a, b) => a * b, 1) : 0;
   }

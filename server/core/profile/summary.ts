@@ -23,7 +23,17 @@ function layers(ops: OpRecord[]): LayerSummary[] {
     const name = layerOf(op.path);
     let l = byName.get(name);
     if (!l) {
-      l = { name, group: op.group, stage: op.stage, block: op.block, params: 0, macsByConvention: {} as Record<Convention, number>, activationBytes: 0, peakActivationBytesEstimate: 0, macs: new Map() };
+      l = {
+        name,
+        group: op.group,
+        stage: op.stage,
+        block: op.block,
+        params: 0,
+        macsByConvention: {} as Record<Convention, number>,
+        activationBytes: 0,
+        peakActivationBytesEstimate: 0,
+        macs: new Map(),
+      };
       byName.set(name, l);
       out.push(l);
     }
@@ -34,7 +44,9 @@ function layers(ops: OpRecord[]): LayerSummary[] {
   }
   return out.map(({ macs, ...l }) => ({
     ...l,
-    macsByConvention: Object.fromEntries(CONVENTIONS.map((c) => [c, CONVENTION_CATEGORIES[c].reduce((s, k) => s + (macs.get(k) ?? 0), 0)])) as Record<Convention, number>,
+    macsByConvention: Object.fromEntries(
+      CONVENTIONS.map((c) => [c, CONVENTION_CATEGORIES[c].reduce((s, k) => s + (macs.get(k) ?? 0), 0)]),
+    ) as Record<Convention, number>,
   }));
 }
 
@@ -68,7 +80,12 @@ export function summarize(spec: ModelSpec, p: ModelProfile, options: { ops?: boo
     macsByCategory: p.macsByCategory,
     macsByKind: p.macsByKind,
     elementwise: p.elementwise,
-    newton: { variant: spec.newton.variant, iterations: spec.newton.maxIter, source: spec.newton.variantSource, macsAreLowerBound: p.newtonIsLowerBound },
+    newton: {
+      variant: spec.newton.variant,
+      iterations: spec.newton.maxIter,
+      source: spec.newton.variantSource,
+      macsAreLowerBound: p.newtonIsLowerBound,
+    },
     kernelMethod: spec.kernelMethod,
     memory: {
       ...p.memory,

@@ -28,13 +28,19 @@ function unsupported(spec: ModelSpec, kind: AttentionKind, resolution: number): 
   for (const [i, s] of spec.stages.entries()) {
     if (s.clsToken) continue;
     const needsLandmarks = kind === 'soft' || kind === 'soft_norm' || kind === 'softmax_sr';
-    if (needsLandmarks && s.srRatio < 2 && kind !== 'softmax_sr') return `stage ${i + 1} has no landmark stride (sr_ratio ${s.srRatio})`;
-    if (needsLandmarks && Math.floor(grids[i]! / s.srRatio) < 1) return `stage ${i + 1}: grid ${grids[i]} has no landmark at stride ${s.srRatio}`;
+    if (needsLandmarks && s.srRatio < 2 && kind !== 'softmax_sr')
+      return `stage ${i + 1} has no landmark stride (sr_ratio ${s.srRatio})`;
+    if (needsLandmarks && Math.floor(grids[i]! / s.srRatio) < 1)
+      return `stage ${i + 1}: grid ${grids[i]} has no landmark at stride ${s.srRatio}`;
   }
   return null;
 }
 
-export function profileSweep(spec: ModelSpec, resolutions: number[] = DEFAULT_SWEEP_RESOLUTIONS, attentions: AttentionKind[] = comparedAttentions(spec)): ProfileSweep {
+export function profileSweep(
+  spec: ModelSpec,
+  resolutions: number[] = DEFAULT_SWEEP_RESOLUTIONS,
+  attentions: AttentionKind[] = comparedAttentions(spec),
+): ProfileSweep {
   const points: ProfileSweepPoint[] = [];
   const used: AttentionKind[] = [];
   for (const kind of attentions) {
@@ -44,7 +50,14 @@ export function profileSweep(spec: ModelSpec, resolutions: number[] = DEFAULT_SW
       if (unsupported(variant, kind, resolution)) continue;
       const p = profileModel(variant, resolution, 1);
       const first = p.stages.find((s) => s.tokens > 0);
-      points.push({ attention: kind, resolution, tokens: first?.tokens ?? 0, params: p.params, macs: p.macsByConvention.B, peakBytes: p.memory.peakTotalBytes });
+      points.push({
+        attention: kind,
+        resolution,
+        tokens: first?.tokens ?? 0,
+        params: p.params,
+        macs: p.macsByConvention.B,
+        peakBytes: p.memory.peakTotalBytes,
+      });
       any = true;
     }
     if (any) used.push(kind);

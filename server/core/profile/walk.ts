@@ -15,12 +15,24 @@ function stemWalk(r: Recorder, prefix: string, stage: StageSpec, batch: number, 
     const path = `${prefix}.proj.${3 * j}`;
     const elems = batch * c.outChannels * size * size;
     conv2d(r, {
-      path, images: batch, inC: c.inChannels, outC: c.outChannels, kernel: c.kernel, groups: 1, outH: size, outW: size,
-      bias: c.bias, category: 'conv2d_patch_embed', kind: 'stem', label: `Conv2d(${c.inChannels}→${c.outChannels}, k=${c.kernel}, s=${c.stride})`,
+      path,
+      images: batch,
+      inC: c.inChannels,
+      outC: c.outChannels,
+      kernel: c.kernel,
+      groups: 1,
+      outH: size,
+      outW: size,
+      bias: c.bias,
+      category: 'conv2d_patch_embed',
+      kind: 'stem',
+      label: `Conv2d(${c.inChannels}→${c.outChannels}, k=${c.kernel}, s=${c.stride})`,
     });
     if (c.batchNorm) batchNorm(r, `${prefix}.proj.${3 * j + 1}`, elems, c.outChannels, 'stem');
-    if (c.activation === 'relu') pointwise(r, `${prefix}.proj.${3 * j + 2}`, 'stem', 'ReLU', { relu_elems: elems }, elems);
-    if (c.activation === 'gelu') pointwise(r, `${prefix}.proj.${3 * j + 2}`, 'stem', 'GELU (erf)', { gelu_erf_elems: elems }, elems);
+    if (c.activation === 'relu')
+      pointwise(r, `${prefix}.proj.${3 * j + 2}`, 'stem', 'ReLU', { relu_elems: elems }, elems);
+    if (c.activation === 'gelu')
+      pointwise(r, `${prefix}.proj.${3 * j + 2}`, 'stem', 'GELU (erf)', { gelu_erf_elems: elems }, elems);
   });
   return size;
 }
@@ -36,14 +48,28 @@ function posEmbedTensor(r: Recorder, key: string, stage: StageSpec, extraTokens:
  * always interpolates). The tensor is recorded by the caller (`posEmbedTensor`), where it belongs
  * in state_dict order; `params` is its count.
  */
-function posEmbedWalk(r: Recorder, key: string, stage: StageSpec, batch: number, grid: number, extraTokens: number, params: number): void {
+function posEmbedWalk(
+  r: Recorder,
+  key: string,
+  stage: StageSpec,
+  batch: number,
+  grid: number,
+  extraTokens: number,
+  params: number,
+): void {
   const g = stage.posEmbedGrid;
   const saved = r.location;
   r.location = { group: 'top_level', stage: 0, block: -1 };
   const out = grid * grid * stage.dim;
   const tokens = grid * grid + extraTokens;
-  r.op({ path: key, kind: 'pos_embed', label: `interpolate ${g}²→${grid}² + add`, params,
-    elementwise: { interpolate_out_elems: out, other_pointwise_elems: batch * tokens * stage.dim }, outputElems: batch * tokens * stage.dim });
+  r.op({
+    path: key,
+    kind: 'pos_embed',
+    label: `interpolate ${g}²→${grid}² + add`,
+    params,
+    elementwise: { interpolate_out_elems: out, other_pointwise_elems: batch * tokens * stage.dim },
+    outputElems: batch * tokens * stage.dim,
+  });
   r.location = saved;
 }
 
@@ -62,7 +88,14 @@ function softPostNormBlock(r: Recorder, p: string, stage: StageSpec, model: Mode
   layerNorm(r, `${p}.norm1`, BN, D);
   const x1Held = r.hold(BN * D);
   linear(r, `${p}.ff1`, BN, D, stage.mlpHidden, 'linear_mlp', 'ffn');
-  pointwise(r, `${p}.gelu`, 'ffn', 'GELU (tanh approximation)', { approx_gelu_tanh_elems: BN * stage.mlpHidden }, BN * stage.mlpHidden);
+  pointwise(
+    r,
+    `${p}.gelu`,
+    'ffn',
+    'GELU (tanh approximation)',
+    { approx_gelu_tanh_elems: BN * stage.mlpHidden },
+    BN * stage.mlpHidden,
+  );
   linear(r, `${p}.ff2`, BN, stage.mlpHidden, D, 'linear_mlp', 'ffn');
   pointwise(r, `${p}.residual2`, 'norm', 'x1 + FFN(x1)', { other_pointwise_elems: BN * D }, BN * D);
   r.release(x1Held);
@@ -90,7 +123,14 @@ function pvtPreNormBlock(r: Recorder, p: string, stage: StageSpec, model: ModelS
 
 function layerScale(r: Recorder, key: string, D: number, elems: number, label: string): void {
   const params = r.tensor(key, [D]);
-  r.op({ path: key, kind: 'norm', label, params, elementwise: { other_pointwise_elems: 2 * elems }, outputElems: elems });
+  r.op({
+    path: key,
+    kind: 'norm',
+    label,
+    params,
+    elementwise: { other_pointwise_elems: 2 * elems },
+    outputElems: elems,
+  });
 }
 
 /** XCiT block with the stage's attention (UFO-ViT presets, docs/MATHS.md §5.5). */
@@ -103,7 +143,18 @@ function xcitBlock(r: Recorder, p: string, stage: StageSpec, model: ModelSpec, s
   attentionWalk(r, `${p}.attn`, stage, model, s);
   layerScale(r, `${p}.gamma1`, D, BN * D, 'x + γ1·attn');
   layerNorm(r, `${p}.norm3`, BN, D);
-  const lpi = { images: B, inC: D, outC: D, kernel: 3, groups: D, outH: s.gridH, outW: s.gridW, bias: true, category: 'conv2d_other', kind: 'dwconv' } as const;
+  const lpi = {
+    images: B,
+    inC: D,
+    outC: D,
+    kernel: 3,
+    groups: D,
+    outH: s.gridH,
+    outW: s.gridW,
+    bias: true,
+    category: 'conv2d_other',
+    kind: 'dwconv',
+  } as const;
   conv2d(r, { ...lpi, path: `${p}.local_mp.conv1`, label: `LPI depthwise Conv2d(${D}, k=3)` });
   pointwise(r, `${p}.local_mp.act`, 'dwconv', 'GELU (erf)', { gelu_erf_elems: BN * D }, BN * D);
   batchNorm(r, `${p}.local_mp.bn`, BN * D, D, 'dwconv');
@@ -138,7 +189,9 @@ function softPyramidWalk(r: Recorder, model: ModelSpec, batch: number, resolutio
   // pos_embed1..4 + cls_token, patch_embed1..4, block1..4, norm, head. The walk visits them
   // stage by stage, so each stage's stem and block tensors are moved to their own lists as
   // they are recorded and the lists joined at the end (cheaper than sorting by key prefix).
-  const posParams = model.stages.map((stage) => posEmbedTensor(r, `pos_embed${stage.index}`, stage, stage.clsToken ? 1 : 0));
+  const posParams = model.stages.map((stage) =>
+    posEmbedTensor(r, `pos_embed${stage.index}`, stage, stage.clsToken ? 1 : 0),
+  );
   r.tensor('cls_token', [1, 1, model.stages[model.stages.length - 1]!.dim]);
   const own = r.tensors.splice(0, r.tensors.length);
   const patchEmbed: TensorEntry[] = [];

@@ -22,9 +22,16 @@ export interface CheckResult {
   mismatched: ShapeMismatch[];
 }
 
-export function checkAgainst(tensors: ReadonlyMap<string, { shape: readonly number[] }>, expected: readonly ExpectedTensor[]): CheckResult {
+export function checkAgainst(
+  tensors: ReadonlyMap<string, { shape: readonly number[] }>,
+  expected: readonly ExpectedTensor[],
+): CheckResult {
   const wanted = new Set(expected.map((e) => e.key));
-  const result: CheckResult = { missing: [], unexpected: [...tensors.keys()].filter((k) => !wanted.has(k)), mismatched: [] };
+  const result: CheckResult = {
+    missing: [],
+    unexpected: [...tensors.keys()].filter((k) => !wanted.has(k)),
+    mismatched: [],
+  };
   for (const { key, shape } of expected) {
     const actual = tensors.get(key)?.shape;
     if (!actual) result.missing.push(key);
@@ -56,6 +63,9 @@ export function formatCheckReport(r: CheckResult, expectedCount: number): string
   return [
     ...section('Missing from the checkpoint', r.missing),
     ...section('Not used by the model', r.unexpected),
-    ...section('Shape mismatch', r.mismatched.map((m) => `${m.key}: checkpoint ${shape(m.actual)}, model expects ${shape(m.expected)}`)),
+    ...section(
+      'Shape mismatch',
+      r.mismatched.map((m) => `${m.key}: checkpoint ${shape(m.actual)}, model expects ${shape(m.expected)}`),
+    ),
   ].join('\n');
 }

@@ -61,7 +61,10 @@ function isDict(v: PickleValue | undefined): v is PickleDict {
 
 /** `v` when it can be a state_dict: a dict with string keys and at least one tensor. */
 function asWeights(v: PickleValue | undefined): Map<string, PickleValue> | undefined {
-  const ok = isDict(v) && [...v.keys()].every((k) => typeof k === 'string') && [...v.values()].some((t) => t instanceof TensorRef);
+  const ok =
+    isDict(v) &&
+    [...v.keys()].every((k) => typeof k === 'string') &&
+    [...v.values()].some((t) => t instanceof TensorRef);
   return ok ? (v as Map<string, PickleValue>) : undefined;
 }
 
@@ -74,7 +77,10 @@ function pickWeights(root: PickleValue, file: string): { weights: Map<string, Pi
   const weights = asWeights(root);
   if (weights) return { weights, source: 'root' };
   const keys = [...root.keys()].filter((k) => typeof k === 'string').slice(0, 12);
-  throw new CheckpointError(file, `no weights found: expected a state_dict or a dict with ${WRAPPER_KEYS.join(' / ')} (top-level keys: ${keys.join(', ') || 'none'})`);
+  throw new CheckpointError(
+    file,
+    `no weights found: expected a state_dict or a dict with ${WRAPPER_KEYS.join(' / ')} (top-level keys: ${keys.join(', ') || 'none'})`,
+  );
 }
 
 /** Scalar attributes of `args`; nested values (lists, dicts) are left out of the summary. */
@@ -83,7 +89,11 @@ function scalarFields(args: PickleValue | undefined): Record<string, Scalar> | u
   if (!fields) return undefined;
   const out: Record<string, Scalar> = {};
   for (const [k, v] of fields) {
-    if (typeof k === 'string' && (v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean')) out[k] = v;
+    if (
+      typeof k === 'string' &&
+      (v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean')
+    )
+      out[k] = v;
   }
   return out;
 }
@@ -111,7 +121,11 @@ function stripPrefix<T>(entries: [string, T][], meta: CheckpointMeta): Map<strin
   for (const [key, value] of entries) {
     const stripped = key.startsWith(DATA_PARALLEL_PREFIX) ? key.slice(DATA_PARALLEL_PREFIX.length) : key;
     if (stripped !== key) meta.strippedPrefix = DATA_PARALLEL_PREFIX;
-    if (out.has(stripped)) throw new CheckpointError(meta.file, `keys ${key} and ${stripped} collide once the ${DATA_PARALLEL_PREFIX} prefix is removed`);
+    if (out.has(stripped))
+      throw new CheckpointError(
+        meta.file,
+        `keys ${key} and ${stripped} collide once the ${DATA_PARALLEL_PREFIX} prefix is removed`,
+      );
     out.set(stripped, value);
   }
   return out;
@@ -130,17 +144,25 @@ function loadTorch(bytes: Uint8Array, file: string): LoadedCheckpoint {
   }
   let total = 0;
   for (const [key, ref] of refs) total += viewNumel(ref.view, ref.storage.numel, file, key);
-  if (total > MAX_TOTAL_ELEMENTS) throw new CheckpointError(file, `the weights have ${total} elements, more than the ${MAX_TOTAL_ELEMENTS} ViT Lens loads`);
+  if (total > MAX_TOTAL_ELEMENTS)
+    throw new CheckpointError(
+      file,
+      `the weights have ${total} elements, more than the ${MAX_TOTAL_ELEMENTS} ViT Lens loads`,
+    );
   const raw = zip.readStorages(new Set(refs.map(([, ref]) => ref.storage.key)));
   // Decode each storage once: several tensors may view the same one.
   const decoded = new Map<string, DecodedStorage>();
   const storageOf = (ref: TensorRef): DecodedStorage => {
     const { key, dtype, numel } = ref.storage;
     let s = decoded.get(key);
-    if (!s) decoded.set(key, (s = decodeStorage(raw.get(key)!, dtype, numel, file, `storage ${zip.prefix}/data/${key}`)));
+    if (!s)
+      decoded.set(key, (s = decodeStorage(raw.get(key)!, dtype, numel, file, `storage ${zip.prefix}/data/${key}`)));
     return s;
   };
-  const tensors = stripPrefix(refs.map(([key, ref]) => [key, materialise(storageOf(ref), ref.view, file, key)]), meta);
+  const tensors = stripPrefix(
+    refs.map(([key, ref]) => [key, materialise(storageOf(ref), ref.view, file, key)]),
+    meta,
+  );
   return { tensors, source, meta };
 }
 

@@ -12,8 +12,16 @@ import { DTYPE_BYTES, decodeStorage, viewNumel, type DType, type Tensor } from '
 const MAX_HEADER_BYTES = 100_000_000;
 
 const DTYPES: ReadonlyMap<string, DType> = new Map<string, DType>([
-  ['F32', 'float32'], ['F16', 'float16'], ['BF16', 'bfloat16'], ['F64', 'float64'],
-  ['I64', 'int64'], ['I32', 'int32'], ['I16', 'int16'], ['I8', 'int8'], ['U8', 'uint8'], ['BOOL', 'bool'],
+  ['F32', 'float32'],
+  ['F16', 'float16'],
+  ['BF16', 'bfloat16'],
+  ['F64', 'float64'],
+  ['I64', 'int64'],
+  ['I32', 'int32'],
+  ['I16', 'int16'],
+  ['I8', 'int8'],
+  ['U8', 'uint8'],
+  ['BOOL', 'bool'],
 ]);
 
 export interface Safetensors {
@@ -38,7 +46,10 @@ const isIndex = (v: unknown): v is number => typeof v === 'number' && Number.isS
 export function readSafetensors(bytes: Uint8Array, file: string): Safetensors {
   const n = headerLength(bytes);
   if (n < 2 || n > MAX_HEADER_BYTES || n > bytes.length - 8) {
-    throw new CheckpointError(file, `not a safetensors file: header length ${n} does not fit the ${bytes.length}-byte file`);
+    throw new CheckpointError(
+      file,
+      `not a safetensors file: header length ${n} does not fit the ${bytes.length}-byte file`,
+    );
   }
   let header: unknown;
   try {
@@ -59,7 +70,8 @@ export function readSafetensors(bytes: Uint8Array, file: string): Safetensors {
       }
       continue;
     }
-    const bad = (problem: string) => new CheckpointError(file, `safetensors tensor ${JSON.stringify(name)}: ${problem}`);
+    const bad = (problem: string) =>
+      new CheckpointError(file, `safetensors tensor ${JSON.stringify(name)}: ${problem}`);
     const { dtype: code, shape, data_offsets: offsets } = (entry ?? {}) as Record<string, unknown>;
     const dtype = typeof code === 'string' ? DTYPES.get(code) : undefined;
     if (!dtype) throw bad(`unsupported dtype ${JSON.stringify(code)}`);
@@ -70,9 +82,20 @@ export function readSafetensors(bytes: Uint8Array, file: string): Safetensors {
     }
     const size = DTYPE_BYTES[dtype];
     const stride = shape.map((_, d) => shape.slice(d + 1).reduce((a, b) => a * b, 1));
-    const numel = viewNumel({ offset: 0, shape, stride }, Number.MAX_SAFE_INTEGER, file, `safetensors tensor ${JSON.stringify(name)}`);
+    const numel = viewNumel(
+      { offset: 0, shape, stride },
+      Number.MAX_SAFE_INTEGER,
+      file,
+      `safetensors tensor ${JSON.stringify(name)}`,
+    );
     if (end - begin !== numel * size) throw bad(`${end - begin} bytes do not hold ${numel} ${dtype} elements`);
-    const { values } = decodeStorage(data.subarray(begin, end), dtype, numel, file, `safetensors tensor ${JSON.stringify(name)}`);
+    const { values } = decodeStorage(
+      data.subarray(begin, end),
+      dtype,
+      numel,
+      file,
+      `safetensors tensor ${JSON.stringify(name)}`,
+    );
     entries.push({ name, begin, tensor: { shape: [...shape], dtype, data: values } });
   }
   entries.sort((a, b) => a.begin - b.begin);

@@ -131,7 +131,10 @@ const REFUSED: ReadonlyMap<number, string> = new Map([
 /** Byte offset and error context of one scan. */
 class Cursor {
   pos = 0;
-  constructor(readonly bytes: Uint8Array, readonly file: string) {}
+  constructor(
+    readonly bytes: Uint8Array,
+    readonly file: string,
+  ) {}
 
   fail(at: number, problem: string): CheckpointError {
     return new CheckpointError(this.file, `malformed pickle at byte ${at}: ${problem}`);
@@ -160,7 +163,8 @@ class Cursor {
     const end = this.bytes.subarray(start, start + MAX_GLOBAL_LINE + 1).indexOf(0x0a);
     if (end < 0) throw this.fail(start, `${what} is not a newline-terminated name`);
     const text = String.fromCharCode(...this.bytes.subarray(start, start + end));
-    if (!/^[A-Za-z_][A-Za-z0-9_.]*$/.test(text)) throw this.fail(start, `${what} ${JSON.stringify(text)} is not a Python name`);
+    if (!/^[A-Za-z_][A-Za-z0-9_.]*$/.test(text))
+      throw this.fail(start, `${what} ${JSON.stringify(text)} is not a Python name`);
     this.pos = start + end + 1;
     return text;
   }
@@ -199,8 +203,11 @@ function scanArg(c: Cursor, op: OpSpec, arg: Arg, onGlobal: (module: string, nam
 }
 
 function tooMany(file: string, at: number, op: OpSpec, limit: (typeof LIMITS)[Tally]): CheckpointError {
-  return new CheckpointError(file, `refused pickle at byte ${at}: ${op.name} makes more than ${limit.max} ${limit.what}, `
-    + `far beyond a real checkpoint (about ${limit.perTensor} per tensor)`);
+  return new CheckpointError(
+    file,
+    `refused pickle at byte ${at}: ${op.name} makes more than ${limit.max} ${limit.what}, ` +
+      `far beyond a real checkpoint (about ${limit.perTensor} per tensor)`,
+  );
 }
 
 /**
@@ -223,7 +230,8 @@ export function scanPickle(bytes: Uint8Array, file: string, onGlobal: (module: s
     }
     if (op.name === 'STOP') return;
     if (op.arg) scanArg(c, op, op.arg, onGlobal);
-    if (op.mark === 'open' && ++depth > MAX_MARK_DEPTH) throw c.fail(at, `nesting deeper than ${MAX_MARK_DEPTH} levels`);
+    if (op.mark === 'open' && ++depth > MAX_MARK_DEPTH)
+      throw c.fail(at, `nesting deeper than ${MAX_MARK_DEPTH} levels`);
     if (op.mark === 'close' && --depth < 0) throw c.fail(at, `${op.name} without a MARK`);
     if (op.tally && ++made[op.tally] > LIMITS[op.tally].max) throw tooMany(file, at, op, LIMITS[op.tally]);
   }

@@ -11,7 +11,8 @@
  */
 import { CheckpointError } from './errors';
 
-export type DType = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
+export type DType =
+  'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
 
 export type TensorData = Float32Array | BigInt64Array | Int32Array | Uint8Array;
 
@@ -37,7 +38,16 @@ export interface DecodedStorage {
 
 /** Bytes per element of each dtype as stored on disk. */
 export const DTYPE_BYTES: Readonly<Record<DType, number>> = {
-  float32: 4, float64: 8, float16: 2, bfloat16: 2, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1,
+  float32: 4,
+  float64: 8,
+  float16: 2,
+  bfloat16: 2,
+  int64: 8,
+  int32: 4,
+  int16: 2,
+  int8: 1,
+  uint8: 1,
+  bool: 1,
 };
 
 /** Largest tensor materialised (1 GiB of float32); bigger means a hostile or foreign file. */
@@ -72,10 +82,19 @@ function halfValues(): Float32Array {
  * Decodes the first `numel` elements of a storage. The bytes are copied first: zip entries
  * sit at arbitrary offsets, and typed arrays need their element alignment.
  */
-export function decodeStorage(bytes: Uint8Array, dtype: DType, numel: number, file: string, what: string): DecodedStorage {
+export function decodeStorage(
+  bytes: Uint8Array,
+  dtype: DType,
+  numel: number,
+  file: string,
+  what: string,
+): DecodedStorage {
   const size = DTYPE_BYTES[dtype];
   if (!Number.isSafeInteger(numel) || numel < 0 || numel * size > bytes.length) {
-    throw new CheckpointError(file, `${what} claims ${numel} ${dtype} elements (${numel * size} bytes) but holds only ${bytes.length} bytes`);
+    throw new CheckpointError(
+      file,
+      `${what} claims ${numel} ${dtype} elements (${numel * size} bytes) but holds only ${bytes.length} bytes`,
+    );
   }
   if (!LITTLE_ENDIAN_HOST) throw new CheckpointError(file, 'reading checkpoints needs a little-endian host');
   // A real copy: Buffer#slice would return a view into Node's shared pool.
@@ -129,7 +148,8 @@ export function viewNumel(view: TensorView, storageNumel: number, file: string, 
   if (!shape.every(isIndex)) throw bad(`shape [${shape.join(', ')}] is not a list of sizes`);
   if (shape.includes(0)) return 0;
   const numel = shape.reduce((a, b) => a * b, 1);
-  if (numel > MAX_TENSOR_ELEMENTS) throw bad(`shape [${shape.join(', ')}] has more than ${MAX_TENSOR_ELEMENTS} elements`);
+  if (numel > MAX_TENSOR_ELEMENTS)
+    throw bad(`shape [${shape.join(', ')}] has more than ${MAX_TENSOR_ELEMENTS} elements`);
   if (!isIndex(offset) || !stride.every(isIndex)) {
     throw bad(`offset ${offset} and stride [${stride.join(', ')}] must be non-negative integers`);
   }
@@ -137,7 +157,9 @@ export function viewNumel(view: TensorView, storageNumel: number, file: string, 
   // Doubles stay ordered past 2^53, so an overflowing extent still compares as too big.
   for (let d = 0; d < shape.length; d++) last += (shape[d]! - 1) * stride[d]!;
   if (last >= storageNumel) {
-    throw bad(`view (offset ${offset}, shape [${shape.join(', ')}], stride [${stride.join(', ')}]) reaches element ${last} of a storage with ${storageNumel}`);
+    throw bad(
+      `view (offset ${offset}, shape [${shape.join(', ')}], stride [${stride.join(', ')}]) reaches element ${last} of a storage with ${storageNumel}`,
+    );
   }
   return numel;
 }
@@ -154,7 +176,12 @@ function isContiguous(shape: readonly number[], stride: readonly number[]): bool
 }
 
 /** Copies a strided view into `out` in row-major order (an odometer over the indices). */
-function gather(src: ArrayLike<number | bigint>, out: { [i: number]: number | bigint }, numel: number, view: TensorView): void {
+function gather(
+  src: ArrayLike<number | bigint>,
+  out: { [i: number]: number | bigint },
+  numel: number,
+  view: TensorView,
+): void {
   const { shape, stride } = view;
   const rank = shape.length;
   const index = new Array<number>(rank).fill(0);

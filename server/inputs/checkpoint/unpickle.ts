@@ -41,14 +41,21 @@ const STORAGE_DTYPES: ReadonlyMap<string, DType> = new Map<string, DType>([
 
 /** One `<archive>/data/<key>` entry as the pickle describes it (numel in elements). */
 export class StorageRef {
-  constructor(readonly key: string, readonly dtype: DType, readonly numel: number) {
+  constructor(
+    readonly key: string,
+    readonly dtype: DType,
+    readonly numel: number,
+  ) {
     Object.freeze(this);
   }
 }
 
 /** A tensor as `_rebuild_tensor_v2` describes it; materialised later from its storage. */
 export class TensorRef {
-  constructor(readonly storage: StorageRef, readonly view: Readonly<TensorView>) {
+  constructor(
+    readonly storage: StorageRef,
+    readonly view: Readonly<TensorView>,
+  ) {
     Object.freeze(this);
   }
 }
@@ -64,7 +71,8 @@ export class ArgsNamespace {
 export type PickleDict = Map<PickleValue, PickleValue>;
 
 /** What a checked pickle can contain. Tuples, lists and sets all become arrays. */
-export type PickleValue = null | boolean | number | string | Uint8Array | PickleValue[] | PickleDict | TensorRef | ArgsNamespace;
+export type PickleValue =
+  null | boolean | number | string | Uint8Array | PickleValue[] | PickleDict | TensorRef | ArgsNamespace;
 
 /** Target of NEWOBJ + BUILD for `argparse.Namespace`; BUILD hands its `__dict__` here. */
 class NamespaceState {
@@ -77,8 +85,11 @@ class NamespaceState {
 function refusal(file: string, module: unknown, name: unknown): CheckpointError {
   // STACK_GLOBAL operands are arbitrary stack values: show them short.
   const show = (v: unknown) => (typeof v === 'string' ? v.slice(0, 120) : `<${typeof v}>`);
-  return new CheckpointError(file, `refused to load ${show(module)}.${show(name)}: not in the allow-list; ViT Lens never executes code from a checkpoint `
-    + '(it reads state_dicts and timm/DeiT training checkpoints only)');
+  return new CheckpointError(
+    file,
+    `refused to load ${show(module)}.${show(name)}: not in the allow-list; ViT Lens never executes code from a checkpoint ` +
+      '(it reads state_dicts and timm/DeiT training checkpoints only)',
+  );
 }
 
 const isIndex = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
@@ -99,7 +110,11 @@ class AllowList {
     const fail = (problem: string) => new CheckpointError(file, problem);
     const tensors = this.tensors;
     const namespaces = this.namespaces;
-    const register = (module: string, name: string, fn: (new () => NamespaceState) | ((...args: unknown[]) => unknown)) => {
+    const register = (
+      module: string,
+      name: string,
+      fn: (new () => NamespaceState) | ((...args: unknown[]) => unknown),
+    ) => {
       this.globals.set(`${module}\n${name}`, Object.freeze(fn));
     };
 
@@ -111,8 +126,16 @@ class AllowList {
     register('torch._utils', '_rebuild_tensor_v2', (...args) => {
       // (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
       const [storage, offset, shape, stride, requiresGrad] = args;
-      if (args.length < 6 || args.length > 7 || !(storage instanceof StorageRef)
-        || this.storages.get(storage.key) !== storage || !isIndex(offset) || !isIndexList(shape) || !isIndexList(stride) || typeof requiresGrad !== 'boolean') {
+      if (
+        args.length < 6 ||
+        args.length > 7 ||
+        !(storage instanceof StorageRef) ||
+        this.storages.get(storage.key) !== storage ||
+        !isIndex(offset) ||
+        !isIndexList(shape) ||
+        !isIndexList(stride) ||
+        typeof requiresGrad !== 'boolean'
+      ) {
         throw fail('malformed torch._utils._rebuild_tensor_v2 arguments');
       }
       const view = Object.freeze({ offset, shape: Object.freeze([...shape]), stride: Object.freeze([...stride]) });
@@ -124,7 +147,12 @@ class AllowList {
     register('torch._utils', '_rebuild_parameter', (...args) => {
       // (data, requires_grad, backward_hooks): an nn.Parameter is its tensor here.
       const [data, requiresGrad] = args;
-      if (args.length !== 3 || !(data instanceof TensorRef) || !tensors.has(data) || typeof requiresGrad !== 'boolean') {
+      if (
+        args.length !== 3 ||
+        !(data instanceof TensorRef) ||
+        !tensors.has(data) ||
+        typeof requiresGrad !== 'boolean'
+      ) {
         throw fail('malformed torch._utils._rebuild_parameter arguments');
       }
       return data;
@@ -137,17 +165,22 @@ class AllowList {
       this.storageTypes.set(marker, dtype);
       register('torch', name, marker);
     }
-    register('argparse', 'Namespace', class extends NamespaceState {
-      constructor() {
-        super();
-        namespaces.add(this);
-      }
-    });
+    register(
+      'argparse',
+      'Namespace',
+      class extends NamespaceState {
+        constructor() {
+          super();
+          namespaces.add(this);
+        }
+      },
+    );
   }
 
   /** The function a GLOBAL resolves to, or a refusal. */
   resolve(module: unknown, name: unknown): (new () => NamespaceState) | ((...args: unknown[]) => unknown) {
-    const fn = typeof module === 'string' && typeof name === 'string' ? this.globals.get(`${module}\n${name}`) : undefined;
+    const fn =
+      typeof module === 'string' && typeof name === 'string' ? this.globals.get(`${module}\n${name}`) : undefined;
     if (!fn) throw refusal(this.file, module, name);
     return fn;
   }
@@ -156,8 +189,16 @@ class AllowList {
   storage(pid: unknown): StorageRef {
     const [tag, type, key, location, numel] = Array.isArray(pid) ? pid : [];
     const dtype = this.storageTypes.get(type);
-    if (!Array.isArray(pid) || pid.length !== 5 || tag !== 'storage' || !dtype || typeof key !== 'string'
-      || !/^\w{1,64}$/.test(key) || typeof location !== 'string' || !isIndex(numel)) {
+    if (
+      !Array.isArray(pid) ||
+      pid.length !== 5 ||
+      tag !== 'storage' ||
+      !dtype ||
+      typeof key !== 'string' ||
+      !/^\w{1,64}$/.test(key) ||
+      typeof location !== 'string' ||
+      !isIndex(numel)
+    ) {
       throw new CheckpointError(this.file, 'malformed persistent id (expected a torch storage reference)');
     }
     const known = this.storages.get(key);
@@ -176,7 +217,10 @@ class Sanitiser {
   private readonly open = new Set<object>();
   private nodes = 0;
 
-  constructor(private readonly file: string, private readonly allow: AllowList) {}
+  constructor(
+    private readonly file: string,
+    private readonly allow: AllowList,
+  ) {}
 
   private fail(problem: string): CheckpointError {
     return new CheckpointError(this.file, `unsupported pickle content: ${problem}`);
@@ -189,7 +233,8 @@ class Sanitiser {
 
   value(raw: unknown, depth: number): PickleValue {
     if (raw === null || typeof raw === 'boolean' || typeof raw === 'number' || typeof raw === 'string') return raw;
-    if (typeof raw !== 'object') throw this.fail(`an unexpected ${typeof raw} (a global used as a value, or a missing memo entry)`);
+    if (typeof raw !== 'object')
+      throw this.fail(`an unexpected ${typeof raw} (a global used as a value, or a missing memo entry)`);
     const seen = this.done.get(raw);
     if (seen !== undefined) return seen;
     if (this.open.has(raw)) throw this.fail('a self-referencing structure');
@@ -223,7 +268,8 @@ class Sanitiser {
     if (raw instanceof NamespaceState && this.allow.namespaces.has(raw)) {
       // Python skips BUILD for a Namespace without attributes.
       const state = raw.state ?? new Map();
-      if (Object.getPrototypeOf(state) !== Map.prototype) throw this.fail('an argparse.Namespace whose state is not a dict');
+      if (Object.getPrototypeOf(state) !== Map.prototype)
+        throw this.fail('an argparse.Namespace whose state is not a dict');
       const fields = new Map<string, PickleValue>();
       for (const [k, v] of state as Map<unknown, unknown>) {
         if (typeof k !== 'string') throw this.fail('an argparse.Namespace with a non-string attribute name');

@@ -79,13 +79,19 @@ function startsWith(bytes: Uint8Array, magic: readonly number[]): boolean {
 function notAZip(bytes: Uint8Array, file: string): CheckpointError {
   if (bytes.length === 0) return new CheckpointError(file, 'the file is empty');
   if (startsWith(bytes, LEGACY_TORCH_MAGIC)) {
-    return new CheckpointError(file, `this is the legacy (pre-1.6) PyTorch serialization format, which ViT Lens does not read; ${RESAVE_HINT}`);
+    return new CheckpointError(
+      file,
+      `this is the legacy (pre-1.6) PyTorch serialization format, which ViT Lens does not read; ${RESAVE_HINT}`,
+    );
   }
   if (bytes[0] === 0x80 && (bytes[1] ?? 0xff) <= 5) {
     return new CheckpointError(file, `this is a bare Python pickle, not a PyTorch zip checkpoint; ${RESAVE_HINT}`);
   }
   const head = Array.from(bytes.subarray(0, 4), (b) => b.toString(16).padStart(2, '0')).join(' ');
-  return new CheckpointError(file, `not a zip archive (first bytes ${head}); expected a PyTorch checkpoint saved by torch>=1.6 or a .safetensors file`);
+  return new CheckpointError(
+    file,
+    `not a zip archive (first bytes ${head}); expected a PyTorch checkpoint saved by torch>=1.6 or a .safetensors file`,
+  );
 }
 
 function corrupt(file: string, problem: string): CheckpointError {
@@ -117,17 +123,28 @@ function findEndRecord(view: DataView): number {
  */
 function readDirectory(view: DataView, file: string): Directory {
   const end = findEndRecord(view);
-  if (end < 0) throw corrupt(file, `no end-of-central-directory record in the last ${END_BYTES + MAX_COMMENT_BYTES} bytes`);
+  if (end < 0)
+    throw corrupt(file, `no end-of-central-directory record in the last ${END_BYTES + MAX_COMMENT_BYTES} bytes`);
   const locator = end - ZIP64_LOCATOR_BYTES;
   if (locator < 0 || view.getUint32(locator, true) !== ZIP64_LOCATOR_SIGNATURE) {
-    const [count, size, offset] = [view.getUint16(end + 8, true), view.getUint32(end + 12, true), view.getUint32(end + 16, true)];
+    const [count, size, offset] = [
+      view.getUint16(end + 8, true),
+      view.getUint32(end + 12, true),
+      view.getUint32(end + 16, true),
+    ];
     return { count, size, offset, limit: end, record: 'end record' };
   }
   const at = u64(view, locator + 8);
   if (at > locator - ZIP64_END_BYTES || view.getUint32(at, true) !== ZIP64_END_SIGNATURE) {
     throw corrupt(file, `the ZIP64 locator points at byte ${at}, where there is no ZIP64 end record`);
   }
-  return { count: u64(view, at + 32), size: u64(view, at + 40), offset: u64(view, at + 48), limit: at, record: 'ZIP64 end record' };
+  return {
+    count: u64(view, at + 32),
+    size: u64(view, at + 40),
+    offset: u64(view, at + 48),
+    limit: at,
+    record: 'ZIP64 end record',
+  };
 }
 
 /**
@@ -139,12 +156,19 @@ function checkDirectory(bytes: Uint8Array, file: string): void {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const dir = readDirectory(view, file);
   const { offset, size, count, limit, record } = dir;
-  if (offset > bytes.length) throw corrupt(file, `central directory offset ${offset} lies past the end of the ${bytes.length}-byte file`);
+  if (offset > bytes.length)
+    throw corrupt(file, `central directory offset ${offset} lies past the end of the ${bytes.length}-byte file`);
   if (offset + size > limit) {
-    throw corrupt(file, `the central directory (${size} bytes at offset ${offset}) runs past the ${record} at byte ${limit}`);
+    throw corrupt(
+      file,
+      `the central directory (${size} bytes at offset ${offset}) runs past the ${record} at byte ${limit}`,
+    );
   }
   if (count * CENTRAL_HEADER_BYTES > size) {
-    throw corrupt(file, `the ${record} counts ${count} entries, more than a ${size}-byte central directory holds (${CENTRAL_HEADER_BYTES} bytes each at least)`);
+    throw corrupt(
+      file,
+      `the ${record} counts ${count} entries, more than a ${size}-byte central directory holds (${CENTRAL_HEADER_BYTES} bytes each at least)`,
+    );
   }
   if (count > MAX_ENTRIES) throw new CheckpointError(file, `zip archive lists more than ${MAX_ENTRIES} entries`);
   checkHeaders(view, file, dir);
@@ -155,12 +179,22 @@ function checkHeaders(view: DataView, file: string, { offset, size, count, recor
   const end = offset + size;
   let at = offset;
   for (let i = 0; i < count; i++) {
-    if (at + CENTRAL_HEADER_BYTES > end) throw corrupt(file, `central directory entry ${i} at byte ${at} runs past the directory's end at byte ${end}`);
-    if (view.getUint32(at, true) !== CENTRAL_HEADER_SIGNATURE) throw corrupt(file, `central directory entry ${i} at byte ${at} is not a central header`);
+    if (at + CENTRAL_HEADER_BYTES > end)
+      throw corrupt(file, `central directory entry ${i} at byte ${at} runs past the directory's end at byte ${end}`);
+    if (view.getUint32(at, true) !== CENTRAL_HEADER_SIGNATURE)
+      throw corrupt(file, `central directory entry ${i} at byte ${at} is not a central header`);
     // The fixed part, then the name, extra field and comment whose lengths it gives.
-    at += CENTRAL_HEADER_BYTES + view.getUint16(at + 28, true) + view.getUint16(at + 30, true) + view.getUint16(at + 32, true);
+    at +=
+      CENTRAL_HEADER_BYTES +
+      view.getUint16(at + 28, true) +
+      view.getUint16(at + 30, true) +
+      view.getUint16(at + 32, true);
   }
-  if (at !== end) throw corrupt(file, `the central directory's ${count} entries take ${at - offset} bytes, but the ${record} says ${size}`);
+  if (at !== end)
+    throw corrupt(
+      file,
+      `the central directory's ${count} entries take ${at - offset} bytes, but the ${record} says ${size}`,
+    );
 }
 
 /** Runs fflate, turning its terse errors ("invalid zip data", "unexpected EOF") into ours. */
@@ -177,7 +211,8 @@ function unzip(bytes: Uint8Array, file: string, filter: (info: UnzipFileInfo) =>
 function listEntries(bytes: Uint8Array, file: string): Map<string, EntryInfo> {
   const entries = new Map<string, EntryInfo>();
   unzip(bytes, file, (info) => {
-    if (entries.has(info.name)) throw new CheckpointError(file, `zip archive lists entry ${JSON.stringify(info.name)} twice`);
+    if (entries.has(info.name))
+      throw new CheckpointError(file, `zip archive lists entry ${JSON.stringify(info.name)} twice`);
     entries.set(info.name, { size: info.size, originalSize: info.originalSize, compression: info.compression });
     return false;
   });
@@ -185,7 +220,12 @@ function listEntries(bytes: Uint8Array, file: string): Map<string, EntryInfo> {
 }
 
 /** Decompresses exactly the named entries and checks each against its directory record. */
-function readEntries(bytes: Uint8Array, file: string, entries: Map<string, EntryInfo>, names: ReadonlySet<string>): Map<string, Uint8Array> {
+function readEntries(
+  bytes: Uint8Array,
+  file: string,
+  entries: Map<string, EntryInfo>,
+  names: ReadonlySet<string>,
+): Map<string, Uint8Array> {
   let total = 0;
   for (const name of names) {
     const info = entries.get(name);
@@ -193,13 +233,15 @@ function readEntries(bytes: Uint8Array, file: string, entries: Map<string, Entry
     if (info.compression !== 0 && info.compression !== 8) {
       throw new CheckpointError(file, `zip entry ${name} uses unsupported compression method ${info.compression}`);
     }
-    if (info.originalSize > MAX_ENTRY_BYTES) throw new CheckpointError(file, `zip entry ${name} is larger than ${MAX_ENTRY_BYTES} bytes`);
+    if (info.originalSize > MAX_ENTRY_BYTES)
+      throw new CheckpointError(file, `zip entry ${name} is larger than ${MAX_ENTRY_BYTES} bytes`);
     if (info.compression === 0 && info.size !== info.originalSize) {
       throw new CheckpointError(file, `corrupt zip archive: stored entry ${name} has inconsistent sizes`);
     }
     total += info.originalSize;
   }
-  if (total > MAX_READ_BYTES) throw new CheckpointError(file, `the checkpoint needs more than ${MAX_READ_BYTES} bytes of tensor data`);
+  if (total > MAX_READ_BYTES)
+    throw new CheckpointError(file, `the checkpoint needs more than ${MAX_READ_BYTES} bytes of tensor data`);
   const files = unzip(bytes, file, (info) => names.has(info.name));
   const out = new Map<string, Uint8Array>();
   for (const name of names) {
@@ -219,9 +261,10 @@ export function openTorchZip(bytes: Uint8Array, file: string): TorchZip {
   const entries = listEntries(bytes, file);
   const prefixes = [...entries.keys()].flatMap((name) => /^([^/]+)\/data\.pkl$/.exec(name)?.[1] ?? []);
   if (prefixes.length !== 1) {
-    const problem = prefixes.length === 0
-      ? 'zip archive has no <archive>/data.pkl entry, so it is not a PyTorch checkpoint'
-      : `zip archive holds several checkpoints (${prefixes.join(', ')})`;
+    const problem =
+      prefixes.length === 0
+        ? 'zip archive has no <archive>/data.pkl entry, so it is not a PyTorch checkpoint'
+        : `zip archive holds several checkpoints (${prefixes.join(', ')})`;
     throw new CheckpointError(file, problem);
   }
   const prefix = prefixes[0]!;
@@ -231,10 +274,18 @@ export function openTorchZip(bytes: Uint8Array, file: string): TorchZip {
   }
   // torch 2.x records the byte order of the storages; older files are always little-endian.
   const byteorderName = `${prefix}/byteorder`;
-  const head = readEntries(bytes, file, entries, new Set(entries.has(byteorderName) ? [pickleName, byteorderName] : [pickleName]));
+  const head = readEntries(
+    bytes,
+    file,
+    entries,
+    new Set(entries.has(byteorderName) ? [pickleName, byteorderName] : [pickleName]),
+  );
   const byteorder = head.get(byteorderName);
   if (byteorder && new TextDecoder().decode(byteorder).trim() !== 'little') {
-    throw new CheckpointError(file, 'the storages were saved big-endian, which ViT Lens does not read; re-save the checkpoint on a little-endian machine');
+    throw new CheckpointError(
+      file,
+      'the storages were saved big-endian, which ViT Lens does not read; re-save the checkpoint on a little-endian machine',
+    );
   }
   return {
     prefix,

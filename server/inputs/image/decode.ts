@@ -81,7 +81,8 @@ function loadSharp(): SharpState {
 }
 
 /** Whether sharp loads here, and why not. */
-export function sharpStatus(): { available: true; version: string; libvips: string } | { available: false; reason: string } {
+export function sharpStatus():
+  { available: true; version: string; libvips: string } | { available: false; reason: string } {
   const s = loadSharp();
   return s.ok ? { available: true, version: s.version, libvips: s.libvips } : { available: false, reason: s.reason };
 }
@@ -90,10 +91,11 @@ export function sharpStatus(): { available: true; version: string; libvips: stri
 
 /** Decodes a file (by path) or an in-memory image to RGB. Bad input throws ImageError. */
 export async function decodeImage(input: string | Uint8Array, options: DecodeOptions = {}): Promise<DecodedImage> {
-  const file = typeof input === 'string' ? input : options.name ?? '<buffer>';
+  const file = typeof input === 'string' ? input : (options.name ?? '<buffer>');
   const bytes = typeof input === 'string' ? await readFileLimited(input, options.maxBytes ?? DEFAULT_MAX_BYTES) : input;
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
-  if (!(Number.isInteger(maxPixels) && maxPixels > 0)) throw new RangeError(`decodeImage: maxPixels must be a positive integer, got ${maxPixels}`);
+  if (!(Number.isInteger(maxPixels) && maxPixels > 0))
+    throw new RangeError(`decodeImage: maxPixels must be a positive integer, got ${maxPixels}`);
   const header = readImageHeader(bytes, file);
   checkPixelLimit(header, maxPixels, file);
 
@@ -110,14 +112,19 @@ export async function decodeImage(input: string | Uint8Array, options: DecodeOpt
     if (header.format === 'webp') {
       throw new ImageError(
         file,
-        sharp ? `WebP needs sharp, which did not load: ${sharp.reason}` : "WebP needs sharp, which was not used (decoder 'js' was requested)",
+        sharp
+          ? `WebP needs sharp, which did not load: ${sharp.reason}`
+          : "WebP needs sharp, which was not used (decoder 'js' was requested)",
       );
     }
     rgb = decodeWithJs(bytes, header, file);
     decoder = 'js';
   }
   if (rgb.width !== header.width || rgb.height !== header.height) {
-    throw new ImageError(file, `decoder gave ${rgb.width}×${rgb.height}, the header says ${header.width}×${header.height}`);
+    throw new ImageError(
+      file,
+      `decoder gave ${rgb.width}×${rgb.height}, the header says ${header.width}×${header.height}`,
+    );
   }
   const oriented = options.autoOrient === true && header.orientation !== 1;
   if (oriented) rgb = applyOrientation(rgb, header.orientation);
@@ -128,7 +135,10 @@ async function readFileLimited(path: string, maxBytes: number): Promise<Uint8Arr
   try {
     const { size } = await fs.promises.stat(path);
     if (size > maxBytes) {
-      throw new ImageError(path, `file too large: ${formatBytes(size, IN_MIB)}, over the limit of ${formatBytes(maxBytes, IN_MIB)}`);
+      throw new ImageError(
+        path,
+        `file too large: ${formatBytes(size, IN_MIB)}, over the limit of ${formatBytes(maxBytes, IN_MIB)}`,
+      );
     }
     return await fs.promises.readFile(path);
   } catch (e) {
@@ -140,23 +150,40 @@ async function readFileLimited(path: string, maxBytes: number): Promise<Uint8Arr
 // ---------------------------------------------------------------------------------------
 // sharp
 
-async function decodeWithSharp(sharp: Sharp, bytes: Uint8Array, header: ImageHeader, maxPixels: number, file: string): Promise<RgbImage> {
+async function decodeWithSharp(
+  sharp: Sharp,
+  bytes: Uint8Array,
+  header: ImageHeader,
+  maxPixels: number,
+  file: string,
+): Promise<RgbImage> {
   const cmyk = header.jpegComponents === 4;
   try {
     // failOn 'error': truncated or corrupt data fails, libjpeg warnings (which Pillow also
     // ignores) do not. ignoreIcc: Pillow applies no colour management.
-    let pipeline = sharp(bytes, { limitInputPixels: maxPixels, failOn: 'error', ignoreIcc: true, sequentialRead: true });
+    let pipeline = sharp(bytes, {
+      limitInputPixels: maxPixels,
+      failOn: 'error',
+      ignoreIcc: true,
+      sequentialRead: true,
+    });
     // CMYK: the raw inked values (pipeline and output both CMYK, so no ICC round trip),
     // converted below with Pillow's formula.
     if (cmyk) pipeline = pipeline.pipelineColourspace('cmyk').toColourspace('cmyk');
     const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
     // OutputInfo's typings lack depth, which sharp does set for raw output.
-    const samples = (info as { depth?: string }).depth === 'ushort' ? highBytes(new Uint16Array(data.buffer, data.byteOffset, data.length / 2)) : data;
+    const samples =
+      (info as { depth?: string }).depth === 'ushort'
+        ? highBytes(new Uint16Array(data.buffer, data.byteOffset, data.length / 2))
+        : data;
     if (cmyk && info.channels === 4) return { width: info.width, height: info.height, data: cmykToRgb(samples) };
     return { width: info.width, height: info.height, data: toRgb(samples, info.channels, file) };
   } catch (e) {
     if (e instanceof ImageError) throw e;
-    throw new ImageError(file, `cannot decode ${header.format.toUpperCase()} with sharp: ${errorMessage(e)}${truncationHint(bytes, header)}`);
+    throw new ImageError(
+      file,
+      `cannot decode ${header.format.toUpperCase()} with sharp: ${errorMessage(e)}${truncationHint(bytes, header)}`,
+    );
   }
 }
 
@@ -168,7 +195,9 @@ function truncationHint(bytes: Uint8Array, header: ImageHeader): string {
   const n = bytes.length;
   if (header.format === 'png') {
     const iend = [0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82];
-    return iend.every((v, i) => bytes[n - 8 + i] === v) ? '' : ' (the file looks truncated: it does not end with an IEND chunk)';
+    return iend.every((v, i) => bytes[n - 8 + i] === v)
+      ? ''
+      : ' (the file looks truncated: it does not end with an IEND chunk)';
   }
   if (header.format === 'jpeg') {
     // Some writers append bytes after the end-of-image marker, so look near the end.
@@ -241,6 +270,9 @@ function decodeWithJs(bytes: Uint8Array, header: ImageHeader, file: string): Rgb
   } catch (e) {
     if (e instanceof ImageError) throw e;
     const library = header.format === 'png' ? 'pngjs' : 'jpeg-js';
-    throw new ImageError(file, `cannot decode ${header.format.toUpperCase()} with ${library}: ${errorMessage(e)}${truncationHint(bytes, header)}`);
+    throw new ImageError(
+      file,
+      `cannot decode ${header.format.toUpperCase()} with ${library}: ${errorMessage(e)}${truncationHint(bytes, header)}`,
+    );
   }
 }

@@ -168,7 +168,13 @@ export interface PngIhdr {
   interlaced: boolean;
 }
 
-const PNG_BIT_DEPTHS: Record<PngColourType, readonly number[]> = { 0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16] };
+const PNG_BIT_DEPTHS: Record<PngColourType, readonly number[]> = {
+  0: [1, 2, 4, 8, 16],
+  2: [8, 16],
+  3: [1, 2, 4, 8],
+  4: [8, 16],
+  6: [8, 16],
+};
 
 /** Reads and checks the IHDR chunk, which must be the PNG's first (`chunk`). */
 export function pngIhdr(b: Uint8Array, chunk: PngChunk | undefined, file: string): PngIhdr {
@@ -188,7 +194,13 @@ export function pngIhdr(b: Uint8Array, chunk: PngChunk | undefined, file: string
   if (compression !== 0) throw new ImageError(file, `corrupt PNG: unknown compression method ${compression}`);
   if (filter !== 0) throw new ImageError(file, `corrupt PNG: unknown filter method ${filter}`);
   if (interlace > 1) throw new ImageError(file, `corrupt PNG: unknown interlace method ${interlace}`);
-  return { width: dv.getUint32(at), height: dv.getUint32(at + 4), bitDepth, colourType: colourType as PngColourType, interlaced: interlace === 1 };
+  return {
+    width: dv.getUint32(at),
+    height: dv.getUint32(at + 4),
+    bitDepth,
+    colourType: colourType as PngColourType,
+    interlaced: interlace === 1,
+  };
 }
 
 function pngHeader(b: Uint8Array, file: string): ImageHeader {
@@ -220,18 +232,31 @@ function jpegHeader(b: Uint8Array, file: string): ImageHeader {
   let orientation = 1;
   let exifSeen = false;
   for (;;) {
-    if (p + 2 > b.length) throw truncated(file, 'JPEG', frame ? 'the headers before the first scan' : 'the headers before the frame header');
-    if (b[p] !== 0xff) throw new ImageError(file, `corrupt JPEG: expected a marker at byte ${p}, found 0x${(b[p] ?? 0).toString(16)}`);
+    if (p + 2 > b.length)
+      throw truncated(
+        file,
+        'JPEG',
+        frame ? 'the headers before the first scan' : 'the headers before the frame header',
+      );
+    if (b[p] !== 0xff)
+      throw new ImageError(file, `corrupt JPEG: expected a marker at byte ${p}, found 0x${(b[p] ?? 0).toString(16)}`);
     const marker = b[p + 1] ?? 0;
     // 0xFF fill bytes may precede a marker; RSTn, TEM and SOI stand alone (no length).
-    if (marker === 0xff) { p += 1; continue; }
-    if (marker === 0xd8 || marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) { p += 2; continue; }
+    if (marker === 0xff) {
+      p += 1;
+      continue;
+    }
+    if (marker === 0xd8 || marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
+      p += 2;
+      continue;
+    }
     if (marker === 0xd9) throw new ImageError(file, 'corrupt JPEG: end-of-image marker before any image data');
     if (p + 4 > b.length) throw truncated(file, 'JPEG', `the segment at byte ${p}`);
     const length = ((b[p + 2] ?? 0) << 8) | (b[p + 3] ?? 0);
     if (length < 2) throw new ImageError(file, `corrupt JPEG: segment length ${length} at byte ${p}`);
     const end = p + 2 + length;
-    if (end > b.length) throw truncated(file, 'JPEG', `the 0xFF${marker.toString(16).toUpperCase()} segment at byte ${p}`);
+    if (end > b.length)
+      throw truncated(file, 'JPEG', `the 0xFF${marker.toString(16).toUpperCase()} segment at byte ${p}`);
     if (marker === 0xda) {
       if (!frame) throw new ImageError(file, 'corrupt JPEG: scan data before the frame header');
       return {
@@ -251,8 +276,10 @@ function jpegHeader(b: Uint8Array, file: string): ImageHeader {
         width: ((b[p + 7] ?? 0) << 8) | (b[p + 8] ?? 0),
         components: b[p + 9] ?? 0,
       };
-      if (frame.height === 0) throw new ImageError(file, 'JPEG whose height is only given after the scan (DNL marker) is not supported');
-      if (frame.precision !== 8) throw new ImageError(file, `${frame.precision}-bit JPEG is not supported (8-bit only)`);
+      if (frame.height === 0)
+        throw new ImageError(file, 'JPEG whose height is only given after the scan (DNL marker) is not supported');
+      if (frame.precision !== 8)
+        throw new ImageError(file, `${frame.precision}-bit JPEG is not supported (8-bit only)`);
     }
     // The first APP1 segment that starts with "Exif\0\0" carries the TIFF block.
     if (marker === 0xe1 && !exifSeen && length >= 8 && ascii(b, p + 4, 6) === 'Exif\0\0') {
@@ -270,7 +297,8 @@ function jpegHeader(b: Uint8Array, file: string): ImageHeader {
 function webpHeader(b: Uint8Array, file: string): ImageHeader {
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
   const riffEnd = 8 + dv.getUint32(4, true);
-  if (riffEnd > b.length) throw truncated(file, 'WebP', `the RIFF container (it declares ${riffEnd} bytes, the file has ${b.length})`);
+  if (riffEnd > b.length)
+    throw truncated(file, 'WebP', `the RIFF container (it declares ${riffEnd} bytes, the file has ${b.length})`);
   if (b.length < 30) throw truncated(file, 'WebP', 'the first chunk');
   const first = ascii(b, 12, 4);
   const base = { format: 'webp' as const, bitDepth: 8 };
@@ -289,7 +317,7 @@ function webpHeader(b: Uint8Array, file: string): ImageHeader {
     const height = 1 + (dv.getUint16(27, true) | ((b[29] ?? 0) << 16));
     let orientation = 1;
     // Chunks are padded to an even length.
-    for (let p = 12; p + 8 <= riffEnd; ) {
+    for (let p = 12; p + 8 <= riffEnd;) {
       const size = dv.getUint32(p + 4, true);
       if (ascii(b, p, 4) === 'EXIF' && p + 8 + size <= riffEnd) {
         orientation = exifOrientation(b.subarray(p + 8, p + 8 + size));

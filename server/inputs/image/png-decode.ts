@@ -30,7 +30,11 @@ const KNOWN_CRITICAL = ['IHDR', 'PLTE', 'IDAT', 'IEND'];
 export function decodePng(bytes: Uint8Array, file: string, options: { skipRescale: boolean }): PngSamples {
   const { chunks, cut } = walkPngChunks(bytes, ['IEND']);
   if (cut) {
-    throw new Error(cut.type === undefined ? `the file ends at byte ${cut.at}, before an IEND chunk` : `the file ends inside the ${JSON.stringify(cut.type)} chunk at byte ${cut.at}`);
+    throw new Error(
+      cut.type === undefined
+        ? `the file ends at byte ${cut.at}, before an IEND chunk`
+        : `the file ends inside the ${JSON.stringify(cut.type)} chunk at byte ${cut.at}`,
+    );
   }
   for (const chunk of chunks) checkChunk(bytes, chunk);
   const ihdr = pngIhdr(bytes, chunks[0], file);
@@ -54,7 +58,8 @@ export function decodePng(bytes: Uint8Array, file: string, options: { skipRescal
 function checkChunk(bytes: Uint8Array, chunk: PngChunk): void {
   const where = `the ${JSON.stringify(chunk.type)} chunk at byte ${chunk.start}`;
   const stored = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(chunk.end - 4);
-  if (CrcCalculator.crc32(bytes.subarray(chunk.start + 4, chunk.end - 4)) >>> 0 !== stored) throw new Error(`CRC mismatch in ${where}`);
+  if (CrcCalculator.crc32(bytes.subarray(chunk.start + 4, chunk.end - 4)) >>> 0 !== stored)
+    throw new Error(`CRC mismatch in ${where}`);
   const critical = (chunk.type.charCodeAt(0) & 0x20) === 0;
   if (critical && !KNOWN_CRITICAL.includes(chunk.type)) throw new Error(`unknown critical chunk: ${where}`);
 }
@@ -64,12 +69,15 @@ function readPalette(bytes: Uint8Array, chunks: PngChunk[]): number[][] {
   const plte = chunks.find((c) => c.type === 'PLTE');
   if (!plte) throw new Error('a palette PNG without a PLTE chunk');
   const palette: number[][] = [];
-  for (let p = plte.dataStart; p + 3 <= plte.dataStart + plte.dataLength; p += 3) palette.push([bytes[p]!, bytes[p + 1]!, bytes[p + 2]!, 255]);
+  for (let p = plte.dataStart; p + 3 <= plte.dataStart + plte.dataLength; p += 3)
+    palette.push([bytes[p]!, bytes[p + 1]!, bytes[p + 2]!, 255]);
   return palette;
 }
 
 /** The zlib stream: the IDAT chunks' data joined (a view when there is only one). */
 function imageData(bytes: Uint8Array, chunks: PngChunk[]): Uint8Array {
-  const parts = chunks.filter((c) => c.type === 'IDAT').map((c) => bytes.subarray(c.dataStart, c.dataStart + c.dataLength));
+  const parts = chunks
+    .filter((c) => c.type === 'IDAT')
+    .map((c) => bytes.subarray(c.dataStart, c.dataStart + c.dataLength));
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }

@@ -16,7 +16,13 @@ import type { PngColourType, PngIhdr } from './header';
 /** Samples per pixel of each PNG colour type. */
 export const PNG_CHANNELS: Readonly<Record<PngColourType, number>> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
 
-const COLOUR_NAMES: Readonly<Record<PngColourType, string>> = { 0: 'greyscale', 2: 'RGB', 3: 'palette', 4: 'greyscale+alpha', 6: 'RGBA' };
+const COLOUR_NAMES: Readonly<Record<PngColourType, string>> = {
+  0: 'greyscale',
+  2: 'RGB',
+  3: 'palette',
+  4: 'greyscale+alpha',
+  6: 'RGBA',
+};
 
 /** "64×64 8-bit RGB interlaced PNG", for messages. */
 export function describePng(ihdr: PngIhdr): string {
@@ -30,7 +36,9 @@ export function describePng(ihdr: PngIhdr): string {
  */
 export function filteredSize(ihdr: PngIhdr): number {
   const bitsPerPixel = PNG_CHANNELS[ihdr.colourType] * ihdr.bitDepth;
-  const passes = ihdr.interlaced ? getImagePasses(ihdr.width, ihdr.height) : [{ width: ihdr.width, height: ihdr.height }];
+  const passes = ihdr.interlaced
+    ? getImagePasses(ihdr.width, ihdr.height)
+    : [{ width: ihdr.width, height: ihdr.height }];
   return passes.reduce((sum, pass) => sum + pass.height * (1 + Math.ceil((pass.width * bitsPerPixel) / 8)), 0);
 }
 
@@ -42,7 +50,8 @@ export function filteredSize(ihdr: PngIhdr): number {
  */
 export function inflateImageData(data: Uint8Array, ihdr: PngIhdr): Buffer {
   const expected = filteredSize(ihdr);
-  if (expected > bufferConstants.MAX_LENGTH) throw new Error(`a ${describePng(ihdr)} needs ${expected} bytes of image data, more than a Buffer holds`);
+  if (expected > bufferConstants.MAX_LENGTH)
+    throw new Error(`a ${describePng(ihdr)} needs ${expected} bytes of image data, more than a Buffer holds`);
   let inflated: Buffer;
   try {
     inflated = zlib.inflateSync(data, { maxOutputLength: expected });
@@ -53,7 +62,9 @@ export function inflateImageData(data: Uint8Array, ihdr: PngIhdr): Buffer {
     throw new Error(`IDAT zlib stream is corrupt: ${errorMessage(e)}`);
   }
   if (inflated.length !== expected) {
-    throw new Error(`IDAT inflates to ${inflated.length} bytes, fewer than the ${expected} a ${describePng(ihdr)} needs`);
+    throw new Error(
+      `IDAT inflates to ${inflated.length} bytes, fewer than the ${expected} a ${describePng(ihdr)} needs`,
+    );
   }
   return inflated;
 }

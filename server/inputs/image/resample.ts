@@ -94,7 +94,14 @@ function clip8(v: number): number {
 }
 
 /** Horizontal pass over input rows [rowFirst, rowFirst + rows) of an RGB image. */
-function resampleHorizontal(src: Uint8Array, srcWidth: number, rowFirst: number, rows: number, outWidth: number, c: Coefficients): Uint8Array {
+function resampleHorizontal(
+  src: Uint8Array,
+  srcWidth: number,
+  rowFirst: number,
+  rows: number,
+  outWidth: number,
+  c: Coefficients,
+): Uint8Array {
   const { ksize, bounds, kk } = c;
   const out = new Uint8Array(outWidth * rows * 3);
   let o = 0;

@@ -77,12 +77,20 @@ function cropOrigin(length: number, size: number): number {
 export function planEvalTransform(width: number, height: number, options: EvalTransformOptions = {}): TransformPlan {
   const size = options.size ?? 224;
   const cropPct = options.cropPct ?? DEFAULT_CROP_PCT;
-  if (!Number.isInteger(size) || size < 1) throw new RangeError(`eval transform: size must be a positive integer, got ${size}`);
+  if (!Number.isInteger(size) || size < 1)
+    throw new RangeError(`eval transform: size must be a positive integer, got ${size}`);
   if (!(cropPct > 0)) throw new RangeError(`eval transform: cropPct must be > 0, got ${cropPct}`);
   const scaleSize = Math.floor(size / cropPct);
   if (scaleSize < 1) throw new RangeError(`eval transform: floor(${size} / ${cropPct}) is 0`);
   const [resizedWidth, resizedHeight] = resizedOutputSize(width, height, scaleSize);
-  return { size, scaleSize, resizedWidth, resizedHeight, cropTop: cropOrigin(resizedHeight, size), cropLeft: cropOrigin(resizedWidth, size) };
+  return {
+    size,
+    scaleSize,
+    resizedWidth,
+    resizedHeight,
+    cropTop: cropOrigin(resizedHeight, size),
+    cropLeft: cropOrigin(resizedWidth, size),
+  };
 }
 
 /** torchvision Resize(size) on a PIL image: shorter side to `size`, Pillow's resampler. */
@@ -130,7 +138,10 @@ export function toNormalizedTensor(img: RgbImage, options: NormalizeOptions = {}
 }
 
 /** The whole timm eval transform on a decoded image. */
-export function evalTransform(img: RgbImage, options: EvalTransformOptions = {}): ImageTensor & { plan: TransformPlan } {
+export function evalTransform(
+  img: RgbImage,
+  options: EvalTransformOptions = {},
+): ImageTensor & { plan: TransformPlan } {
   const plan = planEvalTransform(img.width, img.height, options);
   const resized = resizeShorterSide(img, plan.scaleSize, options.interpolation ?? 'bicubic');
   const cropped = crop(resized, plan.cropLeft, plan.cropTop, plan.size, plan.size);

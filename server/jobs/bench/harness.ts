@@ -10,7 +10,14 @@
  */
 import os from 'node:os';
 import { formatBytes, formatMs, REPORT_BYTES, type BytesFormat } from '../../../protocol/format';
-import type { BenchCase, BenchReport, MemoryFigure, RuntimeDescription, RuntimeId, ScalingFit } from '../../../protocol/results';
+import type {
+  BenchCase,
+  BenchReport,
+  MemoryFigure,
+  RuntimeDescription,
+  RuntimeId,
+  ScalingFit,
+} from '../../../protocol/results';
 import { landmarkCount, stageGrids } from '../../core/models/build';
 import type { AttentionKind, ModelSpec, StageSpec } from '../../core/models/spec';
 import { attentionLayer, attentionPrefix, block, type LayerContext } from '../../core/engine/blocks';
@@ -140,8 +147,15 @@ function planWorkloads(o: BenchOptions): Workload[] {
         for (const level of levels) {
           const isSoft = attention === 'soft' || attention === 'soft_norm';
           out.push({
-            group: 'config', stage, attention, level, resolution, grid, tokens: grid * grid + (stage.clsToken ? 1 : 0),
-            landmarks: isSoft ? landmarkCount(grid, stage.srRatio) : null, ratio: stage.srRatio,
+            group: 'config',
+            stage,
+            attention,
+            level,
+            resolution,
+            grid,
+            tokens: grid * grid + (stage.clsToken ? 1 : 0),
+            landmarks: isSoft ? landmarkCount(grid, stage.srRatio) : null,
+            ratio: stage.srRatio,
           });
         }
       }
@@ -152,7 +166,17 @@ function planWorkloads(o: BenchOptions): Workload[] {
     const grid = Math.max(1, Math.round(Math.sqrt(t)));
     for (const attention of attentions) {
       const isSoft = attention === 'soft' || attention === 'soft_norm';
-      out.push({ group: 'sweep', stage: first, attention, level: 'attention', resolution: null, grid, tokens: grid * grid, landmarks: isSoft ? landmarkCount(grid, first.srRatio) : null, ratio: first.srRatio });
+      out.push({
+        group: 'sweep',
+        stage: first,
+        attention,
+        level: 'attention',
+        resolution: null,
+        grid,
+        tokens: grid * grid,
+        landmarks: isSoft ? landmarkCount(grid, first.srRatio) : null,
+        ratio: first.srRatio,
+      });
     }
   }
   if (o.scaling ?? true) {
@@ -162,17 +186,39 @@ function planWorkloads(o: BenchOptions): Workload[] {
         // m = 49 fixed, as the 2021 code built it (quirk Q9): stride = grid/7.
         const ratio = Math.max(1, Math.floor(grid / 7));
         const isSoft = attention === 'soft' || attention === 'soft_norm';
-        out.push({ group: 'scaling', stage: first, attention, level: 'attention', resolution: null, grid, tokens: grid * grid, landmarks: isSoft ? landmarkCount(grid, ratio) : null, ratio });
+        out.push({
+          group: 'scaling',
+          stage: first,
+          attention,
+          level: 'attention',
+          resolution: null,
+          grid,
+          tokens: grid * grid,
+          landmarks: isSoft ? landmarkCount(grid, ratio) : null,
+          ratio,
+        });
       }
     }
   }
   return out;
 }
 
-function buildGraph(w: Workload, model: ModelSpec, batch: number, runtime: RuntimeDescription): { graph: Graph; output: Tensor } {
+function buildGraph(
+  w: Workload,
+  model: ModelSpec,
+  batch: number,
+  runtime: RuntimeDescription,
+): { graph: Graph; output: Tensor } {
   const stage: StageSpec = { ...w.stage, attention: w.attention, srRatio: w.ratio };
   const g = new Graph();
-  const c: LayerContext = { batch, gridH: w.grid, gridW: w.grid, tokens: w.tokens, distance: 'expanded', ...graphOptionsFor(runtime) };
+  const c: LayerContext = {
+    batch,
+    gridH: w.grid,
+    gridW: w.grid,
+    tokens: w.tokens,
+    distance: 'expanded',
+    ...graphOptionsFor(runtime),
+  };
   const x = g.input('x', [batch, w.tokens, stage.dim]);
   const output =
     w.level === 'block'
@@ -187,7 +233,11 @@ function deviceBudget(runner: Runner, report: DeviceReport): { bytes: number; wh
   if (d.id === 'ort-webgpu' || d.id === 'tfjs-webgpu') {
     if (!d.software) {
       const gpu = report.nvidia.gpus[0];
-      if (gpu) return { bytes: (gpu.memoryTotalMiB - gpu.memoryUsedMiB) * 2 ** 20, what: `free memory of ${gpu.name} (nvidia-smi)` };
+      if (gpu)
+        return {
+          bytes: (gpu.memoryTotalMiB - gpu.memoryUsedMiB) * 2 ** 20,
+          what: `free memory of ${gpu.name} (nvidia-smi)`,
+        };
       return { bytes: Infinity, what: 'GPU memory (not readable here)' };
     }
     return { bytes: os.freemem(), what: 'free host memory (a software adapter allocates there)' };
@@ -236,7 +286,12 @@ async function timeRepetitions(
     samples.push(performance.now() - t);
     await afterRun?.(samples.length);
     const spent = performance.now() - started;
-    if (samples.length >= limits.minReps && spent >= limits.minMs && (spent > limits.budgetMs || checkStability(samples, { window: 5, tolerance: 0.02 }).stable)) break;
+    if (
+      samples.length >= limits.minReps &&
+      spent >= limits.minMs &&
+      (spent > limits.budgetMs || checkStability(samples, { window: 5, tolerance: 0.02 }).stable)
+    )
+      break;
   }
   return { samples, otherCores: hostLoad() };
 }
@@ -255,7 +310,11 @@ export type GpuSampler = { stop(): Promise<GpuMemoryPeak> };
  * nvidia-smi sampling around one case, or null when the runtime does not run on an NVIDIA
  * GPU (then nothing is spawned). `start` is the sampler to use (tests pass their own).
  */
-export function caseGpuSampler(d: RuntimeDescription, report: DeviceReport, start: () => GpuSampler = () => startGpuMemorySampler()): GpuSampler | null {
+export function caseGpuSampler(
+  d: RuntimeDescription,
+  report: DeviceReport,
+  start: () => GpuSampler = () => startGpuMemorySampler(),
+): GpuSampler | null {
   return runsOnNvidiaGpu(d, report) ? start() : null;
 }
 
@@ -323,7 +382,8 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
   // The last measured median per (runtime, group, attention), to skip sizes that would take too long.
   const lastRun = new Map<string, { tokens: number; ms: number; exponent: number }>();
 
-  const describe = (r: Runner): RuntimeDescription => (o.tokenTileBytes === undefined ? r.description : { ...r.description, tokenTileBytes: o.tokenTileBytes });
+  const describe = (r: Runner): RuntimeDescription =>
+    o.tokenTileBytes === undefined ? r.description : { ...r.description, tokenTileBytes: o.tokenTileBytes };
   for (const [ri, runner] of runners.entries()) {
     const rid = runner.description.id;
     const description = describe(runner);
@@ -336,9 +396,28 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
       o.onProgress?.(`${rid}: stage ${w.stage.index} ${w.attention} ${w.level} @ ${w.tokens} tokens`, done, total);
       done++;
       const base: BenchCase = {
-        id: caseId(rid, w), runtime: rid, group: w.group, stage: w.stage.index, attention: w.attention, level: w.level, batch,
-        resolution: w.resolution, tokens: w.tokens, grid: w.grid, landmarks: w.landmarks, dim: w.stage.dim, heads: w.stage.heads,
-        status: 'ok', message: null, macs: 0, timingMs: null, gflopsPerSecond: null, warmup: null, setupMs: null, memory: [], relErrorVsReference: null,
+        id: caseId(rid, w),
+        runtime: rid,
+        group: w.group,
+        stage: w.stage.index,
+        attention: w.attention,
+        level: w.level,
+        batch,
+        resolution: w.resolution,
+        tokens: w.tokens,
+        grid: w.grid,
+        landmarks: w.landmarks,
+        dim: w.stage.dim,
+        heads: w.stage.heads,
+        status: 'ok',
+        message: null,
+        macs: 0,
+        timingMs: null,
+        gflopsPerSecond: null,
+        warmup: null,
+        setupMs: null,
+        memory: [],
+        relErrorVsReference: null,
       };
       if (lost) {
         record({ ...base, status: 'failed', message: `not run: ${lost.message}` });
@@ -356,14 +435,26 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
       const caseBuildMs = performance.now() - tb;
       buildMs += caseBuildMs;
       base.macs = cost.macs;
-      base.memory.push({ label: 'analytic peak: weights + live activations (graph liveness, float32)', bytes: cost.peakBytes, kind: 'estimated' });
+      base.memory.push({
+        label: 'analytic peak: weights + live activations (graph liveness, float32)',
+        bytes: cost.peakBytes,
+        kind: 'estimated',
+      });
 
       if (cost.peakBytes > 0.8 * budget.bytes) {
-        record({ ...base, status: 'refused', message: `estimated peak ${formatBytes(cost.peakBytes, REFUSAL_BYTES)} exceeds 80 % of ${budget.what} (${formatBytes(budget.bytes, REFUSAL_BYTES)}); not allocated` });
+        record({
+          ...base,
+          status: 'refused',
+          message: `estimated peak ${formatBytes(cost.peakBytes, REFUSAL_BYTES)} exceeds 80 % of ${budget.what} (${formatBytes(budget.bytes, REFUSAL_BYTES)}); not allocated`,
+        });
         continue;
       }
       if (runner.description.maxBufferBytes !== null && cost.largestTensor.bytes > runner.description.maxBufferBytes) {
-        record({ ...base, status: 'refused', message: `largest tensor [${cost.largestTensor.shape}] (${cost.largestTensor.op}) is ${formatBytes(cost.largestTensor.bytes, REFUSAL_BYTES)}, above the ${formatBytes(runner.description.maxBufferBytes, REFUSAL_BYTES)} one buffer may hold on ${runner.description.device}` });
+        record({
+          ...base,
+          status: 'refused',
+          message: `largest tensor [${cost.largestTensor.shape}] (${cost.largestTensor.op}) is ${formatBytes(cost.largestTensor.bytes, REFUSAL_BYTES)}, above the ${formatBytes(runner.description.maxBufferBytes, REFUSAL_BYTES)} one buffer may hold on ${runner.description.device}`,
+        });
         continue;
       }
       const key = `${rid}/${w.group}/${w.attention}/${w.level}/${w.stage.index}`;
@@ -371,7 +462,11 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
       if (prev && w.group !== 'config') {
         const predicted = prev.ms * (w.tokens / prev.tokens) ** prev.exponent;
         if (predicted > SWEEP_RUN_LIMIT_MS) {
-          record({ ...base, status: 'skipped', message: `predicted ${formatMs(predicted, { unit: 's', decimals: 1 })} per run from the previous size (${prev.tokens} tokens: ${formatMs(prev.ms, { unit: 'ms', decimals: 0 })}); above the ${SWEEP_RUN_LIMIT_MS / 1000} s sweep limit` });
+          record({
+            ...base,
+            status: 'skipped',
+            message: `predicted ${formatMs(predicted, { unit: 's', decimals: 1 })} per run from the previous size (${prev.tokens} tokens: ${formatMs(prev.ms, { unit: 'ms', decimals: 0 })}); above the ${SWEEP_RUN_LIMIT_MS / 1000} s sweep limit`,
+          });
           continue;
         }
       }
@@ -389,7 +484,11 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
       } catch (e) {
         await stopGpuSampler();
         if (e instanceof DeviceLostError) lost = e;
-        record({ ...base, status: 'failed', message: e instanceof DeviceLostError ? e.message : `could not prepare: ${(e as Error).message}` });
+        record({
+          ...base,
+          status: 'failed',
+          message: e instanceof DeviceLostError ? e.message : `could not prepare: ${(e as Error).message}`,
+        });
         continue;
       }
       try {
@@ -427,13 +526,27 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
         // A scaling point timed while other processes were busy would bend the fitted exponent: time it again and
         // keep the quietest, unless one attempt already took well over the budget (a few runs of a large size).
         const retry = performance.now() - attemptStarted <= 2 * budgetMs;
-        while (scaling && retry && attempts < SCALING_ATTEMPTS && timed.otherCores !== null && timed.otherCores > CONTENDED_CORES) {
+        while (
+          scaling &&
+          retry &&
+          attempts < SCALING_ATTEMPTS &&
+          timed.otherCores !== null &&
+          timed.otherCores > CONTENDED_CORES
+        ) {
           const again = await timeRepetitions(run, limits, o.isCancelled, afterRun);
           attempts++;
           if (again.otherCores !== null && again.otherCores < timed.otherCores) timed = again;
         }
         const s = summarize(timed.samples);
-        base.timingMs = { n: s.n, median: s.median, p10: s.p10, p90: s.p90, min: s.min, max: s.max, relSpread: s.relSpread };
+        base.timingMs = {
+          n: s.n,
+          median: s.median,
+          p10: s.p10,
+          p90: s.p90,
+          min: s.min,
+          max: s.max,
+          relSpread: s.relSpread,
+        };
         base.gflopsPerSecond = gflops(cost.macs, s.median);
         base.warmup = { runs: warm, firstMs };
         base.hostLoad = { otherCores: timed.otherCores, attempts };
@@ -493,7 +606,14 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
     unavailable,
     cases,
     scaling,
-    overhead: { processStartMs, probeMs: report.probeMs, buildMs, sessionMs, totalMs: totalMs + processStartMs, fraction: overheadMs / (totalMs + processStartMs) },
+    overhead: {
+      processStartMs,
+      probeMs: report.probeMs,
+      buildMs,
+      sessionMs,
+      totalMs: totalMs + processStartMs,
+      fraction: overheadMs / (totalMs + processStartMs),
+    },
     notes: notesFor(o.model, runners.map(describe)),
   };
 }
@@ -511,10 +631,21 @@ function fitScaling(cases: BenchCase[]): ScalingFit[] {
     const xs = list.map((c) => c.tokens);
     const medians = list.map((c) => c.timingMs!.median);
     const time = fitPowerLaw(xs, medians);
-    const mem = fitPowerLaw(xs, list.map((c) => c.memory[0]!.bytes));
+    const mem = fitPowerLaw(
+      xs,
+      list.map((c) => c.memory[0]!.bytes),
+    );
     const c0 = list[0]!;
     out.push({
-      runtime: c0.runtime, attention: c0.attention, level: c0.level, timeExponent: time.exponent, timeR2: time.r2, memoryExponent: mem.exponent, memoryR2: mem.r2, tokens: xs, landmarks: c0.landmarks,
+      runtime: c0.runtime,
+      attention: c0.attention,
+      level: c0.level,
+      timeExponent: time.exponent,
+      timeR2: time.r2,
+      memoryExponent: mem.exponent,
+      memoryR2: mem.r2,
+      tokens: xs,
+      landmarks: c0.landmarks,
       timeExponentTheilSen: theilSenExponent(xs, medians),
       contendedPoints: list.filter((c) => (c.hostLoad?.otherCores ?? 0) > CONTENDED_CORES).length,
     });
@@ -533,8 +664,12 @@ function notesFor(model: ModelSpec, runtimes: RuntimeDescription[]): string[] {
     `Scaling points are timed for at least half the per-case budget and timed again (up to ${SCALING_ATTEMPTS} attempts, the quietest kept) while other processes use more than ${CONTENDED_CORES} CPU cores, unless an attempt took over twice the budget; the time exponent is a least-squares fit of log median time on log tokens, shown beside the Theil–Sen slope (median of the pairwise slopes). On a CPU the per-token cost steps up once the activations outgrow the last-level cache, which the exponent includes.`,
   ];
   for (const d of runtimes) {
-    if (d.software) notes.push(`${d.id} runs on ${d.device}: its timings measure a CPU emulating a GPU, not GPU performance.`);
-    if (d.tokenTileBytes) notes.push(`${d.id} runs UFO in token tiles of ${d.tokenTileBytes / 2 ** 20} MiB or more per [B, tokens, D] activation (cache blocking; the same maths, KᵀV summed tile by tile): inputs under two tiles run whole.`);
+    if (d.software)
+      notes.push(`${d.id} runs on ${d.device}: its timings measure a CPU emulating a GPU, not GPU performance.`);
+    if (d.tokenTileBytes)
+      notes.push(
+        `${d.id} runs UFO in token tiles of ${d.tokenTileBytes / 2 ** 20} MiB or more per [B, tokens, D] activation (cache blocking; the same maths, KᵀV summed tile by tile): inputs under two tiles run whole.`,
+      );
   }
   return notes;
 }

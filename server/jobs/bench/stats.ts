@@ -40,7 +40,10 @@ export function percentileSorted(sorted: readonly number[], p: number): number {
 /** Type-7 percentile of unsorted samples; p in [0, 1]. */
 export function percentile(samples: readonly number[], p: number): number {
   requireSamples(samples, 'percentile');
-  return percentileSorted([...samples].sort((x, y) => x - y), p);
+  return percentileSorted(
+    [...samples].sort((x, y) => x - y),
+    p,
+  );
 }
 
 /** Median, p10/p90 (type 7), extremes, mean and relative spread of timings in ms. */
@@ -103,24 +106,50 @@ export interface StabilityVerdict {
  */
 export function checkStability(samples: readonly number[], opts: StabilityOptions): StabilityVerdict {
   const { window, tolerance } = opts;
-  if (!Number.isInteger(window) || window < 1) throw new RangeError(`isStable: window must be a positive integer, got ${window}`);
+  if (!Number.isInteger(window) || window < 1)
+    throw new RangeError(`isStable: window must be a positive integer, got ${window}`);
   if (!(tolerance >= 0)) throw new RangeError(`isStable: tolerance must be ≥ 0, got ${tolerance}`);
   const minSamples = Math.max(opts.minSamples ?? 2 * window, window + 1);
   if (samples.length < minSamples) {
-    return { stable: false, reason: `only ${samples.length} of at least ${minSamples} samples`, medianDrift: Number.NaN, spreadDrift: Number.NaN };
+    return {
+      stable: false,
+      reason: `only ${samples.length} of at least ${minSamples} samples`,
+      medianDrift: Number.NaN,
+      spreadDrift: Number.NaN,
+    };
   }
   const all = summarize(samples);
   const last = summarize(samples.slice(-window));
   const before = summarize(samples.slice(0, -window));
-  const medianDrift = all.median > 0 ? Math.abs(last.median - all.median) / all.median : last.median === all.median ? 0 : Number.POSITIVE_INFINITY;
+  const medianDrift =
+    all.median > 0
+      ? Math.abs(last.median - all.median) / all.median
+      : last.median === all.median
+        ? 0
+        : Number.POSITIVE_INFINITY;
   const spreadDrift = Math.abs(all.relSpread - before.relSpread);
   if (!(medianDrift <= tolerance)) {
-    return { stable: false, reason: `last-${window} median drifts ${(medianDrift * 100).toFixed(2)} % from the overall median (> ${(tolerance * 100).toFixed(2)} %)`, medianDrift, spreadDrift };
+    return {
+      stable: false,
+      reason: `last-${window} median drifts ${(medianDrift * 100).toFixed(2)} % from the overall median (> ${(tolerance * 100).toFixed(2)} %)`,
+      medianDrift,
+      spreadDrift,
+    };
   }
   if (!(spreadDrift <= tolerance)) {
-    return { stable: false, reason: `relative spread still moving by ${spreadDrift.toFixed(4)} (> ${tolerance})`, medianDrift, spreadDrift };
+    return {
+      stable: false,
+      reason: `relative spread still moving by ${spreadDrift.toFixed(4)} (> ${tolerance})`,
+      medianDrift,
+      spreadDrift,
+    };
   }
-  return { stable: true, reason: `median within ${(medianDrift * 100).toFixed(2)} %, spread moved ${spreadDrift.toFixed(4)} over the last ${window}`, medianDrift, spreadDrift };
+  return {
+    stable: true,
+    reason: `median within ${(medianDrift * 100).toFixed(2)} %, spread moved ${spreadDrift.toFixed(4)} over the last ${window}`,
+    medianDrift,
+    spreadDrift,
+  };
 }
 
 /** `checkStability(...).stable`: whether further repetitions would barely change the summary. */
@@ -152,7 +181,9 @@ export function fitPowerLaw(xs: readonly number[], ys: readonly number[]): Power
     const x = xs[i]!;
     const y = ys[i]!;
     if (!(x > 0 && Number.isFinite(x)) || !(y > 0 && Number.isFinite(y))) {
-      throw new RangeError(`fitPowerLaw: point ${i} (${x}, ${y}) is not positive and finite; a log–log fit needs x > 0 and y > 0`);
+      throw new RangeError(
+        `fitPowerLaw: point ${i} (${x}, ${y}) is not positive and finite; a log–log fit needs x > 0 and y > 0`,
+      );
     }
     lx.push(Math.log(x));
     ly.push(Math.log(y));
@@ -194,7 +225,8 @@ export function flopsFromMacs(macs: number): number {
  * docs/MATHS.md (§4.5) count MACs (the "FLOPs" in papers are usually MACs); the factor 2 lives here only.
  */
 export function gflops(macs: number, ms: number): number {
-  if (!(macs >= 0) || !Number.isFinite(macs)) throw new RangeError(`gflops: macs must be a finite number ≥ 0, got ${macs}`);
+  if (!(macs >= 0) || !Number.isFinite(macs))
+    throw new RangeError(`gflops: macs must be a finite number ≥ 0, got ${macs}`);
   if (!(ms > 0) || !Number.isFinite(ms)) throw new RangeError(`gflops: ms must be a finite number > 0, got ${ms}`);
   return flopsFromMacs(macs) / (ms * 1e-3) / 1e9;
 }

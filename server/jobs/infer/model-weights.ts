@@ -49,7 +49,10 @@ function posEmbedKeys(spec: ModelSpec): { stage: number; key: string; extra: num
  * own grid. Stages whose pos_embed is absent or not a square grid keep the spec's value (the
  * check then reports the mismatch).
  */
-export function withCheckpointPosEmbedGrids(spec: ModelSpec, tensors: ReadonlyMap<string, { shape: readonly number[] }>): ModelSpec {
+export function withCheckpointPosEmbedGrids(
+  spec: ModelSpec,
+  tensors: ReadonlyMap<string, { shape: readonly number[] }>,
+): ModelSpec {
   const stages = spec.stages.map((s) => ({ ...s }));
   for (const { stage, key, extra } of posEmbedKeys(spec)) {
     const shape = tensors.get(key)?.shape;
@@ -62,7 +65,8 @@ export function withCheckpointPosEmbedGrids(spec: ModelSpec, tensors: ReadonlyMa
 
 function mismatchReport(check: CheckResult, notFloat: string[], expectedCount: number): string {
   const lines = isCleanCheck(check) ? [] : [formatCheckReport(check, expectedCount)];
-  if (notFloat.length) lines.push(`Not a floating-point tensor (${notFloat.length}):`, ...notFloat.map((k) => `  ${k}`));
+  if (notFloat.length)
+    lines.push(`Not a floating-point tensor (${notFloat.length}):`, ...notFloat.map((k) => `  ${k}`));
   return lines.join('\n');
 }
 
@@ -88,21 +92,30 @@ const FLOAT_DTYPES = new Set(['float32', 'float64', 'float16', 'bfloat16']);
  * shape for one (num_batches_tracked is ignored). Throws a plain Error if the graph itself reads
  * a key the profile walk does not list: that is an engine bug, not a checkpoint problem.
  */
-export function bindCheckpoint(graph: Graph, spec: ModelSpec, tensors: ReadonlyMap<string, CheckpointTensor>, source = 'checkpoint'): WeightSource {
+export function bindCheckpoint(
+  graph: Graph,
+  spec: ModelSpec,
+  tensors: ReadonlyMap<string, CheckpointTensor>,
+  source = 'checkpoint',
+): WeightSource {
   const expected = expectedModelTensors(spec);
   const relevant = new Map([...tensors].filter(([key]) => !ignored(key)));
   const check = checkAgainst(relevant, expected);
-  const notFloat = expected.filter((e) => {
-    const dtype = relevant.get(e.key)?.dtype;
-    return dtype !== undefined && !FLOAT_DTYPES.has(dtype);
-  }).map((e) => e.key);
+  const notFloat = expected
+    .filter((e) => {
+      const dtype = relevant.get(e.key)?.dtype;
+      return dtype !== undefined && !FLOAT_DTYPES.has(dtype);
+    })
+    .map((e) => e.key);
   if (!isCleanCheck(check) || notFloat.length) throw new WeightMismatchError(source, check, notFloat, expected.length);
 
   const shapes = new Map(expected.map((e) => [e.key, e.shape]));
   for (const { key, tensor } of graph.weights) {
     const want = shapes.get(key);
     if (!want || want.join() !== tensor.shape.join()) {
-      throw new Error(`model graph reads weight "${key}" [${tensor.shape}], which the profile walk lists as ${want ? `[${want}]` : 'absent'}`);
+      throw new Error(
+        `model graph reads weight "${key}" [${tensor.shape}], which the profile walk lists as ${want ? `[${want}]` : 'absent'}`,
+      );
     }
   }
   return {

@@ -52,7 +52,13 @@ function ramp(t: number): [number, number, number] {
  * The input with the head-averaged map blended over it (min → max of the map, nearest-cell
  * upsampling, 55 % opacity) and the query cell outlined in white.
  */
-export function overlayPng(tensor: Float32Array, item: number, height: number, width: number, map: AttentionMap): string {
+export function overlayPng(
+  tensor: Float32Array,
+  item: number,
+  height: number,
+  width: number,
+  map: AttentionMap,
+): string {
   const png = inputPixels(tensor, item, height, width);
   const { h: kh, w: kw } = map.keyGrid;
   const lo = Math.min(...map.mean);
@@ -73,10 +79,11 @@ export function overlayPng(tensor: Float32Array, item: number, height: number, w
     const { row, col } = map.query;
     const [y0, y1] = [Math.floor((row * height) / map.grid.h), Math.ceil(((row + 1) * height) / map.grid.h) - 1];
     const [x0, x1] = [Math.floor((col * width) / map.grid.w), Math.ceil(((col + 1) * width) / map.grid.w) - 1];
-    for (let y = y0; y <= y1; y++) for (let x = x0; x <= x1; x++) {
-      if (y !== y0 && y !== y1 && x !== x0 && x !== x1) continue;
-      png.data.fill(255, (y * width + x) * 4, (y * width + x) * 4 + 3);
-    }
+    for (let y = y0; y <= y1; y++)
+      for (let x = x0; x <= x1; x++) {
+        if (y !== y0 && y !== y1 && x !== x0 && x !== x1) continue;
+        png.data.fill(255, (y * width + x) * 4, (y * width + x) * 4 + 3);
+      }
   }
   return dataUrl(png);
 }

@@ -48,7 +48,10 @@ export interface InferJob {
 export class InferInputError extends Error {}
 
 /** The spec with num_classes taken from the checkpoint's head (a fine-tuned head decides it). */
-export function withCheckpointHead(spec: ModelSpec, tensors: ReadonlyMap<string, { shape: readonly number[] }>): ModelSpec {
+export function withCheckpointHead(
+  spec: ModelSpec,
+  tensors: ReadonlyMap<string, { shape: readonly number[] }>,
+): ModelSpec {
   const head = tensors.get('head.weight')?.shape;
   return head && head.length === 2 && head[0]! > 0 ? { ...spec, numClasses: head[0]! } : spec;
 }
@@ -58,10 +61,15 @@ function readTensorFile(file: string, shape: readonly number[]): Float32Array {
   try {
     bytes = fs.readFileSync(file);
   } catch (e) {
-    throw new InferInputError(`${file}: cannot read the input tensor: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new InferInputError(
+      `${file}: cannot read the input tensor: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
   }
   const expected = numel(shape) * 4;
-  if (bytes.length !== expected) throw new InferInputError(`${file}: ${bytes.length} bytes, but shape [${shape.join(', ')}] of float32 needs ${expected}`);
+  if (bytes.length !== expected)
+    throw new InferInputError(
+      `${file}: ${bytes.length} bytes, but shape [${shape.join(', ')}] of float32 needs ${expected}`,
+    );
   const out = new Float32Array(numel(shape));
   for (let i = 0; i < out.length; i++) out[i] = bytes.readFloatLE(i * 4);
   return out;
@@ -77,12 +85,18 @@ function stageGridsOf(spec: ModelSpec, height: number, width: number): { h: numb
 }
 
 /** One probe per stage (its last block): the token under the point, or the centre / the cls token. */
-export function mapProbes(spec: ModelSpec, height: number, width: number, point: { x: number; y: number } | null): { stage: number; block: number; query: number }[] {
+export function mapProbes(
+  spec: ModelSpec,
+  height: number,
+  width: number,
+  point: { x: number; y: number } | null,
+): { stage: number; block: number; query: number }[] {
   const grids = stageGridsOf(spec, height, width);
   return spec.stages.map((s, i) => {
     const { h, w } = grids[i]!;
     const cls = s.clsToken ? 1 : 0;
-    if (!point) return { stage: s.index, block: s.depth - 1, query: cls ? 0 : Math.floor(h / 2) * w + Math.floor(w / 2) };
+    if (!point)
+      return { stage: s.index, block: s.depth - 1, query: cls ? 0 : Math.floor(h / 2) * w + Math.floor(w / 2) };
     const row = Math.min(h - 1, Math.max(0, Math.floor(point.y * h)));
     const col = Math.min(w - 1, Math.max(0, Math.floor(point.x * w)));
     return { stage: s.index, block: s.depth - 1, query: cls + row * w + col };
@@ -90,11 +104,19 @@ export function mapProbes(spec: ModelSpec, height: number, width: number, point:
 }
 
 /** A probed layer's [B, heads, keys] output for batch item `item`, as the protocol's AttentionMap. */
-function attentionMapOf(layer: ProbedLayer, spec: ModelSpec, grid: { h: number; w: number }, data: Float32Array | Float64Array, item: number): AttentionMap {
+function attentionMapOf(
+  layer: ProbedLayer,
+  spec: ModelSpec,
+  grid: { h: number; w: number },
+  data: Float32Array | Float64Array,
+  item: number,
+): AttentionMap {
   const [, heads, keys] = layer.probe.map!.shape as [number, number, number];
   const k = layer.probe.keys!;
   const stage = spec.stages.find((s) => s.index === layer.stage)!;
-  const rows = Array.from({ length: heads }, (_, h) => Array.from(data.subarray((item * heads + h) * keys, (item * heads + h + 1) * keys)));
+  const rows = Array.from({ length: heads }, (_, h) =>
+    Array.from(data.subarray((item * heads + h) * keys, (item * heads + h + 1) * keys)),
+  );
   const skip = k.cls ? 1 : 0;
   const mean = Array.from({ length: keys - skip }, (_, j) => rows.reduce((s, r) => s + r[j + skip]!, 0) / heads);
   const q = layer.probe.query - (stage.clsToken ? 1 : 0);
@@ -131,10 +153,12 @@ export async function runInference(job: InferJob, report: DeviceReport): Promise
   let transform: string;
   if (job.tensor) {
     const [b, c, h, w] = job.tensor.shape;
-    if (c !== spec.inChannels) throw new InferInputError(`--shape ${job.tensor.shape.join(',')}: the model takes ${spec.inChannels} channels`);
+    if (c !== spec.inChannels)
+      throw new InferInputError(`--shape ${job.tensor.shape.join(',')}: the model takes ${spec.inChannels} channels`);
     input = readTensorFile(job.tensor.file, job.tensor.shape);
     [batch, height, width] = [b, h, w];
-    for (let i = 0; i < b; i++) items.push({ name: b === 1 ? job.tensor.file : `${job.tensor.file}[${i}]`, kind: 'tensor', original: null });
+    for (let i = 0; i < b; i++)
+      items.push({ name: b === 1 ? job.tensor.file : `${job.tensor.file}[${i}]`, kind: 'tensor', original: null });
     transform = 'none (raw tensor given)';
   } else if (job.images?.length) {
     const resize = job.resize ?? 'eval';
@@ -146,7 +170,10 @@ export async function runInference(job: InferJob, report: DeviceReport): Promise
       input.set(t.data, i * 3 * height * width);
       items.push({ name: job.images![i]!, kind: 'image', original: { width: t.image.width, height: t.image.height } });
     });
-    transform = resize === 'eval' ? `timm eval: resize shorter side to ${Math.floor(resolution / 0.9)} (bicubic, Pillow-exact), centre crop ${resolution}, ImageNet mean/std` : 'none: decoded pixels / 255, ImageNet mean/std';
+    transform =
+      resize === 'eval'
+        ? `timm eval: resize shorter side to ${Math.floor(resolution / 0.9)} (bicubic, Pillow-exact), centre crop ${resolution}, ImageNet mean/std`
+        : 'none: decoded pixels / 255, ImageNet mean/std';
   } else {
     throw new InferInputError('nothing to run: give images or an input tensor');
   }
@@ -158,14 +185,22 @@ export async function runInference(job: InferJob, report: DeviceReport): Promise
     const t2 = performance.now();
     const g = new Graph();
     // Built for the runtime it runs on: score tiles under a WebGPU buffer limit, UFO token tiles on ORT CPU.
-    const m = modelGraph(g, spec, { height, width, batch, ...graphOptionsFor(runner.description), ...(job.maps ? { probes: mapProbes(spec, height, width, job.maps.point) } : {}) });
+    const m = modelGraph(g, spec, {
+      height,
+      width,
+      batch,
+      ...graphOptionsFor(runner.description),
+      ...(job.maps ? { probes: mapProbes(spec, height, width, job.maps.point) } : {}),
+    });
     // Attentions that cannot say what they attend to yet are left out of the maps.
     const probed = m.probed.filter((p) => p.probe.map);
     let weights: WeightSource;
     if (checkpoint && job.checkpoint) weights = bindCheckpoint(g, spec, checkpoint.tensors, job.checkpoint);
     else {
       weights = randomWeights(g, job.seed ?? 0);
-      notes.push('Random weights (official-style init): the predictions mean nothing; give --checkpoint for real ones.');
+      notes.push(
+        'Random weights (official-style init): the predictions mean nothing; give --checkpoint for real ones.',
+      );
     }
     const tBuild = performance.now() - t2;
 
@@ -178,11 +213,20 @@ export async function runInference(job: InferJob, report: DeviceReport): Promise
     await prepared.release();
     const classes = spec.numClasses;
     const labels = Array.from({ length: classes }, (_, i) => classLabel(i, classes));
-    if (runner.description.software) notes.push(`${runner.description.device}: a software adapter; the timing is not GPU performance.`);
+    if (runner.description.software)
+      notes.push(`${runner.description.device}: a software adapter; the timing is not GPU performance.`);
     return {
       model: spec.name,
       config: job.config,
-      checkpoint: checkpoint && job.checkpoint ? { file: job.checkpoint, source: checkpoint.source, tensors: checkpoint.tensors.size, elements: [...checkpoint.tensors.values()].reduce((s, t) => s + numel(t.shape), 0) } : null,
+      checkpoint:
+        checkpoint && job.checkpoint
+          ? {
+              file: job.checkpoint,
+              source: checkpoint.source,
+              tensors: checkpoint.tensors.size,
+              elements: [...checkpoint.tensors.values()].reduce((s, t) => s + numel(t.shape), 0),
+            }
+          : null,
       weights: checkpoint ? `checkpoint ${job.checkpoint} (${checkpoint.source})` : `random (seed ${job.seed ?? 0})`,
       runtime: runner.description,
       input: { batch, height, width, transform },
@@ -200,7 +244,13 @@ export async function runInference(job: InferJob, report: DeviceReport): Promise
           maps,
         };
       }),
-      timingMs: { checkpoint: tCheckpoint, preprocess: tPreprocess, build: tBuild, session: tSession, forward: tForward },
+      timingMs: {
+        checkpoint: tCheckpoint,
+        preprocess: tPreprocess,
+        build: tBuild,
+        session: tSession,
+        forward: tForward,
+      },
       notes,
     };
   } finally {

@@ -26,7 +26,9 @@ export function completion(doc: AnalyzedDocument, text: TextDocument, position: 
     return REGISTERED_MODELS.map((m) => ({
       label: m.name,
       kind: CompletionItemKind.EnumMember,
-      detail: m.published ? `${m.published.params} params, ${m.published.gflops} GMACs, top-1 ${m.published.top1} %` : 'XCiT-sized assumption',
+      detail: m.published
+        ? `${m.published.params} params, ${m.published.gflops} GMACs, top-1 ${m.published.top1} %`
+        : 'XCiT-sized assumption',
       documentation: { kind: 'markdown', value: [m.title, ...m.notes].join('\n\n') },
     }));
   }

@@ -24,7 +24,12 @@ export interface ImageResult {
   caption: string;
 }
 
-export function hover(doc: AnalyzedDocument, text: TextDocument, position: Position, imageResult: (relativePath: string) => ImageResult | undefined = () => undefined): Hover | null {
+export function hover(
+  doc: AnalyzedDocument,
+  text: TextDocument,
+  position: Position,
+  imageResult: (relativePath: string) => ImageResult | undefined = () => undefined,
+): Hover | null {
   const offset = text.offsetAt(position);
   const entry = doc.analysis.parsed.entries.find((e) => contains(e.span, offset));
   if (!entry) return null;
@@ -60,12 +65,19 @@ export function hover(doc: AnalyzedDocument, text: TextDocument, position: Posit
     const file = item?.kind === 'scalar' ? item.value : undefined;
     if (typeof file === 'string') {
       const result = imageResult(file);
-      parts.push(result ? `![attention overlay on ${file}](${result.overlayImage})\n\n${result.caption}` : `\`${file}\`: no inference yet in this session. Run the inference CodeLens on this config to see its predictions and attention overlay here.`);
+      parts.push(
+        result
+          ? `![attention overlay on ${file}](${result.overlayImage})\n\n${result.caption}`
+          : `\`${file}\`: no inference yet in this session. Run the inference CodeLens on this config to see its predictions and attention overlay here.`,
+      );
     }
   }
   if (spec && def.key === 'newton_maxiter') {
     const p = doc.profile();
-    if (p) parts.push(`At ${p.resolution}×${p.resolution}: ${formatMacs(p.macsByCategory.matmul_newton, { prefix: 'G', decimals: 3 })} in Newton iterations (variant ${spec.newton.variant}), ${((100 * p.macsByCategory.matmul_newton) / p.macsByConvention.E).toFixed(1)} % of all MACs (convention E).`);
+    if (p)
+      parts.push(
+        `At ${p.resolution}×${p.resolution}: ${formatMacs(p.macsByCategory.matmul_newton, { prefix: 'G', decimals: 3 })} in Newton iterations (variant ${spec.newton.variant}), ${((100 * p.macsByCategory.matmul_newton) / p.macsByConvention.E).toFixed(1)} % of all MACs (convention E).`,
+      );
   }
   return { contents: { kind: 'markdown', value: parts.join('\n\n') }, range };
 }

@@ -21,13 +21,32 @@ export function inlayHints(doc: AnalyzedDocument, text: TextDocument): InlayHint
   const end = text.positionAt(at.end);
   const lineEnd = text.positionAt(text.offsetAt({ line: end.line + 1, character: 0 }) - 1);
   const pos = lineEnd.line === end.line ? lineEnd : end;
-  return [{ position: pos, label: `  ${summaryLine(p)}`, kind: InlayHintKind.Type, paddingLeft: true, tooltip: 'Exact parameter count; multiply–accumulates by convention B (the README convention). Hover `model` for all conventions.' }];
+  return [
+    {
+      position: pos,
+      label: `  ${summaryLine(p)}`,
+      kind: InlayHintKind.Type,
+      paddingLeft: true,
+      tooltip:
+        'Exact parameter count; multiply–accumulates by convention B (the README convention). Hover `model` for all conventions.',
+    },
+  ];
 }
 
 /** How the inference lens names the model's attention. */
-const INFERENCE_NAMES: Record<AttentionKind, string> = { soft: 'SOFT', soft_norm: 'SOFT-Norm', ufo: 'UFO', softmax: 'softmax', softmax_sr: 'PVT softmax' };
+const INFERENCE_NAMES: Record<AttentionKind, string> = {
+  soft: 'SOFT',
+  soft_norm: 'SOFT-Norm',
+  ufo: 'UFO',
+  softmax: 'softmax',
+  softmax_sr: 'PVT softmax',
+};
 
-export function codeLenses(doc: AnalyzedDocument, text: TextDocument, o: { canRun: boolean } = { canRun: true }): CodeLens[] {
+export function codeLenses(
+  doc: AnalyzedDocument,
+  text: TextDocument,
+  o: { canRun: boolean } = { canRun: true },
+): CodeLens[] {
   const p = doc.profile();
   const at = anchor(doc);
   if (!at) return [];
@@ -40,9 +59,19 @@ export function codeLenses(doc: AnalyzedDocument, text: TextDocument, o: { canRu
   if (!p || !spec || !o.canRun || doc.analysis.diagnostics.some((d) => d.severity === 'error')) return lenses;
   lenses.push({ range, command: { title: 'Benchmark attention', command: Commands.benchmark, arguments: [doc.uri] } });
   if (spec.stages.some((s) => s.attention === 'soft' || s.attention === 'soft_norm')) {
-    lenses.push({ range, command: { title: 'Pseudo-inverse convergence', command: Commands.pinv, arguments: [doc.uri] } });
+    lenses.push({
+      range,
+      command: { title: 'Pseudo-inverse convergence', command: Commands.pinv, arguments: [doc.uri] },
+    });
   }
   const kind = spec.stages.find((s) => !s.clsToken)?.attention ?? 'softmax';
-  lenses.push({ range, command: { title: `Run ${INFERENCE_NAMES[kind]} inference on image…`, command: Commands.infer, arguments: [doc.uri] } });
+  lenses.push({
+    range,
+    command: {
+      title: `Run ${INFERENCE_NAMES[kind]} inference on image…`,
+      command: Commands.infer,
+      arguments: [doc.uri],
+    },
+  });
   return lenses;
 }

@@ -8,7 +8,15 @@ import { ConfigInputsRequest, InferRequest, type InferParams } from '../../../pr
 import type { RuntimeId } from '../../../protocol/results';
 import type { ServerContext } from '../context';
 
-export function registerInferHandlers({ connection, configs, settings, trust, guard, jobs, imageResults }: ServerContext): void {
+export function registerInferHandlers({
+  connection,
+  configs,
+  settings,
+  trust,
+  guard,
+  jobs,
+  imageResults,
+}: ServerContext): void {
   connection.onRequest(ConfigInputsRequest, async (p) => {
     const searchPaths = (await settings.get(p.uri)).infer.checkpointSearchPaths;
     return guard('configInputs', null, () => configs.inputs(p.uri, searchPaths));
@@ -22,11 +30,26 @@ export function registerInferHandlers({ connection, configs, settings, trust, gu
     const fromConfig = configs.inputs(p.uri, s.checkpointSearchPaths)!;
     const checkpoint = p.checkpoint !== undefined ? p.checkpoint : fromConfig.checkpoint;
     const images = p.images ?? fromConfig.images;
-    if (!images.length) throw new ResponseError(ErrorCodes.InvalidParams, `${p.uri}: no images given and the config lists none under images:`);
-    const report = await jobs.run(p.uri, {
-      kind: 'infer' as const, model, config: p.uri, checkpoint, images,
-      ...(p.resolution ? { resolution: p.resolution } : {}), ...(p.resize ? { resize: p.resize } : {}), ...(p.runtime || s.backend ? { runtime: (p.runtime || s.backend) as RuntimeId } : {}), ...(p.maps ? { maps: p.maps } : {}),
-    }, token);
+    if (!images.length)
+      throw new ResponseError(
+        ErrorCodes.InvalidParams,
+        `${p.uri}: no images given and the config lists none under images:`,
+      );
+    const report = await jobs.run(
+      p.uri,
+      {
+        kind: 'infer' as const,
+        model,
+        config: p.uri,
+        checkpoint,
+        images,
+        ...(p.resolution ? { resolution: p.resolution } : {}),
+        ...(p.resize ? { resize: p.resize } : {}),
+        ...(p.runtime || s.backend ? { runtime: (p.runtime || s.backend) as RuntimeId } : {}),
+        ...(p.maps ? { maps: p.maps } : {}),
+      },
+      token,
+    );
     // Remembered for the hover on `images:` entries (latest run of each image wins).
     imageResults.remember(report);
     return report;

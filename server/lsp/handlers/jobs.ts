@@ -13,13 +13,40 @@ export function registerJobHandlers({ connection, configs, settings, trust, jobs
     const s = (await settings.get(p.uri)).bench;
     const { uri: _uri, attentions, ...rest } = p;
     // The request's own choices win; the user's settings fill the rest.
-    const fromSettings = { ...(s.backends.length ? { runtimes: s.backends } : {}), ...(s.budgetMs ? { budgetMs: s.budgetMs } : {}), scaling: s.scaling };
-    return jobs.run(p.uri, { kind: 'bench' as const, model, config: p.uri, ...fromSettings, ...rest, ...(attentions ? { attentions: attentions as never } : {}), processStartedAt: Date.now() }, token);
+    const fromSettings = {
+      ...(s.backends.length ? { runtimes: s.backends } : {}),
+      ...(s.budgetMs ? { budgetMs: s.budgetMs } : {}),
+      scaling: s.scaling,
+    };
+    return jobs.run(
+      p.uri,
+      {
+        kind: 'bench' as const,
+        model,
+        config: p.uri,
+        ...fromSettings,
+        ...rest,
+        ...(attentions ? { attentions: attentions as never } : {}),
+        processStartedAt: Date.now(),
+      },
+      token,
+    );
   });
   connection.onRequest(PinvRequest, async (p: PinvParams, token) => {
     trust.refuseUntrusted('The pseudo-inverse analysis');
     const model = configs.spec(p.uri);
-    return jobs.run(p.uri, { kind: 'pinv' as const, model, resolution: p.resolution ?? model.resolutions[0] ?? 224, ...(p.arithmetic ? { dtype: p.arithmetic } : {}), ...(p.iterations !== undefined ? { iterations: p.iterations } : {}), ...(p.seed !== undefined ? { seed: p.seed } : {}) }, token);
+    return jobs.run(
+      p.uri,
+      {
+        kind: 'pinv' as const,
+        model,
+        resolution: p.resolution ?? model.resolutions[0] ?? 224,
+        ...(p.arithmetic ? { dtype: p.arithmetic } : {}),
+        ...(p.iterations !== undefined ? { iterations: p.iterations } : {}),
+        ...(p.seed !== undefined ? { seed: p.seed } : {}),
+      },
+      token,
+    );
   });
   connection.onRequest(DevicesRequest, async (_p, token) => {
     const report = await jobs.run(null, { kind: 'devices' as const }, token);

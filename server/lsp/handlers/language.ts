@@ -9,11 +9,22 @@ import { hover } from '../features/hover';
 import { codeLenses, inlayHints } from '../features/summary';
 import { PublishScheduler } from '../publish-scheduler';
 
-export function registerLanguageFeatures({ connection, documents, configs, trust, guard, imageResults }: ServerContext): void {
+export function registerLanguageFeatures({
+  connection,
+  documents,
+  configs,
+  trust,
+  guard,
+  imageResults,
+}: ServerContext): void {
   const publish = (uri: string) =>
     guard('diagnostics', undefined, () => {
       const a = configs.analyzed(uri);
-      void connection.sendDiagnostics({ uri, ...(a ? { version: a.text.version } : {}), diagnostics: a ? toLspDiagnostics(a.doc.analysis, a.text) : [] });
+      void connection.sendDiagnostics({
+        uri,
+        ...(a ? { version: a.text.version } : {}),
+        diagnostics: a ? toLspDiagnostics(a.doc.analysis, a.text) : [],
+      });
     });
 
   // TextDocuments fires onDidChangeContent for an open as well. Rapid edits are coalesced: the
@@ -26,20 +37,28 @@ export function registerLanguageFeatures({ connection, documents, configs, trust
     void connection.sendDiagnostics({ uri: e.document.uri, diagnostics: [] });
   });
 
-  connection.onHover((p) => guard('hover', null, () => {
-    const a = configs.analyzed(p.textDocument.uri);
-    return a ? hover(a.doc, a.text, p.position, imageResults.near(p.textDocument.uri)) : null;
-  }));
-  connection.onCompletion((p) => guard('completion', [], () => {
-    const a = configs.analyzed(p.textDocument.uri);
-    return a ? completion(a.doc, a.text, p.position) : [];
-  }));
-  connection.onCodeLens((p) => guard('codeLens', [], () => {
-    const a = configs.analyzed(p.textDocument.uri);
-    return a ? codeLenses(a.doc, a.text, { canRun: trust.trusted }) : [];
-  }));
-  connection.languages.inlayHint.on((p) => guard('inlayHint', [], () => {
-    const a = configs.analyzed(p.textDocument.uri);
-    return a ? inlayHints(a.doc, a.text) : [];
-  }));
+  connection.onHover((p) =>
+    guard('hover', null, () => {
+      const a = configs.analyzed(p.textDocument.uri);
+      return a ? hover(a.doc, a.text, p.position, imageResults.near(p.textDocument.uri)) : null;
+    }),
+  );
+  connection.onCompletion((p) =>
+    guard('completion', [], () => {
+      const a = configs.analyzed(p.textDocument.uri);
+      return a ? completion(a.doc, a.text, p.position) : [];
+    }),
+  );
+  connection.onCodeLens((p) =>
+    guard('codeLens', [], () => {
+      const a = configs.analyzed(p.textDocument.uri);
+      return a ? codeLenses(a.doc, a.text, { canRun: trust.trusted }) : [];
+    }),
+  );
+  connection.languages.inlayHint.on((p) =>
+    guard('inlayHint', [], () => {
+      const a = configs.analyzed(p.textDocument.uri);
+      return a ? inlayHints(a.doc, a.text) : [];
+    }),
+  );
 }

@@ -13,16 +13,22 @@ import type { ServerContext } from '../context';
 /** Sweep resolutions a client may ask for (each one is a profile walk of every compared attention). */
 function checkSweepResolutions(resolutions: number[] | undefined): void {
   const bad = resolutions?.find((r) => !Number.isInteger(r) || r < 16 || r > 8192);
-  if (bad !== undefined || (resolutions?.length ?? 0) > 64) throw new ResponseError(ErrorCodes.InvalidParams, `resolutions must be at most 64 integers in [16, 8192]${bad !== undefined ? `, got ${bad}` : ''}`);
+  if (bad !== undefined || (resolutions?.length ?? 0) > 64)
+    throw new ResponseError(
+      ErrorCodes.InvalidParams,
+      `resolutions must be at most 64 integers in [16, 8192]${bad !== undefined ? `, got ${bad}` : ''}`,
+    );
 }
 
 export function registerProfileHandlers({ connection, configs, guard }: ServerContext): void {
-  connection.onRequest(ProfileRequest, (p) => guard('profile', null, () => {
-    const a = configs.analyzed(p.uri);
-    const spec = a?.doc.analysis.spec;
-    const prof = a?.doc.profile(p.resolution, p.batch ?? 1);
-    return spec && prof ? summarize(spec, prof, { ops: p.ops ?? false }) : null;
-  }));
+  connection.onRequest(ProfileRequest, (p) =>
+    guard('profile', null, () => {
+      const a = configs.analyzed(p.uri);
+      const spec = a?.doc.analysis.spec;
+      const prof = a?.doc.profile(p.resolution, p.batch ?? 1);
+      return spec && prof ? summarize(spec, prof, { ops: p.ops ?? false }) : null;
+    }),
+  );
   connection.onRequest(ProfileSweepRequest, (p) => {
     checkSweepResolutions(p.resolutions);
     return guard('profileSweep', null, () => {
@@ -36,8 +42,16 @@ export function registerProfileHandlers({ connection, configs, guard }: ServerCo
       const spec = configs.analyzed(p.uri)?.doc.analysis.spec;
       if (!spec) return null;
       return dashboardData({
-        spec, source: p.uri, label: p.label, producer: p.producer, view: p.view,
-        resolution: p.resolution, sweepResolutions: p.sweepResolutions, bench: p.bench, pinv: p.pinv, infer: p.infer,
+        spec,
+        source: p.uri,
+        label: p.label,
+        producer: p.producer,
+        view: p.view,
+        resolution: p.resolution,
+        sweepResolutions: p.sweepResolutions,
+        bench: p.bench,
+        pinv: p.pinv,
+        infer: p.infer,
       });
     });
   });

@@ -83,7 +83,19 @@ export interface TensorLiveness {
 }
 
 const BYTES_PER_ELEMENT: Record<string, number> = {
-  float: 4, float16: 2, bfloat16: 2, double: 8, int64: 8, uint64: 8, int32: 4, uint32: 4, int16: 2, uint16: 2, int8: 1, uint8: 1, bool: 1,
+  float: 4,
+  float16: 2,
+  bfloat16: 2,
+  double: 8,
+  int64: 8,
+  uint64: 8,
+  int32: 4,
+  uint32: 4,
+  int16: 2,
+  uint16: 2,
+  int8: 1,
+  uint8: 1,
+  bool: 1,
 };
 
 /**
@@ -115,7 +127,11 @@ function tensorBytes(typeShapes: unknown): (number | null)[] {
  * buffers up or keep freed ones cached. Returns null when a profiled node is missing from
  * the model or a tensor type is unknown, since the replay would then be wrong.
  */
-export function replayTensorLiveness(events: readonly TraceEvent[], model: Uint8Array, provider: string): TensorLiveness | null {
+export function replayTensorLiveness(
+  events: readonly TraceEvent[],
+  model: Uint8Array,
+  provider: string,
+): TensorLiveness | null {
   const graph = onnx.ModelProto.decode(model).graph;
   if (!graph) return null;
   const nodes = new Map((graph.node ?? []).map((n) => [n.name ?? '', n]));
@@ -128,7 +144,9 @@ export function replayTensorLiveness(events: readonly TraceEvent[], model: Uint8
   const lastRun = runs[runs.length - 1];
   const kernels = events
     .filter((e) => e.cat === 'Node' && e.name?.endsWith('_kernel_time'))
-    .filter((e) => !lastRun || ((e.ts ?? 0) >= (lastRun.ts ?? 0) && (e.ts ?? 0) <= (lastRun.ts ?? 0) + (lastRun.dur ?? 0)))
+    .filter(
+      (e) => !lastRun || ((e.ts ?? 0) >= (lastRun.ts ?? 0) && (e.ts ?? 0) <= (lastRun.ts ?? 0) + (lastRun.dur ?? 0)),
+    )
     .sort((a, b) => (a.ts ?? 0) - (b.ts ?? 0));
 
   /** One tensor's storage: its bytes and the first and last steps it is live. */

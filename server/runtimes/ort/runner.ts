@@ -32,14 +32,20 @@ const ORT_CPU_TOKEN_TILE_BYTES = 2 ** 20;
 export async function ortRunner(ep: 'cpu' | 'webgpu', report: DeviceReport): Promise<Runner> {
   if (!report.onnxruntime.available) throw new Error(report.onnxruntime.reason ?? 'onnxruntime-node is not available');
   // Loaded when asked for: onnxruntime-node is a native package the LSP and CLI must not load on start.
-  const [{ OnnxSession }, { readTraceEvents, replayTensorLiveness, summarizeOrtProfile }] = await Promise.all([import('./session'), import('./profile')]);
+  const [{ OnnxSession }, { readTraceEvents, replayTensorLiveness, summarizeOrtProfile }] = await Promise.all([
+    import('./session'),
+    import('./profile'),
+  ]);
   const threads = os.availableParallelism();
   let device = cpuLabel(report, threads);
   let software = false;
   let maxBufferBytes: number | null = null;
   if (ep === 'webgpu') {
     const adapter = primaryAdapter(report);
-    if (!adapter) throw new Error(`no WebGPU adapter: ${report.webgpu.reason ?? 'Dawn found none (is a Vulkan driver installed?)'}`);
+    if (!adapter)
+      throw new Error(
+        `no WebGPU adapter: ${report.webgpu.reason ?? 'Dawn found none (is a Vulkan driver installed?)'}`,
+      );
     device = adapterLabel(adapter);
     software = adapter.software;
     maxBufferBytes = adapter.limits.maxStorageBufferBindingSize;
@@ -64,14 +70,23 @@ export async function ortRunner(ep: 'cpu' | 'webgpu', report: DeviceReport): Pro
           const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vitlens-ort-'));
           try {
             const optimizedModelPath = path.join(dir, 'optimized.onnx');
-            const profiled = await OnnxSession.create(graph, outputs, weights, { ...base, profile: path.join(dir, 'run'), ...(ep === 'webgpu' ? { optimizedModelPath } : {}) });
+            const profiled = await OnnxSession.create(graph, outputs, weights, {
+              ...base,
+              profile: path.join(dir, 'run'),
+              ...(ep === 'webgpu' ? { optimizedModelPath } : {}),
+            });
             await profiled.run(inputs);
             const file = await profiled.release();
             if (!file) return [];
             const events = readTraceEvents(file);
             const figures: MemoryFigure[] = [];
             const p = summarizeOrtProfile(events);
-            if (p.cpuArenaPeakBytes) figures.push({ label: 'ORT CPU arena peak in use (profile)', bytes: p.cpuArenaPeakBytes, kind: 'measured' });
+            if (p.cpuArenaPeakBytes)
+              figures.push({
+                label: 'ORT CPU arena peak in use (profile)',
+                bytes: p.cpuArenaPeakBytes,
+                kind: 'measured',
+              });
             if (ep === 'webgpu' && fs.existsSync(optimizedModelPath)) {
               // ORT reports no WebGPU memory (its arena fields are 0 there); the kernels' recorded tensor sizes are what it gives.
               const live = replayTensorLiveness(events, fs.readFileSync(optimizedModelPath), 'WebGpuExecutionProvider');

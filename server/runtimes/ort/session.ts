@@ -40,7 +40,12 @@ export class OnnxSession {
     private readonly createdAtMs: number,
   ) {}
 
-  static async create(graph: Graph, outputs: Tensor[], weights: WeightSource, opts: OnnxSessionOptions): Promise<OnnxSession> {
+  static async create(
+    graph: Graph,
+    outputs: Tensor[],
+    weights: WeightSource,
+    opts: OnnxSessionOptions,
+  ): Promise<OnnxSession> {
     if (opts.ep === 'webgpu') checkWebGpuTensorSizes(graph, outputs, opts.maxStorageBufferBindingSize);
     const lowered = lowerGraph(graph, outputs, weights, opts.opset === undefined ? {} : { opset: opts.opset });
     const createdAtMs = Date.now();
@@ -57,7 +62,10 @@ export class OnnxSession {
     } catch (e) {
       // ORT never falls back to CPU here, and its message points into its own sources: say what is missing.
       if (opts.ep === 'webgpu' && /Failed to get a WebGPU adapter/.test(String(e))) {
-        throw new Error('onnxruntime WebGPU EP found no GPU adapter: it needs a Vulkan driver (a GPU ICD, or Mesa lavapipe for a software one)', { cause: e });
+        throw new Error(
+          'onnxruntime WebGPU EP found no GPU adapter: it needs a Vulkan driver (a GPU ICD, or Mesa lavapipe for a software one)',
+          { cause: e },
+        );
       }
       throw e;
     }
@@ -71,7 +79,8 @@ export class OnnxSession {
     for (const name of this.inputNames) {
       const data = inputs[name];
       const shape = this.inputShapes.get(name)!;
-      if (!data || data.length !== numel(shape)) throw new Error(`input "${name}": expected ${numel(shape)} values, got ${data?.length ?? 'none'}`);
+      if (!data || data.length !== numel(shape))
+        throw new Error(`input "${name}": expected ${numel(shape)} values, got ${data?.length ?? 'none'}`);
       feeds[name] = new ort.Tensor('float32', data, [...shape]);
     }
     const results = await this.session.run(feeds);

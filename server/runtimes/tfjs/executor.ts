@@ -70,12 +70,20 @@ export class TfjsExecutor {
     private readonly lastUse: Int32Array,
   ) {}
 
-  static async create(graph: Graph, outputs: Tensor[], weights: WeightSource, opts: { backend: TfjsBackendName }): Promise<TfjsExecutor> {
+  static async create(
+    graph: Graph,
+    outputs: Tensor[],
+    weights: WeightSource,
+    opts: { backend: TfjsBackendName },
+  ): Promise<TfjsExecutor> {
     const { tf, info } = await loadTfjs(opts.backend);
     if (opts.backend === 'webgpu') {
       throwIfDeviceLost();
       // Above maxStorageBufferBindingSize tfjs-webgpu's kernels fail validation and read back zeros.
-      const limit = Math.min(info.adapter?.maxStorageBufferBindingSize ?? Infinity, info.adapter?.maxBufferSize ?? Infinity);
+      const limit = Math.min(
+        info.adapter?.maxStorageBufferBindingSize ?? Infinity,
+        info.adapter?.maxBufferSize ?? Infinity,
+      );
       const big = findOversizeTensor(graph, outputs, limit);
       if (big) {
         throw new Error(
@@ -88,7 +96,10 @@ export class TfjsExecutor {
     const live = liveFlags(graph, outputs);
     const isStatic: boolean[] = [];
     for (const { node, out } of graph.nodes) {
-      isStatic[out.id] = node.op === 'weight' || node.op === 'constant' || (node.op !== 'input' && operandsOf(node).every((t) => isStatic[t.id]));
+      isStatic[out.id] =
+        node.op === 'weight' ||
+        node.op === 'constant' ||
+        (node.op !== 'input' && operandsOf(node).every((t) => isStatic[t.id]));
     }
     // Keep a static node if a per-run node (or the caller) reads it.
     const keep = new Set<number>();
@@ -107,7 +118,8 @@ export class TfjsExecutor {
         if (node.op === 'weight') {
           const w = weights.get(node.key);
           if (!w) throw new Error(`weight "${node.key}" is missing`);
-          if (numel(w.shape) !== numel(out.shape)) throw new Error(`weight "${node.key}": shape [${w.shape}], expected [${out.shape}]`);
+          if (numel(w.shape) !== numel(out.shape))
+            throw new Error(`weight "${node.key}": shape [${w.shape}], expected [${out.shape}]`);
           t = tf.tensor(Float32Array.from(w.data), out.shape as number[], 'float32');
         } else if (node.op === 'constant') {
           t = tf.tensor(Float32Array.from(node.data), out.shape as number[], 'float32');
@@ -159,7 +171,12 @@ export class TfjsExecutor {
     let outputs: TfjsOutput[];
     try {
       outputs = await bounded(
-        Promise.all(results.map(async (t, i) => ({ shape: [...this.outputs[i]!.shape], data: Float32Array.from((await t.data()) as Float32Array) }))),
+        Promise.all(
+          results.map(async (t, i) => ({
+            shape: [...this.outputs[i]!.shape],
+            data: Float32Array.from((await t.data()) as Float32Array),
+          })),
+        ),
       );
     } finally {
       for (const t of results) t.dispose();
@@ -168,7 +185,10 @@ export class TfjsExecutor {
       // A loss during the run can also leave outputs that read back as zeros.
       throwIfDeviceLost();
       const errors = takeWebgpuErrors();
-      if (errors.length) throw new Error(`webgpu: the device reported ${errors.length} error(s) during the run, so its outputs are invalid: ${errors[0]}`);
+      if (errors.length)
+        throw new Error(
+          `webgpu: the device reported ${errors.length} error(s) during the run, so its outputs are invalid: ${errors[0]}`,
+        );
     }
     if (!profile) return outputs;
     const times = profile.kernels.map((k) => k.kernelTimeMs).filter((ms): ms is number => typeof ms === 'number');
@@ -192,7 +212,8 @@ export class TfjsExecutor {
       if (node.op === 'input') {
         const x = inputs[node.name];
         const n = numel(out.shape);
-        if (!x || x.length !== n) throw new Error(`input "${node.name}": expected ${n} values, got ${x?.length ?? 'none'}`);
+        if (!x || x.length !== n)
+          throw new Error(`input "${node.name}": expected ${n} values, got ${x?.length ?? 'none'}`);
         t = tf.tensor(x, out.shape as number[], 'float32');
       } else {
         t = lower(tf, node, out, get);

@@ -140,7 +140,12 @@ function tfjsLoadError(): string | undefined {
 
 async function loadUncached(backend: TfjsBackendName): Promise<TfjsLoaded> {
   let tf: Tf;
-  const info = (extra: Partial<TfjsInfo> = {}): TfjsInfo => ({ backend, tfBackend: TF_BACKEND_NAME[backend], tfjsVersion: tf.version_core, ...extra });
+  const info = (extra: Partial<TfjsInfo> = {}): TfjsInfo => ({
+    backend,
+    tfBackend: TF_BACKEND_NAME[backend],
+    tfjsVersion: tf.version_core,
+    ...extra,
+  });
   switch (backend) {
     case 'tfjs-node-gpu':
     case 'tfjs-node': {
@@ -166,14 +171,19 @@ async function loadUncached(backend: TfjsBackendName): Promise<TfjsLoaded> {
     }
     case 'wasm': {
       tf = loadTfCore();
-      const wasm = require('@tensorflow/tfjs-backend-wasm') as { setWasmPaths(prefix: string): void; getThreadsCount(): number };
+      const wasm = require('@tensorflow/tfjs-backend-wasm') as {
+        setWasmPaths(prefix: string): void;
+        getThreadsCount(): number;
+      };
       const dir = wasmDir();
       // Emscripten looks for the .wasm next to the running script, which is dist/ once bundled.
       if (dir && !tf.findBackend('wasm')) wasm.setWasmPaths(dir + path.sep);
       try {
         await activate(tf, backend);
       } catch (err) {
-        throw new Error(`${(err as Error).message}: tfjs-backend-wasm-simd.wasm must be in ${dir ?? `node_modules/@tensorflow/tfjs-backend-wasm/dist or next to ${__filename}`}`);
+        throw new Error(
+          `${(err as Error).message}: tfjs-backend-wasm-simd.wasm must be in ${dir ?? `node_modules/@tensorflow/tfjs-backend-wasm/dist or next to ${__filename}`}`,
+        );
       }
       const simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
       return { tf, backend, info: info({ wasm: { simd, threads: wasm.getThreadsCount() } }) };
@@ -226,7 +236,9 @@ export async function probeTfjsBackends(): Promise<TfjsProbe[]> {
         } catch (err) {
           reason ??= `@tensorflow/tfjs-backend-wasm does not load: ${(err as Error).message.split('\n')[0]}`;
         }
-        reason ??= wasmDir() ? undefined : `tfjs-backend-wasm-simd.wasm is neither in @tensorflow/tfjs-backend-wasm/dist nor next to ${__filename}`;
+        reason ??= wasmDir()
+          ? undefined
+          : `tfjs-backend-wasm-simd.wasm is neither in @tensorflow/tfjs-backend-wasm/dist nor next to ${__filename}`;
         out.push(reason ? { name, available: false, reason } : { name, available: true });
         break;
       }

@@ -12,9 +12,17 @@ const MiB = 2 ** 20;
 
 export async function tfjsRunner(id: RuntimeId, report: DeviceReport): Promise<Runner> {
   // Loaded when asked for: see load.ts.
-  const [{ loadTfjs }, { TfjsExecutor }, { WebGpuDeviceLostError }] = await Promise.all([import('./load'), import('./executor'), import('./webgpu')]);
+  const [{ loadTfjs }, { TfjsExecutor }, { WebGpuDeviceLostError }] = await Promise.all([
+    import('./load'),
+    import('./executor'),
+    import('./webgpu'),
+  ]);
   const names: Partial<Record<RuntimeId, TfjsBackendName>> = {
-    'tfjs-webgpu': 'webgpu', 'tfjs-wasm': 'wasm', 'tfjs-cpu': 'cpu', 'tfjs-node': 'tfjs-node', 'tfjs-node-gpu': 'tfjs-node-gpu',
+    'tfjs-webgpu': 'webgpu',
+    'tfjs-wasm': 'wasm',
+    'tfjs-cpu': 'cpu',
+    'tfjs-node': 'tfjs-node',
+    'tfjs-node-gpu': 'tfjs-node-gpu',
   };
   const backend = names[id];
   if (!backend) throw new Error(`${id} is not a TF.js runtime`);
@@ -26,7 +34,9 @@ export async function tfjsRunner(id: RuntimeId, report: DeviceReport): Promise<R
     const a = info.adapter;
     software = isSoftwareAdapter(a);
     const fromProbe = report.webgpu.adapters.find((p) => p.description === a.description);
-    device = fromProbe ? adapterLabel(fromProbe) : `${a.description || a.device || a.vendor}${software ? ' (software — CPU emulating a GPU)' : ''}`;
+    device = fromProbe
+      ? adapterLabel(fromProbe)
+      : `${a.description || a.device || a.vendor}${software ? ' (software — CPU emulating a GPU)' : ''}`;
     maxBufferBytes = Math.min(a.maxStorageBufferBindingSize, a.maxBufferSize);
   } else if (info.wasm) {
     device = `WebAssembly on ${report.host.cpuModel} (SIMD ${info.wasm.simd ? 'on' : 'off'}, ${info.wasm.threads} thread${info.wasm.threads === 1 ? '' : 's'})`;
@@ -34,7 +44,14 @@ export async function tfjsRunner(id: RuntimeId, report: DeviceReport): Promise<R
   } else if (backend === 'tfjs-node' || backend === 'tfjs-node-gpu') {
     device = backend === 'tfjs-node-gpu' ? 'libtensorflow (CUDA)' : `libtensorflow on ${report.host.cpuModel}`;
   }
-  const description: RuntimeDescription = { id, runtime: `TensorFlow.js ${info.tfjsVersion}, ${info.tfBackend} backend`, device, software, maxBufferBytes, tokenTileBytes: null };
+  const description: RuntimeDescription = {
+    id,
+    runtime: `TensorFlow.js ${info.tfjsVersion}, ${info.tfBackend} backend`,
+    device,
+    software,
+    maxBufferBytes,
+    tokenTileBytes: null,
+  };
   /** tfjs's WebGpuDeviceLostError, restated with this runtime's device label. */
   const named = <T>(p: Promise<T>): Promise<T> =>
     p.catch((e: unknown) => {
@@ -48,13 +65,27 @@ export async function tfjsRunner(id: RuntimeId, report: DeviceReport): Promise<R
         run: async (inputs) => (await named(exec.run(inputs))) as RunOutput[],
         async measureMemory(inputs) {
           const r = await named(exec.run(inputs, { profile: true }));
-          const figures: MemoryFigure[] = [{ label: `tf.profile peakBytes above weights (${info.tfBackend})`, bytes: r.peakBytes - r.baselineBytes, kind: 'measured' }];
+          const figures: MemoryFigure[] = [
+            {
+              label: `tf.profile peakBytes above weights (${info.tfBackend})`,
+              bytes: r.peakBytes - r.baselineBytes,
+              kind: 'measured',
+            },
+          ];
           // webgpu only; tfjs counts for the whole process, so other executors' tensors are included.
           if (r.memory.numBytesAllocatedInGPU !== undefined) {
-            figures.push({ label: `tfjs ${info.tfBackend}: GPU buffers allocated after the run, tensors in use plus tfjs's pool of freed buffers kept for reuse (tf.memory().numBytesAllocatedInGPU, whole process)`, bytes: r.memory.numBytesAllocatedInGPU, kind: 'measured' });
+            figures.push({
+              label: `tfjs ${info.tfBackend}: GPU buffers allocated after the run, tensors in use plus tfjs's pool of freed buffers kept for reuse (tf.memory().numBytesAllocatedInGPU, whole process)`,
+              bytes: r.memory.numBytesAllocatedInGPU,
+              kind: 'measured',
+            });
           }
           if (r.memory.numBytesInGPU !== undefined) {
-            figures.push({ label: `tfjs ${info.tfBackend}: GPU buffers of live tensors after the run, weights included (tf.memory().numBytesInGPU, whole process)`, bytes: r.memory.numBytesInGPU, kind: 'measured' });
+            figures.push({
+              label: `tfjs ${info.tfBackend}: GPU buffers of live tensors after the run, weights included (tf.memory().numBytesInGPU, whole process)`,
+              bytes: r.memory.numBytesInGPU,
+              kind: 'measured',
+            });
           }
           return figures;
         },

@@ -47,7 +47,9 @@ export class WebGpuDeviceLostError extends Error {
     /** GPUDeviceLostInfo.message, as the driver worded it. */
     readonly detail: string,
   ) {
-    super(`the WebGPU device (${adapter || 'unknown adapter'}) was lost (reason: ${reason})${detail ? `: ${detail}` : ''}; the GPU driver reset or the adapter went away`);
+    super(
+      `the WebGPU device (${adapter || 'unknown adapter'}) was lost (reason: ${reason})${detail ? `: ${detail}` : ''}; the GPU driver reset or the adapter went away`,
+    );
   }
 }
 
@@ -61,7 +63,11 @@ function watchDeviceLoss(device: GpuDevice, adapter: string): void {
     (info) => {
       // releaseWebgpu forgets its device before destroying it: that loss is intended.
       if (webgpuDevice !== device) return;
-      webgpuLoss = new WebGpuDeviceLostError(adapter, String(info?.reason ?? 'unknown'), String(info?.message ?? '').trim());
+      webgpuLoss = new WebGpuDeviceLostError(
+        adapter,
+        String(info?.reason ?? 'unknown'),
+        String(info?.message ?? '').trim(),
+      );
       for (const reject of webgpuLossWaiters) reject(webgpuLoss);
       webgpuLossWaiters.clear();
     },
@@ -188,7 +194,10 @@ export function currentWebgpuAdapter(): TfjsAdapterInfo | undefined {
 }
 
 function limitsOf(device: GpuDevice): Pick<TfjsAdapterInfo, 'maxStorageBufferBindingSize' | 'maxBufferSize'> {
-  return { maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize ?? 0, maxBufferSize: device.limits.maxBufferSize ?? 0 };
+  return {
+    maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize ?? 0,
+    maxBufferSize: device.limits.maxBufferSize ?? 0,
+  };
 }
 
 /**
@@ -196,7 +205,10 @@ function limitsOf(device: GpuDevice): Pick<TfjsAdapterInfo, 'maxStorageBufferBin
  * time is deleted by removeBackend, and the package is never re-evaluated), keeping the
  * device so that releaseWebgpu can destroy it and validation errors can be reported.
  */
-export function registerWebgpuFactory(tf: Tf, pkg: { WebGPUBackend: new (device: unknown, info?: unknown) => TfNamespace.KernelBackend }): void {
+export function registerWebgpuFactory(
+  tf: Tf,
+  pkg: { WebGPUBackend: new (device: unknown, info?: unknown) => TfNamespace.KernelBackend },
+): void {
   const registered = tf.findBackendFactory('webgpu') != null;
   if (registered && tf.findBackend('webgpu')) return;
   if (registered) tf.removeBackend('webgpu');

@@ -50,7 +50,11 @@ export class ItemCard {
   ) {
     this.maps = item.maps;
     const saved = ctx.selections.infer?.[String(index)];
-    this.sel = { stage: saved?.stage ?? item.maps[0]?.stage ?? 0, head: saved?.head ?? null, opacity: saved && Number.isFinite(saved.opacity) ? clamp01(saved.opacity) : DEFAULT_OPACITY };
+    this.sel = {
+      stage: saved?.stage ?? item.maps[0]?.stage ?? 0,
+      head: saved?.head ?? null,
+      opacity: saved && Number.isFinite(saved.opacity) ? clamp01(saved.opacity) : DEFAULT_OPACITY,
+    };
 
     const titleId = nextId(`infer-item-${index}-title`);
     const hintId = nextId(`infer-hint-${index}`);
@@ -71,12 +75,27 @@ export class ItemCard {
     });
     this.stageSelect = h('select', { id: stageId });
     this.headSelect = h('select', { id: headId });
-    this.opacityInput = h('input', { id: opacityId, type: 'range', min: 0, max: 100, step: 5, value: Math.round(this.sel.opacity * 100) });
+    this.opacityInput = h('input', {
+      id: opacityId,
+      type: 'range',
+      min: 0,
+      max: 100,
+      step: 5,
+      value: Math.round(this.sel.opacity * 100),
+    });
     this.opacityOut = h('output', { for: opacityId, className: 'opacity-value' });
     this.meaningEl = h('p', { className: 'map-meaning' });
     this.statusEl = h('p', { className: 'query-status', role: 'status', 'aria-live': 'polite' });
     this.values = new MapValues(index);
-    this.pngButton = h('button', { type: 'button', className: 'btn btn--small', title: 'Save the picture with its overlay, scale and query as a PNG image' }, 'PNG');
+    this.pngButton = h(
+      'button',
+      {
+        type: 'button',
+        className: 'btn btn--small',
+        title: 'Save the picture with its overlay, scale and query as a PNG image',
+      },
+      'PNG',
+    );
     this.pngButton.addEventListener('click', () => requestPng({ id: this.pngId(), toPngBase64: () => this.png() }));
 
     const original = item.original ? `${item.original.width}×${item.original.height} px` : null;
@@ -96,7 +115,12 @@ export class ItemCard {
       h(
         'div',
         { className: 'card-head' },
-        h('div', { className: 'infer-title' }, h('h3', { id: titleId }, item.name), h('p', { className: 'infer-sub muted' }, sub)),
+        h(
+          'div',
+          { className: 'infer-title' },
+          h('h3', { id: titleId }, item.name),
+          h('p', { className: 'infer-sub muted' }, sub),
+        ),
         h('div', { className: 'card-tools' }, this.pngButton),
       ),
       h(
@@ -124,7 +148,15 @@ export class ItemCard {
         h(
           'div',
           { className: 'infer-side' },
-          top1 ? h('p', { className: 'top1' }, h('span', { className: 'muted' }, 'Predicted: '), h('strong', null, top1.label), ` — ${formatProbability(top1.probability)}`) : null,
+          top1
+            ? h(
+                'p',
+                { className: 'top1' },
+                h('span', { className: 'muted' }, 'Predicted: '),
+                h('strong', null, top1.label),
+                ` — ${formatProbability(top1.probability)}`,
+              )
+            : null,
           h('h4', null, 'Top-5 predictions'),
           top5Table(item, index),
           this.values.block,
@@ -152,7 +184,14 @@ export class ItemCard {
       this.redraw();
     });
     this.opacityInput.addEventListener('change', () => this.save());
-    this.cursor = new QueryCursor({ ctx, index, canvas: this.canvas, status: this.statusEl, maps: () => this.maps, redraw: () => this.redraw() });
+    this.cursor = new QueryCursor({
+      ctx,
+      index,
+      canvas: this.canvas,
+      status: this.statusEl,
+      maps: () => this.maps,
+      redraw: () => this.redraw(),
+    });
 
     if (item.inputImage) {
       this.imageState = 'loading';
@@ -195,7 +234,9 @@ export class ItemCard {
     else this.fillHeads();
     this.redraw();
     const m = selectedMap(this.maps, this.sel);
-    this.ctx.announce(m ? `${this.item.name}: maps updated, ${queryText(m)}` : `${this.item.name}: no attention maps for that query`);
+    this.ctx.announce(
+      m ? `${this.item.name}: maps updated, ${queryText(m)}` : `${this.item.name}: no attention maps for that query`,
+    );
   }
 
   private save(): void {
@@ -220,8 +261,11 @@ export class ItemCard {
   private fillHeads(): void {
     clear(this.headSelect);
     const m = selectedMap(this.maps, this.sel);
-    this.headSelect.appendChild(h('option', { value: 'mean' }, m ? `Mean over heads (${m.heads.length})` : 'Mean over heads'));
-    for (let i = 0; i < (m?.heads.length ?? 0); i++) this.headSelect.appendChild(h('option', { value: String(i) }, `Head ${i}`));
+    this.headSelect.appendChild(
+      h('option', { value: 'mean' }, m ? `Mean over heads (${m.heads.length})` : 'Mean over heads'),
+    );
+    for (let i = 0; i < (m?.heads.length ?? 0); i++)
+      this.headSelect.appendChild(h('option', { value: String(i) }, `Head ${i}`));
     if (m && this.sel.head != null && this.sel.head >= m.heads.length) this.sel.head = null;
     this.headSelect.value = this.sel.head == null ? 'mean' : String(this.sel.head);
     this.headSelect.disabled = !m;
@@ -252,7 +296,15 @@ export class ItemCard {
       keyGrid: m?.keyGrid ?? { h: 0, w: 0 },
       scale: colorScale(values),
       opacity: m ? this.sel.opacity : 0,
-      query: m && m.query !== 'cls' ? { x: (m.query.col + 0.5) / m.grid.w, y: (m.query.row + 0.5) / m.grid.h, cellW: 1 / m.grid.w, cellH: 1 / m.grid.h } : null,
+      query:
+        m && m.query !== 'cls'
+          ? {
+              x: (m.query.col + 0.5) / m.grid.w,
+              y: (m.query.row + 0.5) / m.grid.h,
+              cellW: 1 / m.grid.w,
+              cellH: 1 / m.grid.h,
+            }
+          : null,
       cursor,
     });
   }

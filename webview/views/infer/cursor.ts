@@ -10,7 +10,8 @@ import { sig } from '../../../protocol/format';
 import type { ViewContext } from '../common';
 import { clamp01 } from './selection';
 
-export const STANDALONE_QUERY_NOTE = 'This report shows the maps it was written with; run it in VS Code to pick another query';
+export const STANDALONE_QUERY_NOTE =
+  'This report shows the maps it was written with; run it in VS Code to pick another query';
 
 type Cell = { row: number; col: number };
 type Grid = { h: number; w: number };
@@ -99,7 +100,12 @@ export class QueryCursor {
   rect(): { x0: number; y0: number; x1: number; y1: number } | null {
     if (!this.focused) return null;
     const g = cursorGrid(this.o.maps());
-    return { x0: this.cell.col / g.w, y0: this.cell.row / g.h, x1: (this.cell.col + 1) / g.w, y1: (this.cell.row + 1) / g.h };
+    return {
+      x0: this.cell.col / g.w,
+      y0: this.cell.row / g.h,
+      x1: (this.cell.col + 1) / g.w,
+      y1: (this.cell.row + 1) / g.h,
+    };
   }
 
   /** The host answered (maps or a failure): the query is no longer pending. */
@@ -121,7 +127,9 @@ export class QueryCursor {
     e.preventDefault();
     this.cell = { row: Math.max(0, Math.min(g.h - 1, next.row)), col: Math.max(0, Math.min(g.w - 1, next.col)) };
     this.o.redraw();
-    this.o.ctx.announce(`Cursor at row ${this.cell.row}, col ${this.cell.col} of the ${g.h}×${g.w} grid. Enter picks it as the query.`);
+    this.o.ctx.announce(
+      `Cursor at row ${this.cell.row}, col ${this.cell.col} of the ${g.h}×${g.w} grid. Enter picks it as the query.`,
+    );
   }
 
   /** Ask the host for the maps of the token under `point` (fractions of the picture). */

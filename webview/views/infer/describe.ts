@@ -53,7 +53,10 @@ export function readMap(m: AttentionMap, sel: ItemSelection): MapReading {
     scale,
     fmt,
     head: headText(sel.head),
-    strongest: strongest.index >= 0 ? `row ${sRow}, col ${sCol} of the ${m.keyGrid.h}×${m.keyGrid.w} key grid (weight ${fmt(strongest.value)})` : 'none',
+    strongest:
+      strongest.index >= 0
+        ? `row ${sRow}, col ${sCol} of the ${m.keyGrid.h}×${m.keyGrid.w} key grid (weight ${fmt(strongest.value)})`
+        : 'none',
     cls: selectedClsWeight(m, sel),
   };
 }

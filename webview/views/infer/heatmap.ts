@@ -9,11 +9,27 @@
 export type Rgb = [number, number, number];
 
 /** Viridis (perceptually uniform, readable for common colour-vision deficiencies), 11 stops. */
-const VIRIDIS = ['#440154', '#482475', '#414487', '#355f8d', '#2a788e', '#21918c', '#22a884', '#44bf70', '#7ad151', '#bddf26', '#fde725'];
+const VIRIDIS = [
+  '#440154',
+  '#482475',
+  '#414487',
+  '#355f8d',
+  '#2a788e',
+  '#21918c',
+  '#22a884',
+  '#44bf70',
+  '#7ad151',
+  '#bddf26',
+  '#fde725',
+];
 /** ColorBrewer RdBu, reversed: negative blue, zero near-white, positive red. */
 const RDBU = ['#2166ac', '#4393c3', '#92c5de', '#d1e5f0', '#f7f7f7', '#fddbc7', '#f4a582', '#d6604d', '#b2182b'];
 
-const hexRgb = (hex: string): Rgb => [parseInt(hex.slice(1, 3), 16), parseInt(hex.slice(3, 5), 16), parseInt(hex.slice(5, 7), 16)];
+const hexRgb = (hex: string): Rgb => [
+  parseInt(hex.slice(1, 3), 16),
+  parseInt(hex.slice(3, 5), 16),
+  parseInt(hex.slice(5, 7), 16),
+];
 
 function ramp(stops: string[], t: number): Rgb {
   const x = Math.max(0, Math.min(1, Number.isFinite(t) ? t : 0.5)) * (stops.length - 1);
@@ -21,7 +37,11 @@ function ramp(stops: string[], t: number): Rgb {
   const f = x - i;
   const a = hexRgb(stops[i]!);
   const b = hexRgb(stops[i + 1]!);
-  return [Math.round(a[0] + (b[0] - a[0]) * f), Math.round(a[1] + (b[1] - a[1]) * f), Math.round(a[2] + (b[2] - a[2]) * f)];
+  return [
+    Math.round(a[0] + (b[0] - a[0]) * f),
+    Math.round(a[1] + (b[1] - a[1]) * f),
+    Math.round(a[2] + (b[2] - a[2]) * f),
+  ];
 }
 
 export interface ColorScale {
@@ -72,7 +92,10 @@ export function colorScale(values: number[]): ColorScale {
     hi,
     color: (v) => ramp(palette, t(v)),
     stops,
-    gradient: () => `linear-gradient(to right, ${stops().map(([o, c]) => `${c} ${(o * 100).toFixed(1)}%`).join(', ')})`,
+    gradient: () =>
+      `linear-gradient(to right, ${stops()
+        .map(([o, c]) => `${c} ${(o * 100).toFixed(1)}%`)
+        .join(', ')})`,
     describe: diverging
       ? 'diverging blue–white–red scale centred on zero (blue negative, near-white zero, red positive), symmetric about zero'
       : 'sequential viridis scale from the map’s minimum (dark purple) to its maximum (yellow)',
@@ -173,7 +196,12 @@ export function drawOverlay(canvas: HTMLCanvasElement, d: OverlayDrawing): void 
     const path = (): void => {
       ctx.beginPath();
       ctx.arc(cx, cy, radius, 0, 2 * Math.PI);
-      for (const [dx, dy] of [[1, 0], [-1, 0], [0, 1], [0, -1]] as const) {
+      for (const [dx, dy] of [
+        [1, 0],
+        [-1, 0],
+        [0, 1],
+        [0, -1],
+      ] as const) {
         ctx.moveTo(cx + dx * radius, cy + dy * radius);
         ctx.lineTo(cx + dx * (radius + tick), cy + dy * (radius + tick));
       }

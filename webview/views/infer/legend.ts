@@ -17,7 +17,17 @@ export class Legend {
     this.element = h(
       'div',
       { className: 'heat-legend' },
-      h('div', { className: 'legend-row' }, h('span', { className: 'legend-title' }, 'weight'), h('div', { className: 'legend-scale' }, this.bar, h('div', { className: 'legend-ticks' }, this.lo, this.mid, this.hi))),
+      h(
+        'div',
+        { className: 'legend-row' },
+        h('span', { className: 'legend-title' }, 'weight'),
+        h(
+          'div',
+          { className: 'legend-scale' },
+          this.bar,
+          h('div', { className: 'legend-ticks' }, this.lo, this.mid, this.hi),
+        ),
+      ),
       this.note,
     );
   }
@@ -33,7 +43,10 @@ export class Legend {
     this.lo.textContent = fmt(scale.lo);
     this.hi.textContent = scale.kind === 'diverging' ? `+${fmt(scale.hi)}` : fmt(scale.hi);
     this.mid.textContent = scale.kind === 'diverging' ? '0' : '';
-    this.bar.setAttribute('aria-label', `Colour scale of the weights: ${scale.describe}, from ${fmt(scale.lo)} to ${fmt(scale.hi)}.`);
+    this.bar.setAttribute(
+      'aria-label',
+      `Colour scale of the weights: ${scale.describe}, from ${fmt(scale.lo)} to ${fmt(scale.hi)}.`,
+    );
     this.note.textContent = `${scale.kind === 'diverging' ? 'Diverging (the map has negative weights): blue negative, near-white zero, red positive' : 'Sequential (viridis): dark purple = this map’s minimum, yellow = its maximum'}. Nearest-neighbour upscaling: each key token is one flat block. Ring: the query token.`;
   }
 }

@@ -49,9 +49,27 @@ export function overlayPng(p: OverlayPicture): string {
   if (!c) return '';
   c.font = `${fs}px ${t.fontFamily}`;
   const textW = width - 2 * pad;
-  const title = wrap(c, r ? `${p.name} — stage ${r.map.stage} (${attentionName(r.map.attention)}, block ${r.map.block}), ${r.head}` : p.name, textW);
-  const sub = r ? wrap(c, `${queryText(r.map)}; min ${r.fmt(r.scale.min)}, max ${r.fmt(r.scale.max)}${r.map.clsWeight ? `; cls key weight ${r.fmt(r.cls)}` : ''}`, textW) : [];
-  const foot = r ? wrap(c, `${r.scale.kind === 'diverging' ? 'Diverging scale, centred on 0' : 'Viridis, min → max'}; nearest-neighbour upscaling; ring = query. ${r.map.meaning}`, textW) : [];
+  const title = wrap(
+    c,
+    r
+      ? `${p.name} — stage ${r.map.stage} (${attentionName(r.map.attention)}, block ${r.map.block}), ${r.head}`
+      : p.name,
+    textW,
+  );
+  const sub = r
+    ? wrap(
+        c,
+        `${queryText(r.map)}; min ${r.fmt(r.scale.min)}, max ${r.fmt(r.scale.max)}${r.map.clsWeight ? `; cls key weight ${r.fmt(r.cls)}` : ''}`,
+        textW,
+      )
+    : [];
+  const foot = r
+    ? wrap(
+        c,
+        `${r.scale.kind === 'diverging' ? 'Diverging scale, centred on 0' : 'Viridis, min → max'}; nearest-neighbour upscaling; ring = query. ${r.map.meaning}`,
+        textW,
+      )
+    : [];
   const legendH = r ? 14 + 6 + lh : 0;
   const height = pad + (title.length + sub.length) * lh + 8 + H + (r ? 12 + legendH : 0) + foot.length * lh + pad;
   out.width = width;

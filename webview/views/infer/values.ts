@@ -19,8 +19,19 @@ export class MapValues {
   private tableKey = '';
 
   constructor(index: number) {
-    this.table = new Table<(string | number)[]>({ id: `infer-map-data-${index}`, caption: '', columns: [], sortable: false });
-    this.details = h('details', { className: 'data-table' }, h('summary', null, 'Data table'), this.table.element, this.clsNote);
+    this.table = new Table<(string | number)[]>({
+      id: `infer-map-data-${index}`,
+      caption: '',
+      columns: [],
+      sortable: false,
+    });
+    this.details = h(
+      'details',
+      { className: 'data-table' },
+      h('summary', null, 'Data table'),
+      this.table.element,
+      this.clsNote,
+    );
     this.block = h('div', { className: 'map-values' }, h('h4', null, 'Map values'), this.stats);
   }
 
@@ -57,13 +68,17 @@ export class MapValues {
     if (key !== this.tableKey) {
       this.tableKey = key;
       const cols: Column<(string | number)[]>[] = [{ key: 'row', label: 'Key row', value: (row) => row[0] ?? null }];
-      for (let c = 0; c < kw; c++) cols.push({ key: `c${c}`, label: `col ${c}`, numeric: true, value: (row) => row[c + 1] ?? null });
+      for (let c = 0; c < kw; c++)
+        cols.push({ key: `c${c}`, label: `col ${c}`, numeric: true, value: (row) => row[c + 1] ?? null });
       this.table.setColumns(cols);
     }
     const rows: (string | number)[][] = [];
-    for (let row = 0; row < m.keyGrid.h; row++) rows.push([`row ${row}`, ...values.slice(row * kw, (row + 1) * kw).map((v) => fmt(v))]);
+    for (let row = 0; row < m.keyGrid.h; row++)
+      rows.push([`row ${row}`, ...values.slice(row * kw, (row + 1) * kw).map((v) => fmt(v))]);
     this.table.setRows(rows);
-    this.table.setCaption(`Weights of stage ${m.stage}, ${head}, ${queryText(m)}: the ${m.keyGrid.h}×${m.keyGrid.w} key grid (rows top to bottom, columns left to right)`);
+    this.table.setCaption(
+      `Weights of stage ${m.stage}, ${head}, ${queryText(m)}: the ${m.keyGrid.h}×${m.keyGrid.w} key grid (rows top to bottom, columns left to right)`,
+    );
     this.clsNote.textContent = cls != null ? `cls key (not on the grid): ${fmt(cls)}` : '';
   }
 }

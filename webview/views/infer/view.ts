@@ -12,7 +12,16 @@
 import type { InferReport } from '../../../protocol/infer';
 import { formatInt, formatMs } from '../../../protocol/format';
 import { h, prose } from '../../dom';
-import { badge, emptyState, facts, rerunButton, runtimeLine, section, type ViewContext, type ViewInstance } from '../common';
+import {
+  badge,
+  emptyState,
+  facts,
+  rerunButton,
+  runtimeLine,
+  section,
+  type ViewContext,
+  type ViewInstance,
+} from '../common';
 import { ItemCard } from './card';
 
 function timingText(r: InferReport): string {
@@ -23,7 +32,13 @@ function timingText(r: InferReport): string {
 export function renderInfer(ctx: ViewContext, root: HTMLElement): ViewInstance {
   const r = ctx.data().infer;
   if (!r) {
-    root.appendChild(emptyState('No inference yet', 'No inference yet — run `vitlens infer … --html` or use the Run inference CodeLens.', { ctx, view: 'infer', label: 'Run inference' }));
+    root.appendChild(
+      emptyState(
+        'No inference yet',
+        'No inference yet — run `vitlens infer … --html` or use the Run inference CodeLens.',
+        { ctx, view: 'infer', label: 'Run inference' },
+      ),
+    );
     return { update() {} };
   }
   const n = r.items.length;
@@ -32,15 +47,35 @@ export function renderInfer(ctx: ViewContext, root: HTMLElement): ViewInstance {
     h(
       'div',
       { className: 'summary' },
-      h('div', { className: 'lead-row' }, h('p', { className: 'lead' }, `Inference of ${r.model}${r.config ? ` (${r.config})` : ''} on ${count}`), rerunButton(ctx, 'infer', 'Run inference again')),
+      h(
+        'div',
+        { className: 'lead-row' },
+        h('p', { className: 'lead' }, `Inference of ${r.model}${r.config ? ` (${r.config})` : ''} on ${count}`),
+        rerunButton(ctx, 'infer', 'Run inference again'),
+      ),
       facts(
         [
           ['Model', r.model],
-          ['Weights', [r.weights, r.checkpoint ? h('span', { className: 'muted' }, ` · ${formatInt(r.checkpoint.tensors)} tensors, ${formatInt(r.checkpoint.elements)} values`) : [' ', badge('random weights — predictions mean nothing', 'warn')]].flat()],
+          [
+            'Weights',
+            [
+              r.weights,
+              r.checkpoint
+                ? h(
+                    'span',
+                    { className: 'muted' },
+                    ` · ${formatInt(r.checkpoint.tensors)} tensors, ${formatInt(r.checkpoint.elements)} values`,
+                  )
+                : [' ', badge('random weights — predictions mean nothing', 'warn')],
+            ].flat(),
+          ],
           ['Runtime and device', h('ul', { className: 'runtimes' }, runtimeLine(r.runtime))],
           ['Classes', formatInt(r.numClasses)],
           ['Input', `batch ${r.input.batch} · ${r.input.width}×${r.input.height} · ${r.input.transform}`],
-          ['Timing (one run)', [timingText(r), h('span', { className: 'muted' }, ` · checkpoint read ${formatMs(r.timingMs.checkpoint)}`)]],
+          [
+            'Timing (one run)',
+            [timingText(r), h('span', { className: 'muted' }, ` · checkpoint read ${formatMs(r.timingMs.checkpoint)}`)],
+          ],
         ],
         'facts facts--grid infer-facts',
       ),
@@ -52,7 +87,9 @@ export function renderInfer(ctx: ViewContext, root: HTMLElement): ViewInstance {
     return { update() {} };
   }
   const cards = r.items.map((item, i) => new ItemCard(ctx, r, i, item));
-  root.appendChild(section('Predictions and attention', h('div', { className: 'infer-items' }, ...cards.map((c) => c.element))));
+  root.appendChild(
+    section('Predictions and attention', h('div', { className: 'infer-items' }, ...cards.map((c) => c.element))),
+  );
   return {
     update() {
       const next = ctx.data().infer;

@@ -32,7 +32,8 @@ function globalMax(g: Graph, t: Tensor): Tensor {
 /** V ≈ P⁻¹ for each m×m matrix of `a` ([..., m, m]); P = A + 0.01·I for variant A, A for B. */
 export function newtonInverseGraph(g: Graph, a: Tensor, o: PinvOptions): Tensor {
   const m = a.shape[a.shape.length - 1]!;
-  if (a.shape[a.shape.length - 2] !== m) throw new Error(`newtonInverse: [${a.shape}] is not a batch of square matrices`);
+  if (a.shape[a.shape.length - 2] !== m)
+    throw new Error(`newtonInverse: [${a.shape}] is not a batch of square matrices`);
   const rowSums = g.reduce('sum', a, -1); // [..., m, 1]
   let p: Tensor;
   let alpha: Tensor;

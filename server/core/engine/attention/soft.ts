@@ -72,7 +72,8 @@ export function softAttention(g: Graph, x: Tensor, prefix: string, s: SoftShape,
   const lh = Math.floor(H / r);
   const lw = Math.floor(W / r);
   const m = lh * lw;
-  if (m < 1) throw new Error(`SOFT attention: a ${H}×${W} grid has no ${r}×${r} landmark (ratio too large for this resolution)`);
+  if (m < 1)
+    throw new Error(`SOFT attention: a ${H}×${W} grid has no ${r}×${r} landmark (ratio too large for this resolution)`);
   const attn = `${prefix}.attn`;
 
   const heads = (t: Tensor) => g.transpose(g.reshape(t, [B, N, h, dh]), [0, 2, 1, 3]); // [B,h,N,dh]
@@ -83,7 +84,12 @@ export function softAttention(g: Graph, x: Tensor, prefix: string, s: SoftShape,
   const image = g.transpose(g.reshape(qs, [B * h, H, W, dh]), [0, 3, 1, 2]);
   const conv = g.conv2d(image, g.weight(`${attn}.Qlandmark_op.weight`, [dh, dh, r, r]), null, { stride: r });
   const tokens = g.reshape(g.transpose(g.reshape(conv, [B * h, dh, m]), [0, 2, 1]), [B, h, m, dh]);
-  const normed = g.layerNorm(tokens, g.weight(`${attn}.Qnorm_act.0.weight`, [dh]), g.weight(`${attn}.Qnorm_act.0.bias`, [dh]), s.landmarkEps);
+  const normed = g.layerNorm(
+    tokens,
+    g.weight(`${attn}.Qnorm_act.0.weight`, [dh]),
+    g.weight(`${attn}.Qnorm_act.0.bias`, [dh]),
+    s.landmarkEps,
+  );
   const landmarks = g.gelu(normed, 'erf');
 
   const k1 = gaussianKernel(g, qs, landmarks, s.distance); // [B,h,N,m]
@@ -104,7 +110,10 @@ export function softAttention(g: Graph, x: Tensor, prefix: string, s: SoftShape,
     // Head g's single k×k filter runs over each of its dh channels (groups = h on [B·dh, h, H, W]).
     const k = s.convKernel;
     const vImage = g.reshape(g.transpose(g.reshape(v, [B, h, H, W, dh]), [0, 4, 1, 2, 3]), [B * dh, h, H, W]);
-    const local = g.conv2d(vImage, g.weight(`${attn}.conv.weight`, [h, 1, k, k]), null, { pad: Math.floor(k / 2), groups: h });
+    const local = g.conv2d(vImage, g.weight(`${attn}.conv.weight`, [h, 1, k, k]), null, {
+      pad: Math.floor(k / 2),
+      groups: h,
+    });
     out = g.addT(out, g.transpose(g.reshape(local, [B, dh, h, N]), [0, 2, 3, 1]));
   }
   const merged = g.reshape(g.transpose(out, [0, 2, 1, 3]), [B, N, D]);

@@ -44,16 +44,30 @@ export function softmaxAttention(g: Graph, x: Tensor, prefix: string, s: Softmax
   let kvSource = x;
   let kvTokens = N;
   if (s.srRatio > 1) {
-    if (N !== s.gridH * s.gridW) throw new Error('softmax_sr: spatial reduction needs a token grid without a cls token');
+    if (N !== s.gridH * s.gridW)
+      throw new Error('softmax_sr: spatial reduction needs a token grid without a cls token');
     const image = g.reshape(g.transpose(x, [0, 2, 1]), [B, D, s.gridH, s.gridW]);
-    const reduced = g.conv2d(image, g.weight(`${prefix}.sr.weight`, [D, D, s.srRatio, s.srRatio]), g.weight(`${prefix}.sr.bias`, [D]), { stride: s.srRatio });
+    const reduced = g.conv2d(
+      image,
+      g.weight(`${prefix}.sr.weight`, [D, D, s.srRatio, s.srRatio]),
+      g.weight(`${prefix}.sr.bias`, [D]),
+      { stride: s.srRatio },
+    );
     const [, , rh, rw] = reduced.shape as [number, number, number, number];
     kvTokens = rh * rw;
     const rows = g.transpose(g.reshape(reduced, [B, D, kvTokens]), [0, 2, 1]);
-    kvSource = g.layerNorm(rows, g.weight(`${prefix}.norm.weight`, [D]), g.weight(`${prefix}.norm.bias`, [D]), s.srNormEps);
+    kvSource = g.layerNorm(
+      rows,
+      g.weight(`${prefix}.norm.weight`, [D]),
+      g.weight(`${prefix}.norm.bias`, [D]),
+      s.srNormEps,
+    );
   }
   // kv rows 0..D−1 are K, D..2D−1 are V, head-major inside each (§2.4).
-  const kv = g.transpose(g.reshape(g.linear(kvSource, `${prefix}.kv`, D, 2 * D), [B, kvTokens, 2, h, dh]), [2, 0, 3, 1, 4]); // [2,B,h,T,dh]
+  const kv = g.transpose(
+    g.reshape(g.linear(kvSource, `${prefix}.kv`, D, 2 * D), [B, kvTokens, 2, h, dh]),
+    [2, 0, 3, 1, 4],
+  ); // [2,B,h,T,dh]
   const k = g.reshape(g.slice(kv, 0, 0, 1), [B, h, kvTokens, dh]);
   const v = g.reshape(g.slice(kv, 0, 1, 2), [B, h, kvTokens, dh]);
   const kT = g.transpose(k, [0, 1, 3, 2]);
@@ -69,7 +83,9 @@ export function softmaxAttention(g: Graph, x: Tensor, prefix: string, s: Softmax
     const row = softmaxWeights(g, g.slice(q, 2, probe.query, probe.query + 1), kT); // [B,h,1,T]
     probe.map = g.reshape(row, [B, h, kvTokens]);
     const reduced = s.srRatio > 1;
-    probe.keys = reduced ? { h: Math.floor(s.gridH / s.srRatio), w: Math.floor(s.gridW / s.srRatio), cls: false } : { h: s.gridH, w: s.gridW, cls: N === s.gridH * s.gridW + 1 };
+    probe.keys = reduced
+      ? { h: Math.floor(s.gridH / s.srRatio), w: Math.floor(s.gridW / s.srRatio), cls: false }
+      : { h: s.gridH, w: s.gridW, cls: N === s.gridH * s.gridW + 1 };
     probe.meaning = `softmax attention row (sums to 1 over ${reduced ? `the ${s.srRatio}×${s.srRatio}-reduced keys` : 'the keys'})`;
   }
   const merged = g.reshape(g.transpose(out, [0, 2, 1, 3]), [B, N, D]);

@@ -50,7 +50,10 @@ export function ufoAttention(g: Graph, x: Tensor, prefix: string, s: UfoShape, p
   const [fcQ, fcK, fcV, fcO] = [dense('fc_q'), dense('fc_k'), dense('fc_v'), dense('fc_o')];
   const gamma = g.weight(`${prefix}.gamma`, [1, h, 1, 1]);
   // The probe reads every key at once; it runs at inference sizes, where one tile holds every token anyway.
-  const tiles = tokenTiles(N, probe ? N : (s.tokenTile ?? N)).map(([a, b]) => ({ x: a === 0 && b === N ? x : g.slice(x, 1, a, b), n: b - a }));
+  const tiles = tokenTiles(N, probe ? N : (s.tokenTile ?? N)).map(([a, b]) => ({
+    x: a === 0 && b === N ? x : g.slice(x, 1, a, b),
+    n: b - a,
+  }));
   const heads = (t: Tensor, n: number, perm: number[]) => g.transpose(g.reshape(t, [B, n, h, d]), perm);
   // Pass 1: KᵀV [B,h,d,d], linear in N, summed over the tiles.
   let kv: Tensor | null = null;
@@ -71,7 +74,8 @@ export function ufoAttention(g: Graph, x: Tensor, prefix: string, s: UfoShape, p
       const rowScale = g.div(gamma, g.unary('sqrt', g.reduce('sumSquares', kv!, -1))); // [B,h,d,1]
       const row = g.matmul(g.slice(qn, 2, probe.query, probe.query + 1), g.mul(firstKeys!, rowScale)); // [B,h,1,N]
       probe.map = g.reshape(row, [B, h, N]);
-      probe.meaning = 'UFO implied token weights XNorm(q)·diag(γ/‖KᵀV‖)·kⱼ (out = Σⱼ wⱼ·vⱼ exactly; linear, not normalised, can be negative)';
+      probe.meaning =
+        'UFO implied token weights XNorm(q)·diag(γ/‖KᵀV‖)·kⱼ (out = Σⱼ wⱼ·vⱼ exactly; linear, not normalised, can be negative)';
     }
     const out = g.matmul(qn, kvn); // [B,h,n,d]
     return fcO(g.reshape(g.transpose(out, [0, 2, 1, 3]), [B, t.n, D]));

@@ -58,7 +58,8 @@ class Lowering {
   constructor(private readonly opset: number) {}
 
   claim(name: string): string {
-    if (this.used.has(name)) throw new Error(`ONNX lowering: value name "${name}" is used twice (an input named like a generated value?)`);
+    if (this.used.has(name))
+      throw new Error(`ONNX lowering: value name "${name}" is used twice (an input named like a generated value?)`);
     this.used.add(name);
     return name;
   }
@@ -98,7 +99,8 @@ class Lowering {
         // Two input nodes with one name read the same feed, as in the reference runtime.
         const seen = this.inputShapes.get(node.name);
         if (seen) {
-          if (seen.join() !== out.shape.join()) throw new Error(`input "${node.name}" declared as [${seen}] and [${out.shape}]`);
+          if (seen.join() !== out.shape.join())
+            throw new Error(`input "${node.name}" declared as [${seen}] and [${out.shape}]`);
           return node.name;
         }
         this.inputShapes.set(node.name, out.shape);
@@ -111,7 +113,8 @@ class Lowering {
         if (known) return known;
         const w = weights.get(node.key);
         if (!w) throw new Error(`weight "${node.key}" is missing`);
-        if (numel(w.shape) !== numel(out.shape)) throw new Error(`weight "${node.key}": shape [${w.shape}], expected [${out.shape}]`);
+        if (numel(w.shape) !== numel(out.shape))
+          throw new Error(`weight "${node.key}": shape [${w.shape}], expected [${out.shape}]`);
         const initName = this.used.has(node.key) ? `${node.key}#${id}` : node.key;
         this.floatInit(initName, out.shape, Float32Array.from(w.data));
         this.weightNames.set(dedupe, initName);
@@ -132,7 +135,16 @@ class Lowering {
       case 'unary': {
         const a = this.of(node.a);
         if (node.fn === 'square') return this.emit('Mul', name, [a, a]);
-        const op = { exp: 'Exp', erf: 'Erf', tanh: 'Tanh', sqrt: 'Sqrt', neg: 'Neg', reciprocal: 'Reciprocal', abs: 'Abs', relu: 'Relu' }[node.fn];
+        const op = {
+          exp: 'Exp',
+          erf: 'Erf',
+          tanh: 'Tanh',
+          sqrt: 'Sqrt',
+          neg: 'Neg',
+          reciprocal: 'Reciprocal',
+          abs: 'Abs',
+          relu: 'Relu',
+        }[node.fn];
         return this.emit(op, name, [a]);
       }
       case 'scale':
@@ -141,7 +153,12 @@ class Lowering {
         return this.emit('MatMul', name, [this.of(node.a), this.of(node.b)]);
       case 'reduce': {
         const op = { sum: 'ReduceSum', max: 'ReduceMax', sumSquares: 'ReduceSumSquare' }[node.fn];
-        return this.emit(op, name, [this.of(node.a), this.int64Init(`${name}_axes`, [node.axis])], [int('keepdims', 1)]);
+        return this.emit(
+          op,
+          name,
+          [this.of(node.a), this.int64Init(`${name}_axes`, [node.axis])],
+          [int('keepdims', 1)],
+        );
       }
       case 'transpose':
         return this.emit('Transpose', name, [this.of(node.a)], [ints('perm', node.perm)]);
@@ -156,9 +173,15 @@ class Lowering {
         // LayerNormalization wants scale/bias shaped like the normalized axis; the graph only promises numel.
         const len = out.shape[out.shape.length - 1]!;
         const asVector = (t: Tensor, what: string) =>
-          t.shape.length === 1 ? this.of(t) : this.emit('Reshape', `${name}_${what}`, [this.of(t), this.int64Init(`${name}_${what}_shape`, [len])]);
+          t.shape.length === 1
+            ? this.of(t)
+            : this.emit('Reshape', `${name}_${what}`, [this.of(t), this.int64Init(`${name}_${what}_shape`, [len])]);
         const inputs = [this.of(node.a), asVector(node.weight, 'weight'), asVector(node.bias, 'bias')];
-        return this.emit('LayerNormalization', name, inputs, [int('axis', -1), float('epsilon', node.eps), int('stash_type', 1)]);
+        return this.emit('LayerNormalization', name, inputs, [
+          int('axis', -1),
+          float('epsilon', node.eps),
+          int('stash_type', 1),
+        ]);
       }
       case 'gelu':
         return this.gelu(name, this.of(node.a), node.approximation);
@@ -183,16 +206,24 @@ class Lowering {
           this.int64Init(`${name}_axes`, [node.axis]),
         ]);
       case 'concat':
-        return this.emit('Concat', name, node.parts.map((p) => this.of(p)), [int('axis', node.axis)]);
+        return this.emit(
+          'Concat',
+          name,
+          node.parts.map((p) => this.of(p)),
+          [int('axis', node.axis)],
+        );
     }
   }
 
   private gelu(name: string, x: string, approximation: 'erf' | 'tanh'): string {
-    if (this.opset >= 20) return this.emit('Gelu', name, [x], approximation === 'tanh' ? [str('approximate', 'tanh')] : []);
+    if (this.opset >= 20)
+      return this.emit('Gelu', name, [x], approximation === 'tanh' ? [str('approximate', 'tanh')] : []);
     // Before opset 20 there is no Gelu: compose 0.5·x·(1 + f(x)) exactly as the reference does.
     let inner: string;
     if (approximation === 'erf') {
-      inner = this.emit('Erf', `${name}_erf`, [this.emit('Mul', `${name}_xs`, [x, this.scalar(`${name}_rsqrt2`, Math.SQRT1_2)])]);
+      inner = this.emit('Erf', `${name}_erf`, [
+        this.emit('Mul', `${name}_xs`, [x, this.scalar(`${name}_rsqrt2`, Math.SQRT1_2)]),
+      ]);
     } else {
       const x2 = this.emit('Mul', `${name}_x2`, [x, x]);
       const x3 = this.emit('Mul', `${name}_x3`, [x2, x]);
@@ -216,12 +247,19 @@ export interface LoweredModel {
 }
 
 /** Lowers the part of `graph` that `outputs` need to a serialized ONNX ModelProto. */
-export function lowerGraph(graph: Graph, outputs: Tensor[], weights: WeightSource, opts: { opset?: number } = {}): LoweredModel {
+export function lowerGraph(
+  graph: Graph,
+  outputs: Tensor[],
+  weights: WeightSource,
+  opts: { opset?: number } = {},
+): LoweredModel {
   const opset = opts.opset ?? DEFAULT_OPSET;
-  if (opset < MIN_OPSET) throw new Error(`ONNX lowering needs opset ≥ ${MIN_OPSET} (reductions take axes as an input), got ${opset}`);
+  if (opset < MIN_OPSET)
+    throw new Error(`ONNX lowering needs opset ≥ ${MIN_OPSET} (reductions take axes as an input), got ${opset}`);
   if (outputs.length === 0) throw new Error('ONNX lowering: no outputs requested');
   const L = new Lowering(opset);
-  for (const gn of liveNodes(graph, outputs).map((id) => graph.nodes[id]!)) L.names.set(gn.out.id, L.lower(gn, weights));
+  for (const gn of liveNodes(graph, outputs).map((id) => graph.nodes[id]!))
+    L.names.set(gn.out.id, L.lower(gn, weights));
 
   const graphOutputs: onnx.IValueInfoProto[] = [];
   const byTensor = new Map<number, string>();
@@ -231,7 +269,8 @@ export function lowerGraph(graph: Graph, outputs: Tensor[], weights: WeightSourc
     const gn = graph.nodes[t.id]!;
     let name = L.of(t);
     // An input or initializer cannot double as a graph output, so copy it through an Identity.
-    if (gn.node.op === 'input' || gn.node.op === 'weight' || gn.node.op === 'constant') name = L.emit('Identity', `output${i}_n${t.id}`, [name]);
+    if (gn.node.op === 'input' || gn.node.op === 'weight' || gn.node.op === 'constant')
+      name = L.emit('Identity', `output${i}_n${t.id}`, [name]);
     graphOutputs.push(valueInfo(name, t.shape));
     byTensor.set(t.id, name);
     return name;
@@ -251,7 +290,12 @@ export function lowerGraph(graph: Graph, outputs: Tensor[], weights: WeightSourc
 }
 
 /** The serialized ONNX model for `outputs` (see lowerGraph for the name bookkeeping). */
-export function lowerToOnnx(graph: Graph, outputs: Tensor[], weights: WeightSource, opts: { opset?: number } = {}): Uint8Array {
+export function lowerToOnnx(
+  graph: Graph,
+  outputs: Tensor[],
+  weights: WeightSource,
+  opts: { opset?: number } = {},
+): Uint8Array {
   return lowerGraph(graph, outputs, weights, opts).bytes;
 }
 
@@ -259,7 +303,11 @@ export function lowerToOnnx(graph: Graph, outputs: Tensor[], weights: WeightSour
  * Throws if a live tensor would not fit one WebGPU storage-buffer binding: ORT 1.30's WebGPU
  * Softmax silently returns wrong rows past that size (docs/RUNTIMES.md §1), so refuse rather than mislead.
  */
-export function checkWebGpuTensorSizes(graph: Graph, outputs: readonly Tensor[], maxStorageBufferBindingSize = DEFAULT_MAX_STORAGE_BUFFER_BINDING_SIZE): void {
+export function checkWebGpuTensorSizes(
+  graph: Graph,
+  outputs: readonly Tensor[],
+  maxStorageBufferBindingSize = DEFAULT_MAX_STORAGE_BUFFER_BINDING_SIZE,
+): void {
   for (const { node, out } of liveNodes(graph, outputs).map((id) => graph.nodes[id]!)) {
     const bytes = numel(out.shape) * 4;
     if (bytes > maxStorageBufferBindingSize) {

@@ -41,7 +41,12 @@ function broadcastStrides(shape: readonly number[], out: readonly number[]): num
 }
 
 /** Calls f(outIndex, aIndex, bIndex) over a broadcast iteration space. */
-function forEachBroadcast(out: readonly number[], sa: number[], sb: number[], f: (o: number, ia: number, ib: number) => void): void {
+function forEachBroadcast(
+  out: readonly number[],
+  sa: number[],
+  sb: number[],
+  f: (o: number, ia: number, ib: number) => void,
+): void {
   const n = numel(out);
   const rank = out.length;
   const idx = new Array<number>(rank).fill(0);
@@ -78,7 +83,7 @@ export function erf(x: number): number {
   }
   // erfc(x) = exp(−x²)/√π · 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + …)))), evaluated backwards.
   let f = 0;
-  for (let n = 60; n >= 1; n--) f = (n / 2) / (ax + f);
+  for (let n = 60; n >= 1; n--) f = n / 2 / (ax + f);
   const erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / (ax + f);
   return x > 0 ? 1 - erfc : erfc - 1;
 }
@@ -110,13 +115,20 @@ export class ReferenceRuntime {
     return outputs.map((t) => ({ shape: t.shape, data: values[t.id]! }));
   }
 
-  private eval(node: Node, out: Tensor, v: RefArray[], inputs: Record<string, ArrayLike<number>>, weights: WeightSource): RefArray {
+  private eval(
+    node: Node,
+    out: Tensor,
+    v: RefArray[],
+    inputs: Record<string, ArrayLike<number>>,
+    weights: WeightSource,
+  ): RefArray {
     const n = numel(out.shape);
     const r = alloc(this.dtype, n);
     switch (node.op) {
       case 'input': {
         const x = inputs[node.name];
-        if (!x || x.length !== n) throw new Error(`input "${node.name}": expected ${n} values, got ${x?.length ?? 'none'}`);
+        if (!x || x.length !== n)
+          throw new Error(`input "${node.name}": expected ${n} values, got ${x?.length ?? 'none'}`);
         r.set(x);
         return r;
       }
@@ -218,7 +230,10 @@ export class ReferenceRuntime {
         const a = v[node.a.id]!;
         for (let i = 0; i < n; i++) {
           const x = a[i]!;
-          r[i] = node.approximation === 'erf' ? 0.5 * x * (1 + erf(x / Math.SQRT2)) : 0.5 * x * (1 + Math.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)));
+          r[i] =
+            node.approximation === 'erf'
+              ? 0.5 * x * (1 + erf(x / Math.SQRT2))
+              : 0.5 * x * (1 + Math.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)));
         }
         return r;
       }
@@ -230,7 +245,8 @@ export class ReferenceRuntime {
         const outer = numel(node.a.shape.slice(0, node.axis));
         const len = node.a.shape[node.axis]!;
         const width = (node.end - node.start) * inner;
-        for (let o = 0; o < outer; o++) r.set(a.subarray((o * len + node.start) * inner, (o * len + node.start) * inner + width), o * width);
+        for (let o = 0; o < outer; o++)
+          r.set(a.subarray((o * len + node.start) * inner, (o * len + node.start) * inner + width), o * width);
         return r;
       }
       case 'concat': {

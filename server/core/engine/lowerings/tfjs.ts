@@ -42,7 +42,11 @@ export interface OversizeTensor {
 }
 
 /** The first tensor of the graph (as lowered here) larger than `limit` bytes, if any. */
-export function findOversizeTensor(graph: Graph, outputs: readonly Tensor[], limit: number): OversizeTensor | undefined {
+export function findOversizeTensor(
+  graph: Graph,
+  outputs: readonly Tensor[],
+  limit: number,
+): OversizeTensor | undefined {
   const live = liveFlags(graph, outputs);
   for (const { node, out } of graph.nodes) {
     if (!live[out.id]) continue;
@@ -71,7 +75,6 @@ function describe(node: Node): string {
   }
 }
 
-
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 
 function lowerMatmul(tf: Tf, a: TfTensor, b: TfTensor, node: { a: Tensor; b: Tensor }, out: Tensor): TfTensor {
@@ -82,7 +85,8 @@ function lowerMatmul(tf: Tf, a: TfTensor, b: TfTensor, node: { a: Tensor; b: Ten
   const aBatch = numel(node.a.shape.slice(0, -2));
   const bBatch = numel(node.b.shape.slice(0, -2));
   // A shared right operand (x·Wᵀ): fold the batch into rows, one large 2-D product.
-  if (bBatch === 1) return tf.reshape(tf.matMul(tf.reshape(a, [aBatch * m, k]), tf.reshape(b, [k, n])), out.shape as number[]);
+  if (bBatch === 1)
+    return tf.reshape(tf.matMul(tf.reshape(a, [aBatch * m, k]), tf.reshape(b, [k, n])), out.shape as number[]);
   // tfjs BatchMatMul broadcasts by batch index modulo each operand's batch size, which is
   // right only when an operand's batch is 1 or the full batch; anything else is expanded.
   const to3d = (t: TfTensor, own: readonly number[], rows: number, cols: number): TfTensor => {
@@ -95,14 +99,26 @@ function lowerMatmul(tf: Tf, a: TfTensor, b: TfTensor, node: { a: Tensor; b: Ten
   return tf.reshape(y, out.shape as number[]);
 }
 
-function lowerConv2d(tf: Tf, x: TfTensor, w: TfTensor, bias: TfTensor | null, node: Extract<Node, { op: 'conv2d' }>): TfTensor {
+function lowerConv2d(
+  tf: Tf,
+  x: TfTensor,
+  w: TfTensor,
+  bias: TfTensor | null,
+  node: Extract<Node, { op: 'conv2d' }>,
+): TfTensor {
   const [, C] = node.x.shape as [number, number];
   const [Co, Cg, kh, kw] = node.w.shape as [number, number, number, number];
   const [ph, pw] = node.pad;
   // tfjs convolves NHWC with [kh, kw, in, out] filters; explicit zero padding then 'valid'
   // keeps PyTorch's floor((H + 2p − k)/s) + 1 output size on every backend.
   let xh = tf.transpose(x, [0, 2, 3, 1]) as TfNamespace.Tensor4D;
-  if (ph || pw) xh = tf.pad(xh, [[0, 0], [ph, ph], [pw, pw], [0, 0]]);
+  if (ph || pw)
+    xh = tf.pad(xh, [
+      [0, 0],
+      [ph, ph],
+      [pw, pw],
+      [0, 0],
+    ]);
   const stride = node.stride;
   let y: TfNamespace.Tensor4D;
   if (node.groups === 1) {
@@ -116,7 +132,10 @@ function lowerConv2d(tf: Tf, x: TfTensor, w: TfTensor, bias: TfTensor | null, no
     const parts: TfNamespace.Tensor4D[] = [];
     for (let g = 0; g < node.groups; g++) {
       const xg = tf.slice(xh, [0, 0, 0, g * Cg], [-1, -1, -1, Cg]);
-      const wg = tf.transpose(tf.slice(w, [g * perOut, 0, 0, 0], [perOut, -1, -1, -1]), [2, 3, 1, 0]) as TfNamespace.Tensor4D;
+      const wg = tf.transpose(
+        tf.slice(w, [g * perOut, 0, 0, 0], [perOut, -1, -1, -1]),
+        [2, 3, 1, 0],
+      ) as TfNamespace.Tensor4D;
       parts.push(tf.conv2d(xg, wg, stride, 'valid'));
     }
     y = tf.concat(parts, 3);

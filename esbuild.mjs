@@ -1,4 +1,5 @@
 // One esbuild script, one entry per bundle (the vscode-eslint layout).
+import fs from 'node:fs';
 import * as esbuild from 'esbuild';
 
 const watch = process.argv.includes('--watch');
@@ -40,6 +41,10 @@ const builds = [
     logLevel: 'info',
   },
 ];
+
+// The PyTorch runtime's one Python file travels beside the bundles that start it (server, worker, CLI).
+fs.mkdirSync('dist', { recursive: true });
+fs.copyFileSync('server/runtimes/torch/vitlens_torch.py', 'dist/vitlens_torch.py');
 
 if (watch) {
   for (const b of builds) await (await esbuild.context(b)).watch();

@@ -16,6 +16,7 @@ import { registerPinvCommands } from './commands/pinv';
 import { registerProfileCommands } from './commands/profile';
 import { DashboardPanel, type DashboardHandlers } from './dashboard';
 import { createLanguageClient } from './language-client';
+import { forwardPythonInterpreter } from './python';
 import { forwardTrust } from './trust';
 
 let client: LanguageClient | undefined;
@@ -53,6 +54,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     }),
   );
   await lc.start();
+  context.subscriptions.push(await forwardPythonInterpreter(lc));
   void devices.status.refresh();
 }
 

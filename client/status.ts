@@ -65,6 +65,24 @@ export class DeviceStatus implements vscode.Disposable {
             detail: `driver ${g.driverVersion}`,
           }))
         : [{ label: '$(info) NVIDIA', description: d.nvidia.reason ?? 'none' }]),
+      ...(d.gpuVisibility && !d.gpuVisibility.webgpuReachesIt
+        ? [
+            {
+              label: '$(warning) WebGPU does not reach this GPU',
+              description: d.gpuVisibility.fixes[0] ?? '',
+              detail: d.gpuVisibility.diagnosis ?? '',
+            },
+          ]
+        : []),
+      d.pytorch.available && d.pytorch.torch && d.pytorch.python
+        ? {
+            label: `$(symbol-method) PyTorch ${d.pytorch.torch.version}`,
+            description: d.pytorch.devices
+              .map((x) => (x.kind === 'cpu' ? 'cpu' : `${x.kind}:${x.index} ${x.name}`))
+              .join(', '),
+            detail: `${d.pytorch.python.executable} (Python ${d.pytorch.python.version}, ${d.pytorch.python.source})`,
+          }
+        : { label: '$(info) PyTorch', description: d.pytorch.reason ?? 'none' },
       { label: '', kind: vscode.QuickPickItemKind.Separator },
       { label: '$(gear) Choose the backends in Settings…' },
     ];

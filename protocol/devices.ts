@@ -92,6 +92,48 @@ export interface NvidiaInfo {
   gpus: NvidiaGpu[];
 }
 
+/** Where the Python that runs PyTorch came from: a setting or flag, VS Code's Python extension, or PATH. */
+export type PythonSource = 'setting' | 'env' | 'vscode-python' | 'PATH' | 'system';
+
+export interface PyTorchDevice {
+  kind: 'cpu' | 'cuda' | 'mps';
+  index: number;
+  name: string;
+  /** CUDA compute capability ("9.0"); ROCm devices report theirs the same way. */
+  capability?: string;
+  memoryBytes?: number;
+  multiprocessors?: number;
+  /** CPU: torch's intra-op threads. */
+  threads?: number;
+}
+
+/** The user's own Python with torch: the interpreter, the torch build and the devices it sees. */
+export interface PyTorchInfo {
+  available: boolean;
+  /** Why not, when not: no Python found, or torch missing or broken in each one tried. */
+  reason?: string;
+  python: { executable: string; version: string; source: PythonSource } | null;
+  torch: { version: string; cuda: string | null; hip: string | null; compile: boolean } | null;
+  devices: PyTorchDevice[];
+  /** Whether torch sees a CUDA (or ROCm) device, and why not. */
+  cuda: { available: boolean; reason?: string };
+  /** Whether torch sees Apple's Metal (MPS) device, and why not. */
+  mps: { available: boolean; reason?: string };
+  /** Every interpreter looked at, in order, and what was wrong with the ones not used. */
+  tried: { executable: string; source: PythonSource; reason: string | null }[];
+}
+
+/** Whether WebGPU reaches the GPU this machine is known to have (nvidia-smi, the kernel driver, torch). */
+export interface GpuVisibility {
+  /** How the GPU is known to be here. */
+  gpuKnown: string[];
+  webgpuReachesIt: boolean;
+  /** When it does not: what is wrong, in a sentence. */
+  diagnosis: string | null;
+  /** What to check or change, most likely first. */
+  fixes: string[];
+}
+
 export interface DeviceReport {
   schemaVersion: 1;
   /** ISO-8601 time of the probe. */
@@ -101,6 +143,9 @@ export interface DeviceReport {
   onnxruntime: OnnxRuntimeInfo;
   webgpu: WebGpuInfo;
   nvidia: NvidiaInfo;
+  pytorch: PyTorchInfo;
+  /** Null when no GPU is known to be here. */
+  gpuVisibility: GpuVisibility | null;
   /** Environment that changes which Vulkan driver every runtime in this process loads. */
   vulkanEnv: { VK_ICD_FILENAMES: string | null; VK_DRIVER_FILES: string | null; XDG_RUNTIME_DIR: string | null };
 }

@@ -160,12 +160,23 @@ export interface VitlensSettings {
   /** budgetMs null: the harness's own default. */
   bench: { backends: RuntimeId[]; budgetMs: number | null; scaling: boolean };
   infer: { backend: RuntimeId | ''; checkpointSearchPaths: string[] };
+  /** The Python that runs PyTorch; '' = VS Code's Python extension's interpreter, else PATH. */
+  python: { path: string };
 }
 
 export const DEFAULT_SETTINGS: VitlensSettings = {
   bench: { backends: [], budgetMs: null, scaling: true },
   infer: { backend: '', checkpointSearchPaths: [] },
+  python: { path: '' },
 };
+
+/**
+ * `vitlens/pythonInterpreter`: client → server, the interpreter selected in VS Code's Python
+ * extension (at start and whenever the user picks another); null when there is none.
+ */
+export const PythonInterpreterNotification = new NotificationType<{ executable: string | null }>(
+  'vitlens/pythonInterpreter',
+);
 
 /** `vitlens/trust`: client → server, the workspace's trust changed (VS Code's workspace trust). */
 export const TrustNotification = new NotificationType<{ trusted: boolean }>('vitlens/trust');

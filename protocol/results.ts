@@ -163,7 +163,18 @@ export interface PinvReport {
 
 /** Runtime backends the harness can run a graph on. */
 export type RuntimeId =
-  'ort-cpu' | 'ort-webgpu' | 'tfjs-webgpu' | 'tfjs-wasm' | 'tfjs-cpu' | 'tfjs-node' | 'tfjs-node-gpu' | 'reference';
+  | 'ort-cpu'
+  | 'ort-webgpu'
+  | 'tfjs-webgpu'
+  | 'tfjs-wasm'
+  | 'tfjs-cpu'
+  | 'tfjs-node'
+  | 'tfjs-node-gpu'
+  | 'reference'
+  /** The user's own PyTorch (eager), run by their Python: the peer every figure stands beside. */
+  | 'torch-cpu'
+  | 'torch-cuda'
+  | 'torch-mps';
 
 export interface RuntimeDescription {
   id: RuntimeId;

@@ -280,6 +280,17 @@ function handMade(adapters: WebGpuAdapter[], nvidia = false): DeviceReport {
           ],
         }
       : { available: false, reason: 'nvidia-smi not found', gpus: [] },
+    pytorch: {
+      available: false,
+      reason: 'not probed (pytorch: false)',
+      python: null,
+      torch: null,
+      devices: [],
+      cuda: { available: false },
+      mps: { available: false },
+      tried: [],
+    },
+    gpuVisibility: null,
     vulkanEnv: { VK_ICD_FILENAMES: null, VK_DRIVER_FILES: null, XDG_RUNTIME_DIR: '/tmp' },
   };
 }

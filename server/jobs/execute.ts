@@ -1,5 +1,6 @@
 /** Runs one job in the current process: what the worker does, and what tests may call directly. */
 import { probeDevices } from '../runtimes/probe';
+import { wantsPyTorch } from '../runtimes/torch/python';
 import { runBenchmark } from './bench/harness';
 import { runInference } from './infer/run';
 import type { BenchJob, InferJob, JobCallbacks, JobResult, WorkerJob } from './job';
@@ -9,7 +10,7 @@ export async function executeJob<J extends WorkerJob>(job: J, callbacks: JobCall
   const onProgress = callbacks.onProgress ?? (() => {});
   switch (job.kind) {
     case 'devices':
-      return (await probeDevices()) as JobResult<J>;
+      return (await probeDevices({ pytorch: job.python ?? {} })) as JobResult<J>;
     case 'pinv': {
       onProgress('pseudo-inverse analysis', 0, 1);
       const r = analysePinv(job.model, {
@@ -21,17 +22,21 @@ export async function executeJob<J extends WorkerJob>(job: J, callbacks: JobCall
       return r as JobResult<J>;
     }
     case 'bench': {
-      const { kind: _kind, ...options } = job as BenchJob;
-      const report = await probeDevices({ nvidia: true });
+      const { kind: _kind, python, ...options } = job as BenchJob;
+      // The default runtimes include PyTorch as the peer; an explicit list without it needs no probe.
+      const pytorch = wantsPyTorch(options.runtimes, true) ? (python ?? {}) : false;
+      const report = await probeDevices({ nvidia: true, pytorch });
       return (await runBenchmark(
         { ...options, onProgress, ...(callbacks.onCase ? { onCase: callbacks.onCase } : {}) },
         report,
       )) as JobResult<J>;
     }
     case 'infer': {
-      const { kind: _kind, ...options } = job as InferJob;
+      const { kind: _kind, python, ...options } = job as InferJob;
       onProgress('inference', 0, 1);
-      return (await runInference(options, await probeDevices({ nvidia: false }))) as JobResult<J>;
+      // Inference runs on ORT unless asked otherwise: PyTorch is probed only when named.
+      const pytorch = wantsPyTorch(options.runtime ? [options.runtime] : null, false) ? (python ?? {}) : false;
+      return (await runInference(options, await probeDevices({ nvidia: false, pytorch }))) as JobResult<J>;
     }
   }
   throw new Error(`unknown job kind ${(job as { kind: string }).kind}`);

@@ -9,9 +9,13 @@ import type { InferJob as InferOptions } from './infer/run';
 import type { ModelSpec } from '../core/models/spec';
 import type { BenchOptions } from './bench/harness';
 import type { DeviceReport } from '../../protocol/devices';
+import type { PythonChoice } from '../runtimes/torch/python';
 
 /** The harness's options minus its callbacks (progress and cancel travel as messages and a kill). */
-export type BenchJob = { kind: 'bench' } & Omit<BenchOptions, 'onProgress' | 'onCase' | 'isCancelled'>;
+export type BenchJob = { kind: 'bench'; python?: PythonChoice } & Omit<
+  BenchOptions,
+  'onProgress' | 'onCase' | 'isCancelled'
+>;
 
 export interface PinvJob {
   kind: 'pinv';
@@ -24,10 +28,12 @@ export interface PinvJob {
 
 export interface DevicesJob {
   kind: 'devices';
+  /** Which Python to probe for PyTorch (the user's setting, VS Code's Python extension). */
+  python?: PythonChoice;
 }
 
 /** Inference: checkpoints and images are read, and native runtimes run, in the worker only. */
-export type InferJob = { kind: 'infer' } & InferOptions;
+export type InferJob = { kind: 'infer'; python?: PythonChoice } & InferOptions;
 
 export type WorkerJob = BenchJob | PinvJob | DevicesJob | InferJob;
 

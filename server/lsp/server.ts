@@ -11,7 +11,7 @@ import {
   type Connection,
   type InitializeResult,
 } from 'vscode-languageserver/node';
-import { TrustNotification } from '../../protocol/lsp';
+import { PythonInterpreterNotification, TrustNotification } from '../../protocol/lsp';
 import { VERSION } from '../core/version';
 import type { ServerContext } from './context';
 import { makeGuard } from './guard';
@@ -54,6 +54,7 @@ export function startServer(connection: Connection): void {
     };
   });
   connection.onNotification(TrustNotification, (p) => ctx.trust.set(p.trusted));
+  connection.onNotification(PythonInterpreterNotification, (p) => ctx.settings.setVscodePython(p.executable));
 
   registerLanguageFeatures(ctx);
   registerProfileHandlers(ctx);

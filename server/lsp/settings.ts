@@ -4,21 +4,39 @@
  */
 import type { Connection, InitializeParams } from 'vscode-languageserver/node';
 import { DEFAULT_SETTINGS, type VitlensSettings } from '../../protocol/lsp';
+import type { PythonChoice } from '../runtimes/torch/python';
 
 /** The defaults with what the user set on top, group by group. */
 export function mergeSettings(got: Partial<VitlensSettings> | null | undefined): VitlensSettings {
-  return { bench: { ...DEFAULT_SETTINGS.bench, ...got?.bench }, infer: { ...DEFAULT_SETTINGS.infer, ...got?.infer } };
+  return {
+    bench: { ...DEFAULT_SETTINGS.bench, ...got?.bench },
+    infer: { ...DEFAULT_SETTINGS.infer, ...got?.infer },
+    python: { ...DEFAULT_SETTINGS.python, ...got?.python },
+  };
 }
 
 export class Settings {
   /** Whether the client answers workspace/configuration. */
   private canRead = false;
+  /** The interpreter VS Code's Python extension has selected, as the client last said. */
+  private vscodePython: string | null = null;
 
   constructor(private readonly connection: Connection) {}
 
   /** The client's capabilities, at initialize. */
   initialize(params: InitializeParams): void {
     this.canRead = params.capabilities.workspace?.configuration === true;
+  }
+
+  /** The client told us which interpreter VS Code's Python extension uses. */
+  setVscodePython(executable: string | null): void {
+    this.vscodePython = executable;
+  }
+
+  /** Which Python runs PyTorch for a document's jobs: the setting, else the Python extension's. */
+  async python(uri: string | null): Promise<PythonChoice> {
+    const named = (await this.get(uri)).python.path;
+    return { python: named || null, vscodePython: this.vscodePython };
   }
 
   /** The settings for a document (its folder's, in a multi-root workspace), or the defaults. */

@@ -1,5 +1,5 @@
 /**
- * The runner for a RuntimeId: ORT's EPs, the TypeScript reference, or a TF.js backend.
+ * The runner for a RuntimeId: ORT's EPs, the TypeScript reference, a TF.js backend, or the user's PyTorch.
  */
 import type { DeviceReport } from '../../protocol/devices';
 import type { RuntimeId } from '../../protocol/results';
@@ -7,6 +7,7 @@ import { ortRunner } from './ort/runner';
 import { referenceRunner } from './reference-runner';
 import type { Runner } from './runner';
 import { tfjsRunner } from './tfjs/runner';
+import { torchRunner } from './torch/runner';
 
 /** Opens a runtime, or throws an Error whose message says why it is not usable here. */
 export async function openRunner(id: RuntimeId, report: DeviceReport): Promise<Runner> {
@@ -17,6 +18,10 @@ export async function openRunner(id: RuntimeId, report: DeviceReport): Promise<R
       return ortRunner('webgpu', report);
     case 'reference':
       return referenceRunner(report);
+    case 'torch-cpu':
+    case 'torch-cuda':
+    case 'torch-mps':
+      return torchRunner(id, report);
     default:
       return tfjsRunner(id, report);
   }

@@ -17,11 +17,14 @@ import type {
   OrtBackend,
   WebGpuAdapter,
   WebGpuInfo,
+  PyTorchInfo,
 } from '../../protocol/devices';
 import { adapterReport, importDawn, type DawnModule, type Gpu, type GpuAdapter } from './dawn';
 import { runtimeRequire } from './external';
 import { attachDisplayNames } from './labels';
+import { diagnoseGpuVisibility } from './gpu-visibility';
 import { probeNvidia } from './nvidia';
+import { probePyTorch, type PythonChoice } from './torch/python';
 
 export interface ProbeOptions {
   /** Probe WebGPU adapters. Default: true unless VITLENS_NO_WEBGPU=1. */
@@ -34,6 +37,8 @@ export interface ProbeOptions {
   timeoutMs?: number;
   /** nvidia-smi executable; default "nvidia-smi" on PATH. */
   nvidiaSmi?: string;
+  /** Which Python to probe for PyTorch (torch/python.ts), or false not to. Default: the usual search. */
+  pytorch?: PythonChoice | false;
 }
 
 const DEFAULT_TIMEOUT_MS = 15_000;
@@ -194,6 +199,19 @@ export async function probeWebGpu(opts: { timeoutMs?: number } = {}): Promise<We
 }
 
 /** Everything this machine offers for benchmarks. Never throws: missing pieces carry a `reason`. */
+function notProbedPyTorch(reason: string): PyTorchInfo {
+  return {
+    available: false,
+    reason,
+    python: null,
+    torch: null,
+    devices: [],
+    cuda: { available: false },
+    mps: { available: false },
+    tried: [],
+  };
+}
+
 export async function probeDevices(opts: ProbeOptions = {}): Promise<DeviceReport> {
   const started = performance.now();
   const probedAt = new Date().toISOString();
@@ -203,6 +221,12 @@ export async function probeDevices(opts: ProbeOptions = {}): Promise<DeviceRepor
     opts.nvidia === false
       ? Promise.resolve({ available: false, reason: 'not probed (nvidia: false)', gpus: [] })
       : probeNvidia({ timeoutMs, ...(opts.nvidiaSmi ? { nvidiaSmi: opts.nvidiaSmi } : {}) });
+  const pytorchPromise: Promise<PyTorchInfo> =
+    opts.pytorch === false
+      ? Promise.resolve(notProbedPyTorch('not probed (pytorch: false)'))
+      : process.env.VITLENS_NO_PYTORCH === '1'
+        ? Promise.resolve(notProbedPyTorch('PyTorch probing disabled by VITLENS_NO_PYTORCH=1'))
+        : probePyTorch(opts.pytorch ?? {});
   const onnxruntime: OnnxRuntimeInfo =
     opts.onnxruntime === false
       ? { available: false, version: null, backends: [], reason: 'not probed (onnxruntime: false)' }
@@ -218,15 +242,19 @@ export async function probeDevices(opts: ProbeOptions = {}): Promise<DeviceRepor
         adapters: [],
       };
   const nvidia = await nvidiaPromise;
+  const pytorch = await pytorchPromise;
   attachDisplayNames(webgpu.adapters, nvidia.gpus);
+  const host = probeHost();
   return {
     schemaVersion: 1,
     probedAt,
     probeMs: Math.round((performance.now() - started) * 10) / 10,
-    host: probeHost(),
+    host,
     onnxruntime,
     webgpu,
     nvidia,
+    pytorch,
+    gpuVisibility: diagnoseGpuVisibility({ nvidia, pytorch, webgpu, host }),
     vulkanEnv: {
       VK_ICD_FILENAMES: process.env.VK_ICD_FILENAMES ?? null,
       VK_DRIVER_FILES: process.env.VK_DRIVER_FILES ?? null,

@@ -29,6 +29,9 @@ export function pickBestBackend(report: DeviceReport): BackendCandidate[] {
   const hardware = report.webgpu.adapters.filter((a) => !a.software);
   const software = report.webgpu.adapters.filter((a) => a.software);
   const mib = (bytes: number): string => formatBytes(bytes, { ...WHOLE_MIB, missing: 'unknown' });
+  // A GPU known to be here that Vulkan does not reach: the software adapter is not it.
+  const v = report.gpuVisibility;
+  const gpuOutOfReach = v && !v.webgpuReachesIt ? `; NOT this machine's GPU: ${v.diagnosis}` : '';
 
   if (!ort.available) {
     out.push({
@@ -80,7 +83,7 @@ export function pickBestBackend(report: DeviceReport): BackendCandidate[] {
         executionProvider: 'webgpu',
         status: 'runnable',
         adapter: adapterLabel(a),
-        reason: `software adapter: correct results but slower than ORT CPU (lavapipe measured 10–100× slower); use it to validate WebGPU graphs; binding limit ${mib(a.limits.maxStorageBufferBindingSize)}`,
+        reason: `software adapter: correct results but slower than ORT CPU (lavapipe measured 10–100× slower); use it to validate WebGPU graphs; binding limit ${mib(a.limits.maxStorageBufferBindingSize)}${gpuOutOfReach}`,
       });
     }
     if (report.webgpu.adapters.length === 0) {
@@ -137,6 +140,13 @@ export function pickBestBackend(report: DeviceReport): BackendCandidate[] {
  * a hardware WebGPU adapter on ORT, then ORT CPU, then ORT on a software adapter. Backends
  * without a runner here (ort-cuda, ort-tensorrt) and unusable ones are left out.
  */
+/** PyTorch on the best device it sees (a CUDA/ROCm GPU, then Apple's MPS, then the CPU), or null without torch. */
+export function bestTorchRuntime(report: DeviceReport): RuntimeId | null {
+  if (!report.pytorch.available) return null;
+  const kinds = new Set(report.pytorch.devices.map((d) => d.kind));
+  return kinds.has('cuda') ? 'torch-cuda' : kinds.has('mps') ? 'torch-mps' : kinds.has('cpu') ? 'torch-cpu' : null;
+}
+
 export function defaultRuntimes(report: DeviceReport): RuntimeId[] {
   const out: RuntimeId[] = [];
   for (const c of pickBestBackend(report)) {
@@ -144,5 +154,8 @@ export function defaultRuntimes(report: DeviceReport): RuntimeId[] {
     const id = c.backend as RuntimeId;
     if (ALL_RUNTIMES.includes(id) && !out.includes(id)) out.push(id);
   }
+  // The user's PyTorch on its best device stands beside them: the peer, measured in the same run.
+  const torch = bestTorchRuntime(report);
+  if (torch) out.push(torch);
   return out;
 }

@@ -18,6 +18,12 @@ export interface PreparedGraph {
   run(inputs: Record<string, Float32Array>): Promise<RunOutput[]>;
   /** One extra run that measures memory the runtime's own way (may rebuild a profiled session). */
   measureMemory(inputs: Record<string, Float32Array>): Promise<MemoryFigure[]>;
+  /**
+   * One run timed by the runtime itself on its device, in ms, where the wall clock around run()
+   * would time something else too (PyTorch: the pipe to Python and the copies). Inputs stay on the
+   * device between calls with the same object.
+   */
+  timedRun?(inputs: Record<string, Float32Array>): Promise<number>;
   release(): Promise<void>;
 }
 
@@ -66,4 +72,7 @@ export const ALL_RUNTIMES: readonly RuntimeId[] = [
   'tfjs-wasm',
   'tfjs-cpu',
   'reference',
+  'torch-cuda',
+  'torch-mps',
+  'torch-cpu',
 ];

@@ -15,12 +15,13 @@ import { analysePinv } from '../../jobs/pinv';
 import { dashboardData } from '../../report/data';
 import { writeReport } from '../../report/html';
 import { probeDevices } from '../../runtimes/probe';
+import { wantsPyTorch } from '../../runtimes/torch/python';
 import { intArg, listArg, runtimeArg, UsageError, type Command, type Out } from '../args';
 import { loadConfigSpec } from '../config';
 
 const USAGE = `  vitlens bench <config.yaml> [--backend ID]... [--resolution N]... [--tokens N,N,...]
                 [--stage S]... [--attention A]... [--level attention|block]... [--no-scaling]
-                [--budget-ms MS] [--batch B] [--json] [--out results.json] [--html report.html]`;
+                [--budget-ms MS] [--batch B] [--python PATH] [--json] [--out results.json] [--html report.html]`;
 
 /** Milliseconds in the table's columns: three significant digits, at most two decimals, zeros kept ("123", "12.3", "0.12"). */
 const MS_COLUMN: TimeFormat = { unit: 'ms', bare: true, trim: false, maxDecimals: 2 };
@@ -113,6 +114,7 @@ async function benchCommand(args: string[], stdout: Out, stderr: Out): Promise<n
     args,
     allowPositionals: true,
     options: {
+      python: { type: 'string' },
       backend: { type: 'string', multiple: true },
       resolution: { type: 'string', multiple: true },
       tokens: { type: 'string', multiple: true },
@@ -142,7 +144,8 @@ async function benchCommand(args: string[], stdout: Out, stderr: Out): Promise<n
   const spec = loadConfigSpec(file, stderr);
   if (typeof spec === 'number') return spec;
   const stages = listArg(values.stage).map((s) => intArg('stage', s, 1, spec.stages.length));
-  const report = await probeDevices();
+  const pytorch = wantsPyTorch(backends, true) && { python: values.python ?? null };
+  const report = await probeDevices({ pytorch });
   const result = await runBenchmark(
     {
       model: spec,

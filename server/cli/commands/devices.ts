@@ -1,15 +1,40 @@
 /** `vitlens devices`: the host, the runtimes this machine can load and the devices they see. */
 import { parseArgs } from 'node:util';
-import type { DeviceReport } from '../../../protocol/devices';
+import type { DeviceReport, PyTorchInfo } from '../../../protocol/devices';
 import { formatBytes, REPORT_BYTES, type BytesFormat } from '../../../protocol/format';
 import { adapterLabel } from '../../runtimes/labels';
 import { probeDevices } from '../../runtimes/probe';
 import type { Command, Out } from '../args';
 
-const USAGE = '  vitlens devices [--json]';
+const USAGE = '  vitlens devices [--python PATH] [--json]';
 
 /** An adapter limit Dawn does not report is NaN (dawn.ts): say so, as the ranking does. */
 const LIMIT_BYTES: BytesFormat = { ...REPORT_BYTES, missing: 'unknown' };
+
+/** The user's PyTorch: which Python, which torch, what it runs on; or why there is none. */
+function pytorchLines(p: PyTorchInfo): string[] {
+  if (!p.available || !p.python || !p.torch) return [`PyTorch: none (${p.reason ?? 'not found'})`];
+  const build = p.torch.hip ? `ROCm/HIP ${p.torch.hip}` : p.torch.cuda ? `CUDA ${p.torch.cuda}` : 'CPU-only build';
+  const lines = [
+    `PyTorch ${p.torch.version} (${build}) in Python ${p.python.version}: ${p.python.executable} (${p.python.source})`,
+  ];
+  for (const d of p.devices) {
+    const detail =
+      d.kind === 'cpu'
+        ? `${d.threads ?? '?'} intra-op threads by default`
+        : [
+            d.capability && `compute capability ${d.capability}`,
+            d.memoryBytes && formatBytes(d.memoryBytes, REPORT_BYTES),
+          ]
+            .filter(Boolean)
+            .join(', ');
+    lines.push(
+      `  torch device ${d.kind}${d.kind === 'cpu' ? '' : `:${d.index}`}: ${d.kind === 'cpu' ? 'CPU' : d.name}${detail ? ` — ${detail}` : ''}`,
+    );
+  }
+  if (!p.cuda.available && p.cuda.reason) lines.push(`  no CUDA/ROCm device: ${p.cuda.reason}`);
+  return lines;
+}
 
 function devicesText(r: DeviceReport): string {
   const out = [
@@ -29,12 +54,15 @@ function devicesText(r: DeviceReport): string {
         `NVIDIA GPU ${g.index}: ${g.name}, ${g.memoryUsedMiB}/${g.memoryTotalMiB} MiB used, driver ${g.driverVersion}`,
       );
   else out.push(`NVIDIA: ${r.nvidia.reason ?? 'none'}`);
+  out.push(...pytorchLines(r.pytorch));
+  const v = r.gpuVisibility;
+  if (v && !v.webgpuReachesIt) out.push(`WARNING: ${v.diagnosis}`, ...v.fixes.map((f) => `  - ${f}`));
   return out.join('\n');
 }
 
 async function devicesCommand(args: string[], stdout: Out): Promise<number> {
-  const { values } = parseArgs({ args, options: { json: { type: 'boolean' } } });
-  const r = await probeDevices();
+  const { values } = parseArgs({ args, options: { json: { type: 'boolean' }, python: { type: 'string' } } });
+  const r = await probeDevices({ pytorch: { python: values.python ?? null } });
   const { probeTfjsBackends } = await import('../../runtimes/tfjs/load');
   const tfjs = await probeTfjsBackends();
   if (values.json) stdout(JSON.stringify({ ...r, tfjs }, null, 2));

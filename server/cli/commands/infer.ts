@@ -13,12 +13,14 @@ import { queryText } from '../../jobs/infer/captions';
 import { WeightMismatchError } from '../../jobs/infer/model-weights';
 import { InferInputError, runInference } from '../../jobs/infer/run';
 import { probeDevices } from '../../runtimes/probe';
+import { wantsPyTorch } from '../../runtimes/torch/python';
 import { intArg, runtimeArg, seedArg, UsageError, type Command, type Out } from '../args';
 import { loadRunnableConfig } from '../config';
 
 const USAGE = `  vitlens infer <config.yaml> [--checkpoint FILE | --checkpoint-search-path DIR...]
                 (--image FILE... | --input-tensor FILE --shape 1,3,H,W)
-                [--backend ID] [--resolution N] [--resize eval|none] [--maps] [--query-point X,Y] [--json]`;
+                [--backend ID] [--python PATH] [--resolution N] [--resize eval|none] [--maps] [--query-point X,Y]
+                [--json]`;
 
 /** float32 logits printed with the digits that identify them (9 significant). */
 const logit = (x: number) => x.toPrecision(9);
@@ -56,6 +58,7 @@ async function inferCommand(args: string[], stdout: Out, stderr: Out): Promise<n
     args,
     allowPositionals: true,
     options: {
+      python: { type: 'string' },
       checkpoint: { type: 'string' },
       'checkpoint-search-path': { type: 'string', multiple: true },
       image: { type: 'string', multiple: true },
@@ -117,7 +120,9 @@ async function inferCommand(args: string[], stdout: Out, stderr: Out): Promise<n
         ...(values.seed ? { seed: seedArg(values.seed) } : {}),
         ...(values.maps || point ? { maps: { point } } : {}),
       },
-      await probeDevices(),
+      await probeDevices({
+        pytorch: wantsPyTorch(runtime ? [runtime] : null, false) && { python: values.python ?? null },
+      }),
     );
     stdout(values.json ? JSON.stringify(report, null, 2) : inferText(report, values.logits ?? false));
     return 0;

@@ -39,6 +39,7 @@ export function registerInferHandlers({
       p.uri,
       {
         kind: 'infer' as const,
+        python: await settings.python(p.uri),
         model,
         config: p.uri,
         checkpoint,

@@ -28,6 +28,7 @@ export function registerJobHandlers({ connection, configs, settings, trust, jobs
         ...rest,
         ...(attentions ? { attentions: attentions as never } : {}),
         processStartedAt: Date.now(),
+        python: await settings.python(p.uri),
       },
       token,
     );
@@ -49,7 +50,7 @@ export function registerJobHandlers({ connection, configs, settings, trust, jobs
     );
   });
   connection.onRequest(DevicesRequest, async (_p, token) => {
-    const report = await jobs.run(null, { kind: 'devices' as const }, token);
+    const report = await jobs.run(null, { kind: 'devices' as const, python: await settings.python(null) }, token);
     return { ...report, backends: pickBestBackend(report) };
   });
 }

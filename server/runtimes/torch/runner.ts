@@ -1,0 +1,109 @@
+/**
+ * The user's PyTorch as a Runner: the graph lowered to a torch program
+ * (core/engine/lowerings/torch.ts) and run by vitlens_torch.py in the user's Python, on the CPU,
+ * a CUDA/ROCm GPU or Apple's MPS. Timed inside Python on the device (CUDA events; elsewhere a
+ * clock between device synchronisations) with the inputs already there, so a figure is torch's
+ * time, not the pipe's. Memory is torch's own allocator peak where it has one (CUDA, MPS).
+ */
+import os from 'node:os';
+import type { DeviceReport, PyTorchDevice } from '../../../protocol/devices';
+import { formatBytes, REPORT_BYTES } from '../../../protocol/format';
+import type { MemoryFigure, RuntimeDescription, RuntimeId } from '../../../protocol/results';
+import { lowerToTorch } from '../../core/engine/lowerings/torch';
+import { cpuLabel } from '../labels';
+import type { Runner } from '../runner';
+import { TorchProcess } from './process';
+
+export type TorchRuntimeId = Extract<RuntimeId, 'torch-cpu' | 'torch-cuda' | 'torch-mps'>;
+
+const DEVICE_KIND: Record<TorchRuntimeId, PyTorchDevice['kind']> = {
+  'torch-cpu': 'cpu',
+  'torch-cuda': 'cuda',
+  'torch-mps': 'mps',
+};
+
+function deviceLabel(d: PyTorchDevice, report: DeviceReport, threads: number): string {
+  const torch = report.pytorch.torch!;
+  if (d.kind === 'cpu') return cpuLabel(report, threads);
+  if (d.kind === 'mps') return d.name;
+  const stack = torch.hip ? `ROCm/HIP ${torch.hip}` : `CUDA ${torch.cuda ?? '?'}`;
+  const memory = d.memoryBytes ? `, ${formatBytes(d.memoryBytes, REPORT_BYTES)}` : '';
+  return `${d.name} (${stack}, compute capability ${d.capability ?? '?'}${memory})`;
+}
+
+export async function torchRunner(id: TorchRuntimeId, report: DeviceReport): Promise<Runner> {
+  const info = report.pytorch;
+  if (!info.available || !info.python || !info.torch)
+    throw new Error(`PyTorch is not available: ${info.reason ?? 'no Python with torch was found'}`);
+  const kind = DEVICE_KIND[id];
+  const device = info.devices.find((d) => d.kind === kind);
+  if (!device) {
+    const why = kind === 'cuda' ? info.cuda.reason : kind === 'mps' ? info.mps.reason : undefined;
+    throw new Error(
+      `PyTorch ${info.torch.version} (${info.python.executable}) sees no ${kind.toUpperCase()} device${why ? `: ${why}` : ''}`,
+    );
+  }
+  const threads = os.availableParallelism();
+  const who = `PyTorch ${info.torch.version} (${info.python.executable})`;
+  const proc = new TorchProcess(who, info.python.executable, threads);
+  const torchDevice = kind === 'cpu' ? 'cpu' : `${kind}:${device.index}`;
+  const description: RuntimeDescription = {
+    id,
+    runtime: `PyTorch ${info.torch.version} eager (Python ${info.python.version}; timed in Python${kind === 'cuda' ? ' with CUDA events' : ''})`,
+    device: deviceLabel(device, report, threads),
+    software: false,
+    maxBufferBytes: null,
+    tokenTileBytes: null,
+  };
+  return {
+    description,
+    async prepare(graph, outputs, weights) {
+      const { program, buffers } = lowerToTorch(graph, outputs, weights);
+      const prepared = await proc.request({ cmd: 'prepare', device: torchDevice, program }, buffers);
+      const handle = prepared.header.handle as number;
+      const encodeInputs = (inputs: Record<string, Float32Array>) => {
+        const names = Object.keys(inputs);
+        return { specs: names.map((name) => ({ name })), blobs: names.map((n) => inputs[n]!) };
+      };
+      let bound: Record<string, Float32Array> | null = null;
+      const bind = async (inputs: Record<string, Float32Array>) => {
+        if (bound === inputs) return;
+        const { specs, blobs } = encodeInputs(inputs);
+        await proc.request({ cmd: 'bind', handle, inputs: specs }, blobs);
+        bound = inputs;
+      };
+      return {
+        async run(inputs) {
+          const { specs, blobs } = encodeInputs(inputs);
+          const answer = await proc.request({ cmd: 'run', handle, inputs: specs }, blobs);
+          const shapes = answer.header.outputs as { shape: number[] }[];
+          return answer.blobs.map((b, i) => ({
+            shape: shapes[i]!.shape,
+            // A copy: the frame's buffer may be a slice of a larger one, unaligned for floats.
+            data: new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)),
+          }));
+        },
+        async timedRun(inputs) {
+          await bind(inputs);
+          const answer = await proc.request({ cmd: 'time', handle });
+          return answer.header.ms as number;
+        },
+        async measureMemory(inputs) {
+          await bind(inputs);
+          const answer = await proc.request({ cmd: 'memory', handle });
+          return (answer.header.figures as { label: string; bytes: number }[]).map((f): MemoryFigure => ({
+            label: f.label,
+            bytes: f.bytes,
+            kind: 'measured',
+          }));
+        },
+        async release() {
+          // A Python that died took its tensors with it; its error is what the case reports.
+          if (proc.ended) return;
+          await proc.request({ cmd: 'release', handle });
+        },
+      };
+    },
+    close: () => proc.close(),
+  };
+}

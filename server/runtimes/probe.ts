@@ -67,7 +67,7 @@ export function probeHost(): HostInfo {
 const ORT_INSTALL_NOTES: Record<string, { missing: string; present: string }> = {
   cuda: {
     missing:
-      "not bundled: onnxruntime-node's install script downloads the CUDA EP from api.nuget.org at npm-install time; it is absent here (install script skipped, e.g. onnxruntime-node-install=skip, or no network)",
+      "not bundled: onnxruntime-node's install script downloads the CUDA EP from api.nuget.org at npm-install time; it is absent here (its install script is denied in ViT Lens's package.json, or there was no network)",
     present:
       'not bundled but downloaded at install time; needs matching CUDA 12 / cuDNN libraries when a session is created',
   },

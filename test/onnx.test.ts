@@ -19,7 +19,7 @@ import {
   type TraceEvent,
   type OrtProfileSummary,
 } from '../server/runtimes/ort/profile';
-import { OnnxSession, type OnnxOutput } from '../server/runtimes/ort/session';
+import { OnnxSession, serializedWebGpuRun, type OnnxOutput } from '../server/runtimes/ort/session';
 import {
   ReferenceRuntime,
   mapWeights,
@@ -515,5 +515,37 @@ describe('replayTensorLiveness: tensor bytes live at once, from a profile and th
     // neg in host memory: step 3 add holds exp + sum = 48; exp peaks with x at 48 first.
     assert.equal(replayTensorLiveness(neg, model, GPU)?.peakBytes, 48);
     assert.equal(replayTensorLiveness([...run(0), kernel('MemcpyToHost', 5, [[6]], [6])], model, GPU), null);
+  });
+});
+
+describe('ORT WebGPU runs never overlap (onnxruntime issue 32561)', () => {
+  test('runs started together execute one after another, and a failed run does not block the next', async () => {
+    let active = 0;
+    let most = 0;
+    const order: string[] = [];
+    const fake =
+      (name: string, ms: number, fail = false) =>
+      async () => {
+        active++;
+        most = Math.max(most, active);
+        order.push(`start ${name}`);
+        await new Promise((r) => setTimeout(r, ms));
+        order.push(`end ${name}`);
+        active--;
+        if (fail) throw new Error(`${name} failed`);
+        return name;
+      };
+    const runs = [
+      serializedWebGpuRun(fake('a', 30)),
+      serializedWebGpuRun(fake('b', 5, true)),
+      serializedWebGpuRun(fake('c', 1)),
+    ];
+    const settled = await Promise.allSettled(runs);
+    assert.equal(most, 1);
+    assert.deepEqual(order, ['start a', 'end a', 'start b', 'end b', 'start c', 'end c']);
+    assert.deepEqual(
+      settled.map((s) => s.status),
+      ['fulfilled', 'rejected', 'fulfilled'],
+    );
   });
 });

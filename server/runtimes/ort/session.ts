@@ -30,6 +30,19 @@ export interface OnnxOutput {
   data: Float32Array;
 }
 
+/**
+ * ORT's WebGPU EP crashes on Linux/Vulkan with NVIDIA when two Run() calls overlap
+ * (onnxruntime issue 32561, docs/RUNTIMES.md §9): every WebGPU run in this process waits for the
+ * one before it, whichever session it belongs to.
+ */
+let webgpuRuns: Promise<unknown> = Promise.resolve();
+
+export function serializedWebGpuRun<T>(run: () => Promise<T>): Promise<T> {
+  const next = webgpuRuns.then(run, run);
+  webgpuRuns = next.catch(() => undefined);
+  return next;
+}
+
 export class OnnxSession {
   private constructor(
     private readonly session: ort.InferenceSession,
@@ -38,6 +51,7 @@ export class OnnxSession {
     private readonly inputShapes: Map<string, readonly number[]>,
     private readonly profilePrefix: string | undefined,
     private readonly createdAtMs: number,
+    private readonly ep: OnnxSessionOptions['ep'],
   ) {}
 
   static async create(
@@ -70,7 +84,15 @@ export class OnnxSession {
       throw e;
     }
     const inputShapes = new Map(graph.inputs.map((i) => [i.name, i.tensor.shape] as const));
-    return new OnnxSession(session, lowered.inputNames, lowered.outputNames, inputShapes, opts.profile, createdAtMs);
+    return new OnnxSession(
+      session,
+      lowered.inputNames,
+      lowered.outputNames,
+      inputShapes,
+      opts.profile,
+      createdAtMs,
+      opts.ep,
+    );
   }
 
   /** Feeds only the inputs the pruned model reads; extra entries are ignored, missing ones throw. */
@@ -83,7 +105,8 @@ export class OnnxSession {
         throw new Error(`input "${name}": expected ${numel(shape)} values, got ${data?.length ?? 'none'}`);
       feeds[name] = new ort.Tensor('float32', data, [...shape]);
     }
-    const results = await this.session.run(feeds);
+    const results =
+      this.ep === 'webgpu' ? await serializedWebGpuRun(() => this.session.run(feeds)) : await this.session.run(feeds);
     return this.outputNames.map((name) => {
       const t = results[name];
       if (!t) throw new Error(`ORT returned no output "${name}"`);

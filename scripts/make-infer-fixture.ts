@@ -24,7 +24,7 @@ async function main(): Promise<void> {
       runtime: 'ort-cpu',
       maps: { point: null },
     },
-    await probeDevices({ webgpu: false }),
+    () => probeDevices({ webgpu: false, pytorch: false }),
   );
   const data = dashboardData({ spec, source: config, producer: 'ViT Lens 0.1.0 CLI', infer, view: 'infer' });
   fs.writeFileSync('fixtures/results/tiny-infer-dashboard.json', JSON.stringify(data));

@@ -10,7 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import type { InferReport } from '../protocol/infer';
-import { FIXTURES, readJson, ROOT } from './helpers/fixtures';
+import { runInference } from '../server/jobs/infer/run';
+import { FIXTURES, readJson, ROOT, specOf } from './helpers/fixtures';
 
 function vitlens(...args: string[]) {
   const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'vitlens.js'), 'infer', ...args], {
@@ -112,3 +113,45 @@ describe('vitlens infer', () => {
     }
   });
 });
+
+describe('bad input is refused before any runtime starts', () => {
+  const spec = specOf(fs.readFileSync(path.join(ROOT, TINY), 'utf8'));
+  for (const [what, job] of [
+    ['a garbage checkpoint', { checkpoint: writeScratch('garbage.pth', 'not a zip, not a pickle'), tensor: undefined }],
+    [
+      'a truncated input tensor',
+      {
+        checkpoint: CHECKPOINT,
+        tensor: {
+          file: writeScratch('short.bin', 'x'.repeat(10)),
+          shape: [1, 3, 64, 64] as [number, number, number, number],
+        },
+      },
+    ],
+  ] as const)
+    test(`${what}: the error comes before the device probe (no Dawn, no GPU driver, no Python)`, async () => {
+      let probed = false;
+      await assert.rejects(
+        runInference(
+          {
+            model: spec,
+            config: TINY,
+            checkpoint: path.resolve(ROOT, job.checkpoint),
+            ...(job.tensor ? { tensor: job.tensor } : { images: [path.join(FIXTURES, 'ref', 'tiny_image_64x64.png')] }),
+          },
+          async () => {
+            probed = true;
+            throw new Error('the device probe must not run');
+          },
+        ),
+        (e: Error) => !/device probe/.test(e.message),
+      );
+      assert.equal(probed, false);
+    });
+});
+
+function writeScratch(name: string, content: string): string {
+  const file = path.join(scratch, name);
+  fs.writeFileSync(file, content);
+  return file;
+}

@@ -36,7 +36,7 @@ export async function executeJob<J extends WorkerJob>(job: J, callbacks: JobCall
       onProgress('inference', 0, 1);
       // Inference runs on ORT unless asked otherwise: PyTorch is probed only when named.
       const pytorch = wantsPyTorch(options.runtime ? [options.runtime] : null, false) ? (python ?? {}) : false;
-      return (await runInference(options, await probeDevices({ nvidia: false, pytorch }))) as JobResult<J>;
+      return (await runInference(options, () => probeDevices({ nvidia: false, pytorch }))) as JobResult<J>;
     }
   }
   throw new Error(`unknown job kind ${(job as { kind: string }).kind}`);

@@ -120,9 +120,10 @@ async function inferCommand(args: string[], stdout: Out, stderr: Out): Promise<n
         ...(values.seed ? { seed: seedArg(values.seed) } : {}),
         ...(values.maps || point ? { maps: { point } } : {}),
       },
-      await probeDevices({
-        pytorch: wantsPyTorch(runtime ? [runtime] : null, false) && { python: values.python ?? null },
-      }),
+      () =>
+        probeDevices({
+          pytorch: wantsPyTorch(runtime ? [runtime] : null, false) && { python: values.python ?? null },
+        }),
     );
     stdout(values.json ? JSON.stringify(report, null, 2) : inferText(report, values.logits ?? false));
     return 0;

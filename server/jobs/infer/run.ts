@@ -134,7 +134,12 @@ function attentionMapOf(
   };
 }
 
-export async function runInference(job: InferJob, report: DeviceReport): Promise<InferReport> {
+/**
+ * Runs the model on the job's inputs. `probeDevices` is called only once the checkpoint and the
+ * inputs have been read and checked: a bad file is refused before any runtime (Dawn, a GPU driver,
+ * Python) starts.
+ */
+export async function runInference(job: InferJob, probeDevices: () => Promise<DeviceReport>): Promise<InferReport> {
   const notes: string[] = [];
   let spec = job.model;
   const t0 = performance.now();
@@ -179,6 +184,7 @@ export async function runInference(job: InferJob, report: DeviceReport): Promise
   }
   const tPreprocess = performance.now() - t1;
 
+  const report = await probeDevices();
   const runtime = job.runtime ?? defaultRuntimes(report).find((r) => r !== 'reference') ?? 'ort-cpu';
   const runner = await openRunner(runtime, report);
   try {

@@ -159,3 +159,24 @@ describe('vitlens infer --checkpoint-search-path', () => {
     assert.equal(r.stdout, '');
   });
 });
+
+describe('the terminal shows what ViT Lens says, not what native libraries print', () => {
+  const chatter = /artificially reduced from \d+ to \d+/;
+  const noWebGpu = process.env.VITLENS_NO_WEBGPU === '1' && 'VITLENS_NO_WEBGPU=1: Dawn opens no adapter here';
+
+  test('Dawn’s limit warnings are dropped; the CLI’s own errors still reach stderr with its exit status', () => {
+    const r = vitlens('devices');
+    assert.equal(r.status, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, chatter);
+    assert.match(r.stdout, /^Host: /);
+    const bad = vitlens('profile', path.join(os.tmpdir(), 'no-such-config.yaml'));
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /no-such-config\.yaml: cannot read the config: ENOENT/);
+  });
+
+  test('--verbose shows everything, Dawn’s lines included', { skip: noWebGpu }, () => {
+    const r = vitlens('devices', '--verbose');
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, chatter);
+  });
+});

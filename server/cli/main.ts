@@ -15,10 +15,16 @@ import { VERSION } from '../core/version';
 /** The commands, in the order the usage text lists them. */
 const COMMANDS: readonly Command[] = [profile, devices, bench, pinv, infer];
 
+/** Options every command takes (bin/vitlens.js reads them before the command runs). */
+const COMMON_HELP = `  Every command: --verbose also shows what native libraries print themselves (Dawn's limit
+  warnings, the Vulkan loader), which is otherwise dropped from the terminal.
+`;
+
 const USAGE = `Usage:
 ${COMMANDS.map((c) => c.usage).join('\n')}
 
-${PROFILE_HELP}`;
+${PROFILE_HELP}
+${COMMON_HELP}`;
 
 export async function main(
   argv: string[],

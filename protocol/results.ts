@@ -241,6 +241,23 @@ export interface BenchCase {
    * 0.25 cores, unless one attempt already took over twice the time budget.
    */
   hostLoad?: { otherCores: number | null; attempts: number };
+  /**
+   * The case against its runtime's measured limits (DeviceLimits): achieved GFLOP/s over the
+   * matmul's, and the estimated traffic per second (every op reading its operands and writing its
+   * result once) over the read bandwidth. Absent when the limits were not measured.
+   */
+  roofline?: { matmulFraction: number; bandwidthFraction: number; trafficBytes: number } | null;
+}
+
+/**
+ * What a runtime's device does at best, measured in the same run as the cases: fp32 matrix
+ * multiply throughput (an n×n by n×n matmul whose rows are summed, so little comes back) and read
+ * bandwidth (a row sum over one large tensor).
+ */
+export interface DeviceLimits {
+  runtime: RuntimeId;
+  matmul: { n: number; medianMs: number; gflopsPerSecond: number };
+  read: { bytes: number; medianMs: number; gbPerSecond: number };
 }
 
 export interface ScalingFit {
@@ -271,6 +288,8 @@ export interface BenchReport {
   unavailable: { id: RuntimeId; reason: string }[];
   cases: BenchCase[];
   scaling: ScalingFit[];
+  /** Per runtime, measured once before its cases (absent in reports from before it existed). */
+  limits?: DeviceLimits[];
   /** Process start, device probe, graph builds and sessions vs the whole run (ms). */
   overhead: {
     processStartMs: number;

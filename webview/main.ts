@@ -203,7 +203,16 @@ function renderHeader(): void {
         'div',
         { className: 'devices' },
         h('span', { className: 'devices-title' }, 'Benchmark devices'),
-        h('ul', { className: 'runtimes runtimes--inline' }, ...d.bench.runtimes.map(runtimeLine)),
+        h(
+          'ul',
+          { className: 'runtimes runtimes--inline' },
+          ...d.bench.runtimes.map((r) =>
+            runtimeLine(
+              r,
+              d.bench!.limits?.find((l) => l.runtime === r.id),
+            ),
+          ),
+        ),
       )
     : null;
   headerEl.append(

@@ -504,6 +504,24 @@ function caseColumns(b: () => BenchReport): Column<BenchCase>[] {
       format: (c) => (c.gflopsPerSecond == null ? '—' : sig(c.gflopsPerSecond, 3)),
     },
     {
+      key: 'matmul',
+      label: '% matmul',
+      title:
+        'Achieved GFLOP/s over the fp32 matmul throughput of the same runtime and device, measured in the same run (the roofline’s compute limit)',
+      numeric: true,
+      value: (c) => c.roofline?.matmulFraction ?? null,
+      format: (c) => (c.roofline ? formatPercent(c.roofline.matmulFraction) : '—'),
+    },
+    {
+      key: 'bandwidth',
+      label: '% bandwidth (est.)',
+      title:
+        'Estimated bytes moved per second (every op reading its operands and writing its result once) over the read bandwidth measured in the same run',
+      numeric: true,
+      value: (c) => c.roofline?.bandwidthFraction ?? null,
+      format: (c) => (c.roofline ? formatPercent(c.roofline.bandwidthFraction) : '—'),
+    },
+    {
       key: 'macs',
       label: 'MACs',
       numeric: true,

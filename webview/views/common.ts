@@ -1,6 +1,7 @@
 /** What every view gets from the page, and small shared building blocks. */
 import type { DashboardData, DashboardView } from '../../protocol/dashboard';
-import type { RuntimeDescription } from '../../protocol/results';
+import { sig } from '../../protocol/format';
+import type { DeviceLimits, RuntimeDescription } from '../../protocol/results';
 import { h, prose, type Child } from '../dom';
 import type { Host, Selections } from '../host';
 import type { SortDir } from '../table';
@@ -74,8 +75,11 @@ export function badge(text: string, kind: 'warn' | 'info' | 'ok' | 'error' = 'in
 
 export const SOFTWARE_BADGE = 'software adapter — timings are not GPU performance';
 
-/** One runtime: "ort-cpu  onnxruntime-node 1.30.0, CPU EP · 2 threads on AMD EPYC [badge]". */
-export function runtimeLine(r: RuntimeDescription): HTMLElement {
+/**
+ * One runtime: "ort-cpu  onnxruntime-node 1.30.0, CPU EP · 2 threads on AMD EPYC [badge]", and its
+ * device's limits when the run measured them (the roofline every case is a fraction of).
+ */
+export function runtimeLine(r: RuntimeDescription, limits?: DeviceLimits): HTMLElement {
   return h(
     'li',
     { className: 'runtime' },
@@ -84,6 +88,13 @@ export function runtimeLine(r: RuntimeDescription): HTMLElement {
     h('span', null, r.runtime),
     h('span', { className: 'sep', 'aria-hidden': 'true' }, ' · '),
     h('span', { className: 'device' }, r.device),
+    limits
+      ? h(
+          'span',
+          { className: 'limits', title: 'Measured in this run, before the cases: the roofline of the % columns' },
+          ` · measured ${sig(limits.matmul.gflopsPerSecond, 3)} GFLOP/s fp32 matmul, ${sig(limits.read.gbPerSecond, 3)} GB/s read`,
+        )
+      : null,
     r.software
       ? [
           ' ',

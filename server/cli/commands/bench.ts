@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
-import { formatBytes, formatMs, REPORT_BYTES, type TimeFormat } from '../../../protocol/format';
+import { formatPercent, formatBytes, formatMs, REPORT_BYTES, type TimeFormat } from '../../../protocol/format';
 import type { BenchReport } from '../../../protocol/results';
 import { ATTENTION_KINDS, type AttentionKind } from '../../core/models/spec';
 import { PRODUCER } from '../../core/version';
@@ -20,7 +20,7 @@ import { intArg, listArg, runtimeArg, UsageError, type Command, type Out } from 
 import { loadConfigSpec } from '../config';
 
 const USAGE = `  vitlens bench <config.yaml> [--backend ID]... [--resolution N]... [--tokens N,N,...]
-                [--stage S]... [--attention A]... [--level attention|block]... [--no-scaling]
+                [--stage S]... [--attention A]... [--level attention|block]... [--no-scaling] [--no-limits]
                 [--budget-ms MS] [--batch B] [--python PATH] [--json] [--out results.json] [--html report.html]`;
 
 /** Milliseconds in the table's columns: three significant digits, at most two decimals, zeros kept ("123", "12.3", "0.12"). */
@@ -30,7 +30,13 @@ const WHOLE_MS: TimeFormat = { unit: 'ms', decimals: 0 };
 
 function benchText(r: BenchReport): string {
   const out: string[] = [`${r.config ?? r.model}: ${r.model}`];
-  for (const d of r.runtimes) out.push(`  ${d.id}: ${d.runtime} on ${d.device}`);
+  for (const d of r.runtimes) {
+    const l = r.limits?.find((x) => x.runtime === d.id);
+    const limits = l
+      ? ` — measured here: ${l.matmul.gflopsPerSecond.toFixed(1)} GFLOP/s fp32 matmul (${l.matmul.n}³), ${l.read.gbPerSecond.toFixed(1)} GB/s read`
+      : '';
+    out.push(`  ${d.id}: ${d.runtime} on ${d.device}${limits}`);
+  }
   for (const u of r.unavailable) out.push(`  ${u.id}: unavailable — ${u.reason}`);
   const head = [
     'runtime',
@@ -43,6 +49,8 @@ function benchText(r: BenchReport): string {
     'median ms',
     'p10–p90 ms',
     'GFLOP/s',
+    '% matmul',
+    '% bw est.',
     'mem est.',
     'mem measured',
     'rel.err',
@@ -81,6 +89,8 @@ function benchText(r: BenchReport): string {
         formatMs(t.median, MS_COLUMN),
         `${formatMs(t.p10, MS_COLUMN)}–${formatMs(t.p90, MS_COLUMN)}`,
         c.gflopsPerSecond!.toFixed(2),
+        c.roofline ? formatPercent(c.roofline.matmulFraction) : '—',
+        c.roofline ? formatPercent(c.roofline.bandwidthFraction) : '—',
         formatBytes(c.memory[0]!.bytes, REPORT_BYTES),
         measured || '—',
         c.relErrorVsReference?.toExponential(1) ?? '—',
@@ -122,6 +132,7 @@ async function benchCommand(args: string[], stdout: Out, stderr: Out): Promise<n
       attention: { type: 'string', multiple: true },
       level: { type: 'string', multiple: true },
       'no-scaling': { type: 'boolean' },
+      'no-limits': { type: 'boolean' },
       'scaling-tokens': { type: 'string', multiple: true },
       'budget-ms': { type: 'string' },
       batch: { type: 'string' },
@@ -162,6 +173,7 @@ async function benchCommand(args: string[], stdout: Out, stderr: Out): Promise<n
         : {}),
       ...(stages.length ? { stages } : {}),
       scaling: !values['no-scaling'],
+      limits: !values['no-limits'],
       ...(values['budget-ms'] ? { budgetMs: intArg('budget-ms', values['budget-ms'], 1, 600000) } : {}),
       ...(values.batch ? { batch: intArg('batch', values.batch, 1, 4096) } : {}),
       processStartedAt,

@@ -21,6 +21,11 @@ export interface GraphCost {
   peakBytes: number;
   /** The single largest tensor (bytes) and the node that makes it: what a storage-buffer limit must hold. */
   largestTensor: { bytes: number; node: number; op: string; shape: number[] };
+  /**
+   * Memory traffic if every op read its operands from memory and wrote its result back once (no
+   * fusion, no cache reuse): an estimate of the bytes a run moves, for comparing with bandwidth.
+   */
+  trafficBytes: number;
 }
 
 const BYTES = 4;
@@ -47,6 +52,7 @@ export function graphCost(graph: Graph, outputs: Tensor[]): GraphCost {
   let live = 0;
   let peak = 0;
   let largest: GraphCost['largestTensor'] = { bytes: 0, node: -1, op: '', shape: [] };
+  let traffic = 0;
   const freeAt = new Map<number, number[]>();
   for (const id of order) {
     const { node, out } = graph.nodes[id]!;
@@ -62,6 +68,8 @@ export function graphCost(graph: Graph, outputs: Tensor[]): GraphCost {
       weightBytes += bytes;
       continue;
     }
+    if (node.op !== 'reshape' && node.op !== 'input')
+      traffic += bytes + operandsOf(node).reduce((sum, t) => sum + numel(t.shape) * BYTES, 0);
     if (bytes > largest.bytes) largest = { bytes, node: id, op: node.op, shape: [...out.shape] };
     // A reshape aliases its input in every runtime we lower to; count it once.
     if (node.op !== 'reshape') live += bytes;
@@ -81,6 +89,7 @@ export function graphCost(graph: Graph, outputs: Tensor[]): GraphCost {
     peakActivationBytes: peak,
     peakBytes: peak + weightBytes,
     largestTensor: largest,
+    trafficBytes: traffic,
   };
 }
 

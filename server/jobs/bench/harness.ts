@@ -9,10 +9,11 @@
  * anything is allocated.
  */
 import os from 'node:os';
-import { formatBytes, formatMs, REPORT_BYTES, type BytesFormat } from '../../../protocol/format';
+import { formatBytes, formatMs, formatNumber, REPORT_BYTES, type BytesFormat } from '../../../protocol/format';
 import type {
   BenchCase,
   BenchReport,
+  DeviceLimits,
   MemoryFigure,
   RuntimeDescription,
   RuntimeId,
@@ -31,6 +32,8 @@ import { openRunner } from '../../runtimes/open-runner';
 import { defaultRuntimes } from '../../runtimes/ranking';
 import { DeviceLostError, graphOptionsFor, type Runner } from '../../runtimes/runner';
 import { startHostLoadMeter } from './host-load';
+import { measureDeviceLimits, rooflineOf } from './roofline';
+import { timeOnce } from './timing';
 import { checkStability, fitPowerLaw, gflops, summarize } from './stats';
 
 export type Level = 'attention' | 'block';
@@ -48,6 +51,8 @@ export interface BenchOptions {
   tokens?: number[];
   /** Fixed-landmark scaling sweep (default on). */
   scaling?: boolean;
+  /** Measure each runtime's matmul throughput and read bandwidth first, for the roofline (default on). */
+  limits?: boolean;
   /** Token counts of the scaling sweep (grid sides multiples of 7 keep m = 49: 1225 … 63504). */
   scalingTokens?: number[];
   /** Stages to benchmark (1-based); default all. */
@@ -270,16 +275,6 @@ interface TimedRuns {
 }
 
 /** Times `run` until the spread is stable after minReps runs and minMs, or the budget or maxReps is spent. */
-/**
- * One run's time in ms: the runtime's own device timing when `run` returns it (a number), else
- * the wall clock around it.
- */
-async function timeOnce(run: () => Promise<unknown>): Promise<number> {
-  const t = performance.now();
-  const measured = await run();
-  return typeof measured === 'number' ? measured : performance.now() - t;
-}
-
 async function timeRepetitions(
   run: () => Promise<unknown>,
   limits: { budgetMs: number; minReps: number; minMs: number; maxReps: number },
@@ -373,6 +368,8 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
     o.onCase?.(c);
   };
   const unavailable: BenchReport['unavailable'] = [];
+  const limits: DeviceLimits[] = [];
+  const limitFailures: string[] = [];
   const runners: Runner[] = [];
   for (const id of requested) {
     try {
@@ -396,6 +393,16 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
     const rid = runner.description.id;
     const description = describe(runner);
     const budget = deviceBudget(runner, report);
+    // The roofline's two limits, measured on this runtime before its cases (a failure only loses the fractions).
+    let deviceLimits: DeviceLimits | null = null;
+    if (o.limits !== false) {
+      o.onProgress?.(`${rid}: measuring matmul throughput and read bandwidth`, done, total);
+      deviceLimits = await measureDeviceLimits(runner).catch((e: unknown) => {
+        limitFailures.push(`${rid}: device limits not measured (${(e as Error).message})`);
+        return null;
+      });
+      if (deviceLimits) limits.push(deviceLimits);
+    }
     // Once the runtime's device is lost nothing more can run on it here: its remaining cases fail with the loss.
     let lost: DeviceLostError | null = null;
     // The scaling sweep runs on the best runtime only: its point is the exponent, not a runtime comparison.
@@ -555,6 +562,7 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
           relSpread: s.relSpread,
         };
         base.gflopsPerSecond = gflops(cost.macs, s.median);
+        base.roofline = rooflineOf(base, cost.trafficBytes, deviceLimits);
         base.warmup = { runs: warm, firstMs };
         base.hostLoad = { otherCores: timed.otherCores, attempts };
         const exponent = w.attention === 'softmax' ? 2 : 1.2;
@@ -621,7 +629,8 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
       totalMs: totalMs + processStartMs,
       fraction: overheadMs / (totalMs + processStartMs),
     },
-    notes: notesFor(o.model, runners.map(describe), report),
+    limits,
+    notes: [...notesFor(o.model, runners.map(describe), report), ...rooflineNotes(limits), ...limitFailures],
   };
 }
 
@@ -658,6 +667,19 @@ function fitScaling(cases: BenchCase[]): ScalingFit[] {
     });
   }
   return out;
+}
+
+function rooflineNotes(limits: DeviceLimits[]): string[] {
+  if (!limits.length) return [];
+  const each = limits
+    .map(
+      (l) =>
+        `${l.runtime} ${formatNumber(l.matmul.gflopsPerSecond, { digits: 3 })} GFLOP/s (fp32 matmul ${l.matmul.n}³) and ${formatNumber(l.read.gbPerSecond, { digits: 3 })} GB/s (reading ${formatBytes(l.read.bytes, REPORT_BYTES)})`,
+    )
+    .join('; ');
+  return [
+    `Roofline: each runtime's limits were measured in this run before its cases — ${each}. A case's "% matmul" is its GFLOP/s over that throughput; its "% bandwidth" is an estimate: the bytes its ops would move reading every operand and writing every result once (no fusion, no cache reuse), per second, over the read bandwidth.`,
+  ];
 }
 
 function notesFor(model: ModelSpec, runtimes: RuntimeDescription[], report: DeviceReport): string[] {

@@ -70,6 +70,20 @@ export class TorchError extends Error {
 
 const STDERR_KEEP = 4000;
 
+const PYTHON_ENV = { PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' };
+
+/**
+ * Thread pools torch's CPU kernels use, sized before torch loads (OpenBLAS reads its size at load
+ * time, whatever torch.set_num_threads says later), unless the user set them. Passive OpenMP
+ * waiting: with libgomp's default spinning, OpenMP's and OpenBLAS's threads spin against each
+ * other on a small machine and runs became 5–10× slower the moment anything else used a core
+ * (docs/BENCHMARKS.md, the PyTorch baselines).
+ */
+function threadEnv(threads: number): Record<string, string> {
+  const n = String(threads);
+  return { OMP_NUM_THREADS: n, OPENBLAS_NUM_THREADS: n, MKL_NUM_THREADS: n, OMP_WAIT_POLICY: 'PASSIVE' };
+}
+
 /**
  * How long one request may take before Python is taken for hung and killed: 10 minutes (a run at
  * a size the device can barely hold can take minutes), or VITLENS_TORCH_TIMEOUT_MS.
@@ -93,12 +107,7 @@ export class TorchProcess {
   ) {
     this.child = spawn(python, [torchScriptPath()], {
       stdio: ['pipe', 'pipe', 'pipe'],
-      env: {
-        ...process.env,
-        PYTHONUNBUFFERED: '1',
-        PYTHONDONTWRITEBYTECODE: '1',
-        VITLENS_TORCH_THREADS: String(threads),
-      },
+      env: { ...threadEnv(threads), ...process.env, ...PYTHON_ENV, VITLENS_TORCH_THREADS: String(threads) },
     });
     this.child.stdout!.on('data', (chunk: Buffer) => {
       for (const frame of this.reader.push(chunk)) {

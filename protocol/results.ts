@@ -288,7 +288,7 @@ export interface BenchReport {
   unavailable: { id: RuntimeId; reason: string }[];
   cases: BenchCase[];
   scaling: ScalingFit[];
-  /** Per runtime, measured once before its cases (absent in reports from before it existed). */
+  /** Per runtime, measured once after its cases (absent in reports from before it existed). */
   limits?: DeviceLimits[];
   /** Process start, device probe, graph builds and sessions vs the whole run (ms). */
   overhead: {

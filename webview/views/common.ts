@@ -91,7 +91,7 @@ export function runtimeLine(r: RuntimeDescription, limits?: DeviceLimits): HTMLE
     limits
       ? h(
           'span',
-          { className: 'limits', title: 'Measured in this run, before the cases: the roofline of the % columns' },
+          { className: 'limits', title: 'Measured in this run, after the cases: the roofline of the % columns' },
           ` · measured ${sig(limits.matmul.gflopsPerSecond, 3)} GFLOP/s fp32 matmul, ${sig(limits.read.gbPerSecond, 3)} GB/s read`,
         )
       : null,

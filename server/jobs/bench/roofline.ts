@@ -1,5 +1,5 @@
 /**
- * The limits beside every figure. Once per run and runtime, before its cases, the device under the
+ * The limits beside every figure. Once per run and runtime, after its cases, the device under the
  * runtime is measured at two things it does at best: fp32 matrix multiply (an n×n by n×n matmul,
  * rows summed so only a column comes back over the bus) and read bandwidth (a row sum over one
  * large tensor). Each case is then shown as a fraction of them — a roofline — so "4 ms" reads as

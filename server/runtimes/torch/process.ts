@@ -85,6 +85,20 @@ function threadEnv(threads: number): Record<string, string> {
 }
 
 /**
+ * glibc's allocator hands every block over 128 KiB back to the kernel when it is freed, so each
+ * large tensor of every run is page-faulted in afresh (torch's CPU allocator does not cache): the
+ * softmax attention of soft_tiny's stage 1 took 602 ms per run that way and 44 ms with freed
+ * memory kept for reuse, as onnxruntime's arena does. PyTorch's own CPU tuning guide recommends a
+ * caching allocator (jemalloc, tcmalloc) for the same reason; these glibc settings do it with
+ * nothing installed. The user's own settings win.
+ */
+const ALLOCATOR_ENV = {
+  MALLOC_MMAP_THRESHOLD_: String(2 ** 32),
+  MALLOC_TRIM_THRESHOLD_: String(2 ** 36),
+  MALLOC_TOP_PAD_: String(2 ** 29),
+};
+
+/**
  * How long one request may take before Python is taken for hung and killed: 10 minutes (a run at
  * a size the device can barely hold can take minutes), or VITLENS_TORCH_TIMEOUT_MS.
  */
@@ -107,7 +121,13 @@ export class TorchProcess {
   ) {
     this.child = spawn(python, [torchScriptPath()], {
       stdio: ['pipe', 'pipe', 'pipe'],
-      env: { ...threadEnv(threads), ...process.env, ...PYTHON_ENV, VITLENS_TORCH_THREADS: String(threads) },
+      env: {
+        ...threadEnv(threads),
+        ...ALLOCATOR_ENV,
+        ...process.env,
+        ...PYTHON_ENV,
+        VITLENS_TORCH_THREADS: String(threads),
+      },
     });
     this.child.stdout!.on('data', (chunk: Buffer) => {
       for (const frame of this.reader.push(chunk)) {

@@ -24,7 +24,7 @@ import { runtimeRequire } from './external';
 import { attachDisplayNames } from './labels';
 import { diagnoseGpuVisibility } from './gpu-visibility';
 import { probeNvidia } from './nvidia';
-import { probePyTorch, type PythonChoice } from './torch/python';
+import { noPyTorch, probePyTorch, type PythonChoice } from './torch/python';
 
 export interface ProbeOptions {
   /** Probe WebGPU adapters. Default: true unless VITLENS_NO_WEBGPU=1. */
@@ -199,19 +199,6 @@ export async function probeWebGpu(opts: { timeoutMs?: number } = {}): Promise<We
 }
 
 /** Everything this machine offers for benchmarks. Never throws: missing pieces carry a `reason`. */
-function notProbedPyTorch(reason: string): PyTorchInfo {
-  return {
-    available: false,
-    reason,
-    python: null,
-    torch: null,
-    devices: [],
-    cuda: { available: false },
-    mps: { available: false },
-    tried: [],
-  };
-}
-
 export async function probeDevices(opts: ProbeOptions = {}): Promise<DeviceReport> {
   const started = performance.now();
   const probedAt = new Date().toISOString();
@@ -223,9 +210,9 @@ export async function probeDevices(opts: ProbeOptions = {}): Promise<DeviceRepor
       : probeNvidia({ timeoutMs, ...(opts.nvidiaSmi ? { nvidiaSmi: opts.nvidiaSmi } : {}) });
   const pytorchPromise: Promise<PyTorchInfo> =
     opts.pytorch === false
-      ? Promise.resolve(notProbedPyTorch('not probed (pytorch: false)'))
+      ? Promise.resolve(noPyTorch('not probed (pytorch: false)'))
       : process.env.VITLENS_NO_PYTORCH === '1'
-        ? Promise.resolve(notProbedPyTorch('PyTorch probing disabled by VITLENS_NO_PYTORCH=1'))
+        ? Promise.resolve(noPyTorch('PyTorch probing disabled by VITLENS_NO_PYTORCH=1'))
         : probePyTorch(opts.pytorch ?? {});
   const onnxruntime: OnnxRuntimeInfo =
     opts.onnxruntime === false

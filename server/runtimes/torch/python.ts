@@ -127,6 +127,11 @@ const NOT_FOUND: PyTorchInfo = {
   tried: [],
 };
 
+/** A report of no PyTorch, saying why (not probed, disabled). */
+export function noPyTorch(reason: string): PyTorchInfo {
+  return { ...NOT_FOUND, reason };
+}
+
 /** Probes the candidates in order and reports the first with a working torch (or why none has one). */
 export async function probePyTorch(choice: PythonChoice = {}): Promise<PyTorchInfo> {
   const candidates = pythonCandidates(choice);

@@ -242,11 +242,10 @@ export interface BenchCase {
    */
   hostLoad?: { otherCores: number | null; attempts: number };
   /**
-   * The case against its runtime's measured limits (DeviceLimits): achieved GFLOP/s over the
-   * matmul's, and the estimated traffic per second (every op reading its operands and writing its
-   * result once) over the read bandwidth. Absent when the limits were not measured.
+   * Bytes the case's graph moves if every op reads its operands and writes its result once (no
+   * fusion, no cache reuse): an estimate, for the bandwidth side of the roofline (protocol/roofline.ts).
    */
-  roofline?: { matmulFraction: number; bandwidthFraction: number; trafficBytes: number } | null;
+  trafficBytes?: number;
 }
 
 /**

@@ -6,6 +6,7 @@
  * charts and the table in place (no re-render, so scroll position and focus stay).
  */
 import type { BenchCase, BenchReport, MemoryFigure, RuntimeId, ScalingFit } from '../../protocol/results';
+import { rooflineOf } from '../../protocol/roofline';
 import {
   attentionName,
   formatBytes,
@@ -41,6 +42,9 @@ import {
   type ViewContext,
   type ViewInstance,
 } from './common';
+
+/** A roofline fraction, or a dash where the run measured no limits for the runtime. */
+const formatFraction = (f: number | undefined): string => (f === undefined ? '—' : formatPercent(f));
 
 const LEVEL_DASH: Record<string, number[]> = { attention: [], block: [8, 4] };
 
@@ -509,8 +513,8 @@ function caseColumns(b: () => BenchReport): Column<BenchCase>[] {
       title:
         'Achieved GFLOP/s over the fp32 matmul throughput of the same runtime and device, measured in the same run (the roofline’s compute limit)',
       numeric: true,
-      value: (c) => c.roofline?.matmulFraction ?? null,
-      format: (c) => (c.roofline ? formatPercent(c.roofline.matmulFraction) : '—'),
+      value: (c) => rooflineOf(c, b().limits)?.matmulFraction ?? null,
+      format: (c) => formatFraction(rooflineOf(c, b().limits)?.matmulFraction),
     },
     {
       key: 'bandwidth',
@@ -518,8 +522,8 @@ function caseColumns(b: () => BenchReport): Column<BenchCase>[] {
       title:
         'Estimated bytes moved per second (every op reading its operands and writing its result once) over the read bandwidth measured in the same run',
       numeric: true,
-      value: (c) => c.roofline?.bandwidthFraction ?? null,
-      format: (c) => (c.roofline ? formatPercent(c.roofline.bandwidthFraction) : '—'),
+      value: (c) => rooflineOf(c, b().limits)?.bandwidthFraction ?? null,
+      format: (c) => formatFraction(rooflineOf(c, b().limits)?.bandwidthFraction),
     },
     {
       key: 'macs',

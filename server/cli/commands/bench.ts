@@ -7,7 +7,8 @@
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { formatPercent, formatBytes, formatMs, REPORT_BYTES, type TimeFormat } from '../../../protocol/format';
-import type { BenchReport } from '../../../protocol/results';
+import type { BenchCase, BenchReport } from '../../../protocol/results';
+import { rooflineOf } from '../../../protocol/roofline';
 import { ATTENTION_KINDS, type AttentionKind } from '../../core/models/spec';
 import { PRODUCER } from '../../core/version';
 import { runBenchmark } from '../../jobs/bench/harness';
@@ -56,6 +57,7 @@ function benchText(r: BenchReport): string {
     'rel.err',
   ];
   out.push('', head.join('\t'));
+  const roofline = (c: BenchCase) => rooflineOf(c, r.limits);
   for (const c of r.cases) {
     if (c.status !== 'ok') {
       out.push(
@@ -89,8 +91,8 @@ function benchText(r: BenchReport): string {
         formatMs(t.median, MS_COLUMN),
         `${formatMs(t.p10, MS_COLUMN)}–${formatMs(t.p90, MS_COLUMN)}`,
         c.gflopsPerSecond!.toFixed(2),
-        c.roofline ? formatPercent(c.roofline.matmulFraction) : '—',
-        c.roofline ? formatPercent(c.roofline.bandwidthFraction) : '—',
+        roofline(c) ? formatPercent(roofline(c)!.matmulFraction) : '—',
+        roofline(c) ? formatPercent(roofline(c)!.bandwidthFraction) : '—',
         formatBytes(c.memory[0]!.bytes, REPORT_BYTES),
         measured || '—',
         c.relErrorVsReference?.toExponential(1) ?? '—',

@@ -32,7 +32,7 @@ import { openRunner } from '../../runtimes/open-runner';
 import { defaultRuntimes } from '../../runtimes/ranking';
 import { DeviceLostError, graphOptionsFor, type Runner } from '../../runtimes/runner';
 import { startHostLoadMeter } from './host-load';
-import { measureDeviceLimits, rooflineOf } from './roofline';
+import { measureDeviceLimits } from './roofline';
 import { timeOnce } from './timing';
 import { checkStability, fitPowerLaw, gflops, summarize } from './stats';
 
@@ -51,7 +51,7 @@ export interface BenchOptions {
   tokens?: number[];
   /** Fixed-landmark scaling sweep (default on). */
   scaling?: boolean;
-  /** Measure each runtime's matmul throughput and read bandwidth first, for the roofline (default on). */
+  /** Measure each runtime's matmul throughput and read bandwidth after its cases, for the roofline (default on). */
   limits?: boolean;
   /** Token counts of the scaling sweep (grid sides multiples of 7 keep m = 49: 1225 … 63504). */
   scalingTokens?: number[];
@@ -393,8 +393,7 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
     const rid = runner.description.id;
     const description = describe(runner);
     const budget = deviceBudget(runner, report);
-    // Each measured case's estimated traffic, for its roofline once the limits are known.
-    const trafficOf = new Map<BenchCase, number>();
+    let measuredCases = 0;
     // Once the runtime's device is lost nothing more can run on it here: its remaining cases fail with the loss.
     let lost: DeviceLostError | null = null;
     // The scaling sweep runs on the best runtime only: its point is the exponent, not a runtime comparison.
@@ -554,7 +553,8 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
           relSpread: s.relSpread,
         };
         base.gflopsPerSecond = gflops(cost.macs, s.median);
-        trafficOf.set(base, cost.trafficBytes);
+        base.trafficBytes = cost.trafficBytes;
+        measuredCases++;
         base.warmup = { runs: warm, firstMs };
         base.hostLoad = { otherCores: timed.otherCores, attempts };
         const exponent = w.attention === 'softmax' ? 2 : 1.2;
@@ -600,16 +600,13 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
     // The roofline's two limits, measured on this runtime after its cases: measured first, ORT's
     // large matmul slowed the next cases (SOFT stage 1 on ORT CPU 7.6 → 15.6 ms). A failure only
     // loses the fractions.
-    if (o.limits !== false && !lost && trafficOf.size > 0) {
+    if (o.limits !== false && !lost && measuredCases > 0) {
       o.onProgress?.(`${rid}: measuring matmul throughput and read bandwidth`, done, total);
       const deviceLimits = await measureDeviceLimits(runner).catch((e: unknown) => {
         limitFailures.push(`${rid}: device limits not measured (${(e as Error).message})`);
         return null;
       });
-      if (deviceLimits) {
-        limits.push(deviceLimits);
-        for (const [c, traffic] of trafficOf) c.roofline = rooflineOf(c, traffic, deviceLimits);
-      }
+      if (deviceLimits) limits.push(deviceLimits);
     }
     await runner.close();
   }

@@ -2,11 +2,11 @@
  * The limits beside every figure. Once per run and runtime, after its cases, the device under the
  * runtime is measured at two things it does at best: fp32 matrix multiply (an n×n by n×n matmul,
  * rows summed so only a column comes back over the bus) and read bandwidth (a row sum over one
- * large tensor). Each case is then shown as a fraction of them — a roofline — so "4 ms" reads as
- * "62 % of what this device's matmul does". Both graphs are built on the op set and run by the same
+ * large tensor). Each case is then shown as a fraction of them (protocol/roofline.ts) — a roofline —
+ * so "4 ms" reads as "62 % of what this device's matmul does". Both graphs are built on the op set and run by the same
  * runner as the cases, so they go through the same lowering, session and timing.
  */
-import type { BenchCase, DeviceLimits, RuntimeDescription } from '../../../protocol/results';
+import type { DeviceLimits, RuntimeDescription } from '../../../protocol/results';
 import { Graph } from '../../core/engine/graph';
 import { mapWeights } from '../../core/engine/lowerings/reference';
 import { numel } from '../../core/shape';
@@ -86,19 +86,5 @@ export async function measureDeviceLimits(runner: Runner, budgetMs = 600): Promi
     // The row sum after the matmul is n² adds against 2n³ flops: left out of the rate.
     matmul: { n, medianMs: matmulMs, gflopsPerSecond: (2 * n ** 3) / (matmulMs * 1e6) },
     read: { bytes, medianMs: readMs, gbPerSecond: bytes / (readMs * 1e6) },
-  };
-}
-
-/** A measured case against its runtime's limits. */
-export function rooflineOf(
-  c: Pick<BenchCase, 'gflopsPerSecond' | 'timingMs'>,
-  trafficBytes: number,
-  limits: DeviceLimits | null,
-): BenchCase['roofline'] {
-  if (!limits || c.gflopsPerSecond == null || !c.timingMs) return null;
-  return {
-    matmulFraction: c.gflopsPerSecond / limits.matmul.gflopsPerSecond,
-    bandwidthFraction: trafficBytes / (c.timingMs.median * 1e6) / limits.read.gbPerSecond,
-    trafficBytes,
   };
 }

@@ -22,7 +22,8 @@
  * 6. Smoke run: unpacks the VSIX into a temporary folder outside the project and runs the packed
  *    CLI from there (so nothing can resolve from the project's node_modules): `vitlens devices`
  *    must load onnxruntime-node, Dawn and TF.js (webgpu, wasm, cpu), and `vitlens infer` a WebP
- *    photo through sharp on the tiny checkpoint.
+ *    photo through sharp on the tiny checkpoint, and, where this machine's Python has torch, the tiny
+ *    checkpoint through the packed vitlens_torch.py (torch-cpu) against the official logits.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -302,6 +303,7 @@ function smoke(vsix: string): void {
       onnxruntime: { available: boolean; reason?: string };
       webgpu: { available: boolean; reason?: string };
       tfjs: { name: string; available: boolean; reason?: string }[];
+      pytorch: { available: boolean; reason?: string };
     };
     const problems: string[] = [];
     if (!devices.onnxruntime.available) problems.push(`onnxruntime-node: ${devices.onnxruntime.reason}`);
@@ -331,13 +333,41 @@ function smoke(vsix: string): void {
     const item = infer.items[0];
     if (!item?.top5?.length || item.original?.width !== 512)
       problems.push(`vitlens infer gave no result for the WebP photo: ${JSON.stringify(infer).slice(0, 300)}`);
+    // The PyTorch runtime runs the packed vitlens_torch.py in this machine's Python, where it has torch.
+    let torch = 'no Python with torch here (PyTorch runtime not run)';
+    if (devices.pytorch.available) {
+      const tensorRun = JSON.parse(
+        cli([
+          'infer',
+          config,
+          '--checkpoint',
+          path.join(ROOT, 'fixtures', 'ref', 'tiny_soft.pth'),
+          '--input-tensor',
+          path.join(ROOT, 'fixtures', 'ref', 'tiny_input_64x64.bin'),
+          '--shape',
+          '1,3,64,64',
+          '--backend',
+          'torch-cpu',
+          '--json',
+        ]),
+      ) as { runtime: { runtime: string }; items: { logits: number[] }[] };
+      const official = (
+        JSON.parse(fs.readFileSync(path.join(ROOT, 'fixtures', 'ref', 'tiny_soft_logits.json'), 'utf8')) as {
+          tiny_soft: { '64x64': { logits_float32: number[][] } };
+        }
+      ).tiny_soft['64x64'].logits_float32.flat();
+      const got = tensorRun.items[0]?.logits ?? [];
+      const diff = Math.max(...official.map((v, i) => Math.abs(v - (got[i] ?? NaN))));
+      if (!(diff < 1e-5)) problems.push(`torch-cpu from the packed vitlens_torch.py: logits differ by ${diff}`);
+      else torch = `PyTorch runs the packed vitlens_torch.py (official logits within ${diff.toExponential(1)})`;
+    }
     if (problems.length) throw new Error(`the packed extension's runtimes do not load:\n  ${problems.join('\n  ')}`);
     const tf = devices.tfjs
       .filter((b) => b.available)
       .map((b) => b.name)
       .join(', ');
     log(
-      `smoke run of the packed CLI (${formatMs(Date.now() - t0, { unit: 's', decimals: 1 })}): onnxruntime-node loads, webgpu ${devices.webgpu.available ? 'finds an adapter' : 'loads (no adapter)'}, TF.js backends ${tf}, sharp decodes WebP`,
+      `smoke run of the packed CLI (${formatMs(Date.now() - t0, { unit: 's', decimals: 1 })}): onnxruntime-node loads, webgpu ${devices.webgpu.available ? 'finds an adapter' : 'loads (no adapter)'}, TF.js backends ${tf}, sharp decodes WebP, ${torch}`,
     );
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

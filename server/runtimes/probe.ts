@@ -67,7 +67,7 @@ export function probeHost(): HostInfo {
 const ORT_INSTALL_NOTES: Record<string, { missing: string; present: string }> = {
   cuda: {
     missing:
-      "not bundled: onnxruntime-node's install script downloads the CUDA EP from api.nuget.org at npm-install time; it is absent here (its install script is denied in ViT Lens's package.json, or there was no network)",
+      "not bundled: onnxruntime-node's install script downloads the CUDA EP from api.nuget.org at npm-install time, and ViT Lens's package.json denies that script so installs never download. On a machine with network and CUDA 12 + cuDNN 9, fetch it once with `ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js` in a ViT Lens checkout; on a GPU machine the user's PyTorch (torch-cuda) needs nothing downloaded",
     present:
       'not bundled but downloaded at install time; needs matching CUDA 12 / cuDNN libraries when a session is created',
   },

@@ -188,6 +188,16 @@ describe('the import walker itself', () => {
 
 describe('import boundaries of the product', () => {
   const { files, local, packages } = importGraph();
+  /** `node:` modules imported by the files under `prefix`, as "file: module". */
+  const nodeImports = (prefix: string) =>
+    files
+      .filter((f) => f.startsWith(prefix))
+      .flatMap((f) =>
+        packages
+          .get(f)!
+          .filter((r) => r.specifier.startsWith('node:'))
+          .map((r) => `${f}: ${r.specifier}`),
+      );
   const edges = (prefix: string) =>
     files.filter((f) => f.startsWith(prefix)).flatMap((f) => local.get(f)!.map((e) => ({ from: f, ...e })));
 
@@ -210,15 +220,7 @@ describe('import boundaries of the product', () => {
       edges('protocol/').filter((e) => !e.to.startsWith('protocol/')),
       [],
     );
-    const nodeModules = files
-      .filter((f) => f.startsWith('protocol/'))
-      .flatMap((f) =>
-        packages
-          .get(f)!
-          .filter((r) => r.specifier.startsWith('node:'))
-          .map((r) => `${f}: ${r.specifier}`),
-      );
-    assert.deepEqual(nodeModules, []);
+    assert.deepEqual(nodeImports('protocol/'), []);
   });
 
   it('webview/ imports only protocol/ and itself, and no Node module', () => {
@@ -226,15 +228,7 @@ describe('import boundaries of the product', () => {
       edges('webview/').filter((e) => !e.to.startsWith('webview/') && !e.to.startsWith('protocol/')),
       [],
     );
-    const nodeModules = files
-      .filter((f) => f.startsWith('webview/'))
-      .flatMap((f) =>
-        packages
-          .get(f)!
-          .filter((r) => r.specifier.startsWith('node:'))
-          .map((r) => `${f}: ${r.specifier}`),
-      );
-    assert.deepEqual(nodeModules, []);
+    assert.deepEqual(nodeImports('webview/'), []);
   });
 
   it('client/ imports only protocol/ and itself', () => {

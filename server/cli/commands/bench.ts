@@ -57,21 +57,11 @@ function benchText(r: BenchReport): string {
     'rel.err',
   ];
   out.push('', head.join('\t'));
-  const roofline = (c: BenchCase) => rooflineOf(c, r.limits);
+  /** The columns that say which case a row is, for measured and unmeasured rows alike. */
+  const which = (c: BenchCase) => [c.runtime, c.group, c.stage, c.attention, c.level, c.tokens, c.landmarks ?? ''];
   for (const c of r.cases) {
     if (c.status !== 'ok') {
-      out.push(
-        [
-          c.runtime,
-          c.group,
-          c.stage,
-          c.attention,
-          c.level,
-          c.tokens,
-          c.landmarks ?? '',
-          `${c.status}: ${c.message}`,
-        ].join('\t'),
-      );
+      out.push([...which(c), `${c.status}: ${c.message}`].join('\t'));
       continue;
     }
     const t = c.timingMs!;
@@ -79,20 +69,15 @@ function benchText(r: BenchReport): string {
       .filter((m) => m.kind === 'measured')
       .map((m) => formatBytes(m.bytes, REPORT_BYTES))
       .join(', ');
+    const roofline = rooflineOf(c, r.limits);
     out.push(
       [
-        c.runtime,
-        c.group,
-        c.stage,
-        c.attention,
-        c.level,
-        c.tokens,
-        c.landmarks ?? '',
+        ...which(c),
         formatMs(t.median, MS_COLUMN),
         `${formatMs(t.p10, MS_COLUMN)}–${formatMs(t.p90, MS_COLUMN)}`,
         c.gflopsPerSecond!.toFixed(2),
-        roofline(c) ? formatPercent(roofline(c)!.matmulFraction) : '—',
-        roofline(c) ? formatPercent(roofline(c)!.bandwidthFraction) : '—',
+        roofline ? formatPercent(roofline.matmulFraction) : '—',
+        roofline ? formatPercent(roofline.bandwidthFraction) : '—',
         formatBytes(c.memory[0]!.bytes, REPORT_BYTES),
         measured || '—',
         c.relErrorVsReference?.toExponential(1) ?? '—',

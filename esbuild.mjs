@@ -27,6 +27,8 @@ const builds = [
   { ...node, entryPoints: { server: 'server/lsp/server.ts' }, outdir: 'dist', external: runtimes },
   { ...node, entryPoints: { cli: 'server/cli/main.ts' }, outdir: 'dist', external: runtimes },
   { ...node, entryPoints: { worker: 'server/jobs/worker.ts' }, outdir: 'dist', external: runtimes },
+  // onnxruntime in a process of its own, started with the CUDA libraries on LD_LIBRARY_PATH.
+  { ...node, entryPoints: { 'ort-host': 'server/runtimes/ort/host.ts' }, outdir: 'dist', external: runtimes },
   // The dashboard page (chart.js included): a browser bundle, loaded by the webview panel
   // and inlined into the CLI's HTML report. Emits dist/webview.js and dist/webview.css.
   {

@@ -38,6 +38,29 @@ export interface OnnxRuntimeInfo {
   version: string | null;
   backends: OrtBackend[];
   reason?: string;
+  /** The CUDA EP's provider library and the libraries it needs (Linux and Windows; absent elsewhere or unprobed). */
+  cuda?: OrtCudaInfo;
+}
+
+/** A shared library a provider needs, and where it was found. */
+export interface NativeLibrary {
+  /** The name the loader asks for ("libcudnn.so.9"). */
+  soname: string;
+  path: string | null;
+  /** How it was found: where the loader looks by itself, or where CUDA libraries usually are. */
+  via: 'LD_LIBRARY_PATH' | 'RUNPATH' | 'loader cache' | 'system' | 'CUDA toolkit' | 'PyTorch pip package' | null;
+}
+
+/** onnxruntime's CUDA EP: installed or not, its libraries, and whether a benchmark can run it (`ort-cuda`). */
+export interface OrtCudaInfo {
+  /** onnxruntime-node's downloaded provider library, or null when it was never installed. */
+  providerLibrary: string | null;
+  /** What it needs beyond the C/C++ runtime: read from the library itself, else the CUDA 12 build's list. */
+  libraries: NativeLibrary[];
+  /** Folders the child process that runs it gets on LD_LIBRARY_PATH (libraries found outside the loader's reach). */
+  libraryPath: string[];
+  usable: boolean;
+  reason?: string;
 }
 
 export interface AdapterLimits {
@@ -107,13 +130,25 @@ export interface PyTorchDevice {
   threads?: number;
 }
 
+/** Whether torch.compile can run here, per device kind ViT Lens offers it on. */
+export interface TorchCompileSupport {
+  available: boolean;
+  /** Why not at all (torch before 2.0, a Python dynamo does not support). */
+  reason?: string;
+  /** Inductor's CPU kernels need a C++ compiler; its GPU kernels need triton. */
+  cpu: { available: boolean; reason?: string };
+  cuda: { available: boolean; reason?: string };
+}
+
 /** The user's own Python with torch: the interpreter, the torch build and the devices it sees. */
 export interface PyTorchInfo {
   available: boolean;
   /** Why not, when not: no Python found, or torch missing or broken in each one tried. */
   reason?: string;
   python: { executable: string; version: string; source: PythonSource } | null;
-  torch: { version: string; cuda: string | null; hip: string | null; compile: boolean } | null;
+  torch: { version: string; cuda: string | null; hip: string | null; compile: TorchCompileSupport } | null;
+  /** Folders of CUDA libraries this torch brought (pip wheels: site-packages/nvidia/*\/lib, torch/lib). */
+  libraryDirs: string[];
   devices: PyTorchDevice[];
   /** Whether torch sees a CUDA (or ROCm) device, and why not. */
   cuda: { available: boolean; reason?: string };

@@ -165,6 +165,8 @@ export interface PinvReport {
 export type RuntimeId =
   | 'ort-cpu'
   | 'ort-webgpu'
+  /** onnxruntime's CUDA EP, where its provider library was installed: run in a process of its own. */
+  | 'ort-cuda'
   | 'tfjs-webgpu'
   | 'tfjs-wasm'
   | 'tfjs-cpu'
@@ -174,7 +176,10 @@ export type RuntimeId =
   /** The user's own PyTorch (eager), run by their Python: the peer every figure stands beside. */
   | 'torch-cpu'
   | 'torch-cuda'
-  | 'torch-mps';
+  | 'torch-mps'
+  /** The same programs through torch.compile (inductor), where this torch has it. */
+  | 'torch-cpu-compiled'
+  | 'torch-cuda-compiled';
 
 export interface RuntimeDescription {
   id: RuntimeId;

@@ -1,29 +1,37 @@
 /**
- * Builds the linux-x64 VSIX: `vitlens-linux-x64.vsix` in the repository root.
+ * Builds the VSIXes, one per platform: `vitlens-<target>.vsix` in the repository root for
+ * linux-x64 (the default), linux-arm64, darwin-arm64 and win32-x64 (scripts/targets.ts).
  *
- *   npm run package                         # production bundles, stage, pack, list, check, smoke-run
+ *   npm run package                         # linux-x64: production bundles, stage, pack, list, check, smoke-run
+ *   npm run package -- --target darwin-arm64
+ *   npm run package -- --all-targets        # the four, from one production build (npm run package:all)
  *   npm run package -- --no-build           # pack the working tree's dist/ as it is
  *   npm run package -- --out some/where.vsix --no-smoke
  *
  * 1. `node esbuild.mjs --production` (minified bundles, no source maps), run in a temporary
  *    folder so the working tree's dist/ (the tests' development build) is not overwritten;
- *    `--no-build` packs the working tree's dist/ instead.
+ *    `--no-build` packs the working tree's dist/ instead. The bundles are the same for every
+ *    target: only node_modules differs.
  * 2. Checks that every package the Node bundles require is one of RUNTIMES (the packages
  *    esbuild.mjs keeps external); the client bundle may require only `vscode`.
- * 3. Stages the extension in a temporary folder: the manifest with `dependencies` cut down to
- *    RUNTIMES (no devDependencies, scripts or `files`), dist/, schema/, bin/, README.md,
- *    .vscodeignore, and node_modules holding RUNTIMES and their production dependencies only
- *    (hard links into the project's node_modules; sharp's @img packages of linux-x64 only).
- * 4. `vsce package --target linux-x64` there: vsce lists the dependencies with
- *    `npm list --production` and .vscodeignore (an allow-list) picks the files, linux-x64's
+ * 3. Stages the extension in a temporary folder, per target: the manifest with `dependencies` cut
+ *    down to RUNTIMES (no devDependencies, scripts or `files`), dist/, schema/, bin/, README.md,
+ *    .vscodeignore filled in for the target, and node_modules holding RUNTIMES and their production
+ *    dependencies only (hard links into the project's node_modules), with sharp's @img packages of
+ *    the target only: linked when installed, else fetched from the npm registry at the version and
+ *    integrity package-lock.json records (scripts/platform-packages.ts).
+ * 4. `vsce package --target <target>` there: vsce lists the dependencies with
+ *    `npm list --production` and .vscodeignore (an allow-list) picks the files, the target's
  *    binaries among them.
- * 5. Lists the VSIX: size, files per package, every native binary; fails if a binary of another
- *    platform is inside or one of linux-x64's is missing.
- * 6. Smoke run: unpacks the VSIX into a temporary folder outside the project and runs the packed
- *    CLI from there (so nothing can resolve from the project's node_modules): `vitlens devices`
- *    must load onnxruntime-node, Dawn and TF.js (webgpu, wasm, cpu), and `vitlens infer` a WebP
- *    photo through sharp on the tiny checkpoint, and, where this machine's Python has torch, the tiny
- *    checkpoint through the packed vitlens_torch.py (torch-cpu) against the official logits.
+ * 5. Lists the VSIX: size, files per package, every binary with what its header says; fails if a
+ *    binary is not the target's format and architecture (scripts/native-header.ts), sits in another
+ *    platform's folder, or one the target needs is missing.
+ * 6. Smoke run, for the target this machine is only: unpacks the VSIX into a temporary folder
+ *    outside the project and runs the packed CLI from there (so nothing can resolve from the
+ *    project's node_modules): `vitlens devices` must load onnxruntime-node, Dawn and TF.js (webgpu,
+ *    wasm, cpu), and `vitlens infer` a WebP photo through sharp on the tiny checkpoint, and, where
+ *    this machine's Python has torch, the tiny checkpoint through the packed vitlens_torch.py
+ *    (torch-cpu) against the official logits. A VSIX for another platform gets steps 1-5.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -31,10 +39,12 @@ import { builtinModules } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { formatMs } from '../protocol/format';
-import { extractZip, listZip, NATIVE, OTHER_PLATFORM, type ZipEntry } from './vsix';
+import { describeHeader } from './native-header';
+import { placePlatformPackage } from './platform-packages';
+import { hostTarget, isTarget, TARGET_FACTS, TARGETS, targetProblems, vscodeignoreFor, type Target } from './targets';
+import { extractZip, listZip, zipBinaries, type ZipBinary, type ZipEntry } from './vsix';
 
 const ROOT = path.resolve(__dirname, '..');
-const TARGET = 'linux-x64';
 
 /** The packages the bundles keep external (esbuild.mjs `runtimes`), as the bundles require them. */
 const RUNTIMES = [
@@ -47,38 +57,35 @@ const RUNTIMES = [
 ];
 /** Required by computed name only when installed (optional backends): never packed. */
 const OPTIONAL = new Set(['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu']);
-/** The binaries a linux-x64 VSIX must hold. */
-const REQUIRED_NATIVE = [
-  /^extension\/node_modules\/onnxruntime-node\/bin\/napi-v\d+\/linux\/x64\/onnxruntime_binding\.node$/,
-  /^extension\/node_modules\/onnxruntime-node\/bin\/napi-v\d+\/linux\/x64\/libonnxruntime\.so\.1$/,
-  /^extension\/node_modules\/webgpu\/dist\/linux-x64\/dawn\.node$/,
-  /^extension\/node_modules\/@img\/sharp-linux-x64\/lib\/sharp-linux-x64-[\d.]+\.node$/,
-  /^extension\/node_modules\/@img\/sharp-libvips-linux-x64\/lib\/libvips-cpp\.so\.[\d.]+$/,
-  /^extension\/node_modules\/@tensorflow\/tfjs-backend-wasm\/dist\/tfjs-backend-wasm(-simd|-threaded-simd)?\.wasm$/,
-];
 
 interface Options {
   build: boolean;
   smoke: boolean;
-  out: string;
+  targets: Target[];
+  /** Only with one target. */
+  out?: string;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { build: true, smoke: true, out: path.join(ROOT, `vitlens-${TARGET}.vsix`) };
+  const o: Options = { build: true, smoke: true, targets: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--no-build') o.build = false;
     else if (a === '--no-smoke') o.smoke = false;
     else if (a === '--out' && argv[i + 1]) o.out = path.resolve(argv[++i]!);
+    else if (a === '--all-targets') o.targets = [...TARGETS];
     else if (a === '--target' && argv[i + 1]) {
-      const t = argv[++i];
-      if (t !== TARGET)
-        throw new Error(`only ${TARGET} is packaged (.vscodeignore names its binaries); got --target ${t}`);
+      const t = argv[++i]!;
+      if (!isTarget(t)) throw new Error(`unknown --target ${t}: one of ${TARGETS.join(', ')}`);
+      if (!o.targets.includes(t)) o.targets.push(t);
     } else throw new Error(`unknown argument: ${a}`);
   }
+  if (o.targets.length === 0) o.targets = ['linux-x64'];
+  if (o.out && o.targets.length > 1) throw new Error('--out names one file: give it with a single --target');
   return o;
 }
 
+const vsixPath = (o: Options, t: Target) => o.out ?? path.join(ROOT, `vitlens-${t}.vsix`);
 const mb = (n: number) => `${(n / 1024 / 1024).toFixed(2)} MB`;
 const log = (s: string) => console.log(`package-vsix: ${s}`);
 
@@ -99,13 +106,13 @@ function requiredPackages(bundle: string): Set<string> {
 }
 
 function checkBundles(dist: string): void {
-  for (const f of ['client', 'server', 'worker', 'cli', 'webview']) {
+  for (const f of ['client', 'server', 'worker', 'ort-host', 'cli', 'webview']) {
     if (!fs.existsSync(path.join(dist, `${f}.js`))) throw new Error(`${dist}/${f}.js is missing: build first`);
   }
   if (!fs.existsSync(path.join(dist, 'webview.css'))) throw new Error(`${dist}/webview.css is missing: build first`);
   const client = [...requiredPackages(path.join(dist, 'client.js'))].filter((n) => n !== 'vscode');
   if (client.length) throw new Error(`dist/client.js requires packages that are not bundled: ${client.join(', ')}`);
-  for (const f of ['server', 'worker', 'cli']) {
+  for (const f of ['server', 'worker', 'ort-host', 'cli']) {
     const extra = [...requiredPackages(path.join(dist, `${f}.js`))].filter(
       (n) => !RUNTIMES.includes(n) && !OPTIONAL.has(n),
     );
@@ -162,7 +169,10 @@ function resolvePackage(fromDir: string, name: string): string | undefined {
   }
 }
 
-/** RUNTIMES and everything they depend on in production (optional dependencies when installed). */
+/**
+ * RUNTIMES and everything they depend on in production (optional dependencies when installed),
+ * sharp's platform packages apart: the same for every target.
+ */
 function runtimeClosure(): Map<string, Pkg> {
   const seen = new Map<string, Pkg>();
   const visit = (dir: string) => {
@@ -180,11 +190,10 @@ function runtimeClosure(): Map<string, Pkg> {
       visit(d);
     }
     for (const dep of Object.keys(pj.optionalDependencies ?? {})) {
-      // sharp lists a binary package per platform; only linux-x64's belong in this VSIX.
-      if (dep.startsWith('@img/sharp-') && !dep.endsWith(`-${TARGET}`)) continue;
+      // sharp lists a binary package per platform: stage() adds the target's (scripts/platform-packages.ts).
+      if (dep.startsWith('@img/sharp-')) continue;
       const d = resolvePackage(dir, dep);
       if (d) visit(d);
-      else if (dep.startsWith('@img/')) throw new Error(`${dep} is not installed: sharp has no ${TARGET} binary here`);
     }
   };
   for (const r of RUNTIMES) {
@@ -202,7 +211,7 @@ function linkTree(from: string, to: string): void {
   if (r.status !== 0) fs.cpSync(from, to, { recursive: true });
 }
 
-function stage(dir: string, dist: string, closure: Map<string, Pkg>): void {
+function stage(dir: string, dist: string, closure: Map<string, Pkg>, target: Target): void {
   const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as Record<string, unknown>;
   const deps: Record<string, string> = {};
   for (const r of RUNTIMES)
@@ -212,9 +221,11 @@ function stage(dir: string, dist: string, closure: Map<string, Pkg>): void {
   delete manifest['files']; // npm's field; vsce refuses it beside a .vscodeignore
   manifest['dependencies'] = deps;
   fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify(manifest, null, 2) + '\n');
-  for (const f of ['README.md', '.vscodeignore', 'LICENSE']) {
+  for (const f of ['README.md', 'LICENSE']) {
     if (fs.existsSync(path.join(ROOT, f))) fs.copyFileSync(path.join(ROOT, f), path.join(dir, f));
   }
+  const template = fs.readFileSync(path.join(ROOT, '.vscodeignore'), 'utf8');
+  fs.writeFileSync(path.join(dir, '.vscodeignore'), vscodeignoreFor(template, target));
   fs.cpSync(dist, path.join(dir, 'dist'), { recursive: true });
   for (const d of ['schema', 'bin']) fs.cpSync(path.join(ROOT, d), path.join(dir, d), { recursive: true });
   // Outermost package folders only: a nested node_modules comes along with its parent.
@@ -222,6 +233,14 @@ function stage(dir: string, dist: string, closure: Map<string, Pkg>): void {
   for (const d of dirs) {
     if (dirs.some((o) => o !== d && d.startsWith(o + path.sep))) continue;
     linkTree(path.join(ROOT, d), path.join(dir, d));
+  }
+  // sharp's binding and libvips for the target, beside sharp where its require() finds them. They
+  // are sharp's optionalDependencies, so `npm list --production` (vsce) takes them as satisfied.
+  for (const name of TARGET_FACTS[target].sharp) {
+    const from = placePlatformPackage(name, path.join(dir, 'node_modules', name), linkTree, log);
+    log(
+      `${name}: ${from === 'installed' ? 'the installed copy' : 'from the registry, integrity checked against the lock'}`,
+    );
   }
 }
 
@@ -235,7 +254,7 @@ function packageOf(entry: string): string {
   return rel.includes('/') ? rel.split('/')[0]! + '/' : rel;
 }
 
-function report(vsix: string, entries: ZipEntry[]): void {
+function report(vsix: string, entries: ZipEntry[], binaries: ZipBinary[]): void {
   const size = fs.statSync(vsix).size;
   const files = entries.filter((e) => !e.name.endsWith('/'));
   const groups = new Map<string, { files: number; size: number; packed: number }>();
@@ -252,22 +271,20 @@ function report(vsix: string, entries: ZipEntry[]): void {
       `  ${name.padEnd(36)} ${String(g.files).padStart(4)}  ${mb(g.size).padStart(10)}  ${mb(g.packed).padStart(10)}`,
     );
   }
-  log('native binaries:');
-  for (const e of files.filter((f) => NATIVE.test(f.name)))
-    console.log(`  ${e.name.replace(/^extension\//, '')}  ${mb(e.size)}`);
+  log('binaries (by name or header):');
+  for (const e of binaries)
+    console.log(`  ${e.name.replace(/^extension\//, '')}  ${mb(e.size)}  ${describeHeader(e.header)}`);
   const unpacked = files.reduce((s, e) => s + e.size, 0);
   log(
     `${path.relative(process.cwd(), vsix) || vsix}: ${mb(size)} (${size} bytes), ${files.length} files, ${mb(unpacked)} unpacked`,
   );
 }
 
-function check(entries: ZipEntry[]): void {
+function check(entries: ZipEntry[], binaries: ZipBinary[], target: Target): void {
   const names = entries.map((e) => e.name);
-  const foreign = names.filter((n) => NATIVE.test(n) && OTHER_PLATFORM.test(n.replace(/^extension\//, '')));
-  if (foreign.length) throw new Error(`binaries of other platforms in the VSIX:\n  ${foreign.join('\n  ')}`);
-  const missing = REQUIRED_NATIVE.filter((re) => !names.some((n) => re.test(n)));
-  if (missing.length) throw new Error(`linux-x64 binaries missing from the VSIX: ${missing.map(String).join(', ')}`);
-  for (const f of ['client.js', 'server.js', 'worker.js', 'cli.js', 'webview.js', 'webview.css']) {
+  const problems = targetProblems(binaries, names, target);
+  if (problems.length) throw new Error(`the ${target} VSIX does not fit its platform:\n  ${problems.join('\n  ')}`);
+  for (const f of ['client.js', 'server.js', 'worker.js', 'ort-host.js', 'cli.js', 'webview.js', 'webview.css']) {
     if (!names.includes(`extension/dist/${f}`)) throw new Error(`extension/dist/${f} is missing from the VSIX`);
   }
   const maps = names.filter((n) => n.endsWith('.map'));
@@ -376,29 +393,25 @@ function smoke(vsix: string): void {
 
 // ---------------------------------------------------------------------------------------
 
-function main(): void {
-  const o = parseArgs(process.argv.slice(2));
-  const t0 = Date.now();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vitlens-vsix-stage-'));
+/** Stages, packs, lists and checks one target's VSIX; smoke-runs it when `smoke`. */
+function packageTarget(target: Target, out: string, dist: string, closure: Map<string, Pkg>, smokeRun: boolean): void {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `vitlens-vsix-${target}-`));
   try {
-    const dist = o.build ? buildProduction(path.join(dir, 'build')) : path.join(ROOT, 'dist');
-    checkBundles(dist);
-    const closure = runtimeClosure();
     const ext = path.join(dir, 'extension');
     fs.mkdirSync(ext);
-    stage(ext, dist, closure);
-    log(`staged ${closure.size} packages (${RUNTIMES.join(', ')} and their dependencies)`);
+    stage(ext, dist, closure, target);
+    log(`staged ${closure.size} packages (${RUNTIMES.join(', ')} and their dependencies) for ${target}`);
     const vsce = path.join(ROOT, 'node_modules', '@vscode', 'vsce', 'vsce');
-    fs.mkdirSync(path.dirname(o.out), { recursive: true });
+    fs.mkdirSync(path.dirname(out), { recursive: true });
     const r = spawnSync(
       process.execPath,
       [
         vsce,
         'package',
         '--target',
-        TARGET,
+        target,
         '--out',
-        o.out,
+        out,
         '--skip-license',
         '--allow-missing-repository',
         '--no-rewrite-relative-links',
@@ -407,19 +420,56 @@ function main(): void {
       { cwd: ext, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', timeout: 300_000 },
     );
     // eslint-disable-next-line no-control-regex
-    const out = `${r.stdout}${r.stderr}`
+    const lines = `${r.stdout}${r.stderr}`
       .replace(/\x1b\[[0-9;]*m/g, '')
       .split('\n')
       .filter((l) => l.trim() && !/npm warn Unknown (user|env|project) config/.test(l));
-    if (r.status !== 0) throw new Error(`vsce package failed (${r.status ?? r.signal}):\n${out.join('\n')}`);
-    for (const l of out) console.log(`  vsce: ${l}`);
+    if (r.status !== 0) throw new Error(`vsce package failed (${r.status ?? r.signal}):\n${lines.join('\n')}`);
+    for (const l of lines) console.log(`  vsce: ${l}`);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  const entries = listZip(o.out);
-  report(o.out, entries);
-  check(entries);
-  if (o.smoke) smoke(o.out);
+  const entries = listZip(out);
+  const binaries = zipBinaries(out);
+  report(out, entries, binaries);
+  check(entries, binaries, target);
+  log(
+    `${target}: every binary is ${TARGET_FACTS[target].binary.format} ${TARGET_FACTS[target].binary.arch} or WebAssembly, and the required ones are there`,
+  );
+  if (!smokeRun) return;
+  if (target === hostTarget()) smoke(out);
+  else
+    log(
+      `${target}: no smoke run (this machine is ${process.platform}-${process.arch}; only the host's VSIX can run here)`,
+    );
+}
+
+function main(): void {
+  const o = parseArgs(process.argv.slice(2));
+  const t0 = Date.now();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vitlens-vsix-build-'));
+  const done: { target: Target; out: string; ms: number }[] = [];
+  try {
+    const dist = o.build ? buildProduction(path.join(dir, 'build')) : path.join(ROOT, 'dist');
+    checkBundles(dist);
+    const closure = runtimeClosure();
+    log(`bundles ready in ${formatMs(Date.now() - t0, { unit: 's', decimals: 1 })}`);
+    for (const target of o.targets) {
+      const t = Date.now();
+      log(`--- ${target}`);
+      packageTarget(target, vsixPath(o, target), dist, closure, o.smoke);
+      done.push({ target, out: vsixPath(o, target), ms: Date.now() - t });
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  if (done.length > 1) {
+    log('summary (target, size, time to stage, pack, check and, for the host, smoke-run):');
+    for (const d of done)
+      console.log(
+        `  ${d.target.padEnd(13)} ${mb(fs.statSync(d.out).size).padStart(10)}  ${formatMs(d.ms, { unit: 's', decimals: 1 }).padStart(7)}  ${path.relative(process.cwd(), d.out)}`,
+      );
+  }
   log(`done in ${formatMs(Date.now() - t0, { unit: 's', decimals: 1 })}`);
 }
 

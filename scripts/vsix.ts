@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { HEADER_BYTES, NATIVE_NAME, readBinaryHeader, type BinaryHeader } from './native-header';
 
 export interface ZipEntry {
   name: string;
@@ -45,6 +46,14 @@ export function listZip(file: string): ZipEntry[] {
   return entries;
 }
 
+/** The compressed bytes of an entry, from its local header. */
+function entryData(buf: Buffer, file: string, e: ZipEntry): Buffer {
+  const h = e.localHeaderOffset;
+  if (buf.readUInt32LE(h) !== 0x04034b50) throw new Error(`${file}: bad local header for ${e.name}`);
+  const start = h + 30 + buf.readUInt16LE(h + 26) + buf.readUInt16LE(h + 28);
+  return buf.subarray(start, start + e.compressedSize);
+}
+
 /** Extracts every file of the zip under `dir` (which is created). */
 export function extractZip(file: string, dir: string): void {
   const buf = fs.readFileSync(file);
@@ -53,10 +62,7 @@ export function extractZip(file: string, dir: string): void {
     const target = path.resolve(dir, e.name);
     if (!target.startsWith(path.resolve(dir) + path.sep))
       throw new Error(`${file}: entry escapes the folder: ${e.name}`);
-    const h = e.localHeaderOffset;
-    if (buf.readUInt32LE(h) !== 0x04034b50) throw new Error(`${file}: bad local header for ${e.name}`);
-    const start = h + 30 + buf.readUInt16LE(h + 26) + buf.readUInt16LE(h + 28);
-    const raw = buf.subarray(start, start + e.compressedSize);
+    const raw = entryData(buf, file, e);
     const data = e.method === 0 ? raw : e.method === 8 ? zlib.inflateRawSync(raw) : null;
     if (!data) throw new Error(`${file}: ${e.name} uses compression method ${e.method}`);
     fs.mkdirSync(path.dirname(target), { recursive: true });
@@ -64,9 +70,37 @@ export function extractZip(file: string, dir: string): void {
   }
 }
 
-/** Native code and WebAssembly: what must exist for exactly one platform in a targeted VSIX. */
+/** Native code and WebAssembly by name: what the listing shows as binaries. */
 export const NATIVE = /\.(node|so(\.\d+)*|dll|dylib|wasm|exe)$/;
 
-/** Paths naming a platform other than linux-x64 (the only target this project packages). */
-export const OTHER_PLATFORM =
-  /(^|[/._-])(win32|windows|darwin|macos|osx|freebsd|linuxmusl|musl|alpine|arm64|aarch64|armhf|arm|ia32|ppc64|s390x|riscv64|wasm32)([/._-]|$)/i;
+export interface ZipBinary extends ZipEntry {
+  header: BinaryHeader;
+  /** Named like native code (.node, .so, .dylib, .dll, .exe), whatever its header says. */
+  nativeName: boolean;
+}
+
+/**
+ * Every file of the zip that is a binary by its header (ELF, Mach-O, PE, WebAssembly) or by its
+ * name, with the header read from its first HEADER_BYTES (only that much is inflated: a prefix of
+ * twice as many compressed bytes always inflates to enough, deflate spending at most 16 bits on
+ * an output byte, and sync-flush lets zlib stop there).
+ */
+export function zipBinaries(file: string): ZipBinary[] {
+  const buf = fs.readFileSync(file);
+  const out: ZipBinary[] = [];
+  for (const e of listZip(file)) {
+    if (e.name.endsWith('/')) continue;
+    const raw = entryData(buf, file, e);
+    let head: Buffer;
+    if (e.method === 0) head = raw.subarray(0, HEADER_BYTES);
+    else if (e.method === 8)
+      head = zlib
+        .inflateRawSync(raw.subarray(0, 2 * HEADER_BYTES + 1024), { finishFlush: zlib.constants.Z_SYNC_FLUSH })
+        .subarray(0, HEADER_BYTES);
+    else throw new Error(`${file}: ${e.name} uses compression method ${e.method}`);
+    const header = readBinaryHeader(head);
+    const nativeName = NATIVE_NAME.test(e.name);
+    if (header.format !== 'unknown' || nativeName) out.push({ ...e, header, nativeName });
+  }
+  return out;
+}

@@ -289,6 +289,7 @@ function handMade(adapters: WebGpuAdapter[], nvidia = false): DeviceReport {
       cuda: { available: false },
       mps: { available: false },
       tried: [],
+      libraryDirs: [],
     },
     gpuVisibility: null,
     vulkanEnv: { VK_ICD_FILENAMES: null, VK_DRIVER_FILES: null, XDG_RUNTIME_DIR: '/tmp' },

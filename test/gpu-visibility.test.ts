@@ -63,6 +63,7 @@ function machine(o: { smi?: boolean; torchCuda?: boolean; adapters: WebGpuAdapte
       cuda: { available: Boolean(o.torchCuda) },
       mps: { available: false },
       tried: [],
+      libraryDirs: [],
     },
     webgpu: {
       available: o.adapters.length > 0,

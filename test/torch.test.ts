@@ -22,7 +22,7 @@ import { loadCheckpoint } from '../server/inputs/checkpoint/load';
 import { openRunner } from '../server/runtimes/open-runner';
 import { probeDevices } from '../server/runtimes/probe';
 import type { Runner } from '../server/runtimes/runner';
-import { encodeFrame, FrameReader } from '../server/runtimes/torch/process';
+import { encodeFrame, FrameReader } from '../server/runtimes/child/frames';
 import { probePyTorch } from '../server/runtimes/torch/python';
 import { FIXTURES, readJson, ROOT, specOf } from './helpers/fixtures';
 import { cases, maxAbs } from './helpers/op-cases';
@@ -116,6 +116,41 @@ describe('the PyTorch runtime with this machine’s Python', async () => {
     assert.equal(report.pytorch.torch!.version, info.torch!.version);
     assert.match(runner.description.runtime, new RegExp(`^PyTorch ${info.torch!.version.replace(/\./g, '\\.')} eager`));
   });
+
+  test(
+    'torch-cpu-compiled: runs through torch.compile where this torch has it, else says why not',
+    { skip },
+    async () => {
+      const support = report.pytorch.torch!.compile;
+      if (!support.available || !support.cpu.available) {
+        const why = support.reason ?? support.cpu.reason!;
+        if (/^torch 1\./.test(report.pytorch.torch!.version))
+          assert.match(why, /has no torch\.compile \(it came in torch 2\.0\)/);
+        await assert.rejects(
+          openRunner('torch-cpu-compiled', report),
+          (e: Error) =>
+            e.message.includes(`torch.compile is not available on cpu with PyTorch ${report.pytorch.torch!.version}`) &&
+            e.message.endsWith(why),
+        );
+        return;
+      }
+      const compiled = await openRunner('torch-cpu-compiled', report);
+      try {
+        assert.match(compiled.description.runtime, /torch\.compile \(inductor/);
+        const c = cases().find((x) => x.name.startsWith('softmax'))!;
+        const ws = mapWeights(c.weights);
+        const ref = new ReferenceRuntime('float64').run(c.graph, c.inputs, ws, c.outputs);
+        const prepared = await compiled.prepare(c.graph, c.outputs, ws);
+        const got = await prepared.run(c.inputs);
+        let d = 0;
+        for (let j = 0; j < ref[0]!.data.length; j++) d = Math.max(d, Math.abs(got[0]!.data[j]! - ref[0]!.data[j]!));
+        assert.ok(d <= 1e-5 * Math.max(1, maxAbs(ref[0]!.data)), `compiled ${c.name}: max |diff| ${d}`);
+        await prepared.release();
+      } finally {
+        await compiled.close();
+      }
+    },
+  );
 
   for (const c of cases())
     test(`op case vs the float64 reference: ${c.name}`, { skip }, async () => {

@@ -3,6 +3,7 @@
  */
 import type { DeviceReport } from '../../protocol/devices';
 import type { RuntimeId } from '../../protocol/results';
+import { ortChildRunner } from './ort/child-runner';
 import { ortRunner } from './ort/runner';
 import { referenceRunner } from './reference-runner';
 import type { Runner } from './runner';
@@ -16,11 +17,15 @@ export async function openRunner(id: RuntimeId, report: DeviceReport): Promise<R
       return ortRunner('cpu', report);
     case 'ort-webgpu':
       return ortRunner('webgpu', report);
+    case 'ort-cuda':
+      return ortChildRunner('cuda', report);
     case 'reference':
       return referenceRunner(report);
     case 'torch-cpu':
     case 'torch-cuda':
     case 'torch-mps':
+    case 'torch-cpu-compiled':
+    case 'torch-cuda-compiled':
       return torchRunner(id, report);
     default:
       return tfjsRunner(id, report);

@@ -24,6 +24,7 @@ import { runtimeRequire } from './external';
 import { attachDisplayNames } from './labels';
 import { diagnoseGpuVisibility } from './gpu-visibility';
 import { probeNvidia } from './nvidia';
+import { ortProviderFile, probeOrtCuda } from './ort/cuda';
 import { noPyTorch, probePyTorch, type PythonChoice } from './torch/python';
 
 export interface ProbeOptions {
@@ -64,33 +65,14 @@ export function probeHost(): HostInfo {
   };
 }
 
-const ORT_INSTALL_NOTES: Record<string, { missing: string; present: string }> = {
-  cuda: {
-    missing:
-      "not bundled: onnxruntime-node's install script downloads the CUDA EP from api.nuget.org at npm-install time, and ViT Lens's package.json denies that script so installs never download. On a machine with network and CUDA 12 + cuDNN 9, fetch it once with `ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js` in a ViT Lens checkout; on a GPU machine the user's PyTorch (torch-cuda) needs nothing downloaded",
-    present:
-      'not bundled but downloaded at install time; needs matching CUDA 12 / cuDNN libraries when a session is created',
-  },
-  tensorrt: {
-    missing:
-      'not bundled: comes with the CUDA EP download from api.nuget.org at install time (absent here) and needs a TensorRT installation',
-    present: 'downloaded at install time; needs CUDA and TensorRT libraries when a session is created',
-  },
+const TENSORRT_NOTE = {
+  missing:
+    'not bundled: comes with the CUDA EP download from api.nuget.org at install time (absent here) and needs a TensorRT installation',
+  present: 'downloaded at install time; needs CUDA and TensorRT libraries when a session is created',
 };
 
-/** Where onnxruntime-node's install script puts downloaded EP libraries (script/install.js BIN_FOLDER). */
-function ortProviderLibraryPresent(name: string): boolean {
-  try {
-    const pkgDir = path.dirname(runtimeRequire.resolve('onnxruntime-node/package.json'));
-    const dir = path.join(pkgDir, 'bin', 'napi-v6', process.platform, process.arch);
-    const file =
-      process.platform === 'win32'
-        ? `onnxruntime_providers_${name}.dll`
-        : `libonnxruntime_providers_${name}.${process.platform === 'darwin' ? 'dylib' : 'so'}`;
-    return fs.existsSync(path.join(dir, file));
-  } catch {
-    return false;
-  }
+function ortPackageDir(): string {
+  return path.dirname(runtimeRequire.resolve('onnxruntime-node/package.json'));
 }
 
 export function probeOnnxRuntime(): OnnxRuntimeInfo {
@@ -114,15 +96,16 @@ export function probeOnnxRuntime(): OnnxRuntimeInfo {
         };
       }
       if (bundled) return { name, bundled, installed: true };
-      const installed = ortProviderLibraryPresent(name);
-      const note = ORT_INSTALL_NOTES[name];
-      const reason = note
-        ? installed
-          ? note.present
-          : note.missing
-        : installed
-          ? 'not bundled; provider library present'
-          : 'not bundled in the npm package and not installed';
+      const installed = fs.existsSync(ortProviderFile(ortPackageDir(), name));
+      // The CUDA EP's reason comes with its library check (withCudaLibraries), once torch's folders are known.
+      const reason =
+        name === 'tensorrt'
+          ? installed
+            ? TENSORRT_NOTE.present
+            : TENSORRT_NOTE.missing
+          : installed
+            ? 'not bundled; provider library present'
+            : 'not bundled in the npm package and not installed';
       return { name, bundled, installed, reason };
     });
     return { available: true, version, backends };
@@ -134,6 +117,26 @@ export function probeOnnxRuntime(): OnnxRuntimeInfo {
       reason: `onnxruntime-node could not be loaded: ${errorMessage(e)}`,
     };
   }
+}
+
+/**
+ * Adds the CUDA EP's library check to an ORT report: the provider and each library it needs, found
+ * where the loader looks, in CUDA toolkits or in the user's PyTorch wheels (ort/cuda.ts).
+ */
+function withCudaLibraries(ort: OnnxRuntimeInfo, pytorch: PyTorchInfo): OnnxRuntimeInfo {
+  const backend = ort.backends.find((b) => b.name === 'cuda');
+  if (!ort.available || !backend) return ort;
+  const cuda = probeOrtCuda(ortPackageDir(), { env: process.env, pytorchDirs: pytorch.libraryDirs });
+  const reason = cuda.usable
+    ? `installed; every library it needs was found${cuda.libraryPath.length ? ` (a child process gets ${cuda.libraryPath.join(':')} on LD_LIBRARY_PATH)` : ''}`
+    : cuda.reason;
+  return {
+    ...ort,
+    cuda,
+    backends: ort.backends.map((b) =>
+      b === backend ? { ...b, installed: cuda.providerLibrary !== null, ...(reason ? { reason } : {}) } : b,
+    ),
+  };
 }
 
 export async function probeWebGpu(opts: { timeoutMs?: number } = {}): Promise<WebGpuInfo> {
@@ -237,7 +240,7 @@ export async function probeDevices(opts: ProbeOptions = {}): Promise<DeviceRepor
     probedAt,
     probeMs: Math.round((performance.now() - started) * 10) / 10,
     host,
-    onnxruntime,
+    onnxruntime: withCudaLibraries(onnxruntime, pytorch),
     webgpu,
     nvidia,
     pytorch,

@@ -17,7 +17,8 @@ const STATUS_ORDER: Record<BackendCandidate['status'], number> = {
 
 /**
  * Runtime backends in the order a benchmark should try them, each with its reason.
- * ORT WebGPU on a hardware adapter beats ORT CPU; ORT WebGPU on lavapipe is listed after
+ * ORT WebGPU on a hardware adapter and ORT's CUDA EP (installed, its libraries found, a GPU
+ * visible) beat ORT CPU; ORT WebGPU on lavapipe is listed after
  * ORT CPU (it runs, and validates WebGPU graphs, but is 10–100× slower: docs/RUNTIMES.md §1).
  */
 export function pickBestBackend(report: DeviceReport): BackendCandidate[] {
@@ -60,11 +61,36 @@ export function pickBestBackend(report: DeviceReport): BackendCandidate[] {
     }
   }
 
+  const cudaEp = ep('cuda');
+  let cudaUsable = false;
+  if (cudaEp) {
+    const cuda = ort.cuda;
+    const gpu = report.nvidia.available || report.pytorch.cuda.available;
+    const cudaCandidate: BackendCandidate =
+      cuda?.usable && gpu
+        ? {
+            backend: 'ort-cuda',
+            executionProvider: 'cuda',
+            status: 'preferred',
+            reason: `CUDA EP installed with every library it needs; runs in its own process${cuda.libraryPath.length ? ` with ${cuda.libraryPath.join(':')} on LD_LIBRARY_PATH` : ''}`,
+          }
+        : {
+            backend: 'ort-cuda',
+            executionProvider: 'cuda',
+            status: 'unavailable',
+            reason: cuda?.usable
+              ? `CUDA EP installed but no NVIDIA GPU is visible (${report.nvidia.reason ?? 'none'})`
+              : (cuda?.reason ?? cudaEp.reason ?? 'not installed'),
+          };
+    cudaUsable = cudaCandidate.status === 'preferred';
+    out.push(cudaCandidate);
+  }
+
   if (cpu) {
     out.push({
       backend: 'ort-cpu',
       executionProvider: 'cpu',
-      status: hardware.length > 0 && webgpu?.bundled ? 'runnable' : 'preferred',
+      status: (hardware.length > 0 && webgpu?.bundled) || cudaUsable ? 'runnable' : 'preferred',
       reason: `${report.host.cores} threads on ${report.host.cpuModel}`,
     });
   } else {
@@ -107,10 +133,10 @@ export function pickBestBackend(report: DeviceReport): BackendCandidate[] {
     });
   }
 
-  for (const name of ['cuda', 'tensorrt'] as const) {
+  for (const name of ['tensorrt'] as const) {
     const b = ep(name);
     if (!b) continue;
-    const backend = name === 'cuda' ? 'ort-cuda' : 'ort-tensorrt';
+    const backend = 'ort-tensorrt';
     if (!b.installed) {
       out.push({ backend, executionProvider: name, status: 'unavailable', reason: b.reason ?? 'not installed' });
     } else if (!report.nvidia.available) {
@@ -135,11 +161,6 @@ export function pickBestBackend(report: DeviceReport): BackendCandidate[] {
   return out.sort((x, y) => STATUS_ORDER[x.status] - STATUS_ORDER[y.status]);
 }
 
-/**
- * The runtimes a run uses by default, best first, in the one ranking above (pickBestBackend):
- * a hardware WebGPU adapter on ORT, then ORT CPU, then ORT on a software adapter. Backends
- * without a runner here (ort-cuda, ort-tensorrt) and unusable ones are left out.
- */
 /** PyTorch on the best device it sees (a CUDA/ROCm GPU, then Apple's MPS, then the CPU), or null without torch. */
 export function bestTorchRuntime(report: DeviceReport): RuntimeId | null {
   if (!report.pytorch.available) return null;
@@ -147,6 +168,12 @@ export function bestTorchRuntime(report: DeviceReport): RuntimeId | null {
   return kinds.has('cuda') ? 'torch-cuda' : kinds.has('mps') ? 'torch-mps' : kinds.has('cpu') ? 'torch-cpu' : null;
 }
 
+/**
+ * The runtimes a run uses by default, best first, in the one ranking above (pickBestBackend):
+ * a hardware WebGPU adapter and ORT's CUDA EP where usable, then ORT CPU, then ORT on a software
+ * adapter, with the user's PyTorch beside them. Backends without a runner here (ort-tensorrt) and
+ * unusable ones are left out.
+ */
 export function defaultRuntimes(report: DeviceReport): RuntimeId[] {
   const out: RuntimeId[] = [];
   for (const c of pickBestBackend(report)) {

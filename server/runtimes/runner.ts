@@ -66,6 +66,7 @@ export interface Runner {
 export const ALL_RUNTIMES: readonly RuntimeId[] = [
   'ort-cpu',
   'ort-webgpu',
+  'ort-cuda',
   'tfjs-node-gpu',
   'tfjs-node',
   'tfjs-webgpu',
@@ -75,4 +76,6 @@ export const ALL_RUNTIMES: readonly RuntimeId[] = [
   'torch-cuda',
   'torch-mps',
   'torch-cpu',
+  'torch-cuda-compiled',
+  'torch-cpu-compiled',
 ];

@@ -33,6 +33,31 @@ function pytorchLines(p: PyTorchInfo): string[] {
     );
   }
   if (!p.cuda.available && p.cuda.reason) lines.push(`  no CUDA/ROCm device: ${p.cuda.reason}`);
+  const c = p.torch.compile;
+  if (!c.available) lines.push(`  torch.compile: unavailable — ${c.reason ?? 'unknown'}`);
+  else
+    for (const [kind, s] of [
+      ['cpu', c.cpu],
+      ['cuda', c.cuda],
+    ] as const)
+      lines.push(
+        `  torch.compile on ${kind}: ${s.available ? `available (torch-${kind}-compiled)` : `unavailable — ${s.reason}`}`,
+      );
+  return lines;
+}
+
+/** onnxruntime's CUDA EP: installed or not, and each library it needs, where it was found. */
+function ortCudaLines(r: DeviceReport): string[] {
+  const cuda = r.onnxruntime.cuda;
+  if (!cuda) return [];
+  const lines = [
+    `  CUDA EP (ort-cuda): ${cuda.usable ? 'usable' : 'unusable'}${cuda.reason ? ` — ${cuda.reason}` : ''}`,
+  ];
+  // The library list matters where the EP is installed or a GPU is here; elsewhere it would be six "missing" lines.
+  if (cuda.providerLibrary || r.nvidia.available || r.pytorch.cuda.available) {
+    if (cuda.providerLibrary) lines.push(`    provider: ${cuda.providerLibrary}`);
+    for (const l of cuda.libraries) lines.push(`    ${l.soname}: ${l.path ? `${l.path} (${l.via})` : 'missing'}`);
+  }
   return lines;
 }
 
@@ -43,6 +68,7 @@ function devicesText(r: DeviceReport): string {
   out.push(
     `onnxruntime-node ${r.onnxruntime.version ?? '(not loadable)'}: ${r.onnxruntime.backends.map((b) => `${b.name}${b.bundled ? '' : ' (not bundled)'}`).join(', ') || r.onnxruntime.reason}`,
   );
+  out.push(...ortCudaLines(r));
   if (r.webgpu.adapters.length === 0) out.push(`WebGPU: no adapter (${r.webgpu.reason ?? 'none found'})`);
   for (const a of r.webgpu.adapters)
     out.push(
@@ -64,7 +90,7 @@ async function devicesCommand(args: string[], stdout: Out): Promise<number> {
   const { values } = parseArgs({ args, options: { json: { type: 'boolean' }, python: { type: 'string' } } });
   const r = await probeDevices({ pytorch: { python: values.python ?? null } });
   const { probeTfjsBackends } = await import('../../runtimes/tfjs/load');
-  const tfjs = await probeTfjsBackends();
+  const tfjs = await probeTfjsBackends(r);
   if (values.json) stdout(JSON.stringify({ ...r, tfjs }, null, 2));
   else {
     stdout(devicesText(r));

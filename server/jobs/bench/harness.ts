@@ -299,10 +299,10 @@ async function timeRepetitions(
   return { samples, otherCores: hostLoad() };
 }
 
-/** Whether nvidia-smi can see the memory a runtime uses: a hardware NVIDIA WebGPU adapter or tfjs-node-gpu. */
+/** Whether nvidia-smi can see the memory a runtime uses: a hardware NVIDIA WebGPU adapter, ORT's CUDA EP or tfjs-node-gpu. */
 function runsOnNvidiaGpu(d: RuntimeDescription, report: DeviceReport): boolean {
   if (!report.nvidia.available) return false;
-  if (d.id === 'tfjs-node-gpu') return true;
+  if (d.id === 'tfjs-node-gpu' || d.id === 'ort-cuda') return true;
   const nvidiaAdapter = report.webgpu.adapters.some((a) => !a.software && a.vendor.toLowerCase() === 'nvidia');
   return (d.id === 'ort-webgpu' || d.id === 'tfjs-webgpu') && !d.software && nvidiaAdapter;
 }

@@ -20,8 +20,10 @@ function sizes(d: RuntimeDescription): { n: number; readElements: number } | nul
   const gpu =
     !d.software &&
     (d.id === 'ort-webgpu' ||
+      d.id === 'ort-cuda' ||
       d.id === 'tfjs-webgpu' ||
       d.id === 'torch-cuda' ||
+      d.id === 'torch-cuda-compiled' ||
       d.id === 'torch-mps' ||
       d.id === 'tfjs-node-gpu');
   const slow = d.software || d.id === 'tfjs-cpu' || d.id === 'tfjs-wasm';

@@ -12,7 +12,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import type { DeviceReport } from '../../../protocol/devices';
 import type { Tf } from '../../core/engine/lowerings/tfjs';
+import { findLibraries } from '../native/find-library';
 import { resolvable, runtimeRequire } from '../external';
 import {
   NO_ADAPTER,
@@ -195,8 +197,28 @@ async function loadUncached(backend: TfjsBackendName): Promise<TfjsLoaded> {
   }
 }
 
-/** Which backends can run here, without changing tfjs's active backend. */
-export async function probeTfjsBackends(): Promise<TfjsProbe[]> {
+/**
+ * Why tfjs-node-gpu cannot use this machine's GPU even where it is installed: its libtensorflow
+ * 2.9.1 GPU build loads the CUDA 11 runtime and cuDNN 8 by name (libcudart.so.11.0,
+ * libcudnn.so.8), which a CUDA 12 or 13 machine does not have (tfjs issue 8362; docs/RUNTIMES.md §8).
+ * Null when those libraries are there or no GPU is known.
+ */
+export function tfjsNodeGpuMismatch(report: DeviceReport): string | null {
+  const torchCuda = report.pytorch.torch?.cuda ?? null;
+  if (!report.nvidia.available && !report.pytorch.cuda.available) return null;
+  const { libraries } = findLibraries(['libcudart.so.11.0', 'libcudnn.so.8'], {
+    env: process.env,
+    runpath: [],
+    pytorchDirs: report.pytorch.libraryDirs,
+  });
+  const missing = libraries.filter((l) => !l.path).map((l) => l.soname);
+  if (missing.length === 0) return null;
+  const cudaHere = torchCuda ? `this machine's PyTorch is built for CUDA ${torchCuda}; ` : '';
+  return `it could not use this GPU anyway: libtensorflow 2.9.1's GPU build needs CUDA 11.2 and cuDNN 8.1, and ${cudaHere}${missing.join(' and ')} ${missing.length === 1 ? 'is' : 'are'} not here (tfjs issue 8362: no build for CUDA 12 or 13). Use torch-cuda, ort-webgpu or ort-cuda`;
+}
+
+/** Which backends can run here, without changing tfjs's active backend; `report` adds what the machine's CUDA means. */
+export async function probeTfjsBackends(report?: DeviceReport): Promise<TfjsProbe[]> {
   const out: TfjsProbe[] = [];
   const tfjsMissing = tfjsLoadError();
   for (const name of TFJS_BACKENDS) {
@@ -207,7 +229,9 @@ export async function probeTfjsBackends(): Promise<TfjsProbe[]> {
           loadNodeBinding(name);
           out.push({ name, available: true });
         } catch (err) {
-          out.push({ name, available: false, reason: (err as Error).message });
+          const mismatch = name === 'tfjs-node-gpu' && report ? tfjsNodeGpuMismatch(report) : null;
+          const reason = (err as Error).message;
+          out.push({ name, available: false, reason: mismatch ? `${reason} And ${mismatch}.` : reason });
         }
         break;
       case 'webgpu': {

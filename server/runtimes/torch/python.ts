@@ -88,6 +88,7 @@ interface ProbeLine {
   devices?: PyTorchDevice[];
   cudaStatus?: PyTorchInfo['cuda'];
   mpsStatus?: PyTorchInfo['mps'];
+  libraryDirs?: string[];
 }
 
 function probeOne(c: Candidate, timeoutMs: number): Promise<ProbeLine | { error: string }> {
@@ -125,6 +126,7 @@ const NOT_FOUND: PyTorchInfo = {
   cuda: { available: false },
   mps: { available: false },
   tried: [],
+  libraryDirs: [],
 };
 
 /** A report of no PyTorch, saying why (not probed, disabled). */
@@ -164,6 +166,7 @@ export async function probePyTorch(choice: PythonChoice = {}): Promise<PyTorchIn
       cuda: r.cudaStatus ?? { available: false },
       mps: r.mpsStatus ?? { available: false },
       tried,
+      libraryDirs: r.libraryDirs ?? [],
     };
   }
   const reason = `no Python with a working torch: ${tried.map((t) => `${t.executable} (${t.source}): ${t.reason}`).join('; ')}`;

@@ -12,14 +12,20 @@ import type { MemoryFigure, RuntimeDescription, RuntimeId } from '../../../proto
 import { lowerToTorch } from '../../core/engine/lowerings/torch';
 import { cpuLabel } from '../labels';
 import type { Runner } from '../runner';
-import { TorchProcess } from './process';
+import { float32Of } from '../child/frames';
+import { startTorchProcess } from './process';
 
-export type TorchRuntimeId = Extract<RuntimeId, 'torch-cpu' | 'torch-cuda' | 'torch-mps'>;
+export type TorchRuntimeId = Extract<
+  RuntimeId,
+  'torch-cpu' | 'torch-cuda' | 'torch-mps' | 'torch-cpu-compiled' | 'torch-cuda-compiled'
+>;
 
 const DEVICE_KIND: Record<TorchRuntimeId, PyTorchDevice['kind']> = {
   'torch-cpu': 'cpu',
   'torch-cuda': 'cuda',
   'torch-mps': 'mps',
+  'torch-cpu-compiled': 'cpu',
+  'torch-cuda-compiled': 'cuda',
 };
 
 function deviceLabel(d: PyTorchDevice, report: DeviceReport, threads: number): string {
@@ -43,13 +49,22 @@ export async function torchRunner(id: TorchRuntimeId, report: DeviceReport): Pro
       `PyTorch ${info.torch.version} (${info.python.executable}) sees no ${kind.toUpperCase()} device${why ? `: ${why}` : ''}`,
     );
   }
+  const compiled = id.endsWith('-compiled');
+  if (compiled) {
+    const support = info.torch.compile;
+    const here = kind === 'cuda' ? support.cuda : support.cpu;
+    if (!support.available || !here.available)
+      throw new Error(
+        `torch.compile is not available on ${kind} with PyTorch ${info.torch.version} (${info.python.executable}): ${support.reason ?? here.reason ?? 'unknown'}`,
+      );
+  }
   const threads = os.availableParallelism();
   const who = `PyTorch ${info.torch.version} (${info.python.executable})`;
-  const proc = new TorchProcess(who, info.python.executable, threads);
+  const proc = startTorchProcess(who, info.python.executable, threads);
   const torchDevice = kind === 'cpu' ? 'cpu' : `${kind}:${device.index}`;
   const description: RuntimeDescription = {
     id,
-    runtime: `PyTorch ${info.torch.version} eager (Python ${info.python.version}; timed in Python${kind === 'cuda' ? ' with CUDA events' : ''})`,
+    runtime: `PyTorch ${info.torch.version} ${compiled ? 'torch.compile (inductor; compiled during the warm-up runs)' : 'eager'} (Python ${info.python.version}; timed in Python${kind === 'cuda' ? ' with CUDA events' : ''})`,
     device: deviceLabel(device, report, threads),
     software: false,
     maxBufferBytes: null,
@@ -59,7 +74,7 @@ export async function torchRunner(id: TorchRuntimeId, report: DeviceReport): Pro
     description,
     async prepare(graph, outputs, weights) {
       const { program, buffers } = lowerToTorch(graph, outputs, weights);
-      const prepared = await proc.request({ cmd: 'prepare', device: torchDevice, program }, buffers);
+      const prepared = await proc.request({ cmd: 'prepare', device: torchDevice, program, compile: compiled }, buffers);
       const handle = prepared.header.handle as number;
       const encodeInputs = (inputs: Record<string, Float32Array>) => {
         const names = Object.keys(inputs);
@@ -77,11 +92,7 @@ export async function torchRunner(id: TorchRuntimeId, report: DeviceReport): Pro
           const { specs, blobs } = encodeInputs(inputs);
           const answer = await proc.request({ cmd: 'run', handle, inputs: specs }, blobs);
           const shapes = answer.header.outputs as { shape: number[] }[];
-          return answer.blobs.map((b, i) => ({
-            shape: shapes[i]!.shape,
-            // A copy: the frame's buffer may be a slice of a larger one, unaligned for floats.
-            data: new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)),
-          }));
+          return answer.blobs.map((b, i) => ({ shape: shapes[i]!.shape, data: float32Of(b) }));
         },
         async timedRun(inputs) {
           await bind(inputs);

@@ -120,12 +120,77 @@ def probe():
         "version": torch.__version__,
         "cuda": torch.version.cuda,
         "hip": getattr(torch.version, "hip", None),
-        "compile": hasattr(torch, "compile"),
+        "compile": _compile_support(torch, cuda["available"]),
     }
+    info["libraryDirs"] = _cuda_library_dirs(torch)
     info["cudaStatus"] = cuda
     info["mpsStatus"] = mps
     info["devices"] = devices
     return info
+
+
+def _compile_support(torch, cuda_available):
+    """Whether torch.compile can run here: it came in torch 2.0; dynamo supports a range of Pythons;
+    inductor compiles CPU kernels with a C++ compiler and GPU kernels with triton."""
+    out = {"available": False, "cpu": {"available": False}, "cuda": {"available": False}}
+    if not hasattr(torch, "compile"):
+        out["reason"] = "torch %s has no torch.compile (it came in torch 2.0)" % torch.__version__
+        return out
+    try:
+        import torch._dynamo as dynamo
+
+        supported = getattr(dynamo, "is_dynamo_supported", lambda: True)()
+    except Exception as e:
+        out["reason"] = "torch._dynamo cannot be imported: %s: %s" % (type(e).__name__, e)
+        return out
+    if not supported:
+        out["reason"] = "torch %s's torch.compile does not support Python %s" % (torch.__version__, platform.python_version())
+        return out
+    out["available"] = True
+    import shutil
+
+    cxx = os.environ.get("CXX") or next((c for c in ("g++", "c++", "clang++") if shutil.which(c)), None)
+    out["cpu"] = (
+        {"available": True}
+        if cxx
+        else {"available": False, "reason": "inductor compiles CPU kernels with a C++ compiler and none was found (g++, c++, clang++, CXX)"}
+    )
+    if not cuda_available:
+        out["cuda"] = {"available": False, "reason": "torch sees no CUDA device"}
+    else:
+        try:
+            import triton  # noqa: F401
+
+            out["cuda"] = {"available": True}
+        except Exception as e:
+            out["cuda"] = {"available": False, "reason": "inductor's GPU kernels need triton, which cannot be imported: %s" % e}
+    return out
+
+
+def _cuda_library_dirs(torch):
+    """Folders of CUDA libraries this torch brought: pip wheels keep the CUDA runtime, cuBLAS and
+    cuDNN in site-packages/nvidia/*/lib, where other programs (onnxruntime's CUDA EP) can use them."""
+    dirs = []
+    torch_lib = os.path.join(os.path.dirname(torch.__file__), "lib")
+    if os.path.isdir(torch_lib):
+        dirs.append(torch_lib)
+    try:
+        import importlib.util
+
+        spec = importlib.util.find_spec("nvidia")
+        roots = list(spec.submodule_search_locations or []) if spec else []
+    except Exception:
+        roots = []
+    for root in roots:
+        try:
+            names = sorted(os.listdir(root))
+        except OSError:
+            continue
+        for name in names:
+            lib = os.path.join(root, name, "lib")
+            if os.path.isdir(lib):
+                dirs.append(lib)
+    return dirs
 
 
 class Program:

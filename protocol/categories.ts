@@ -22,6 +22,12 @@ export const MAC_CATEGORIES = [
   'matmul_soft_apply',
   'matmul_softmax_attn',
   'matmul_ufo',
+  'matmul_performer_features',
+  'matmul_performer_apply',
+  'matmul_nystrom_attn',
+  'matmul_nystrom_inverse',
+  'matmul_linformer_attn',
+  'linear_linformer_proj',
 ] as const;
 export type MacCategory = (typeof MAC_CATEGORIES)[number];
 
@@ -53,6 +59,10 @@ export const OP_KINDS = [
   'dwconv',
   'softmax_attention',
   'ufo_attention',
+  'performer_attention',
+  'nystrom_attention',
+  'nystrom_inverse',
+  'linformer_attention',
   'ffn',
   'norm',
   'head',

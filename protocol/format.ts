@@ -173,6 +173,10 @@ const ATTENTION_NAMES: Record<string, string> = {
   soft_norm: 'SOFT-Norm',
   ufo: 'UFO-ViT',
   softmax: 'softmax',
-  softmax_sr: 'softmax-SR',
+  // PVT's spatial reduction is what the SOFT paper ran and reported as "Linformer" (its §4.2).
+  softmax_sr: "softmax-SR (the SOFT paper's Linformer)",
+  performer: 'Performer',
+  nystrom: 'Nyströmformer',
+  linformer: 'Linformer',
 };
 export const attentionName = (a: string | null | undefined): string => (a == null ? '—' : (ATTENTION_NAMES[a] ?? a));

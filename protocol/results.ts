@@ -222,6 +222,8 @@ export interface BenchCase {
   tokens: number;
   grid: number;
   landmarks: number | null;
+  /** The attention's size setting in words ("m = 49 landmarks, 20 Newton iterations", "k = 49 …"); null for exact ones. */
+  setting?: string | null;
   dim: number;
   heads: number;
   status: 'ok' | 'refused' | 'failed' | 'skipped';

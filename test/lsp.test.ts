@@ -315,14 +315,14 @@ describe('hover, completion and the summary', () => {
   test('vitlens/profileSweep: each attention on the same backbone equals the profile of that config', async () => {
     const sweep = await lsp.conn.sendRequest(ProfileSweepRequest, { uri, resolutions: [224, 512] });
     assert.ok(sweep);
-    assert.deepEqual(sweep.attentions, ['soft', 'ufo', 'softmax_sr', 'softmax']);
-    assert.equal(sweep.points.length, 8);
+    assert.deepEqual(sweep.attentions, ['soft', 'ufo', 'performer', 'nystrom', 'linformer', 'softmax_sr', 'softmax']);
+    assert.equal(sweep.points.length, 14);
     const at = (a: string, r: number) => sweep.points.find((p) => p.attention === a && p.resolution === r)!;
     const own = await lsp.profile({ uri, resolution: 512 });
     assert.equal(at('soft', 512).macs, own!.macsByConvention.B);
     assert.equal(at('soft', 512).peakBytes, own!.memory.peakTotalBytes);
     // The same swap written as a config: an independent path through the config analysis.
-    for (const kind of ['ufo', 'softmax']) {
+    for (const kind of ['ufo', 'softmax', 'performer', 'nystrom', 'linformer']) {
       const u = scratch();
       await lsp.open(u, `model: soft_tiny\nattention: ${kind}\n`);
       for (const r of [224, 512]) {

@@ -291,7 +291,7 @@ async function assertAllViews(page: Page, screenshotPrefix: string | null): Prom
   assert.equal(sweep.datasets.length, fixture.profileSweep!.attentions.length, 'one dataset per attention kind');
   assert.deepEqual(
     sweep.datasets.map((d) => d.label),
-    ['SOFT', 'UFO-ViT', 'softmax-SR', 'softmax'],
+    ['SOFT', 'UFO-ViT', "softmax-SR (the SOFT paper's Linformer)", 'softmax'],
   );
   assert.equal(
     new Set(sweep.datasets.map((d) => JSON.stringify([d.borderDash, d.pointStyle]))).size,

@@ -158,6 +158,12 @@ export function attentionStyle(attention: string, theme: Theme): SeriesStyle {
       return { color: theme.red, dash: [2, 3], pointStyle: 'triangle' };
     case 'softmax_sr':
       return { color: theme.orange, dash: [10, 3, 2, 3], pointStyle: 'rectRot' };
+    case 'performer':
+      return { color: theme.yellow, dash: [12, 4], pointStyle: 'crossRot' };
+    case 'nystrom':
+      return { color: theme.purple, dash: [1, 3], pointStyle: 'rectRounded' };
+    case 'linformer':
+      return { color: theme.orange, dash: [], pointStyle: 'cross' };
     default:
       return { color: theme.yellow, dash: [6, 2], pointStyle: 'crossRot' };
   }
@@ -188,6 +194,10 @@ export function opKindColor(kind: string, theme: Theme): string {
     dwconv: tint(theme.blue),
     softmax_attention: shade(theme.red),
     ufo_attention: shade(theme.green),
+    performer_attention: tint(theme.green),
+    nystrom_attention: tint(theme.orange),
+    nystrom_inverse: tint(theme.red),
+    linformer_attention: shade(theme.orange),
     ffn: mix(theme.foreground, theme.background, 0.55),
     norm: shade(theme.yellow),
     head: shade(theme.blue),

@@ -484,6 +484,8 @@ function caseColumns(b: () => BenchReport): Column<BenchCase>[] {
     { key: 'level', label: 'Level', value: (c) => c.level },
     { key: 'tokens', label: 'Tokens', numeric: true, value: (c) => c.tokens, format: (c) => formatInt(c.tokens) },
     { key: 'landmarks', label: 'Landmarks', numeric: true, value: (c) => c.landmarks },
+    // What sizes the approximation (landmarks, random features, Linformer's k): the cost/accuracy knob.
+    { key: 'setting', label: 'Setting', value: (c) => c.setting ?? '' },
     { key: 'status', label: 'Status', value: (c) => c.status, format: statusCell },
     {
       key: 'median',

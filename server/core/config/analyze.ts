@@ -4,7 +4,16 @@
  */
 import { buildModelSpec, stageGrids } from '../models/build';
 import { findModel, MODEL_NAMES, stageCount, type ArchitectureParams, type RegisteredModel } from '../models/registry';
-import type { AttentionKind, KernelMethod, ModelSpec, NewtonVariant } from '../models/spec';
+import { linformerK } from '../models/comparison';
+import {
+  DEFAULT_COMPARISON,
+  type AttentionKind,
+  type ComparisonParams,
+  type KernelMethod,
+  type ModelSpec,
+  type NewtonVariant,
+  type NystromConv,
+} from '../models/spec';
 import { CONFIG_KEYS, keyDef } from './format';
 import { parseConfig, type ConfigEntry, type ConfigValue, type ParsedConfig } from './parse';
 import type { Span } from './span';
@@ -182,6 +191,7 @@ export function analyzeConfig(text: string, options: AnalyzeOptions = {}): Confi
       params.attention = params.attention.map((a, i) => (i < swapped ? (attention as AttentionKind) : a));
     }
   }
+  const comparison = comparisonParams(values, entries, n, params.attention, push);
   if (!registered) params.newtonVariant = params.attention.includes('soft_norm') ? 'B' : 'A';
   const variantGiven = values.get('newton_variant') as NewtonVariant | undefined;
   const newtonVariant = variantGiven ?? params.newtonVariant;
@@ -204,6 +214,27 @@ export function analyzeConfig(text: string, options: AnalyzeOptions = {}): Confi
     }
     const kind = params.attention[s]!;
     const isSoft = kind === 'soft' || kind === 'soft_norm';
+    const attnSpanOf = () =>
+      itemSpan(entries.get('attention'), s) ?? entries.get('model')?.value.span ?? { start: 0, end: 1 };
+    if (kind === 'nystrom' && params.family === 'soft' && s === n - 1) {
+      archOk = false;
+      push({
+        span: attnSpanOf(),
+        severity: 'error',
+        code: 'nystrom-in-cls-stage',
+        key: 'attention',
+        message: `Stage ${s + 1} carries the cls token; Nyströmformer pools its landmarks from the token grid, which the cls token is not part of. Use softmax, performer, linformer or ufo there.`,
+      });
+    } else if (kind === 'nystrom' && params.srRatios[s]! < 2) {
+      archOk = false;
+      push({
+        span: itemSpan(entries.get('sr_ratios'), s) ?? attnSpanOf(),
+        severity: 'error',
+        code: 'nystrom-needs-landmarks',
+        key: 'sr_ratios',
+        message: `Stage ${s + 1} uses nystrom attention, whose landmarks are r×r average pools of the grid: it needs sr_ratios ≥ 2 (got ${params.srRatios[s]}; r = 1 would iterate an n×n inverse).`,
+      });
+    }
     const attnSpan = itemSpan(entries.get('attention'), s) ?? entries.get('model')?.value.span ?? { start: 0, end: 1 };
     if (isSoft && params.family === 'soft' && s === n - 1) {
       archOk = false;
@@ -252,7 +283,7 @@ export function analyzeConfig(text: string, options: AnalyzeOptions = {}): Confi
 
   // ---- resolutions ----------------------------------------------------------------------------
   const resolutions = (values.get('img_size') as number[] | undefined) ?? [DEFAULT_RESOLUTION];
-  const stagesPreview = archOk ? buildSpec(params, newtonVariant, registered, values, resolutions) : null;
+  const stagesPreview = archOk ? buildSpec(params, newtonVariant, registered, values, resolutions, comparison) : null;
   if (stagesPreview) {
     resolutions.forEach((res, i) => {
       const span = itemSpan(entries.get('img_size'), i) ?? entries.get('model')?.value.span ?? { start: 0, end: 1 };
@@ -270,7 +301,27 @@ export function analyzeConfig(text: string, options: AnalyzeOptions = {}): Confi
           });
           return;
         }
-        if (stage.attention !== 'soft' && stage.attention !== 'soft_norm' && stage.attention !== 'softmax_sr') return;
+        if (stage.attention === 'linformer') {
+          const k = linformerK(stage, stagesPreview, g, g);
+          const tokens = g * g + (stage.clsToken ? 1 : 0);
+          if (k > tokens)
+            push({
+              span:
+                itemSpan(entries.get('linformer_k'), stage.index - 1) ?? entries.get('linformer_k')?.value.span ?? span,
+              severity: 'warning',
+              code: 'linformer-k-exceeds-tokens',
+              key: 'linformer_k',
+              message: `At ${res}×${res} stage ${stage.index} has ${tokens} tokens and linformer_k = ${k}: E and F project the keys up, not down, so Linformer costs more than softmax there.`,
+            });
+          return;
+        }
+        if (
+          stage.attention !== 'soft' &&
+          stage.attention !== 'soft_norm' &&
+          stage.attention !== 'softmax_sr' &&
+          stage.attention !== 'nystrom'
+        )
+          return;
         const r = stage.srRatio;
         if (g < r) {
           archOk = false;
@@ -353,6 +404,7 @@ function buildSpec(
   registered: RegisteredModel | null,
   values: Map<string, unknown>,
   resolutions: number[],
+  comparison: ComparisonParams,
 ): ModelSpec {
   const swapped = registered ? params.attention.some((a, i) => a !== registered.params.attention[i]) : false;
   const name = registered?.name ?? 'custom';
@@ -376,10 +428,75 @@ function buildSpec(
       ? 'set by newton_variant in this config'
       : (registered?.newtonNote ?? 'default for the attention kinds used'),
     kernelMethod: (values.get('kernel_method') as KernelMethod | undefined) ?? DEFAULT_KERNEL_METHOD,
+    comparison,
     notes,
     published:
       swapped || values.has('depths') || values.has('embed_dims') || values.has('num_heads')
         ? null
         : (registered?.published ?? null),
   });
+}
+
+const COMPARISON_KEYS: Record<string, AttentionKind> = {
+  performer_features: 'performer',
+  performer_seed: 'performer',
+  nystrom_iterations: 'nystrom',
+  nystrom_conv: 'nystrom',
+  nystrom_sequence_kernel: 'nystrom',
+  linformer_k: 'linformer',
+};
+
+/**
+ * The comparison attentions' settings from the config: per-stage keys take one value for every
+ * stage or one per stage; a setting for an attention no stage runs is pointed out, not an error.
+ */
+function comparisonParams(
+  values: Map<string, unknown>,
+  entries: Map<string, ConfigEntry>,
+  n: number,
+  attention: readonly AttentionKind[],
+  push: (d: ConfigDiagnostic) => void,
+): ComparisonParams {
+  const perStage = (key: 'performer_features' | 'linformer_k'): number[] | null => {
+    const v = values.get(key) as number[] | undefined;
+    if (!v) return null;
+    if (v.length === 1) return Array.from({ length: n }, () => v[0]!);
+    if (v.length === n) return v;
+    push({
+      span: entries.get(key)!.value.span,
+      severity: 'error',
+      code: 'list-length',
+      key,
+      message: `\`${key}\` takes one value for every stage or one per stage (${n}), got ${v.length}.`,
+    });
+    return null;
+  };
+  for (const [key, kind] of Object.entries(COMPARISON_KEYS)) {
+    if (values.has(key) && !attention.includes(kind))
+      push({
+        span: entries.get(key)!.keySpan,
+        severity: 'information',
+        code: 'setting-unused',
+        key,
+        message: `No stage runs ${kind} attention, so \`${key}\` has no effect (set \`attention: ${kind}\` to compare it).`,
+      });
+  }
+  const sequenceKernel =
+    (values.get('nystrom_sequence_kernel') as number | undefined) ?? DEFAULT_COMPARISON.nystromSequenceKernel;
+  if (sequenceKernel % 2 === 0)
+    push({
+      span: entries.get('nystrom_sequence_kernel')!.value.span,
+      severity: 'error',
+      code: 'even-kernel',
+      key: 'nystrom_sequence_kernel',
+      message: `\`nystrom_sequence_kernel\` must be odd: with padding ⌊c/2⌋ an even kernel of ${sequenceKernel} would make the skip one token longer than the sequence.`,
+    });
+  return {
+    performerFeatures: perStage('performer_features'),
+    performerSeed: (values.get('performer_seed') as number | undefined) ?? DEFAULT_COMPARISON.performerSeed,
+    nystromIterations: (values.get('nystrom_iterations') as number | undefined) ?? DEFAULT_COMPARISON.nystromIterations,
+    nystromConv: (values.get('nystrom_conv') as NystromConv | undefined) ?? DEFAULT_COMPARISON.nystromConv,
+    nystromSequenceKernel: sequenceKernel % 2 === 0 ? DEFAULT_COMPARISON.nystromSequenceKernel : sequenceKernel,
+    linformerK: perStage('linformer_k'),
+  };
 }

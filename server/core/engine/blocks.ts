@@ -10,6 +10,10 @@ import { softAttention, type DistanceMethod, type SoftShape } from './attention/
 import { softmaxAttention } from './attention/softmax';
 import type { AttentionProbe } from './attention/probe';
 import { ufoAttention } from './attention/ufo';
+import { linformerAttention } from './attention/linformer';
+import { nystromAttention } from './attention/nystrom';
+import { performerAttention } from './attention/performer';
+import { linformerK, nystromSettings, performerSettings } from '../models/comparison';
 
 /** Runtime-independent shape facts and numerical choices for one stage's layers. */
 export interface LayerContext {
@@ -87,6 +91,38 @@ function attentionOf(g: Graph, x: Tensor, prefix: string, stage: StageSpec, mode
           srNormEps: 1e-5,
           maxScoreElements: c.maxScoreElements,
         },
+        c.probe,
+      );
+    case 'performer':
+      return performerAttention(
+        g,
+        x,
+        prefix,
+        { batch: c.batch, tokens: c.tokens, dim, heads, ...performerSettings(stage, model) },
+        c.probe,
+      );
+    case 'nystrom':
+      return nystromAttention(
+        g,
+        x,
+        prefix,
+        {
+          batch: c.batch,
+          gridH: c.gridH,
+          gridW: c.gridW,
+          dim,
+          heads,
+          ratio: stage.srRatio,
+          ...nystromSettings(stage, model),
+        },
+        c.probe,
+      );
+    case 'linformer':
+      return linformerAttention(
+        g,
+        x,
+        prefix,
+        { batch: c.batch, tokens: c.tokens, dim, heads, k: linformerK(stage, model, c.gridH, c.gridW) },
         c.probe,
       );
     case 'ufo':

@@ -184,3 +184,53 @@ function rotate(w: Float64Array, m: number, p: number, q: number, floor: number)
   w[q * m + p] = 0;
   return true;
 }
+
+/**
+ * Q of the QR decomposition a = Q·R of an n×n matrix, in float64, by Householder reflections,
+ * with the signs fixed so that R's diagonal is positive. Householder keeps QᵀQ = I to a few ulps
+ * whatever a's conditioning (Gram–Schmidt loses orthogonality as a nears singularity); the sign
+ * fix makes Q unique, so for a Gaussian a it is Haar-distributed (Mezzadri 2007, the
+ * `qr_uniform_q` option of lucidrains/performer-pytorch), which is what the Performer's
+ * orthogonal random features need. Returns Q row-major; its columns are orthonormal.
+ */
+export function qrOrthonormal(a: ArrayLike<number>, n: number): Float64Array {
+  const r = Float64Array.from({ length: n * n }, (_, i) => a[i]!);
+  const q = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) q[i * n + i] = 1;
+  const v = new Float64Array(n);
+  for (let c = 0; c < n - 1; c++) {
+    // Reflector v (‖v‖ = 1) that maps column c below the diagonal onto the axis: H = I − 2vvᵀ.
+    let norm = 0;
+    for (let i = c; i < n; i++) norm += r[i * n + c]! * r[i * n + c]!;
+    norm = Math.sqrt(norm);
+    if (norm === 0) continue;
+    const x0 = r[c * n + c]!;
+    // The sign that avoids cancellation in x0 − α.
+    const alpha = x0 > 0 ? -norm : norm;
+    let vn = 0;
+    for (let i = c; i < n; i++) {
+      v[i] = r[i * n + c]! - (i === c ? alpha : 0);
+      vn += v[i]! * v[i]!;
+    }
+    vn = Math.sqrt(vn);
+    if (vn === 0) continue;
+    for (let i = c; i < n; i++) v[i]! /= vn;
+    // R ← H·R (rows c…n−1) and Q ← Q·H (columns c…n−1).
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let i = c; i < n; i++) s += v[i]! * r[i * n + j]!;
+      for (let i = c; i < n; i++) r[i * n + j]! -= 2 * v[i]! * s;
+    }
+    for (let i = 0; i < n; i++) {
+      let s = 0;
+      for (let k = c; k < n; k++) s += q[i * n + k]! * v[k]!;
+      for (let k = c; k < n; k++) q[i * n + k]! -= 2 * s * v[k]!;
+    }
+  }
+  // a = Q·R = (Q·S)(S·R) for S = diag(±1): flip the columns of Q whose R diagonal is negative.
+  for (let k = 0; k < n; k++) {
+    if (r[k * n + k]! >= 0) continue;
+    for (let i = 0; i < n; i++) q[i * n + k] = -q[i * n + k]!;
+  }
+  return q;
+}

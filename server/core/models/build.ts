@@ -4,7 +4,15 @@
  * and custom configs get identical treatment.
  */
 import type { ArchitectureParams } from './registry';
-import type { KernelMethod, ModelSpec, NewtonVariant, StageSpec, StemConv } from './spec';
+import {
+  DEFAULT_COMPARISON,
+  type ComparisonParams,
+  type KernelMethod,
+  type ModelSpec,
+  type NewtonVariant,
+  type StageSpec,
+  type StemConv,
+} from './spec';
 
 export interface BuildOptions {
   name: string;
@@ -18,6 +26,8 @@ export interface BuildOptions {
   kernelMethod: KernelMethod;
   notes: string[];
   published: ModelSpec['published'];
+  /** Comparison-attention settings; DEFAULT_COMPARISON when omitted. */
+  comparison?: ComparisonParams;
 }
 
 /** Official SOFT depthwise-conv-on-V kernel per stage (conv_size). */
@@ -108,6 +118,7 @@ export function buildModelSpec(o: BuildOptions): ModelSpec {
     resolutions: o.resolutions,
     stages: p.family === 'soft' ? softStages(p, inChannels) : ufoStages(p, inChannels),
     newton: { variant: o.newtonVariant, maxIter: o.newtonMaxIter, variantSource: o.newtonVariantSource },
+    comparison: o.comparison ?? DEFAULT_COMPARISON,
     kernelMethod: o.kernelMethod,
     finalNormEps: 1e-6,
     classAttentionLayers: p.family === 'ufo' ? p.classAttentionLayers : 0,

@@ -6,9 +6,54 @@
  * GELU flavours, ignored mlp_ratios) so no consumer has to know them.
  */
 
-/** Attention kinds a stage can use. `softmax_sr` is PVT's spatial-reduction softmax. */
-export const ATTENTION_KINDS = ['softmax', 'softmax_sr', 'soft', 'soft_norm', 'ufo'] as const;
+/**
+ * Attention kinds a stage can use. `softmax_sr` is PVT's spatial-reduction softmax, which the SOFT
+ * paper ran as its "Linformer" (§4.2); `linformer` is Linformer itself (learned E, F along the
+ * tokens). `performer` and `nystrom` are the paper's other two linear attentions (docs/MATHS.md §6A).
+ */
+export const ATTENTION_KINDS = [
+  'softmax',
+  'softmax_sr',
+  'soft',
+  'soft_norm',
+  'ufo',
+  'performer',
+  'nystrom',
+  'linformer',
+] as const;
 export type AttentionKind = (typeof ATTENTION_KINDS)[number];
+
+/**
+ * Nyströmformer's skip on V: `grid` = SOFT's k×k depthwise conv per head on the token grid (the
+ * stage's conv_size; how the SOFT paper's image version is read here), `sequence` = the original's
+ * (c, 1) depthwise conv along the token sequence, `none`.
+ */
+export const NYSTROM_CONVS = ['grid', 'sequence', 'none'] as const;
+export type NystromConv = (typeof NYSTROM_CONVS)[number];
+
+/** Hyperparameters of the comparison attentions (config keys `performer_*`, `nystrom_*`, `linformer_k`). */
+export interface ComparisonParams {
+  /** Performer random features m per stage; null = ⌊d·ln d⌋ of each stage's head size d. */
+  performerFeatures: number[] | null;
+  /** Seed of the random features, so a benchmark is reproducible (stage s draws with seed + s). */
+  performerSeed: number;
+  /** Iterations of Nyströmformer's pseudo-inverse (the original: 6). */
+  nystromIterations: number;
+  nystromConv: NystromConv;
+  /** Kernel c of the `sequence` conv (the original's LRA configs: 35). */
+  nystromSequenceKernel: number;
+  /** Linformer's projected length k per stage; null = the stage's landmark count ⌊H/r⌋·⌊W/r⌋ at the grid run. */
+  linformerK: number[] | null;
+}
+
+export const DEFAULT_COMPARISON: ComparisonParams = {
+  performerFeatures: null,
+  performerSeed: 0,
+  nystromIterations: 6,
+  nystromConv: 'grid',
+  nystromSequenceKernel: 35,
+  linformerK: null,
+};
 
 /** Newton–Raphson pseudo-inverse variants of the official code (docs/MATHS.md §1.4). */
 export const NEWTON_VARIANTS = ['A', 'B'] as const;
@@ -92,6 +137,8 @@ export interface ModelSpec {
   resolutions: number[];
   stages: StageSpec[];
   newton: { variant: NewtonVariant; maxIter: number; variantSource: string };
+  /** Performer, Nyströmformer and Linformer settings (used by stages that run them). */
+  comparison: ComparisonParams;
   kernelMethod: KernelMethod;
   finalNormEps: number;
   /** UFO-ViT presets: CaiT/XCiT class-attention layers after the last stage. */

@@ -3,6 +3,7 @@
  * official code's op sequence (docs/MATHS.md §1.2–1.5, §2.4, §5.3). These are counts,
  * not an implementation: the engine has its own single definition of each attention.
  */
+import { linformerK, nystromSettings, performerSettings } from '../models/comparison';
 import type { KernelMethod, ModelSpec, NewtonVariant, StageSpec } from '../models/spec';
 import { conv2d, layerNorm, linear, matmul, pointwise } from './layers';
 import type { Recorder } from './recorder';
@@ -279,6 +280,15 @@ export function attentionWalk(r: Recorder, base: string, stage: StageSpec, model
     case 'ufo':
       ufoAttention(r, base, stage, s, s.tokens);
       return;
+    case 'performer':
+      performerAttentionWalk(r, base, stage, model, s, performerSettings(stage, model));
+      return;
+    case 'nystrom':
+      nystromAttentionWalk(r, base, stage, model, s, { ratio: stage.srRatio, ...nystromSettings(stage, model) });
+      return;
+    case 'linformer':
+      linformerAttentionWalk(r, base, stage, model, s, { k: linformerK(stage, model, s.gridH, s.gridW) });
+      return;
   }
 }
 
@@ -305,4 +315,252 @@ export function classAttentionWalk(r: Recorder, base: string, stage: StageSpec, 
   );
   matmul(r, `${base}.av`, 'softmax_attention', 'A·V', 'matmul_softmax_attn', B * h, 1, T, dh);
   linear(r, `${base}.proj`, B, D, D, 'linear_attn_proj', 'projection');
+}
+
+/**
+ * Performer FAVOR+ (server/core/engine/attention/performer.ts; docs/MATHS.md §6A), op for op as
+ * the engine runs it. Per head, in MACs: 2·N·m·d for the features ω·x̂ of Q and K, N·m·d for
+ * φ(K)ᵀV, N·m·d for φ(Q)·(φ(K)ᵀV) and N·m for D = φ(Q)·Σⱼφ(kⱼ): 4Nmd + Nm, plus the N·m adds of
+ * Σⱼφ(kⱼ) and 2·N·m exps among the element-wise counts. ω is a constant, not a state_dict entry.
+ */
+export function performerAttentionWalk(
+  r: Recorder,
+  base: string,
+  stage: StageSpec,
+  _model: ModelSpec,
+  s: AttentionShape,
+  hyper: { features: number },
+): void {
+  const { dim: D, heads: h, headDim: dh } = stage;
+  const B = s.batch;
+  const N = s.tokens;
+  const m = hyper.features;
+  const mats = B * h;
+  const feats = mats * N * m;
+  linear(r, `${base}.q`, B * N, D, D, 'linear_attn_proj', 'projection');
+  const qHeld = r.hold(B * N * D);
+  linear(r, `${base}.kv`, B * N, D, 2 * D, 'linear_attn_proj', 'projection');
+  const kvHeld = r.hold(2 * B * N * D);
+  const held: ReturnType<Recorder['hold']>[] = [];
+  for (const [name, isQuery] of [
+    ['q', true],
+    ['k', false],
+  ] as const) {
+    const path = `${base}.features_${name}`;
+    pointwise(
+      r,
+      `${path}.normalise`,
+      'performer_attention',
+      `${name}̂ = ${name}·d^-¼, ‖${name}̂‖²/2`,
+      { other_pointwise_elems: 2 * B * N * D + mats * N },
+      B * N * D,
+    );
+    matmul(r, `${path}.project`, 'performer_attention', `ω·${name}̂`, 'matmul_performer_features', mats, N, dh, m);
+    // Row max (and for keys the max over the rows), two subtractions, + ε, × m^-½.
+    pointwise(
+      r,
+      `${path}.exp`,
+      'performer_attention',
+      `φ(${name}) = m^-½·(exp(ω·${name}̂ − ‖${name}̂‖²/2 − max) + ε)`,
+      { exp_elems: feats, other_pointwise_elems: 5 * feats + (isQuery ? 0 : mats * N) },
+      feats,
+    );
+    held.push(r.hold(feats));
+  }
+  r.release(qHeld);
+  pointwise(r, `${base}.key_sum`, 'performer_attention', 'Σⱼ φ(kⱼ)', { other_pointwise_elems: feats }, mats * m);
+  matmul(r, `${base}.denominator`, 'performer_attention', 'D = φ(Q)·Σⱼφ(kⱼ)', 'matmul_performer_apply', mats, N, m, 1);
+  matmul(r, `${base}.context`, 'performer_attention', 'φ(K)ᵀ·V', 'matmul_performer_apply', mats, m, N, dh);
+  r.release(held[1]!);
+  r.release(kvHeld);
+  matmul(r, `${base}.apply`, 'performer_attention', 'φ(Q)·(φ(K)ᵀV)', 'matmul_performer_apply', mats, N, m, dh);
+  r.release(held[0]!);
+  pointwise(
+    r,
+    `${base}.normalise_out`,
+    'performer_attention',
+    '× D⁻¹',
+    { other_pointwise_elems: mats * N + B * N * D },
+    B * N * D,
+  );
+  linear(r, `${base}.proj`, B * N, D, D, 'linear_attn_proj', 'projection');
+}
+
+/**
+ * Nyströmformer on the token grid (server/core/engine/attention/nystrom.ts; docs/MATHS.md §6.1,
+ * §6A). Per head, in MACs, m = ⌊H/r⌋·⌊W/r⌋ landmarks: N·m·d (Q·K̃ᵀ) + m²·d (Q̃·K̃ᵀ) + m·N·d (Q̃·Kᵀ)
+ * for the kernels; N·m² (F·Z) + m·N·d (B·V) + N·m·d ((FZ)·(BV)) to apply them: 4Nmd + Nm² + m²d;
+ * 4m³ per inverse iteration (A·Z and three products), 24m³ for 6; and the conv skip, k²·N·d
+ * (grid) or c·N·d (sequence). The average pooling is element-wise work (sums), not MACs.
+ */
+export function nystromAttentionWalk(
+  r: Recorder,
+  base: string,
+  stage: StageSpec,
+  _model: ModelSpec,
+  s: AttentionShape,
+  hyper: {
+    ratio: number;
+    iterations: number;
+    conv: { kind: 'grid' | 'sequence'; kernel: number } | { kind: 'none' };
+  },
+): void {
+  const { dim: D, heads: h, headDim: dh } = stage;
+  const B = s.batch;
+  const N = s.gridH * s.gridW;
+  const BN = B * N;
+  const mats = B * h;
+  const { ratio, iterations } = hyper;
+  const lh = Math.floor(s.gridH / ratio);
+  const lw = Math.floor(s.gridW / ratio);
+  const m = lh * lw;
+  const pooled = mats * lh * ratio * lw * ratio * dh;
+  linear(r, `${base}.q`, BN, D, D, 'linear_attn_proj', 'projection');
+  const qHeld = r.hold(BN * D);
+  linear(r, `${base}.kv`, BN, D, 2 * D, 'linear_attn_proj', 'projection');
+  const kvHeld = r.hold(2 * BN * D);
+  pointwise(r, `${base}.qk_scale`, 'projection', 'Q, K / d^¼', { other_pointwise_elems: 2 * BN * D }, 2 * BN * D);
+  pointwise(
+    r,
+    `${base}.landmarks`,
+    'nystrom_attention',
+    `Q̃, K̃ = ${ratio}×${ratio} average pooling`,
+    { other_pointwise_elems: 2 * (pooled + mats * m * dh) },
+    2 * mats * m * dh,
+  );
+  const kernel = (name: string, label: string, rows: number, cols: number) => {
+    matmul(r, `${base}.${name}`, 'nystrom_attention', label, 'matmul_nystrom_attn', mats, rows, dh, cols);
+    pointwise(
+      r,
+      `${base}.${name}_softmax`,
+      'nystrom_attention',
+      'softmax',
+      { softmax_elems: mats * rows * cols },
+      mats * rows * cols,
+    );
+  };
+  kernel('kernel_1', 'F = softmax(Q·K̃ᵀ)', N, m);
+  const fHeld = r.hold(mats * N * m);
+  kernel('kernel_2', 'A = softmax(Q̃·K̃ᵀ)', m, m);
+  kernel('kernel_3', 'B = softmax(Q̃·Kᵀ)', m, N);
+  r.release(qHeld);
+  const bHeld = r.hold(mats * m * N);
+  const sq = mats * m * m;
+  pointwise(
+    r,
+    `${base}.inverse.init`,
+    'nystrom_inverse',
+    'Z₀ = Aᵀ / (max column sum · max row sum), over the batch',
+    { other_pointwise_elems: 5 * sq + 2 },
+    sq,
+  );
+  r.op({
+    path: `${base}.inverse.iterations`,
+    kind: 'nystrom_inverse',
+    label: `${iterations} iterations × (A·Z and three products)`,
+    category: 'matmul_nystrom_inverse',
+    macs: iterations * 4 * mats * m * m * m,
+    outputElems: sq,
+  });
+  pointwise(
+    r,
+    `${base}.inverse.updates`,
+    'nystrom_inverse',
+    `${iterations} × (7I −, 15I −, 13I −, ¼·Z)`,
+    { other_pointwise_elems: iterations * 4 * sq },
+    sq,
+  );
+  matmul(r, `${base}.apply_F_Z`, 'nystrom_attention', 'F·Z', 'matmul_nystrom_attn', mats, N, m, m);
+  r.release(fHeld);
+  const fzHeld = r.hold(mats * N * m);
+  matmul(r, `${base}.apply_B_V`, 'nystrom_attention', 'B·V', 'matmul_nystrom_attn', mats, m, N, dh);
+  r.release(bHeld);
+  matmul(r, `${base}.apply`, 'nystrom_attention', '(F·Z)·(B·V)', 'matmul_nystrom_attn', mats, N, m, dh);
+  r.release(fzHeld);
+  const conv = hyper.conv;
+  if (conv.kind === 'grid') {
+    conv2d(r, {
+      path: `${base}.conv`,
+      images: B * dh,
+      inC: h,
+      outC: h,
+      kernel: conv.kernel,
+      groups: h,
+      outH: s.gridH,
+      outW: s.gridW,
+      bias: false,
+      category: 'conv2d_local_dwconv',
+      kind: 'dwconv',
+      label: `depthwise Conv2d(${h} heads, k=${conv.kernel}) on V`,
+    });
+  } else if (conv.kind === 'sequence') {
+    const c = conv.kernel;
+    const params = r.tensor(`${base}.conv.weight`, [h, 1, c, 1]);
+    r.op({
+      path: `${base}.conv`,
+      kind: 'dwconv',
+      label: `depthwise Conv2d(${h} heads, (${c}, 1)) on V along the tokens`,
+      category: 'conv2d_local_dwconv',
+      macs: BN * D * c,
+      params,
+      outputElems: BN * D,
+      inputElems: BN * D,
+    });
+  }
+  if (conv.kind !== 'none')
+    pointwise(r, `${base}.conv_residual`, 'dwconv', 'X + conv(V)', { other_pointwise_elems: BN * D }, BN * D);
+  r.release(kvHeld);
+  linear(r, `${base}.proj`, BN, D, D, 'linear_attn_proj', 'projection');
+}
+
+/**
+ * Linformer (server/core/engine/attention/linformer.ts; docs/MATHS.md §6A). Per head, in MACs:
+ * k·N·d each for E·K and F·V (E, F: [k, N] learned, shared by the heads, recorded as
+ * `linear_linformer_proj` with their parameters), N·k·d each for Q·(EK)ᵀ and softmax·(FV): 4Nkd.
+ */
+export function linformerAttentionWalk(
+  r: Recorder,
+  base: string,
+  stage: StageSpec,
+  _model: ModelSpec,
+  s: AttentionShape,
+  hyper: { k: number },
+): void {
+  const { dim: D, heads: h, headDim: dh } = stage;
+  const B = s.batch;
+  const N = s.tokens;
+  const { k } = hyper;
+  const mats = B * h;
+  linear(r, `${base}.q`, B * N, D, D, 'linear_attn_proj', 'projection');
+  const qHeld = r.hold(B * N * D);
+  linear(r, `${base}.kv`, B * N, D, 2 * D, 'linear_attn_proj', 'projection');
+  const kvHeld = r.hold(2 * B * N * D);
+  const compressed: ReturnType<Recorder['hold']>[] = [];
+  for (const [name, what] of [
+    ['E', 'K'],
+    ['F', 'V'],
+  ] as const) {
+    const params = r.tensor(`${base}.${name}`, [k, N]);
+    r.op({
+      path: `${base}.${name}`,
+      kind: 'linformer_attention',
+      label: `${name}·${what} (${N} tokens → ${k})`,
+      category: 'linear_linformer_proj',
+      macs: B * k * N * D,
+      params,
+      outputElems: B * k * D,
+    });
+    compressed.push(r.hold(B * k * D));
+  }
+  r.release(kvHeld);
+  const scores = mats * N * k;
+  matmul(r, `${base}.qk`, 'linformer_attention', 'Q·(EK)ᵀ', 'matmul_linformer_attn', mats, N, dh, k);
+  const scoresHeld = r.hold(scores);
+  pointwise(r, `${base}.scale`, 'linformer_attention', '× d^-½', { other_pointwise_elems: scores }, scores);
+  pointwise(r, `${base}.softmax`, 'linformer_attention', 'softmax', { softmax_elems: scores }, scores);
+  r.release(qHeld);
+  matmul(r, `${base}.av`, 'linformer_attention', 'P·(FV)', 'matmul_linformer_attn', mats, N, k, dh);
+  r.release(scoresHeld);
+  for (const c of compressed) r.release(c);
+  linear(r, `${base}.proj`, B * N, D, D, 'linear_attn_proj', 'projection');
 }

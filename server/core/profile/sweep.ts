@@ -11,10 +11,10 @@ import { profileModel } from './profile';
 /** Resolutions the dashboard sweeps when the caller names none. */
 export const DEFAULT_SWEEP_RESOLUTIONS = [224, 320, 384, 448, 512, 640, 768, 1024];
 
-/** The config's efficient attention first, then UFO and both softmax variants. */
+/** The config's efficient attention first, then UFO, the SOFT paper's comparison set and both softmax variants. */
 export function comparedAttentions(spec: ModelSpec): AttentionKind[] {
   const own = spec.stages.filter((s) => !s.clsToken).map((s) => s.attention);
-  return [...new Set<AttentionKind>([...own, 'ufo', 'softmax_sr', 'softmax'])];
+  return [...new Set<AttentionKind>([...own, 'ufo', 'performer', 'nystrom', 'linformer', 'softmax_sr', 'softmax'])];
 }
 
 /** The same backbone with every stage that has no cls token switched to `kind`. */
@@ -27,7 +27,7 @@ function unsupported(spec: ModelSpec, kind: AttentionKind, resolution: number): 
   const grids = stageGrids(spec, resolution);
   for (const [i, s] of spec.stages.entries()) {
     if (s.clsToken) continue;
-    const needsLandmarks = kind === 'soft' || kind === 'soft_norm' || kind === 'softmax_sr';
+    const needsLandmarks = kind === 'soft' || kind === 'soft_norm' || kind === 'nystrom' || kind === 'softmax_sr';
     if (needsLandmarks && s.srRatio < 2 && kind !== 'softmax_sr')
       return `stage ${i + 1} has no landmark stride (sr_ratio ${s.srRatio})`;
     if (needsLandmarks && Math.floor(grids[i]! / s.srRatio) < 1)

@@ -20,6 +20,7 @@ import type {
   ScalingFit,
 } from '../../../protocol/results';
 import { landmarkCount, stageGrids } from '../../core/models/build';
+import { attentionSetting } from '../../core/models/comparison';
 import type { AttentionKind, ModelSpec, StageSpec } from '../../core/models/spec';
 import { attentionLayer, attentionPrefix, block, type LayerContext } from '../../core/engine/blocks';
 import { ReferenceRuntime } from '../../core/engine/lowerings/reference';
@@ -129,10 +130,11 @@ function comparisonAttentions(model: ModelSpec): AttentionKind[] {
 
 /** Why an attention cannot run on a stage, or null. */
 function unsupported(stage: StageSpec, attention: AttentionKind, grid: number, ratio: number): string | null {
-  if ((attention === 'soft' || attention === 'soft_norm' || attention === 'softmax_sr') && stage.clsToken) {
+  const pooled = attention === 'soft' || attention === 'soft_norm' || attention === 'nystrom';
+  if ((pooled || attention === 'softmax_sr') && stage.clsToken) {
     return `${attention} needs a token grid without a cls token; stage ${stage.index} carries one`;
   }
-  if ((attention === 'soft' || attention === 'soft_norm') && landmarkCount(grid, ratio) < 1) {
+  if (pooled && landmarkCount(grid, ratio) < 1) {
     return `no landmark: a ${grid}×${grid} grid is smaller than the ${ratio}×${ratio} landmark conv`;
   }
   return null;
@@ -150,7 +152,7 @@ function planWorkloads(o: BenchOptions): Workload[] {
       const grid = grids[stage.index - 1]!;
       for (const attention of attentions) {
         for (const level of levels) {
-          const isSoft = attention === 'soft' || attention === 'soft_norm';
+          const isSoft = attention === 'soft' || attention === 'soft_norm' || attention === 'nystrom';
           out.push({
             group: 'config',
             stage,
@@ -170,7 +172,7 @@ function planWorkloads(o: BenchOptions): Workload[] {
   for (const t of o.tokens ?? []) {
     const grid = Math.max(1, Math.round(Math.sqrt(t)));
     for (const attention of attentions) {
-      const isSoft = attention === 'soft' || attention === 'soft_norm';
+      const isSoft = attention === 'soft' || attention === 'soft_norm' || attention === 'nystrom';
       out.push({
         group: 'sweep',
         stage: first,
@@ -190,7 +192,7 @@ function planWorkloads(o: BenchOptions): Workload[] {
         const grid = Math.round(Math.sqrt(t));
         // m = 49 fixed, as the 2021 code built it (quirk Q9): stride = grid/7.
         const ratio = Math.max(1, Math.floor(grid / 7));
-        const isSoft = attention === 'soft' || attention === 'soft_norm';
+        const isSoft = attention === 'soft' || attention === 'soft_norm' || attention === 'nystrom';
         out.push({
           group: 'scaling',
           stage: first,
@@ -413,6 +415,7 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
         tokens: w.tokens,
         grid: w.grid,
         landmarks: w.landmarks,
+        setting: attentionSetting({ ...w.stage, attention: w.attention, srRatio: w.ratio }, o.model, w.grid, w.grid),
         dim: w.stage.dim,
         heads: w.stage.heads,
         status: 'ok',
@@ -633,7 +636,12 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
       fraction: overheadMs / (totalMs + processStartMs),
     },
     limits,
-    notes: [...notesFor(o.model, runners.map(describe), report), ...rooflineNotes(limits), ...limitFailures],
+    notes: [
+      ...notesFor(o.model, runners.map(describe), report),
+      ...comparisonNotes(o.model, o.attentions ?? comparisonAttentions(o.model)),
+      ...rooflineNotes(limits),
+      ...limitFailures,
+    ],
   };
 }
 
@@ -683,6 +691,28 @@ function rooflineNotes(limits: DeviceLimits[]): string[] {
   return [
     `Roofline: each runtime's limits were measured in this run, after its cases — ${each}. A case's "% matmul" is its GFLOP/s over that throughput; its "% bandwidth" is an estimate: the bytes its ops would move reading every operand and writing every result once (no fusion, no cache reuse), per second, over the read bandwidth.`,
   ];
+}
+
+/** What a reader of the comparison attentions' figures must know about how they were built. */
+function comparisonNotes(model: ModelSpec, attentions: readonly AttentionKind[]): string[] {
+  const notes: string[] = [];
+  if (attentions.includes('performer'))
+    notes.push(
+      `Performer (FAVOR+, softmax kernel): m = ⌊d·ln d⌋ orthogonal random features per stage unless performer_features says otherwise, drawn from seed ${model.comparison.performerSeed} (+ stage − 1), the same on every runtime; the scaling sweep keeps m fixed.`,
+    );
+  if (attentions.includes('nystrom'))
+    notes.push(
+      `Nyströmformer: landmarks are r×r average pools of the grid (the SOFT paper's 2-D version; m = 49 in the scaling sweep), ${model.comparison.nystromIterations} iterations of its pseudo-inverse, and ${model.comparison.nystromConv === 'grid' ? "SOFT's k×k depthwise conv on V as its skip" : model.comparison.nystromConv === 'sequence' ? `the original (${model.comparison.nystromSequenceKernel}, 1) conv along the sequence as its skip` : 'no skip conv'}.`,
+    );
+  if (attentions.includes('linformer'))
+    notes.push(
+      "Linformer: E and F are [k, n], so every token count gets its own (random) E and F — a Linformer trained at one size does not run at another; k = the stage's landmark count unless linformer_k says otherwise (49 in the scaling sweep).",
+    );
+  if (attentions.includes('softmax_sr'))
+    notes.push(
+      'softmax_sr is PVT\'s spatial-reduction attention, which the SOFT paper ran and reported as "Linformer" (its §4.2); `linformer` is Linformer itself.',
+    );
+  return notes;
 }
 
 function notesFor(model: ModelSpec, runtimes: RuntimeDescription[], report: DeviceReport): string[] {

@@ -39,7 +39,10 @@ const INFERENCE_NAMES: Record<AttentionKind, string> = {
   soft_norm: 'SOFT-Norm',
   ufo: 'UFO',
   softmax: 'softmax',
-  softmax_sr: 'PVT softmax',
+  softmax_sr: "PVT softmax (the SOFT paper's Linformer)",
+  performer: 'Performer',
+  nystrom: 'Nyströmformer',
+  linformer: 'Linformer',
 };
 
 export function codeLenses(

@@ -24,7 +24,7 @@ const BACKOFF_LIMIT = 1.01;
 const BACKOFF_MAX = 10;
 
 /** The maximum over every element of `t`, as a [1, 1] tensor (variant B's global reductions, quirk Q4). */
-function globalMax(g: Graph, t: Tensor): Tensor {
+export function globalMax(g: Graph, t: Tensor): Tensor {
   const total = t.shape.reduce((a, b) => a * b, 1);
   return g.reduce('max', g.reshape(t, [1, total]), -1);
 }
@@ -78,7 +78,8 @@ export function symmetricNormaliseGraph(g: Graph, a: Tensor, inverse: Tensor): T
   return g.mul(g.mul(inverse, d), g.transposeLast2(d));
 }
 
-function identityTimes(m: number, k: number): Float64Array {
+/** k·I as an m×m row-major array. */
+export function identityTimes(m: number, k: number): Float64Array {
   const data = new Float64Array(m * m);
   for (let i = 0; i < m; i++) data[i * m + i] = k;
   return data;

@@ -6,6 +6,7 @@ import { NotificationType, RequestType } from 'vscode-languageserver-protocol';
 import type { BackendCandidate, DeviceReport } from './devices';
 import type { DashboardData, DashboardView, ProfileSweep } from './dashboard';
 import type { InferReport } from './infer';
+import type { ApproxMethod, ApproxReport } from './approx';
 import type { BenchCase, BenchReport, ModelProfileSummary, PinvReport, RuntimeId } from './results';
 
 export interface ProfileParams {
@@ -108,6 +109,30 @@ export interface PinvParams {
 /** `vitlens/pinv`: Newton–Raphson convergence per SOFT stage and head of an open config. */
 export const PinvRequest = new RequestType<PinvParams, PinvReport, void>('vitlens/pinv');
 
+export interface ApproxParams {
+  /** Document URI of an open config (its model; its `checkpoint:` and first `images:` entry as defaults). */
+  uri: string;
+  resolution?: number;
+  /** A .pth / .safetensors path; default the config's `checkpoint:`; null: seeded random weights. */
+  checkpoint?: string | null;
+  /** An image path; default the config's first `images:` entry; null: a seeded random input. */
+  image?: string | null;
+  seed?: number;
+  /** 1-based stages (default all). */
+  stages?: number[];
+  methods?: ApproxMethod[];
+  /** Only the first K heads of each stage (the big stages take seconds per head). */
+  heads?: number;
+  maxTokens?: number;
+}
+
+/**
+ * `vitlens/approx`: how well each approximate attention reproduces its exact counterpart on the
+ * model's own activations, per stage and head, across its size and iteration settings, with the
+ * MACs of each point (a worker job; progress as `vitlens/progress`).
+ */
+export const ApproxRequest = new RequestType<ApproxParams, ApproxReport, void>('vitlens/approx');
+
 /** What was found, and the backends ranked best first with the reason for each. */
 export type DevicesResult = DeviceReport & { backends: BackendCandidate[] };
 
@@ -138,7 +163,7 @@ export const InferRequest = new RequestType<InferParams, InferReport, void>('vit
 
 export interface ProgressParams {
   uri: string | null;
-  job: 'bench' | 'pinv' | 'devices' | 'infer';
+  job: 'bench' | 'pinv' | 'devices' | 'infer' | 'approx';
   message: string;
   done: number;
   total: number;

@@ -100,7 +100,11 @@ export interface ModelProfileSummary {
 
 // ── Pseudo-inverse convergence (vitlens/pinv, `vitlens pinv`) ─────────────────────────────
 
-/** Error measures after k Newton steps (docs/MATHS.md §6.3), computed in float64. */
+/**
+ * Error measures after k steps (docs/MATHS.md §6.3), computed in float64. For a Nyströmformer
+ * stage (PinvStage.method.kind 'nystrom') read P = A and V_k = Z_k: A = softmax(Q̃K̃ᵀ) is iterated
+ * unshifted.
+ */
 export interface PinvIteration {
   k: number;
   /** ‖I − P·V_k‖_F, P the matrix iterated (variant A: A + 0.01·I). */
@@ -109,17 +113,23 @@ export interface PinvIteration {
   penrose: number;
   /** ‖V_k − P⁻¹‖_F / ‖P⁻¹‖_F against the float64 exact inverse; null when P is numerically singular. */
   exactError: number | null;
-  /** Exact-arithmetic ‖I − P·V_k‖₂ from P's spectrum: max |1 − αλ²|^(2^k). */
+  /**
+   * Exact-arithmetic ‖I − P·V_k‖₂. Newton: max |1 − αλ²|^(2^k) from P's spectrum. Nyström: the
+   * slowest mode r = 1 − c·σ_min² carried through r ← (3r³ + r⁴)/4, exact for any A (R₀ = I − c·A·Aᵀ
+   * is symmetric and every R_k a polynomial in it).
+   */
   predicted: number;
 }
 
 export interface PinvMatrixReport {
   m: number;
+  /** Scale of the first iterate: Newton's step size α (V₀ = α·P); Nyström's c = 1/(max column abs-sum · max row abs-sum) (Z₀ = c·Aᵀ). */
   alpha: number;
-  /** Variant B's step-size halvings; null for variant A. */
+  /** Variant B's step-size halvings; null for variant A and Nyström. */
   backoffHalvings: number | null;
-  /** |λ|max / |λ|min of the matrix iterated. */
+  /** Newton: |λ|max / |λ|min of the symmetric matrix iterated. Nyström: σ_max/σ_min of A (at most 1/ε). */
   conditionNumber: number;
+  /** Newton: the extreme eigenvalues of P. Nyström: the extreme singular values of A (A is not symmetric). */
   eigenvalueRange: [number, number];
   iterations: PinvIteration[];
   /** First k at which each measure is ≤ the threshold ("1e-3", "1e-6"), or null. */
@@ -135,11 +145,26 @@ export interface PinvHead extends PinvMatrixReport {
   head: number;
 }
 
+/** Which pseudo-inverse iteration a stage's attention runs. */
+export interface PinvMethod {
+  /** 'newton': SOFT's Newton–Raphson on K₂ (docs/MATHS.md §1.4); 'nystrom': Nyströmformer's third-order iteration on A = softmax(Q̃K̃ᵀ) (§6.1). */
+  kind: 'newton' | 'nystrom';
+  /** "Newton–Raphson (SOFT, variant A, 20 iterations)", "Nyströmformer third-order (6 iterations)". */
+  label: string;
+  /** The config key that sets how many iterations the model runs, and its value (the view marks it on the chart). */
+  setting: 'newton_maxiter' | 'nystrom_iterations';
+  configured: number;
+  /** Steps traced: `configured` unless the request asked for another count. */
+  traced: number;
+}
+
 export interface PinvStage {
   stage: number;
   attention: string;
   grid: number;
   landmarks: number;
+  /** Absent in reports from before Nyström stages were analysed: those are all Newton (the report's variant and iterations). */
+  method?: PinvMethod;
   heads: PinvHead[];
   /** Why the stage has no matrices (e.g. no landmark at this resolution), else null. */
   skipped: string | null;
@@ -148,8 +173,10 @@ export interface PinvStage {
 export interface PinvReport {
   model: string;
   resolution: number;
+  /** Newton–Raphson settings (SOFT stages); a Nyström stage's own are in its `method`. */
   variant: 'A' | 'B';
   variantSource: string;
+  /** Newton steps traced. */
   iterations: number;
   /** Arithmetic of the iteration itself (the measures are always float64). */
   arithmetic: 'float32' | 'float64';
@@ -220,7 +247,9 @@ export interface BenchCase {
   batch: number;
   resolution: number | null;
   tokens: number;
+  /** Token grid rows; `gridW` its columns where they differ (a rectangular grid of the token sweep). */
   grid: number;
+  gridW?: number;
   landmarks: number | null;
   /** The attention's size setting in words ("m = 49 landmarks, 20 Newton iterations", "k = 49 …"); null for exact ones. */
   setting?: string | null;

@@ -180,3 +180,48 @@ describe('the terminal shows what ViT Lens says, not what native libraries print
     assert.match(r.stderr, chatter);
   });
 });
+
+describe('vitlens bench --attention paper', () => {
+  test("runs the SOFT paper's comparison set, each case naming its setting; a wrong name lists the sets", () => {
+    const r = vitlens(
+      'bench',
+      path.join('fixtures', 'configs', 'tiny_soft.vitlens.yaml'),
+      '--backend',
+      'ort-cpu',
+      '--attention',
+      'paper',
+      '--stage',
+      '2',
+      '--level',
+      'attention',
+      '--no-scaling',
+      '--no-limits',
+      '--budget-ms',
+      '20',
+      '--json',
+      '--quiet',
+    );
+    assert.equal(r.status, 0, r.stderr);
+    const cases = JSON.parse(r.stdout).cases as { attention: string; status: string; setting: string | null }[];
+    assert.deepEqual(
+      cases.map((c) => c.attention),
+      ['soft', 'softmax', 'softmax_sr', 'performer', 'nystrom', 'linformer'],
+    );
+    assert.ok(cases.every((c) => c.status === 'ok'));
+    // tiny_soft stage 2: a 8×8 grid (64 tokens), r = 4 → 4 landmarks; head size 16 → ⌊16·ln 16⌋ = 44 features.
+    assert.deepEqual(
+      cases.map((c) => c.setting),
+      [
+        'm = 4 landmarks, 20 Newton iterations',
+        null,
+        'keys reduced 4×4 (what the SOFT paper ran as Linformer)',
+        'm = 44 random features (seed 1)',
+        'm = 4 landmarks, 6 iterations, grid skip conv 5',
+        'k = 4 (E, F learned for n = 64 tokens)',
+      ],
+    );
+    const bad = vitlens('bench', tiny, '--attention', 'papers');
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /--attention papers: expected one of softmax, .*linformer, or paper or all/);
+  });
+});

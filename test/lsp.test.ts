@@ -290,8 +290,10 @@ describe('hover, completion and the summary', () => {
     const methods = (await lsp.completion(u, 2, 15)).map((i) => i.label);
     assert.deepEqual(methods.sort(), ['cuda', 'torch']);
     const models = (await lsp.completion(u, 3, 7)).map((i) => i.label);
-    assert.equal(models.length, 13);
-    assert.ok(models.includes('soft_norm_huge') && models.includes('ufo_vit_small'));
+    assert.equal(models.length, 17);
+    assert.ok(
+      models.includes('soft_norm_huge') && models.includes('ufo_vit_small') && models.includes('vit_paper_fig1b'),
+    );
   });
 
   test('vitlens/profile: the full summary, with MACs vs FLOPs stated', async () => {

@@ -19,7 +19,7 @@ import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import type { DashboardData, HostMessage } from '../protocol/dashboard';
-import type { BenchCase } from '../protocol/results';
+import type { BenchCase, PinvReport } from '../protocol/results';
 import { OP_KINDS } from '../protocol/categories';
 import { dashboardHtml, makeNonce } from '../protocol/page';
 import { chromiumAvailable, launchBrowser, openProbedPage, type ProbedPage } from './helpers/browser';
@@ -31,6 +31,10 @@ const OUT = path.join(ROOT, 'test-output');
 const fixture = JSON.parse(
   fs.readFileSync(path.join(ROOT, 'fixtures', 'results', 'soft_tiny-dashboard.json'), 'utf8'),
 ) as DashboardData;
+/** soft_tiny with SOFT and Nyströmformer stages at 128, traced 40 steps (scripts/make-pinv-fixture.ts). */
+const mixedPinv = JSON.parse(
+  fs.readFileSync(path.join(ROOT, 'fixtures', 'results', 'soft_tiny-mixed-pinv.json'), 'utf8'),
+) as PinvReport;
 /** The tiny official checkpoint on two photos at 64×64, maps of 4 stages (scripts/make-infer-fixture.ts). */
 const inferFixture = JSON.parse(
   fs.readFileSync(path.join(ROOT, 'fixtures', 'results', 'tiny-infer-dashboard.json'), 'utf8'),
@@ -688,6 +692,109 @@ describe('dashboard page in Chromium', { skip }, () => {
       await p.close();
     }
   });
+  it('pseudo-inverse view with Nyström stages: both iterations side by side, each with its own marker, labels and CSV column', async () => {
+    const p = await openWebview({ ...clone(fixture), pinv: clone(mixedPinv), view: 'pinv' });
+    const { page } = p;
+    try {
+      let c = await charts(page);
+      // Beside the selected head's chart: every stage's worst head, the iteration named in each legend entry.
+      const methods = c['pinv-methods']!;
+      const live = mixedPinv.stages.filter((s) => s.heads.length > 0);
+      assert.deepEqual(
+        methods.datasets.map((d) => d.label.split(' · ').slice(0, 2)),
+        live.map((s) => [`Stage ${s.stage}`, s.method!.label]),
+      );
+      assert.deepEqual(
+        live.map((s) => s.method!.label),
+        [
+          'Newton–Raphson (SOFT, variant A, 20 iterations)',
+          'Nyströmformer third-order (6 iterations)',
+          'Newton–Raphson (SOFT, variant A, 20 iterations)',
+        ],
+      );
+      live.forEach((s, i) => {
+        const d = methods.datasets[i]!;
+        const worst = s.heads.reduce((w, x) => (x.iterations.at(-1)!.residual > w.iterations.at(-1)!.residual ? x : w));
+        assert.ok(d.label.endsWith(`head ${worst.head}`), d.label);
+        assert.deepEqual(
+          (d.data as { y: number }[]).map((pt) => pt.y),
+          worst.iterations.map((it) => it.residual),
+        );
+        // The iteration is in the dash and the point shape, not only the colour.
+        const nystrom = s.method!.kind === 'nystrom';
+        assert.deepEqual(d.borderDash, nystrom ? [8, 4] : []);
+        assert.equal(d.pointStyle, nystrom ? 'rectRot' : 'circle');
+      });
+      // Each iteration's configured count is marked, though 40 steps were traced.
+      assert.deepEqual(methods.guides?.vertical, [
+        { value: 20, label: 'newton_maxiter = 20' },
+        { value: 6, label: 'nystrom_iterations = 6' },
+      ]);
+      assert.deepEqual(c['pinv-convergence']!.guides?.vertical, [{ value: 20, label: 'newton_maxiter = 20' }]);
+      assert.equal(
+        await page.evaluate(() =>
+          getComputedStyle(document.querySelector('[data-chart-id="pinv-methods"]')!.parentElement!).getPropertyValue(
+            'display',
+          ),
+        ),
+        'grid',
+      );
+
+      // A Nyström stage's own chart speaks of A·Z_k and marks nystrom_iterations.
+      await page.selectOption('#panel-pinv select >> nth=0', '2');
+      await page.waitForFunction(() =>
+        /stage 2, head 0/.test(document.querySelector('[data-chart-id="pinv-convergence"] h3')?.textContent ?? ''),
+      );
+      c = await charts(page);
+      const conv = c['pinv-convergence']!;
+      const head = mixedPinv.stages[1]!.heads[0]!;
+      assert.deepEqual(
+        conv.datasets.map((d) => d.label),
+        [
+          'residual ‖I − A·Z_k‖_F',
+          'Penrose ‖A·Z_k·A − A‖_F / ‖A‖_F',
+          'exact error ‖Z_k − A⁻¹‖_F / ‖A⁻¹‖_F',
+          'predicted ‖I − A·Z_k‖₂ (from σ_min of A)',
+        ],
+      );
+      assert.deepEqual(
+        (conv.datasets[0]!.data as { y: number }[]).map((pt) => pt.y),
+        head.iterations.map((it) => it.residual),
+      );
+      assert.deepEqual(conv.guides?.vertical, [{ value: 6, label: 'nystrom_iterations = 6' }]);
+      assert.match(conv.ariaLabel, /Nyströmformer's iteration errors .* Vertical marker at nystrom_iterations = 6/);
+      const text = await page.locator('#panel-pinv').innerText();
+      assert.ok(text.includes(mixedPinv.summary));
+      assert.ok(text.includes(`Stage 2, head 0 (Nyströmformer third-order (6 iterations)): ${head.verdict}.`));
+      assert.match(text, /nystrom_iterations\s+6/);
+      assert.match(text, /newton_maxiter\s+20/);
+      // The heads table names each row's iteration and reads σ for Nyström, λ for Newton.
+      assert.equal(await page.locator('#pinv-heads th button[data-column="iteration"]').count(), 1);
+      const rows = await page.locator('#pinv-heads tbody tr').allInnerTexts();
+      assert.equal(
+        rows.length,
+        live.reduce((n, s) => n + s.heads.length, 0),
+      );
+      assert.equal(rows.filter((r) => r.includes('Nyströmformer') && /σ \[/.test(r)).length, 4);
+      assert.equal(rows.filter((r) => r.includes('Newton–Raphson') && /λ \[/.test(r)).length, 12);
+      await screenshot(page, 'webview-dark-pinv-nystrom.png');
+
+      await page.click('#export-csv');
+      const csv = (await posted(page)).find((m) => m.type === 'save' && m.mime === 'text/csv') as unknown as {
+        filename: string;
+        content: string;
+      };
+      assert.equal(csv.filename, 'soft_tiny-pinv-iterations.csv');
+      const lines = csv.content.trim().split(/\r\n/);
+      assert.ok(lines[0]!.startsWith('stage,attention,iteration,head,m,alpha,'));
+      assert.equal(lines.filter((l) => l.startsWith('2,nystrom,nystrom,')).length, 4 * 41);
+      assert.equal(lines.filter((l) => l.startsWith('1,soft,newton,')).length, 2 * 41);
+      assertClean(p);
+    } finally {
+      await p.close();
+    }
+  });
+
   // ── inference view ──────────────────────────────────────────────────────────────────────
 
   it('inference view (webview): a card per image with its top-5 and the overlay drawn on the picture; stage/head/opacity; click and Enter post attentionQuery; attentionMaps redraws', async () => {

@@ -4,7 +4,7 @@
  * spreadsheet or pandas:
  *   profile → <model>-profile-stages.csv   (one row per stage group)
  *   bench   → <model>-bench-cases.csv      (one row per case, every memory figure its own column)
- *   pinv    → <model>-pinv-iterations.csv  (long format: stage, head, k, residual, penrose, exactError, predicted)
+ *   pinv    → <model>-pinv-iterations.csv  (long format: stage, attention, iteration, head, m, alpha, condition_number, k, residual, penrose, exact_error, predicted)
  *   infer   → <model>-infer-top5.csv       (long format: item, name, kind, rank, class index, label, probability, logit)
  * Numbers are raw (MACs, bytes, milliseconds), never formatted.
  */
@@ -138,6 +138,7 @@ export function pinvIterationsCsv(r: PinvReport): string {
   const header = [
     'stage',
     'attention',
+    'iteration',
     'head',
     'm',
     'alpha',
@@ -155,6 +156,8 @@ export function pinvIterationsCsv(r: PinvReport): string {
         rows.push([
           s.stage,
           s.attention,
+          // Reports from before Nyström stages were analysed are all Newton.
+          s.method?.kind ?? 'newton',
           hd.head,
           hd.m,
           hd.alpha,

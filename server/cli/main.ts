@@ -5,6 +5,7 @@
  * Exit status: 0 success, 2 bad input (with file:line:col and key), 1 internal error.
  */
 import { UsageError, type Command, type Out } from './args';
+import { approx } from './commands/approx';
 import { bench } from './commands/bench';
 import { devices } from './commands/devices';
 import { infer } from './commands/infer';
@@ -13,7 +14,7 @@ import { profile, PROFILE_HELP } from './commands/profile';
 import { VERSION } from '../core/version';
 
 /** The commands, in the order the usage text lists them. */
-const COMMANDS: readonly Command[] = [profile, devices, bench, pinv, infer];
+const COMMANDS: readonly Command[] = [profile, devices, bench, pinv, infer, approx];
 
 /** Options every command takes (bin/vitlens.js reads them before the command runs). */
 const COMMON_HELP = `  Every command: --verbose also shows what native libraries print themselves (Dawn's limit

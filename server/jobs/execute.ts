@@ -3,7 +3,8 @@ import { probeDevices } from '../runtimes/probe';
 import { wantsPyTorch } from '../runtimes/torch/python';
 import { runBenchmark } from './bench/harness';
 import { runInference } from './infer/run';
-import type { BenchJob, InferJob, JobCallbacks, JobResult, WorkerJob } from './job';
+import { analyseApprox } from './approx/sweep';
+import type { ApproxJob, BenchJob, InferJob, JobCallbacks, JobResult, WorkerJob } from './job';
 import { analysePinv } from './pinv';
 
 export async function executeJob<J extends WorkerJob>(job: J, callbacks: JobCallbacks = {}): Promise<JobResult<J>> {
@@ -30,6 +31,13 @@ export async function executeJob<J extends WorkerJob>(job: J, callbacks: JobCall
         { ...options, onProgress, ...(callbacks.onCase ? { onCase: callbacks.onCase } : {}) },
         report,
       )) as JobResult<J>;
+    }
+    case 'approx': {
+      const { kind: _kind, model, ...options } = job as ApproxJob;
+      let step = 0;
+      // The analysis reports steps, not a known total: the count grows and the message says what runs.
+      const report = await analyseApprox(model, { ...options, onProgress: (line) => onProgress(line, step++, 0) });
+      return report as JobResult<J>;
     }
     case 'infer': {
       const { kind: _kind, python, ...options } = job as InferJob;

@@ -3,7 +3,9 @@
  * that come back: plain JSON both ways (ModelSpec is plain data), so the worker needs no
  * state from its parent.
  */
+import type { ApproxReport } from '../../protocol/approx';
 import type { InferReport } from '../../protocol/infer';
+import type { ApproxOptions } from './approx/sweep';
 import type { BenchCase, BenchReport, PinvReport } from '../../protocol/results';
 import type { InferJob as InferOptions } from './infer/run';
 import type { ModelSpec } from '../core/models/spec';
@@ -35,7 +37,10 @@ export interface DevicesJob {
 /** Inference: checkpoints and images are read, and native runtimes run, in the worker only. */
 export type InferJob = { kind: 'infer'; python?: PythonChoice } & InferOptions;
 
-export type WorkerJob = BenchJob | PinvJob | DevicesJob | InferJob;
+/** Approximation quality: plain data in (the model and file paths), the report out. */
+export type ApproxJob = { kind: 'approx' } & Omit<ApproxOptions, 'onProgress'> & { model: ModelSpec };
+
+export type WorkerJob = BenchJob | PinvJob | DevicesJob | InferJob | ApproxJob;
 
 export type JobResult<J extends WorkerJob> = J extends BenchJob
   ? BenchReport
@@ -43,7 +48,9 @@ export type JobResult<J extends WorkerJob> = J extends BenchJob
     ? PinvReport
     : J extends InferJob
       ? InferReport
-      : DeviceReport;
+      : J extends ApproxJob
+        ? ApproxReport
+        : DeviceReport;
 
 export type WorkerMessage =
   | { type: 'progress'; message: string; done: number; total: number }

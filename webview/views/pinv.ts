@@ -1,14 +1,19 @@
 /**
- * Pseudo-inverse view: Newton–Schulz convergence of SOFT's K₂⁺ per stage and head. The user
+ * Pseudo-inverse view: Newton–Schulz convergence of SOFT's K₂⁺ per stage and head, and
+ * Nyströmformer's third-order iteration on its A = softmax(Q̃K̃ᵀ) in stages that run it. The user
  * picks stage and head (selects; also a "Show" button per row of the heads table); the chart
  * plots residual, Penrose and exact error (distinct dashes and point shapes) with the
- * spectrum-predicted curve overlaid, a vertical marker at the configured iteration count
- * (newton_maxiter) and the 1e-3 / 1e-6 thresholds.
+ * exact-arithmetic predicted curve overlaid, a vertical marker at the configured iteration count
+ * (newton_maxiter, or nystrom_iterations for a Nyström stage) and the 1e-3 / 1e-6 thresholds.
+ * When the report has Nyström stages, a second chart beside it draws every stage's worst-head
+ * residual on one axis — solid for Newton, dashed for Nyström, each iteration's marker — so the
+ * two iterations compare at a glance.
  */
 import type { PointStyle } from 'chart.js';
 import { attentionName, formatSci, sig } from '../../protocol/format';
-import type { PinvHead, PinvReport, PinvStage } from '../../protocol/results';
-import { axis, chartCard, options, type ChartCard, type ChartSpec } from '../charts';
+import type { PinvHead, PinvMethod, PinvReport, PinvStage } from '../../protocol/results';
+import { axis, chartCard, indexedStyle, options, type ChartCard, type ChartSpec, type Guide } from '../charts';
+import type { Theme } from '../theme';
 import { clear, h, nextId, prose } from '../dom';
 import { Table } from '../table';
 import {
@@ -24,43 +29,121 @@ import {
 
 export const THRESHOLDS = [1e-3, 1e-6];
 
-const MEASURES = [
-  { key: 'residual', label: 'residual ‖I − P·V_k‖_F', dash: [] as number[], point: 'circle', color: 'blue' },
-  { key: 'penrose', label: 'Penrose ‖A·V_k·A − A‖_F / ‖A‖_F', dash: [8, 4], point: 'rect', color: 'orange' },
-  { key: 'exactError', label: 'exact error ‖V_k − P⁻¹‖_F / ‖P⁻¹‖_F', dash: [2, 3], point: 'triangle', color: 'green' },
-  {
-    key: 'predicted',
-    label: 'predicted ‖I − P·V_k‖₂ (from the spectrum)',
-    dash: [4, 4],
-    point: 'crossRot',
-    color: 'purple',
-  },
+const STYLES = [
+  { key: 'residual', dash: [] as number[], point: 'circle', color: 'blue' },
+  { key: 'penrose', dash: [8, 4], point: 'rect', color: 'orange' },
+  { key: 'exactError', dash: [2, 3], point: 'triangle', color: 'green' },
+  { key: 'predicted', dash: [4, 4], point: 'crossRot', color: 'purple' },
 ] as const;
+
+/** The measures' words per iteration: P·V_k for Newton–Schulz on P, A·Z_k for Nyström on A. */
+const LABELS: Record<PinvMethod['kind'], Record<(typeof STYLES)[number]['key'], string>> = {
+  newton: {
+    residual: 'residual ‖I − P·V_k‖_F',
+    penrose: 'Penrose ‖A·V_k·A − A‖_F / ‖A‖_F',
+    exactError: 'exact error ‖V_k − P⁻¹‖_F / ‖P⁻¹‖_F',
+    predicted: 'predicted ‖I − P·V_k‖₂ (from the spectrum)',
+  },
+  nystrom: {
+    residual: 'residual ‖I − A·Z_k‖_F',
+    penrose: 'Penrose ‖A·Z_k·A − A‖_F / ‖A‖_F',
+    exactError: 'exact error ‖Z_k − A⁻¹‖_F / ‖A⁻¹‖_F',
+    predicted: 'predicted ‖I − A·Z_k‖₂ (from σ_min of A)',
+  },
+};
+
+/** A stage's iteration; reports from before Nyström stages were analysed carry none and are all Newton. */
+export function methodOf(r: PinvReport, s: PinvStage): PinvMethod {
+  return (
+    s.method ?? {
+      kind: 'newton',
+      label: `Newton–Raphson (variant ${r.variant}, ${r.iterations} iterations)`,
+      setting: 'newton_maxiter',
+      configured: r.iterations,
+      traced: r.iterations,
+    }
+  );
+}
+
+const marker = (m: PinvMethod) => ({ value: m.configured, label: `${m.setting} = ${m.configured}` });
 
 const positive = (v: number | null): number | null => (v != null && Number.isFinite(v) && v > 0 ? v : null);
 
+/** Decades that hold every measured value, the thresholds and 1, with a decade below to spare. */
+function logRange(values: number[]): { min: number; max: number } {
+  const lo = Math.min(...values, ...THRESHOLDS);
+  const hi = Math.max(...values, 1);
+  return { min: 10 ** (Math.floor(Math.log10(lo)) - 1), max: 10 ** Math.ceil(Math.log10(hi)) };
+}
+
+/** Both charts' axes: iterations on x, a log error axis labelled at whole decades, the iteration markers and the thresholds. */
+function logOptions(
+  t: Theme,
+  o: { x: string; y: string; kMax: number; range: { min: number; max: number }; vertical: Guide[] },
+): Record<string, unknown> {
+  return options(t, {
+    scales: {
+      x: {
+        ...axis(t, o.x),
+        type: 'linear',
+        min: 0,
+        max: o.kMax,
+        ticks: { color: t.foreground, stepSize: o.kMax > 30 ? 5 : 1, precision: 0 },
+      },
+      y: {
+        ...axis(t, o.y),
+        type: 'logarithmic',
+        min: o.range.min,
+        max: o.range.max,
+        ticks: {
+          color: t.foreground,
+          callback: (v: number | string) =>
+            Math.abs(Math.log10(Number(v)) - Math.round(Math.log10(Number(v)))) < 1e-9 ? formatSci(Number(v), 0) : '',
+        },
+      },
+    },
+    plugins: {
+      vitlensGuides: {
+        color: t.foreground,
+        font: `${Math.max(11, Math.round(t.fontSize * 0.92))}px ${t.fontFamily}`,
+        vertical: o.vertical,
+        horizontal: THRESHOLDS.map((v) => ({ value: v, label: formatSci(v, 0) })),
+      },
+      tooltip: {
+        callbacks: {
+          title: (items: { parsed: { x: number } }[]) => `k = ${items[0]?.parsed.x}`,
+          label: (c: { dataset: { label?: string }; parsed: { y: number | null } }) =>
+            `${c.dataset.label}: ${c.parsed.y == null ? '—' : formatSci(c.parsed.y, 2)}`,
+        },
+      },
+    },
+  });
+}
+
 function convergenceSpec(r: PinvReport, s: PinvStage, hd: PinvHead): ChartSpec {
+  const method = methodOf(r, s);
+  const nystrom = method.kind === 'nystrom';
+  const labels = LABELS[method.kind];
   const measured = hd.iterations.flatMap((it) =>
     [it.residual, it.penrose, it.exactError].map(positive).filter((v): v is number => v != null),
   );
-  const lo = Math.min(...measured, ...THRESHOLDS);
-  const hi = Math.max(...measured, 1);
-  const yMin = 10 ** (Math.floor(Math.log10(lo)) - 1);
-  const yMax = 10 ** Math.ceil(Math.log10(hi));
-  const kMax = Math.max(r.iterations, ...hd.iterations.map((i) => i.k));
+  const range = logRange(measured);
+  const kMax = Math.max(method.traced, method.configured, ...hd.iterations.map((i) => i.k));
   return {
     id: 'pinv-convergence',
     title: `Convergence — stage ${s.stage}, head ${hd.head}`,
-    description: `Newton–Schulz iteration on the ${hd.m}×${hd.m} landmark kernel (variant ${r.variant}, ${r.arithmetic} arithmetic; measures in float64). Log scale; the predicted curve assumes exact arithmetic.`,
+    description: nystrom
+      ? `Nyströmformer's third-order iteration on the ${hd.m}×${hd.m} landmark softmax A = softmax(Q̃K̃ᵀ), Z₀ = c·Aᵀ (${r.arithmetic} arithmetic; measures in float64). Log scale; the predicted curve assumes exact arithmetic.`
+      : `Newton–Schulz iteration on the ${hd.m}×${hd.m} landmark kernel (variant ${r.variant}, ${r.arithmetic} arithmetic; measures in float64). Log scale; the predicted curve assumes exact arithmetic.`,
     size: 'tall',
     build: (t) => ({
       type: 'line',
       data: {
-        datasets: MEASURES.map((m) => {
+        datasets: STYLES.map((m) => {
           const color = t[m.color];
           const predicted = m.key === 'predicted';
           return {
-            label: m.label,
+            label: labels[m.key],
             // null y = a gap (a value ≤ 0 has no place on a log axis).
             data: hd.iterations.map((it) => ({ x: it.k, y: positive(it[m.key]) })) as { x: number; y: number }[],
             borderColor: color,
@@ -74,49 +157,17 @@ function convergenceSpec(r: PinvReport, s: PinvStage, hd: PinvHead): ChartSpec {
           };
         }),
       },
-      options: options(t, {
-        scales: {
-          x: {
-            ...axis(t, 'Newton iteration k'),
-            type: 'linear',
-            min: 0,
-            max: kMax,
-            ticks: { color: t.foreground, stepSize: kMax > 30 ? 5 : 1, precision: 0 },
-          },
-          y: {
-            ...axis(t, 'Error (log)'),
-            type: 'logarithmic',
-            min: yMin,
-            max: yMax,
-            ticks: {
-              color: t.foreground,
-              callback: (v: number | string) =>
-                Math.abs(Math.log10(Number(v)) - Math.round(Math.log10(Number(v)))) < 1e-9
-                  ? formatSci(Number(v), 0)
-                  : '',
-            },
-          },
-        },
-        plugins: {
-          vitlensGuides: {
-            color: t.foreground,
-            font: `${Math.max(11, Math.round(t.fontSize * 0.92))}px ${t.fontFamily}`,
-            vertical: [{ value: r.iterations, label: `newton_maxiter = ${r.iterations}` }],
-            horizontal: THRESHOLDS.map((v) => ({ value: v, label: formatSci(v, 0) })),
-          },
-          tooltip: {
-            callbacks: {
-              title: (items: { parsed: { x: number } }[]) => `k = ${items[0]?.parsed.x}`,
-              label: (c: { dataset: { label?: string }; parsed: { y: number | null } }) =>
-                `${c.dataset.label}: ${c.parsed.y == null ? '—' : formatSci(c.parsed.y, 2)}`,
-            },
-          },
-        },
+      options: logOptions(t, {
+        x: nystrom ? 'Nyström iteration k' : 'Newton iteration k',
+        y: 'Error (log)',
+        kMax,
+        range,
+        vertical: [marker(method)],
       }),
     }),
     summary: () => {
       const last = hd.iterations[hd.iterations.length - 1];
-      return `Log-scale line chart of Newton–Schulz errors against iteration for stage ${s.stage}, head ${hd.head}: ${hd.verdict}. After ${last?.k ?? 0} iterations the residual is ${formatSci(last?.residual)}, Penrose ${formatSci(last?.penrose)}, exact error ${formatSci(last?.exactError)}. Vertical marker at newton_maxiter = ${r.iterations}; thresholds 1e-3 and 1e-6.`;
+      return `Log-scale line chart of ${nystrom ? "Nyströmformer's iteration" : 'Newton–Schulz'} errors against iteration for stage ${s.stage}, head ${hd.head}: ${hd.verdict}. After ${last?.k ?? 0} iterations the residual is ${formatSci(last?.residual)}, Penrose ${formatSci(last?.penrose)}, exact error ${formatSci(last?.exactError)}. Vertical marker at ${marker(method).label}; thresholds 1e-3 and 1e-6.`;
     },
     table: () => ({
       columns: ['k', 'Residual', 'Penrose', 'Exact error', 'Predicted'],
@@ -130,12 +181,75 @@ function convergenceSpec(r: PinvReport, s: PinvStage, hd: PinvHead): ChartSpec {
     }),
     note: () => {
       const clipped =
-        hd.iterations.filter((it) => it.predicted > 0 && it.predicted < yMin).length +
+        hd.iterations.filter((it) => it.predicted > 0 && it.predicted < range.min).length +
         hd.iterations.filter((it) => !(it.predicted > 0)).length;
       return clipped
-        ? `The predicted curve leaves the plotted range (below ${formatSci(yMin, 0)}) at ${clipped} iteration(s); exact values are in the data table.`
+        ? `The predicted curve leaves the plotted range (below ${formatSci(range.min, 0)}) at ${clipped} iteration(s); exact values are in the data table.`
         : null;
     },
+  };
+}
+
+const worstHead = (s: PinvStage): PinvHead =>
+  s.heads.reduce((w, x) => (x.iterations.at(-1)!.residual > w.iterations.at(-1)!.residual ? x : w));
+
+/**
+ * Every live stage's worst head (largest final residual) on one axis, so SOFT's Newton–Raphson
+ * and Nyströmformer's iteration are read side by side: colour per stage, and the iteration in
+ * the dash and point shape (solid circles Newton, dashed diamonds Nyström) and in the legend.
+ */
+function methodsSpec(r: PinvReport, live: PinvStage[]): ChartSpec {
+  const lines = live.map((s, i) => ({ s, method: methodOf(r, s), hd: worstHead(s), i }));
+  const range = logRange(
+    lines.flatMap((l) => l.hd.iterations.map((it) => positive(it.residual)).filter((v): v is number => v != null)),
+  );
+  const kMax = Math.max(...lines.flatMap((l) => [l.method.configured, ...l.hd.iterations.map((it) => it.k)]));
+  const markers = [...new Map(lines.map((l) => [l.method.setting, marker(l.method)])).values()];
+  const label = (l: (typeof lines)[number]) => `Stage ${l.s.stage} · ${l.method.label} · head ${l.hd.head}`;
+  return {
+    id: 'pinv-methods',
+    title: `${new Set(lines.map((l) => l.method.kind)).size > 1 ? 'Both iterations' : 'Every stage'} — residual of each stage’s worst head`,
+    description: `‖I − P·V_k‖_F for SOFT's Newton–Raphson, ‖I − A·Z_k‖_F for Nyströmformer's third-order iteration (${r.arithmetic} arithmetic). Solid: Newton; dashed: Nyström. Log scale.`,
+    size: 'tall',
+    build: (t) => ({
+      type: 'line',
+      data: {
+        datasets: lines.map((l) => {
+          const nystrom = l.method.kind === 'nystrom';
+          const color = indexedStyle(l.i, t).color;
+          return {
+            label: label(l),
+            data: l.hd.iterations.map((it) => ({ x: it.k, y: positive(it.residual) })) as { x: number; y: number }[],
+            borderColor: color,
+            backgroundColor: color,
+            borderDash: nystrom ? [8, 4] : [],
+            pointStyle: (nystrom ? 'rectRot' : 'circle') as PointStyle,
+            pointRadius: 3.5,
+            pointHoverRadius: 6,
+            borderWidth: 2,
+            spanGaps: false,
+          };
+        }),
+      },
+      options: logOptions(t, { x: 'Iteration k', y: 'Residual (log)', kMax, range, vertical: markers }),
+    }),
+    summary: () =>
+      `Log-scale line chart of the residual against iteration for the worst head of every stage: ${lines
+        .map(
+          (l) =>
+            `stage ${l.s.stage} (${l.method.label}) ${formatSci(l.hd.iterations.at(-1)?.residual)} after ${l.hd.iterations.at(-1)?.k ?? 0}`,
+        )
+        .join('; ')}. Vertical markers at ${markers.map((m) => m.label).join(' and ')}; thresholds 1e-3 and 1e-6.`,
+    table: () => ({
+      columns: ['k', ...lines.map(label)],
+      rows: Array.from({ length: kMax + 1 }, (_, k) => [
+        k,
+        ...lines.map((l) => {
+          const it = l.hd.iterations.find((x) => x.k === k);
+          return it ? formatSci(it.residual, 3) : '—';
+        }),
+      ]),
+    }),
   };
 }
 
@@ -165,6 +279,12 @@ export function renderPinv(ctx: ViewContext, root: HTMLElement): ViewInstance {
   }
   const live = r.stages.filter((s) => !s.skipped && s.heads.length > 0);
   const skipped = r.stages.filter((s) => s.skipped || s.heads.length === 0);
+  const nystromStage = r.stages.find((s) => methodOf(r, s).kind === 'nystrom');
+  const newtonStage = r.stages.find((s) => methodOf(r, s).kind === 'newton');
+  const hasNewton = r.stages.length === 0 || newtonStage !== undefined;
+  // The config's counts, and the steps traced where a request asked for another number.
+  const methods = r.stages.map((s) => methodOf(r, s));
+  const traced = [...new Set(methods.filter((m) => m.traced !== m.configured).map((m) => m.traced))];
 
   root.appendChild(
     h(
@@ -179,15 +299,23 @@ export function renderPinv(ctx: ViewContext, root: HTMLElement): ViewInstance {
       facts(
         [
           ['Model', `${r.model} at ${r.resolution}×${r.resolution}`],
-          ['Variant', `${r.variant}`],
-          ['newton_maxiter', String(r.iterations)],
+          ...(hasNewton
+            ? ([
+                ['Variant', `${r.variant}`],
+                ['newton_maxiter', String(newtonStage ? methodOf(r, newtonStage).configured : r.iterations)],
+              ] as [string, string][])
+            : []),
+          ...(nystromStage
+            ? ([['nystrom_iterations', String(methodOf(r, nystromStage).configured)]] as [string, string][])
+            : []),
+          ...(traced.length ? ([['Traced', `${traced.join(', ')} iterations`]] as [string, string][]) : []),
           ['Arithmetic', `${r.arithmetic} (measures in float64)`],
           ['Weights', r.weights],
           ['Input', r.input],
         ],
         'facts facts--grid',
       ),
-      h('p', { className: 'muted' }, ...prose(r.variantSource)),
+      hasNewton ? h('p', { className: 'muted' }, ...prose(r.variantSource)) : null,
     ),
   );
 
@@ -233,7 +361,8 @@ export function renderPinv(ctx: ViewContext, root: HTMLElement): ViewInstance {
     h('label', { for: headId }, 'Head '),
     headSelect,
   );
-  const chartHost = h('div', { className: 'chart-grid chart-grid--single' });
+  // With Nyström stages, the both-iterations chart sits beside the selected head's.
+  const chartHost = h('div', { className: nystromStage ? 'chart-grid' : 'chart-grid chart-grid--single' });
   root.append(section('Convergence', controls, verdict, chartHost));
 
   const fillHeads = (): void => {
@@ -249,14 +378,17 @@ export function renderPinv(ctx: ViewContext, root: HTMLElement): ViewInstance {
     verdict.append(
       badge(head.converged ? 'converged' : 'not converged', head.converged ? 'ok' : 'error'),
       ' ',
-      `Stage ${stage.stage}, head ${head.head}: ${head.verdict}.`,
-      head.predictedIterations != null ? ` Predicted from the spectrum: ${head.predictedIterations} iterations.` : '',
+      `Stage ${stage.stage}, head ${head.head} (${methodOf(r, stage).label}): ${head.verdict}.`,
+      head.predictedIterations != null
+        ? ` Predicted from ${methodOf(r, stage).kind === 'nystrom' ? 'the singular values of A' : 'the spectrum'}: ${head.predictedIterations} iterations.`
+        : '',
     );
   };
   stageSelect.value = String(stage.stage);
   fillHeads();
   showVerdict();
   const card: ChartCard = chartCard(chartHost, convergenceSpec(r, stage, head));
+  if (nystromStage) chartCard(chartHost, methodsSpec(r, live));
 
   const select = (s: PinvStage, hd: PinvHead, announce = false): void => {
     stage = s;
@@ -288,11 +420,23 @@ export function renderPinv(ctx: ViewContext, root: HTMLElement): ViewInstance {
     columns: [
       { key: 'stage', label: 'Stage', numeric: true, value: (x) => x.stage.stage },
       { key: 'head', label: 'Head', numeric: true, value: (x) => x.head.head },
+      ...(nystromStage
+        ? [
+            {
+              key: 'iteration',
+              label: 'Iteration',
+              title:
+                'The pseudo-inverse iteration the stage runs (its full name is in the stage select and the legend)',
+              value: (x: HeadRow) => methodOf(r, x.stage).label,
+              format: (x: HeadRow) => (methodOf(r, x.stage).kind === 'nystrom' ? 'Nyströmformer' : 'Newton–Raphson'),
+            },
+          ]
+        : []),
       { key: 'm', label: 'm', title: 'Landmarks (matrix size)', numeric: true, value: (x) => x.head.m },
       {
         key: 'alpha',
-        label: 'α',
-        title: 'Initial step size',
+        label: nystromStage ? 'α / c' : 'α',
+        title: nystromStage ? 'Scale of the first iterate: Newton V₀ = α·P, Nyström Z₀ = c·Aᵀ' : 'Initial step size',
         numeric: true,
         value: (x) => x.head.alpha,
         format: (x) => sig(x.head.alpha, 4),
@@ -313,10 +457,14 @@ export function renderPinv(ctx: ViewContext, root: HTMLElement): ViewInstance {
       },
       {
         key: 'eig',
-        label: 'Eigenvalue range',
+        label: nystromStage ? 'Spectrum' : 'Eigenvalue range',
+        ...(nystromStage
+          ? { title: 'Newton: eigenvalues λ of P; Nyström: singular values σ of A (not symmetric)' }
+          : {}),
         numeric: true,
         value: (x) => x.head.eigenvalueRange[0],
-        format: (x) => `[${sig(x.head.eigenvalueRange[0], 4)}, ${sig(x.head.eigenvalueRange[1], 4)}]`,
+        format: (x) =>
+          `${nystromStage ? (methodOf(r, x.stage).kind === 'nystrom' ? 'σ ' : 'λ ') : ''}[${sig(x.head.eigenvalueRange[0], 4)}, ${sig(x.head.eigenvalueRange[1], 4)}]`,
       },
       {
         key: 'r3',

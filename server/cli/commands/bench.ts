@@ -20,9 +20,19 @@ import { wantsPyTorch } from '../../runtimes/torch/python';
 import { intArg, listArg, runtimeArg, UsageError, type Command, type Out } from '../args';
 import { loadConfigSpec } from '../config';
 
-const USAGE = `  vitlens bench <config.yaml> [--backend ID]... [--resolution N]... [--tokens N,N,...]
-                [--stage S]... [--attention A]... [--level attention|block]... [--no-scaling] [--no-limits]
+const USAGE = `  vitlens bench <config.yaml> [--backend ID]... [--resolution N]... [--tokens N,N,...] [--grid HxW,...]
+                [--stage S]... [--attention A|paper|all]... [--level attention|block]... [--no-scaling] [--no-limits]
                 [--budget-ms MS] [--batch B] [--python PATH] [--json] [--out results.json] [--html report.html]`;
+
+/**
+ * Named sets for --attention: `paper` is the SOFT paper's comparison (its Table 2 and Figure 1b:
+ * softmax, PVT spatial reduction — the paper's "Linformer" —, Performer, Nyströmformer, SOFT) with
+ * the real Linformer beside them; `all` is every attention ViT Lens has.
+ */
+const ATTENTION_SETS: Record<string, readonly AttentionKind[]> = {
+  paper: ['soft', 'softmax', 'softmax_sr', 'performer', 'nystrom', 'linformer'],
+  all: ATTENTION_KINDS,
+};
 
 /** Milliseconds in the table's columns: three significant digits, at most two decimals, zeros kept ("123", "12.3", "0.12"). */
 const MS_COLUMN: TimeFormat = { unit: 'ms', bare: true, trim: false, maxDecimals: 2 };
@@ -105,6 +115,16 @@ function benchText(r: BenchReport): string {
   return out.join('\n');
 }
 
+/** A --grid value `HxW`: a token grid of H rows and W columns for the sweep (n = H·W). */
+function gridArg(v: string): { h: number; w: number } {
+  const m = /^(\d+)[x×](\d+)$/.exec(v);
+  if (!m) throw new UsageError(`--grid ${v}: expected rows x columns, e.g. 28x56.`);
+  const h = intArg('grid', m[1]!, 1, 1 << 12);
+  const w = intArg('grid', m[2]!, 1, 1 << 12);
+  if (h * w > 1 << 22) throw new UsageError(`--grid ${v}: ${h * w} tokens, more than ${1 << 22}.`);
+  return { h, w };
+}
+
 async function benchCommand(args: string[], stdout: Out, stderr: Out): Promise<number> {
   const processStartedAt = Date.now() - performance.now();
   const { values, positionals } = parseArgs({
@@ -115,6 +135,7 @@ async function benchCommand(args: string[], stdout: Out, stderr: Out): Promise<n
       backend: { type: 'string', multiple: true },
       resolution: { type: 'string', multiple: true },
       tokens: { type: 'string', multiple: true },
+      grid: { type: 'string', multiple: true },
       stage: { type: 'string', multiple: true },
       attention: { type: 'string', multiple: true },
       level: { type: 'string', multiple: true },
@@ -131,10 +152,14 @@ async function benchCommand(args: string[], stdout: Out, stderr: Out): Promise<n
   });
   if (positionals.length !== 1) throw new UsageError('bench needs exactly one config file.');
   const backends = listArg(values.backend).map(runtimeArg);
-  const attentions = listArg(values.attention);
+  const attentions = [
+    ...new Set(listArg(values.attention).flatMap((a): readonly string[] => ATTENTION_SETS[a] ?? [a])),
+  ];
   for (const a of attentions)
     if (!ATTENTION_KINDS.includes(a as AttentionKind))
-      throw new UsageError(`--attention ${a}: expected one of ${ATTENTION_KINDS.join(', ')}.`);
+      throw new UsageError(
+        `--attention ${a}: expected one of ${ATTENTION_KINDS.join(', ')}, or ${Object.keys(ATTENTION_SETS).join(' or ')}.`,
+      );
   const levels = listArg(values.level);
   for (const l of levels)
     if (l !== 'attention' && l !== 'block') throw new UsageError(`--level ${l}: expected attention or block.`);
@@ -155,6 +180,7 @@ async function benchCommand(args: string[], stdout: Out, stderr: Out): Promise<n
         ? { resolutions: listArg(values.resolution).map((r) => intArg('resolution', r, 16, 8192)) }
         : {}),
       ...(values.tokens ? { tokens: listArg(values.tokens).map((t) => intArg('tokens', t, 16, 1 << 22)) } : {}),
+      ...(values.grid ? { grids: listArg(values.grid).map(gridArg) } : {}),
       ...(values['scaling-tokens']
         ? { scalingTokens: listArg(values['scaling-tokens']).map((t) => intArg('scaling-tokens', t, 49, 1 << 22)) }
         : {}),

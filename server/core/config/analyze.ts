@@ -2,13 +2,21 @@
  * Config text → diagnostics + ModelSpec. Pure: file existence is asked through a
  * callback so the language server, the CLI and the tests share this unchanged.
  */
-import { buildModelSpec, stageGrids } from '../models/build';
-import { findModel, MODEL_NAMES, stageCount, type ArchitectureParams, type RegisteredModel } from '../models/registry';
+import { buildModelSpec, landmarkShape, landmarkStrides, stageGrids } from '../models/build';
+import {
+  FIG1B_NOTE,
+  findModel,
+  MODEL_NAMES,
+  stageCount,
+  type ArchitectureParams,
+  type RegisteredModel,
+} from '../models/registry';
 import { linformerK } from '../models/comparison';
 import {
   DEFAULT_COMPARISON,
   type AttentionKind,
   type ComparisonParams,
+  type GlobalPool,
   type KernelMethod,
   type ModelSpec,
   type NewtonVariant,
@@ -166,7 +174,7 @@ export function analyzeConfig(text: string, options: AnalyzeOptions = {}): Confi
         severity: 'error',
         code: 'list-length',
         key,
-        message: `\`${key}\` needs ${n} entries (one per stage of ${params.family === 'soft' ? 'the 4-stage SOFT pyramid' : 'the isotropic UFO-ViT'}), got ${v.length}.`,
+        message: `\`${key}\` needs ${n} entries (one per stage of ${FAMILY_WORDS[params.family]}), got ${v.length}.`,
       });
       continue;
     }
@@ -192,6 +200,10 @@ export function analyzeConfig(text: string, options: AnalyzeOptions = {}): Confi
     }
   }
   const comparison = comparisonParams(values, entries, n, params.attention, push);
+  isotropicKeys(params, values, entries, push);
+  // Stages whose tokens include a cls token: the SOFT pyramid's stage 4, the ViT with global_pool: token.
+  const clsStage = (s: number) =>
+    params.family === 'soft' ? s === n - 1 : params.family === 'vit' && (params.globalPool ?? 'token') === 'token';
   if (!registered) params.newtonVariant = params.attention.includes('soft_norm') ? 'B' : 'A';
   const variantGiven = values.get('newton_variant') as NewtonVariant | undefined;
   const newtonVariant = variantGiven ?? params.newtonVariant;
@@ -216,7 +228,19 @@ export function analyzeConfig(text: string, options: AnalyzeOptions = {}): Confi
     const isSoft = kind === 'soft' || kind === 'soft_norm';
     const attnSpanOf = () =>
       itemSpan(entries.get('attention'), s) ?? entries.get('model')?.value.span ?? { start: 0, end: 1 };
-    if (kind === 'nystrom' && params.family === 'soft' && s === n - 1) {
+    const gridPooling = isSoft || kind === 'nystrom' || kind === 'softmax_sr';
+    // A fixed landmark grid (vit_paper_fig1b) sets the landmark strides from the grid, not from sr_ratios.
+    const fixedLandmarks = !!params.landmarkGrid && kind !== 'softmax_sr';
+    if (params.family === 'vit' && gridPooling && clsStage(s)) {
+      archOk = false;
+      push({
+        span: attnSpanOf(),
+        severity: 'error',
+        code: 'grid-attention-cls-token',
+        key: 'attention',
+        message: `${kind} pools ${kind === 'softmax_sr' ? 'its keys' : 'its landmarks'} from the token grid, which the ViT's cls token (global_pool: token) is not part of. Set \`global_pool: avg\` (no cls token, the patch tokens averaged: timm's class_token=False) to run it on the patch grid, or use softmax, performer, linformer or ufo.`,
+      });
+    } else if (kind === 'nystrom' && params.family === 'soft' && s === n - 1) {
       archOk = false;
       push({
         span: attnSpanOf(),
@@ -225,7 +249,7 @@ export function analyzeConfig(text: string, options: AnalyzeOptions = {}): Confi
         key: 'attention',
         message: `Stage ${s + 1} carries the cls token; Nyströmformer pools its landmarks from the token grid, which the cls token is not part of. Use softmax, performer, linformer or ufo there.`,
       });
-    } else if (kind === 'nystrom' && params.srRatios[s]! < 2) {
+    } else if (kind === 'nystrom' && !fixedLandmarks && params.srRatios[s]! < 2) {
       archOk = false;
       push({
         span: itemSpan(entries.get('sr_ratios'), s) ?? attnSpanOf(),
@@ -245,7 +269,7 @@ export function analyzeConfig(text: string, options: AnalyzeOptions = {}): Confi
         key: 'attention',
         message: `Stage ${s + 1} carries the cls token and uses the official ratio-1 path, which is dead code in the official SOFT (quirk Q2). Use softmax, softmax_sr or ufo there.`,
       });
-    } else if (isSoft && params.srRatios[s]! < 2) {
+    } else if (isSoft && !fixedLandmarks && params.srRatios[s]! < 2) {
       archOk = false;
       push({
         span: itemSpan(entries.get('sr_ratios'), s) ?? attnSpan,
@@ -322,7 +346,9 @@ export function analyzeConfig(text: string, options: AnalyzeOptions = {}): Confi
           stage.attention !== 'nystrom'
         )
           return;
-        const r = stage.srRatio;
+        // PVT's spatial reduction keeps sr_ratio; the landmark attentions may have a fixed landmark grid.
+        const [r, rw] =
+          stage.attention === 'softmax_sr' ? [stage.srRatio, stage.srRatio] : landmarkStrides(stage, g, g);
         if (g < r) {
           archOk = false;
           push({
@@ -332,8 +358,9 @@ export function analyzeConfig(text: string, options: AnalyzeOptions = {}): Confi
             key: 'img_size',
             message: `At ${res}×${res} stage ${stage.index}'s ${g}×${g} grid is smaller than the stride r=${r}: the landmark conv yields no landmarks.`,
           });
-        } else if (g % r !== 0) {
-          const m = Math.floor(g / r) ** 2;
+        } else if (g % r !== 0 || g % rw !== 0) {
+          const shape = landmarkShape(stage, g, g);
+          const m = stage.attention === 'softmax_sr' ? Math.floor(g / r) ** 2 : shape.h * shape.w;
           push({
             span,
             severity: 'warning',
@@ -365,6 +392,15 @@ export function analyzeConfig(text: string, options: AnalyzeOptions = {}): Confi
         code: 'xcit-assumption',
         key: 'model',
         message: registered.notes[0]!,
+      });
+    }
+    if (registered.params.landmarkGrid) {
+      push({
+        span: modelSpan,
+        severity: 'information',
+        code: 'paper-stack',
+        key: 'model',
+        message: FIG1B_NOTE,
       });
     }
   }
@@ -431,10 +467,56 @@ function buildSpec(
     comparison,
     notes,
     published:
-      swapped || values.has('depths') || values.has('embed_dims') || values.has('num_heads')
+      swapped ||
+      values.has('depths') ||
+      values.has('embed_dims') ||
+      values.has('num_heads') ||
+      values.has('patch_size') ||
+      values.has('global_pool')
         ? null
         : (registered?.published ?? null),
   });
+}
+
+const FAMILY_WORDS: Record<ArchitectureParams['family'], string> = {
+  soft: 'the 4-stage SOFT pyramid',
+  ufo: 'the isotropic UFO-ViT',
+  vit: 'the isotropic ViT',
+};
+
+/**
+ * `patch_size` and `global_pool` set the ViT family's stem and pooling; the other families have
+ * fixed stems and classify from a cls token, so there the keys are pointed out, not applied.
+ */
+function isotropicKeys(
+  params: ArchitectureParams,
+  values: Map<string, unknown>,
+  entries: Map<string, ConfigEntry>,
+  push: (d: ConfigDiagnostic) => void,
+): void {
+  for (const key of ['patch_size', 'global_pool'] as const) {
+    if (!values.has(key)) continue;
+    if (params.family !== 'vit') {
+      push({
+        span: entries.get(key)!.keySpan,
+        severity: 'information',
+        code: 'setting-unused',
+        key,
+        message: `\`${key}\` applies to the isotropic ViT family (\`vit_*\`) only; ${FAMILY_WORDS[params.family]} has a fixed stem and classifies from a cls token, so it has no effect here.`,
+      });
+      continue;
+    }
+    if (key === 'patch_size') params.patchSize = values.get(key) as number;
+    else params.globalPool = values.get(key) as GlobalPool;
+  }
+  if (params.landmarkGrid && values.has('sr_ratios'))
+    push({
+      span: entries.get('sr_ratios')!.keySpan,
+      severity: 'information',
+      code: 'fixed-landmark-grid',
+      key: 'sr_ratios',
+      message: `This model keeps m = ${params.landmarkGrid ** 2} landmarks at every input (a fixed ${params.landmarkGrid}×${params.landmarkGrid} landmark grid, strides ⌊H/${params.landmarkGrid}⌋ × ⌊W/${params.landmarkGrid}⌋): \`sr_ratios\` sets only PVT's spatial reduction (softmax_sr) and the depthwise-conv kernel on V (r + 1).`,
+    });
 }
 
 const COMPARISON_KEYS: Record<string, AttentionKind> = {

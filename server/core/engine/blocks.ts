@@ -11,9 +11,10 @@ import { softmaxAttention } from './attention/softmax';
 import type { AttentionProbe } from './attention/probe';
 import { ufoAttention } from './attention/ufo';
 import { linformerAttention } from './attention/linformer';
-import { nystromAttention } from './attention/nystrom';
+import { nystromAttention, type NystromShape } from './attention/nystrom';
 import { performerAttention } from './attention/performer';
 import { linformerK, nystromSettings, performerSettings } from '../models/comparison';
+import { landmarkStrides } from '../models/build';
 
 /** Runtime-independent shape facts and numerical choices for one stage's layers. */
 export interface LayerContext {
@@ -52,18 +53,35 @@ export function layerContext(
 
 /** SOFT/SOFT-Norm parameters of a stage, as the official model builds them. */
 export function softShape(stage: StageSpec, model: ModelSpec, c: LayerContext): SoftShape {
+  const [ratio, ratioW] = landmarkStrides(stage, c.gridH, c.gridW);
   return {
     batch: c.batch,
     gridH: c.gridH,
     gridW: c.gridW,
     dim: stage.dim,
     heads: stage.heads,
-    ratio: stage.srRatio,
+    ratio,
+    ...(ratioW !== ratio ? { ratioW } : {}),
     convKernel: stage.localConvKernel,
     landmarkEps: stage.landmarkNormEps,
     newton: { variant: model.newton.variant, iterations: model.newton.maxIter },
     normalised: stage.attention === 'soft_norm',
     distance: c.distance,
+  };
+}
+
+/** Nyströmformer parameters of a stage (the pinv analysis builds its A from the same shape). */
+export function nystromShape(stage: StageSpec, model: ModelSpec, c: LayerContext): NystromShape {
+  const [ratio, ratioW] = landmarkStrides(stage, c.gridH, c.gridW);
+  return {
+    batch: c.batch,
+    gridH: c.gridH,
+    gridW: c.gridW,
+    dim: stage.dim,
+    heads: stage.heads,
+    ratio,
+    ...(ratioW !== ratio ? { ratioW } : {}),
+    ...nystromSettings(stage, model),
   };
 }
 
@@ -102,21 +120,7 @@ function attentionOf(g: Graph, x: Tensor, prefix: string, stage: StageSpec, mode
         c.probe,
       );
     case 'nystrom':
-      return nystromAttention(
-        g,
-        x,
-        prefix,
-        {
-          batch: c.batch,
-          gridH: c.gridH,
-          gridW: c.gridW,
-          dim,
-          heads,
-          ratio: stage.srRatio,
-          ...nystromSettings(stage, model),
-        },
-        c.probe,
-      );
+      return nystromAttention(g, x, prefix, nystromShape(stage, model, c), c.probe);
     case 'linformer':
       return linformerAttention(
         g,
@@ -196,8 +200,18 @@ function softPostNormBlock(
   return layerNorm(g, g.addT(x1, f), `${p}.norm2`, D, stage.normEps);
 }
 
-/** The official stage-4 `Block` (§2.4): x += attn(LN(x)); x += MLP(LN(x)). */
-function pvtPreNormBlock(g: Graph, x: Tensor, p: string, stage: StageSpec, model: ModelSpec, c: LayerContext): Tensor {
+/**
+ * The official stage-4 `Block` (§2.4): x += attn(LN(x)); x += MLP(LN(x)) — also timm's ViT `Block`
+ * (§2.10). Exported for the ViT's whole-model graph, whose key path is timm's `blocks.{i}`.
+ */
+export function pvtPreNormBlock(
+  g: Graph,
+  x: Tensor,
+  p: string,
+  stage: StageSpec,
+  model: ModelSpec,
+  c: LayerContext,
+): Tensor {
   const D = stage.dim;
   const x1 = g.addT(
     x,

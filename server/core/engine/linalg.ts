@@ -234,3 +234,95 @@ export function qrOrthonormal(a: ArrayLike<number>, n: number): Float64Array {
   }
   return q;
 }
+
+/**
+ * Singular value decomposition a = U·diag(σ)·Vᵀ of an m×m matrix in float64, by one-sided Jacobi
+ * (Hestenes): plane rotations applied on the right make the columns of W = a·V mutually orthogonal,
+ * so σ_j = ‖W_j‖ and u_j = W_j/σ_j. Unlike the eigen-decomposition of aᵀa, which loses every σ
+ * below √ε·σ_max, this keeps small singular values to high relative accuracy (Demmel & Veselić
+ * 1992), and it needs no symmetry. Returns U and V row-major with the singular vectors as columns
+ * (a column of U whose σ is 0 is left 0), σ unsorted.
+ */
+export function singularValueDecomposition(
+  a: ArrayLike<number>,
+  m: number,
+): { u: Float64Array; sigma: Float64Array; v: Float64Array } {
+  // Rows of w are the columns of a·V (and rows of vt the columns of V): every rotation then walks memory contiguously.
+  const w = new Float64Array(m * m);
+  const vt = new Float64Array(m * m);
+  for (let i = 0; i < m; i++) {
+    vt[i * m + i] = 1;
+    for (let j = 0; j < m; j++) w[j * m + i] = a[i * m + j]!;
+  }
+  const rotateRows = (x: Float64Array, p: number, q: number, c: number, s: number) => {
+    const rp = p * m;
+    const rq = q * m;
+    for (let k = 0; k < m; k++) {
+      const xp = x[rp + k]!;
+      const xq = x[rq + k]!;
+      x[rp + k] = c * xp - s * xq;
+      x[rq + k] = s * xp + c * xq;
+    }
+  };
+  // Cyclic sweeps converge quadratically (typically 6–12); the cap only guards.
+  for (let sweep = 0; sweep < 60; sweep++) {
+    let rotated = false;
+    for (let p = 0; p < m - 1; p++) {
+      for (let q = p + 1; q < m; q++) {
+        let alpha = 0;
+        let beta = 0;
+        let gamma = 0;
+        for (let k = 0; k < m; k++) {
+          const wp = w[p * m + k]!;
+          const wq = w[q * m + k]!;
+          alpha += wp * wp;
+          beta += wq * wq;
+          gamma += wp * wq;
+        }
+        if (Math.abs(gamma) <= Number.EPSILON * Math.sqrt(alpha * beta)) continue;
+        rotated = true;
+        // The rotation that zeroes the pair's inner product (Golub & Van Loan §8.6.3).
+        const zeta = (beta - alpha) / (2 * gamma);
+        const t = (zeta >= 0 ? 1 : -1) / (Math.abs(zeta) + Math.sqrt(1 + zeta * zeta));
+        const c = 1 / Math.sqrt(1 + t * t);
+        const s = c * t;
+        rotateRows(w, p, q, c, s);
+        rotateRows(vt, p, q, c, s);
+      }
+    }
+    if (!rotated) break;
+  }
+  const sigma = new Float64Array(m);
+  const u = new Float64Array(m * m);
+  const v = new Float64Array(m * m);
+  for (let j = 0; j < m; j++) {
+    const sj = frobenius(w.subarray(j * m, (j + 1) * m));
+    sigma[j] = sj;
+    for (let i = 0; i < m; i++) {
+      v[i * m + j] = vt[j * m + i]!;
+      if (sj > 0) u[i * m + j] = w[j * m + i]! / sj;
+    }
+  }
+  return { u, sigma, v };
+}
+
+/**
+ * Moore–Penrose pseudo-inverse of an m×m matrix in float64 from its Jacobi SVD:
+ * a⁺ = V·diag(1/σ)·Uᵀ over the σ above rtol·σ_max (torch.linalg.pinv's default rtol, m·ε). It serves
+ * Nyströmformer's row-normalised kernels as well as SOFT's symmetric K2.
+ */
+export function pseudoInverse(a: ArrayLike<number>, m: number, rtol = m * Number.EPSILON): Float64Array {
+  const { u, sigma, v } = singularValueDecomposition(a, m);
+  const cutoff = rtol * Math.max(...sigma);
+  const out = new Float64Array(m * m);
+  for (let j = 0; j < m; j++) {
+    const sj = sigma[j]!;
+    if (!(sj > cutoff)) continue;
+    for (let i = 0; i < m; i++) {
+      const f = v[i * m + j]! / sj;
+      if (f === 0) continue;
+      for (let k = 0; k < m; k++) out[i * m + k]! += f * u[k * m + j]!;
+    }
+  }
+  return out;
+}

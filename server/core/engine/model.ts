@@ -13,6 +13,11 @@
  * (resized likewise), XCiT blocks, then the cls token is prepended and CaiT-style
  * class-attention layers update only it, final LayerNorm, head on the cls row.
  *
+ * ViT family (timm's VisionTransformer / DeiT, §2.10): `patch_embed.proj` (one Conv2d, kernel =
+ * stride = patch), the cls token prepended and pos_embed (cls position first, grid rows resized)
+ * added, `blocks.{i}` pre-norm blocks, then either the final `norm` and the head on the cls row
+ * (global_pool token) or, without a cls token, the mean over the tokens, `fc_norm`, the head (avg).
+ *
  * Intermediates are exposed by name (`taps`) for tests and attention-map extraction; a
  * runtime only evaluates what the requested outputs depend on, so unused taps cost nothing.
  */
@@ -22,7 +27,16 @@ import type { AttentionProbe } from './attention/probe';
 import type { DistanceMethod } from './attention/soft';
 import { softmaxWeights } from './attention/softmax';
 import { ufoAttention } from './attention/ufo';
-import { batchNorm, block, layerContext, layerNorm, mlp, xcitBlock, type LayerContext } from './blocks';
+import {
+  batchNorm,
+  block,
+  layerContext,
+  layerNorm,
+  mlp,
+  pvtPreNormBlock,
+  xcitBlock,
+  type LayerContext,
+} from './blocks';
 import type { Graph, Tensor } from './graph';
 import { resizeBilinearTokens } from './interpolate';
 
@@ -62,6 +76,8 @@ export interface ModelGraph {
    * `block{k}.0_in` (after the pos-embed add; stage 4 after the cls concat), `block{k}.{i}_out`,
    * `norm_out` [B, tokens, D], `logits` (the names of the official intermediates index).
    * UFO: `patch_embed_out`, `blocks.0_in`, `blocks.{i}_out`, `cls_attn_blocks.{j}_out`, `norm_out`, `logits`.
+   * ViT: `patch_embed_out`, `blocks.0_in`, `blocks.{i}_out`, then `norm_out` (cls token) or
+   * `pool_out` [B, D] (average pooling, before fc_norm), `logits`.
    */
   taps: Map<string, Tensor>;
   /** Token grid (rows, columns) of each stage. */
@@ -277,6 +293,44 @@ function ufoIsotropic(b: Build, image: Tensor): Tensor {
   return head(b, x, stage);
 }
 
+/** timm's VisionTransformer: patch embedding, [cls +] pos_embed, pre-norm blocks, token or average pooling. */
+function vitIsotropic(b: Build, image: Tensor): Tensor {
+  const { g, spec } = b;
+  const stage = spec.stages[0];
+  if (!stage || spec.stages.length !== 1)
+    throw new Error(`modelGraph: the ViT has one isotropic stage, the spec has ${spec.stages.length}`);
+  // timm's PatchEmbed: `patch_embed.proj` is the conv itself (no Sequential index, no norm).
+  const c = stage.stem[0]!;
+  const feature = g.conv2d(
+    image,
+    g.weight('patch_embed.proj.weight', [c.outChannels, c.inChannels, c.kernel, c.kernel]),
+    g.weight('patch_embed.proj.bias', [c.outChannels]),
+    { stride: c.stride, pad: c.padding },
+  );
+  const [, , h, w] = feature.shape as [number, number, number, number];
+  b.grids.push({ h, w });
+  let tokens = toTokens(g, feature);
+  b.taps.set('patch_embed_out', tokens);
+  // timm's _pos_embed: x = cat(cls_token, x), then x + pos_embed (its row 0 is the cls position).
+  const extra = stage.clsToken ? 1 : 0;
+  if (stage.clsToken) tokens = g.concat([clsTokens(b, stage.dim), tokens], 1);
+  tokens = g.addT(tokens, positionalEmbedding(g, 'pos_embed', stage, h, w, extra));
+  b.taps.set('blocks.0_in', tokens);
+  const ctx = stageContext(b, stage, h, w);
+  for (let i = 0; i < stage.depth; i++) {
+    tokens = pvtPreNormBlock(g, tokens, `blocks.${i}`, stage, spec, blockContext(b, ctx, 1, i));
+    b.taps.set(`blocks.${i}_out`, tokens);
+  }
+  if (stage.clsToken) return head(b, tokens, stage);
+  // global_pool 'avg': norm is Identity; the patch tokens' mean goes through fc_norm, then the head.
+  const D = stage.dim;
+  const pooled = g.reshape(g.scale(g.reduce('sum', tokens, 1), 1 / (h * w)), [b.batch, D]);
+  b.taps.set('pool_out', pooled);
+  const logits = g.linear(layerNorm(g, pooled, 'fc_norm', D, spec.finalNormEps), 'head', D, spec.numClasses);
+  b.taps.set('logits', logits);
+  return logits;
+}
+
 /** Builds the whole model on `g`; the input is `MODEL_INPUT` [batch, inChannels, H, W]. */
 export function modelGraph(g: Graph, spec: ModelSpec, opts: ModelGraphOptions = {}): ModelGraph {
   const [height, width] = inputSize(spec, opts);
@@ -290,6 +344,11 @@ export function modelGraph(g: Graph, spec: ModelSpec, opts: ModelGraphOptions = 
   }
   const b: Build = { g, spec, batch, opts, taps: new Map(), grids: [], probed: [] };
   const input = g.input(MODEL_INPUT, [batch, spec.inChannels, height, width]);
-  const logits = spec.family === 'soft' ? softPyramid(b, input) : ufoIsotropic(b, input);
+  const logits =
+    spec.family === 'soft'
+      ? softPyramid(b, input)
+      : spec.family === 'ufo'
+        ? ufoIsotropic(b, input)
+        : vitIsotropic(b, input);
   return { input, logits, taps: b.taps, grids: b.grids, probed: b.probed };
 }

@@ -319,29 +319,46 @@ export function convergence(
   m: number,
   tolerance = 1e-6 * Math.sqrt(m),
 ): ConvergenceVerdict {
+  const first = trace[0];
+  if (!first) throw new RangeError('convergence: empty trace');
+  const rho = first.predicted;
+  const target = tolerance / Math.sqrt(m);
+  let predictedIterations: number | null = null;
+  if (rho <= target) predictedIterations = 0;
+  // target < rho < 1 here, so the ratio of logs exceeds 1 and this is at least 1.
+  else if (rho < 1) predictedIterations = Math.ceil(Math.log2(Math.log(target) / Math.log(rho)));
+  return traceVerdict(trace, tolerance, predictedIterations, {
+    singular: 'P is singular, so I − P V cannot vanish; V tends to the pseudo-inverse',
+    noContraction: 'the iteration does not contract (max |1 − αλ²| ≥ 1)',
+  });
+}
+
+/**
+ * The verdict on a residual trace once the iteration's own theory has said when exact arithmetic
+ * reaches `tolerance` (`predictedIterations`, null if never): one wording for SOFT's Newton–Schulz
+ * and Nyströmformer's iteration (nystrom-inverse.ts), so their verdicts read alike.
+ */
+export function traceVerdict(
+  trace: readonly { k: number; e1: number; e2: number; e3: number }[],
+  tolerance: number,
+  predictedIterations: number | null,
+  words: { singular: string; noContraction: string },
+): ConvergenceVerdict {
   const last = trace[trace.length - 1];
   if (!last) throw new RangeError('convergence: empty trace');
   const iterations = last.k;
   const hit = trace.find((r) => r.e1 < tolerance);
   const iteration = hit ? hit.k : null;
 
-  const rho = trace[0]!.predicted;
-  const target = tolerance / Math.sqrt(m);
-  let predictedIterations: number | null = null;
-  if (rho <= target) predictedIterations = 0;
-  // target < rho < 1 here, so the ratio of logs exceeds 1 and this is at least 1.
-  else if (rho < 1) predictedIterations = Math.ceil(Math.log2(Math.log(target) / Math.log(rho)));
-
   const residual = last.e1;
   let message: string;
   if (iteration !== null) message = `converged at iteration ${iteration} of ${iterations}`;
   else {
     message = `not converged after ${iterations} iterations: residual ${residual.toExponential(1)}; `;
-    // A singular P has a mode with λ = 0 whose residual stays exactly 1; V then tends to the
+    // A singular matrix has a mode whose residual stays exactly 1; the iterate then tends to the
     // pseudo-inverse, which only e2 (Penrose condition 1) can judge.
-    if (Number.isNaN(trace[0]!.e3))
-      message += `P is singular, so I − P V cannot vanish; V tends to the pseudo-inverse (e2 = ${last.e2.toExponential(1)})`;
-    else if (predictedIterations === null) message += 'the iteration does not contract (max |1 − αλ²| ≥ 1)';
+    if (Number.isNaN(trace[0]!.e3)) message += `${words.singular} (e2 = ${last.e2.toExponential(1)})`;
+    else if (predictedIterations === null) message += words.noContraction;
     else if (predictedIterations > iterations)
       message += `the slowest mode needs ≈ ${predictedIterations} iterations (predicted)`;
     else

@@ -80,6 +80,60 @@ function softStages(p: ArchitectureParams, inChannels: number): StageSpec[] {
   });
 }
 
+/**
+ * SOFT's depthwise conv on V goes with the landmark stride in the official stages (r = 8, 4, 2 with
+ * k = 9, 5, 3): the isotropic ViT keeps that pairing, k = r + 1 (odd, so the padding is symmetric).
+ */
+function convForStride(r: number): number {
+  return r % 2 === 0 ? r + 1 : r;
+}
+
+/**
+ * timm's VisionTransformer / DeiT (docs/MATHS.md §2.10): one stage of `depth` pre-norm blocks
+ * (LayerNorm eps 1e-6, erf GELU, mlp_ratio) behind a patch embedding that is one Conv2d with
+ * kernel = stride = patch (`patch_embed.proj`), with or without a cls token (global_pool).
+ */
+function vitStages(p: ArchitectureParams, inChannels: number): StageSpec[] {
+  const dim = p.embedDims[0]!;
+  const heads = p.numHeads[0]!;
+  const patch = p.patchSize;
+  const sr = p.srRatios[0]!;
+  return [
+    {
+      index: 1,
+      dim,
+      heads,
+      headDim: dim / heads,
+      depth: p.depths[0]!,
+      attention: p.attention[0]!,
+      layout: 'pvt_pre_norm',
+      mlpHidden: Math.trunc(dim * p.mlpRatios[0]!),
+      declaredMlpRatio: p.mlpRatios[0]!,
+      srRatio: sr,
+      localConvKernel: convForStride(sr),
+      normEps: 1e-6,
+      landmarkNormEps: 1e-5,
+      ffnGelu: 'erf',
+      clsToken: (p.globalPool ?? 'token') === 'token',
+      stem: [
+        {
+          inChannels,
+          outChannels: dim,
+          kernel: patch,
+          stride: patch,
+          padding: 0,
+          bias: true,
+          batchNorm: false,
+          activation: null,
+        },
+      ],
+      // timm: img_size // patch_size (the grid the 224 checkpoints store).
+      posEmbedGrid: Math.floor(224 / patch),
+      ...(p.landmarkGrid ? { landmarkGrid: p.landmarkGrid } : {}),
+    },
+  ];
+}
+
 function ufoStages(p: ArchitectureParams, inChannels: number): StageSpec[] {
   const dim = p.embedDims[0]!;
   const heads = p.numHeads[0]!;
@@ -116,12 +170,18 @@ export function buildModelSpec(o: BuildOptions): ModelSpec {
     inChannels,
     numClasses: o.numClasses,
     resolutions: o.resolutions,
-    stages: p.family === 'soft' ? softStages(p, inChannels) : ufoStages(p, inChannels),
+    stages:
+      p.family === 'soft'
+        ? softStages(p, inChannels)
+        : p.family === 'ufo'
+          ? ufoStages(p, inChannels)
+          : vitStages(p, inChannels),
     newton: { variant: o.newtonVariant, maxIter: o.newtonMaxIter, variantSource: o.newtonVariantSource },
     comparison: o.comparison ?? DEFAULT_COMPARISON,
     kernelMethod: o.kernelMethod,
     finalNormEps: 1e-6,
     classAttentionLayers: p.family === 'ufo' ? p.classAttentionLayers : 0,
+    ...(p.family === 'vit' ? { globalPool: p.globalPool ?? 'token' } : {}),
     notes: o.notes,
     published: o.published,
   };
@@ -134,18 +194,56 @@ export function convOut(size: number, c: StemConv): number {
 
 /** Token grid (H = W) of every stage for a square input. */
 export function stageGrids(spec: ModelSpec, resolution: number): number[] {
-  const grids: number[] = [];
-  let size = resolution;
-  for (const stage of spec.stages) {
-    for (const c of stage.stem) size = convOut(size, c);
-    grids.push(size);
-  }
-  return grids;
+  return stageGridShapes(spec, resolution, resolution).map((g) => g.h);
+}
+
+/** Token grid (rows, columns) of every stage for an H×W input. */
+export function stageGridShapes(spec: ModelSpec, height: number, width: number): { h: number; w: number }[] {
+  let [h, w] = [height, width];
+  return spec.stages.map((stage) => {
+    for (const c of stage.stem) [h, w] = [convOut(h, c), convOut(w, c)];
+    return { h, w };
+  });
 }
 
 /** Landmarks of a SOFT stage: floor(H/r)·floor(W/r) (remainder rows/cols dropped, Q10). */
 export function landmarkCount(grid: number, srRatio: number): number {
   return Math.floor(grid / srRatio) ** 2;
+}
+
+/**
+ * The landmark pooling strides (rows, columns) of a stage on an H×W token grid: sr_ratio both
+ * ways, or, with a fixed landmark grid g, ⌊H/g⌋ × ⌊W/g⌋ (at least 1) — the one rule SOFT's
+ * landmark conv, Nyströmformer's pooling, the profile walk and the default Linformer k share.
+ */
+export function landmarkStrides(
+  stage: Pick<StageSpec, 'srRatio' | 'landmarkGrid'>,
+  gridH: number,
+  gridW: number,
+): [number, number] {
+  const g = stage.landmarkGrid;
+  if (!g) return [stage.srRatio, stage.srRatio];
+  return [Math.max(1, Math.floor(gridH / g)), Math.max(1, Math.floor(gridW / g))];
+}
+
+/** Landmark grid (rows, columns) of a stage on an H×W token grid; m = h·w (remainders dropped, Q10). */
+export function landmarkShape(
+  stage: Pick<StageSpec, 'srRatio' | 'landmarkGrid'>,
+  gridH: number,
+  gridW: number,
+): { h: number; w: number } {
+  const [rh, rw] = landmarkStrides(stage, gridH, gridW);
+  return { h: Math.floor(gridH / rh), w: Math.floor(gridW / rw) };
+}
+
+/** m = landmarkShape's h·w. */
+export function stageLandmarks(
+  stage: Pick<StageSpec, 'srRatio' | 'landmarkGrid'>,
+  gridH: number,
+  gridW: number,
+): number {
+  const { h, w } = landmarkShape(stage, gridH, gridW);
+  return h * w;
 }
 
 /** Whether a stage runs a Newton inverse. */

@@ -5,6 +5,7 @@
  */
 import { defaultPerformerFeatures } from '../engine/attention/performer';
 import type { NystromConv as NystromSkip } from '../engine/attention/nystrom';
+import { landmarkShape, stageLandmarks } from './build';
 import type { ModelSpec, StageSpec } from './spec';
 
 export function performerSettings(stage: StageSpec, model: ModelSpec): { features: number; seed: number } {
@@ -29,7 +30,7 @@ export function nystromSettings(stage: StageSpec, model: ModelSpec): { iteration
 
 /** Linformer's projected length k: as configured, else the stage's landmark count at this grid (at least 1). */
 export function linformerK(stage: StageSpec, model: ModelSpec, gridH: number, gridW: number): number {
-  const landmarks = Math.floor(gridH / stage.srRatio) * Math.floor(gridW / stage.srRatio);
+  const landmarks = stageLandmarks(stage, gridH, gridW);
   return model.comparison.linformerK?.[stage.index - 1] ?? Math.max(1, landmarks);
 }
 
@@ -38,15 +39,17 @@ export function linformerK(stage: StageSpec, model: ModelSpec, gridH: number, gr
  * ("m = 49 landmarks"), for tables beside its figures; null for exact softmax and UFO.
  */
 export function attentionSetting(stage: StageSpec, model: ModelSpec, gridH: number, gridW: number): string | null {
-  const landmarks = Math.floor(gridH / stage.srRatio) * Math.floor(gridW / stage.srRatio);
+  const shape = landmarkShape(stage, gridH, gridW);
+  // A fixed landmark grid keeps m as the input grows (and pools rectangles on a rectangular grid): say so.
+  const landmarks = `${shape.h * shape.w} landmarks${stage.landmarkGrid ? ` (fixed ${shape.h}×${shape.w} grid)` : ''}`;
   switch (stage.attention) {
     case 'soft':
     case 'soft_norm':
-      return `m = ${landmarks} landmarks, ${model.newton.maxIter} Newton iterations`;
+      return `m = ${landmarks}, ${model.newton.maxIter} Newton iterations`;
     case 'nystrom': {
       const n = nystromSettings(stage, model);
       const skip = n.conv.kind === 'none' ? 'no skip' : `${n.conv.kind} skip conv ${n.conv.kernel}`;
-      return `m = ${landmarks} landmarks, ${n.iterations} iterations, ${skip}`;
+      return `m = ${landmarks}, ${n.iterations} iterations, ${skip}`;
     }
     case 'performer': {
       const p = performerSettings(stage, model);

@@ -4,7 +4,7 @@
  * overrides) into a ModelSpec, so a registered model and a hand-written one
  * go through the same code.
  */
-import type { AttentionKind, ModelFamily, NewtonVariant, PublishedFigures } from './spec';
+import type { AttentionKind, GlobalPool, ModelFamily, NewtonVariant, PublishedFigures } from './spec';
 
 export interface ArchitectureParams {
   family: ModelFamily;
@@ -15,9 +15,13 @@ export interface ArchitectureParams {
   srRatios: number[];
   attention: AttentionKind[];
   newtonVariant: NewtonVariant;
-  /** UFO family only: patch size of the conv stem and class-attention layers. */
+  /** UFO and ViT families: patch size of the stem (XCiT's conv stack, ViT's one strided conv). UFO: class-attention layers. */
   patchSize: number;
   classAttentionLayers: number;
+  /** ViT family: cls token (`token`, DeiT) or average pooling (`avg`). */
+  globalPool?: GlobalPool;
+  /** A fixed landmark grid (StageSpec.landmarkGrid); absent = landmarks at stride srRatio. */
+  landmarkGrid?: number;
 }
 
 export interface RegisteredModel {
@@ -182,7 +186,93 @@ function ufoModels(): RegisteredModel[] {
   }));
 }
 
-export const REGISTERED_MODELS: readonly RegisteredModel[] = [...softModels(), ...ufoModels()];
+const DEIT = 'DeiT (Touvron et al. 2021), Table 1';
+
+interface VitRow {
+  name: string;
+  title: string;
+  dim: number;
+  heads: number;
+  published: PublishedFigures | null;
+}
+
+/**
+ * DeiT's three sizes (timm `deit_{tiny,small,base}_patch16_224`: patch 16, depth 12, mlp_ratio 4,
+ * qkv_bias) with DeiT's own figures; their "FLOPs" are multiply–accumulates, as the SOFT README's.
+ */
+const VIT_ROWS: VitRow[] = [
+  {
+    name: 'vit_tiny',
+    title:
+      'DeiT-Ti: isotropic 12-block ViT (timm VisionTransformer: patch 16, cls token, pre-norm blocks), width 192, 3 heads',
+    dim: 192,
+    heads: 3,
+    published: { params: '5.7M', gflops: 1.3, top1: 72.2, source: DEIT },
+  },
+  {
+    name: 'vit_small',
+    title:
+      'DeiT-S: isotropic 12-block ViT (timm VisionTransformer: patch 16, cls token, pre-norm blocks), width 384, 6 heads',
+    dim: 384,
+    heads: 6,
+    published: { params: '22M', gflops: 4.6, top1: 79.8, source: DEIT },
+  },
+  {
+    name: 'vit_base',
+    title:
+      'DeiT-B: isotropic 12-block ViT (timm VisionTransformer: patch 16, cls token, pre-norm blocks), width 768, 12 heads',
+    dim: 768,
+    heads: 12,
+    published: { params: '86M', gflops: 17.6, top1: 81.8, source: DEIT },
+  },
+];
+
+export const FIG1B_NOTE =
+  "The SOFT paper's Figure 1b stack (docs/MATHS.md §4.4): 12 layers, hidden 384, 12 heads, m = 49 landmarks at every sequence length. " +
+  'The paper gives nothing else; patch 16, average pooling without a cls token (so n = H·W patch tokens and the grid attentions run) ' +
+  'and sr_ratio 4 for the PVT spatial reduction are ViT Lens choices.';
+
+/** sr_ratio 2 gives SOFT's m = 49 on the 14×14 grid of a 224 input; only `global_pool: avg` runs the grid attentions. */
+function vitModels(): RegisteredModel[] {
+  const vit = (row: VitRow, extra: Partial<ArchitectureParams>, notes: string[]): RegisteredModel => ({
+    name: row.name,
+    title: row.title,
+    params: {
+      family: 'vit',
+      embedDims: [row.dim],
+      depths: [12],
+      numHeads: [row.heads],
+      mlpRatios: [4],
+      srRatios: [2],
+      attention: ['softmax'],
+      newtonVariant: 'A',
+      patchSize: 16,
+      classAttentionLayers: 0,
+      globalPool: 'token',
+      ...extra,
+    },
+    published: row.published,
+    newtonNote: 'variant A (only used if the attention is switched to SOFT)',
+    notes,
+  });
+  return [
+    ...VIT_ROWS.map((row) => vit(row, {}, [])),
+    vit(
+      {
+        name: 'vit_paper_fig1b',
+        title:
+          'SOFT paper Figure 1b stack: isotropic 12-block ViT, width 384, 12 heads, m = 49 landmarks at any length (patch 16, average pooling)',
+        dim: 384,
+        heads: 12,
+        published: null,
+      },
+      { srRatios: [4], globalPool: 'avg', landmarkGrid: 7 },
+      [FIG1B_NOTE],
+    ),
+  ];
+}
+
+export const REGISTERED_MODELS: readonly RegisteredModel[] = [...softModels(), ...ufoModels(), ...vitModels()];
 
 const BY_NAME = new Map(REGISTERED_MODELS.map((m) => [m.name, m]));
 
@@ -192,7 +282,7 @@ export function findModel(name: string): RegisteredModel | undefined {
 
 export const MODEL_NAMES: readonly string[] = REGISTERED_MODELS.map((m) => m.name);
 
-/** Stage count of a family: the SOFT pyramid has 4 stages, the UFO-ViT presets one isotropic stage. */
+/** Stage count of a family: the SOFT pyramid has 4 stages, the UFO-ViT presets and the ViT one isotropic stage. */
 export function stageCount(family: ModelFamily): number {
   return family === 'soft' ? 4 : 1;
 }

@@ -82,6 +82,7 @@ export interface StemConv {
  * - `soft_post_norm`: the official SoftmaxFreeTransformerBlock (stages 1–3):
  *   x1 = LN(x + attn(x)); out = LN(x1 + FFN(x1)), FFN hidden 4·D, tanh GELU, eps 1e-5.
  * - `pvt_pre_norm`: the official stage-4 `Block`: x += attn(LN(x)); x += MLP(LN(x)), eps 1e-6, erf GELU.
+ *   timm's ViT `Block` is the same computation, so the isotropic ViT family uses it too (docs/MATHS.md §2.10).
  * - `xcit`: XCiT-style block (UFO-ViT presets): x += γ1·attn(LN(x)); x += γ3·LPI(LN(x)); x += γ2·MLP(LN(x)).
  */
 export type BlockLayout = 'soft_post_norm' | 'pvt_pre_norm' | 'xcit';
@@ -114,9 +115,30 @@ export interface StageSpec {
   stem: StemConv[];
   /** Grid side the positional embedding was trained at (224 input), or 0 for none. */
   posEmbedGrid: number;
+  /**
+   * A fixed landmark grid g: SOFT's and Nyströmformer's landmarks are pooled with strides
+   * ⌊H/g⌋ × ⌊W/g⌋, so m = g² at every input whose grid sides are multiples of g — how the SOFT
+   * paper's Figure 1b keeps m = 49 as n grows (docs/MATHS.md §4.4) and how the 2021 code fixed m
+   * (quirk Q9). Absent: the stride is srRatio both ways and m grows with the input (current code).
+   */
+  landmarkGrid?: number;
 }
 
-export type ModelFamily = 'soft' | 'ufo';
+/**
+ * `soft`: the official 4-stage SOFT pyramid. `ufo`: the XCiT-layout UFO-ViT presets. `vit`: the
+ * isotropic ViT of timm's VisionTransformer / DeiT (docs/MATHS.md §2.10).
+ */
+export type ModelFamily = 'soft' | 'ufo' | 'vit';
+
+/**
+ * How the isotropic ViT reads its classifier input (timm's `global_pool`): `token` = a cls token
+ * prepended to the patch tokens, the final `norm` over all tokens, the head on the cls row (DeiT);
+ * `avg` = no cls token (timm's class_token=False), the patch tokens averaged, then `fc_norm`, then
+ * the head. Only `avg` leaves the blocks a plain token grid, which SOFT, Nyströmformer and PVT's
+ * spatial reduction need.
+ */
+export const GLOBAL_POOLS = ['token', 'avg'] as const;
+export type GlobalPool = (typeof GLOBAL_POOLS)[number];
 
 export interface PublishedFigures {
   params: string;
@@ -143,6 +165,8 @@ export interface ModelSpec {
   finalNormEps: number;
   /** UFO-ViT presets: CaiT/XCiT class-attention layers after the last stage. */
   classAttentionLayers: number;
+  /** The isotropic ViT's pooling (`vit` family only; the other families classify from a cls token). */
+  globalPool?: GlobalPool;
   /** Notes a user must see wherever this model is shown (assumptions, known mismatches). */
   notes: string[];
   published: PublishedFigures | null;

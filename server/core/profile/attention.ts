@@ -3,6 +3,7 @@
  * official code's op sequence (docs/MATHS.md §1.2–1.5, §2.4, §5.3). These are counts,
  * not an implementation: the engine has its own single definition of each attention.
  */
+import { landmarkStrides } from '../models/build';
 import { linformerK, nystromSettings, performerSettings } from '../models/comparison';
 import type { KernelMethod, ModelSpec, NewtonVariant, StageSpec } from '../models/spec';
 import { conv2d, layerNorm, linear, matmul, pointwise } from './layers';
@@ -110,13 +111,14 @@ function newtonInverse(
 
 /** SOFT / SOFT-Norm: `SoftmaxFreeAttention` with its kernel (ratio > 1 path). */
 function softAttention(r: Recorder, base: string, stage: StageSpec, model: ModelSpec, s: AttentionShape): void {
-  const { dim: D, heads: h, headDim: dh, srRatio: ratio } = stage;
+  const { dim: D, heads: h, headDim: dh } = stage;
+  const [ratio, ratioW] = landmarkStrides(stage, s.gridH, s.gridW);
   const B = s.batch;
   const N = s.gridH * s.gridW;
   const BN = B * N;
   const mats = B * h;
   const lh = Math.floor(s.gridH / ratio);
-  const lw = Math.floor(s.gridW / ratio);
+  const lw = Math.floor(s.gridW / ratioW);
   const m = lh * lw;
   const attn = `${base}.attn`;
 
@@ -131,13 +133,14 @@ function softAttention(r: Recorder, base: string, stage: StageSpec, model: Model
     inC: dh,
     outC: dh,
     kernel: ratio,
+    kernelW: ratioW,
     groups: 1,
     outH: lh,
     outW: lw,
     bias: false,
     category: 'conv2d_landmark',
     kind: 'landmark_conv',
-    label: `landmark Conv2d(${dh}, k=${ratio}, s=${ratio}), shared by heads`,
+    label: `landmark Conv2d(${dh}, k=${ratio === ratioW ? ratio : `${ratio}×${ratioW}`}, s=${ratio === ratioW ? ratio : `${ratio}×${ratioW}`}), shared by heads`,
   });
   layerNorm(r, `${attn}.Qnorm_act.0`, mats * m, dh, 'landmark_conv');
   pointwise(r, `${attn}.Qnorm_act.1`, 'landmark_conv', 'GELU (erf)', { gelu_erf_elems: mats * m * dh }, mats * m * dh);
@@ -283,9 +286,11 @@ export function attentionWalk(r: Recorder, base: string, stage: StageSpec, model
     case 'performer':
       performerAttentionWalk(r, base, stage, model, s, performerSettings(stage, model));
       return;
-    case 'nystrom':
-      nystromAttentionWalk(r, base, stage, model, s, { ratio: stage.srRatio, ...nystromSettings(stage, model) });
+    case 'nystrom': {
+      const [ratio, ratioW] = landmarkStrides(stage, s.gridH, s.gridW);
+      nystromAttentionWalk(r, base, stage, model, s, { ratio, ratioW, ...nystromSettings(stage, model) });
       return;
+    }
     case 'linformer':
       linformerAttentionWalk(r, base, stage, model, s, { k: linformerK(stage, model, s.gridH, s.gridW) });
       return;
@@ -401,6 +406,8 @@ export function nystromAttentionWalk(
   s: AttentionShape,
   hyper: {
     ratio: number;
+    /** Pooling stride along the columns when not `ratio` (a fixed landmark grid on a rectangular grid). */
+    ratioW?: number;
     iterations: number;
     conv: { kind: 'grid' | 'sequence'; kernel: number } | { kind: 'none' };
   },
@@ -411,10 +418,11 @@ export function nystromAttentionWalk(
   const BN = B * N;
   const mats = B * h;
   const { ratio, iterations } = hyper;
+  const ratioW = hyper.ratioW ?? ratio;
   const lh = Math.floor(s.gridH / ratio);
-  const lw = Math.floor(s.gridW / ratio);
+  const lw = Math.floor(s.gridW / ratioW);
   const m = lh * lw;
-  const pooled = mats * lh * ratio * lw * ratio * dh;
+  const pooled = mats * lh * ratio * lw * ratioW * dh;
   linear(r, `${base}.q`, BN, D, D, 'linear_attn_proj', 'projection');
   const qHeld = r.hold(BN * D);
   linear(r, `${base}.kv`, BN, D, 2 * D, 'linear_attn_proj', 'projection');
@@ -424,7 +432,7 @@ export function nystromAttentionWalk(
     r,
     `${base}.landmarks`,
     'nystrom_attention',
-    `Q̃, K̃ = ${ratio}×${ratio} average pooling`,
+    `Q̃, K̃ = ${ratio}×${ratioW} average pooling`,
     { other_pointwise_elems: 2 * (pooled + mats * m * dh) },
     2 * mats * m * dh,
   );

@@ -38,6 +38,8 @@ export interface Conv {
   inC: number;
   outC: number;
   kernel: number;
+  /** Kernel width when not `kernel` (a rectangular landmark conv). */
+  kernelW?: number;
   groups: number;
   outH: number;
   outW: number;
@@ -48,7 +50,8 @@ export interface Conv {
 }
 
 export function conv2d(r: Recorder, c: Conv): void {
-  let params = r.tensor(`${c.path}.weight`, [c.outC, c.inC / c.groups, c.kernel, c.kernel]);
+  const kw = c.kernelW ?? c.kernel;
+  let params = r.tensor(`${c.path}.weight`, [c.outC, c.inC / c.groups, c.kernel, kw]);
   if (c.bias) params += r.tensor(`${c.path}.bias`, [c.outC]);
   const out = c.images * c.outC * c.outH * c.outW;
   r.op({
@@ -56,7 +59,7 @@ export function conv2d(r: Recorder, c: Conv): void {
     kind: c.kind,
     label: c.label,
     category: c.category,
-    macs: out * (c.inC / c.groups) * c.kernel * c.kernel,
+    macs: out * (c.inC / c.groups) * c.kernel * kw,
     params,
     elementwise: c.bias ? { conv2d_bias_adds: out } : {},
     outputElems: out,

@@ -3,7 +3,7 @@
  * parameters, MACs per category/convention, element-wise counts, activation
  * bytes and an inference peak-memory estimate, per op, block, stage and model.
  */
-import { landmarkCount, stageGrids, usesNewton } from '../models/build';
+import { stageGridShapes, stageLandmarks, usesNewton } from '../models/build';
 import type { AttentionKind, ModelSpec } from '../models/spec';
 import { CONVENTION_CATEGORIES } from './categories';
 import {
@@ -35,7 +35,9 @@ export interface StageProfile extends Totals {
   group: string;
   stage: number;
   attention: AttentionKind | null;
+  /** Token grid rows (and columns: `grid` × `gridW`; equal for a square input). */
   grid: number;
+  gridW: number;
   tokens: number;
   landmarks: number | null;
   dim: number;
@@ -58,7 +60,9 @@ export interface MemoryEstimate {
 
 export interface ModelProfile extends Totals {
   model: string;
+  /** Input height; `width` is the same for a square input. */
   resolution: number;
+  width: number;
   batch: number;
   stages: StageProfile[];
   ops: OpRecord[];
@@ -105,9 +109,10 @@ function finishConventions(t: Totals): void {
   }
 }
 
-export function profileModel(model: ModelSpec, resolution: number, batch = 1): ModelProfile {
-  const rec = walkModel(model, resolution, batch);
-  const grids = stageGrids(model, resolution);
+/** The profile at a resolution×resolution input, or resolution×width (rows × columns) when `width` is given. */
+export function profileModel(model: ModelSpec, resolution: number, batch = 1, width = resolution): ModelProfile {
+  const rec = walkModel(model, resolution, batch, width);
+  const grids = stageGridShapes(model, resolution, width);
   const total = emptyTotals();
   const groups = new Map<string, Totals & { peak: number }>();
   let peak = 0;
@@ -145,15 +150,16 @@ export function profileModel(model: ModelSpec, resolution: number, batch = 1): M
   for (const [group, g] of groups) {
     finishConventions(g);
     const stage = model.stages.find((s) => `stage${s.index}` === group);
-    const grid = stage ? grids[stage.index - 1]! : 0;
+    const grid = stage ? grids[stage.index - 1]! : { h: 0, w: 0 };
     stages.push({
       ...g,
       group,
       stage: stage?.index ?? 0,
       attention: stage?.attention ?? null,
-      grid,
-      tokens: stage ? grid * grid + (stage.clsToken ? 1 : 0) : 0,
-      landmarks: stage && usesNewton(stage) ? landmarkCount(grid, stage.srRatio) : null,
+      grid: grid.h,
+      gridW: grid.w,
+      tokens: stage ? grid.h * grid.w + (stage.clsToken ? 1 : 0) : 0,
+      landmarks: stage && usesNewton(stage) ? stageLandmarks(stage, grid.h, grid.w) : null,
       dim: stage?.dim ?? 0,
       heads: stage?.heads ?? 0,
       depth: stage?.depth ?? 0,
@@ -169,6 +175,7 @@ export function profileModel(model: ModelSpec, resolution: number, batch = 1): M
     ...total,
     model: model.name,
     resolution,
+    width,
     batch,
     stages,
     ops: rec.ops,

@@ -4,34 +4,45 @@
  * of the non-cls stages swapped). Exact counts from the profile walk; memory is its estimate.
  */
 import type { ProfileSweep, ProfileSweepPoint } from '../../../protocol/dashboard';
-import { stageGrids } from '../models/build';
-import type { AttentionKind, ModelSpec } from '../models/spec';
+import { stageGrids, stageLandmarks } from '../models/build';
+import type { AttentionKind, ModelSpec, StageSpec } from '../models/spec';
 import { profileModel } from './profile';
 
 /** Resolutions the dashboard sweeps when the caller names none. */
 export const DEFAULT_SWEEP_RESOLUTIONS = [224, 320, 384, 448, 512, 640, 768, 1024];
 
+/**
+ * Whether a comparison swaps this stage's attention: every stage but the SOFT pyramid's stage-4
+ * softmax + cls block (the paper's comparisons keep it). The ViT's one stage is swapped with or
+ * without its cls token; the grid-pooling kinds then cannot run there (`unsupported`).
+ */
+function swappable(spec: ModelSpec, s: StageSpec): boolean {
+  return !(spec.family === 'soft' && s.clsToken);
+}
+
 /** The config's efficient attention first, then UFO, the SOFT paper's comparison set and both softmax variants. */
 export function comparedAttentions(spec: ModelSpec): AttentionKind[] {
-  const own = spec.stages.filter((s) => !s.clsToken).map((s) => s.attention);
+  const own = spec.stages.filter((s) => swappable(spec, s)).map((s) => s.attention);
   return [...new Set<AttentionKind>([...own, 'ufo', 'performer', 'nystrom', 'linformer', 'softmax_sr', 'softmax'])];
 }
 
-/** The same backbone with every stage that has no cls token switched to `kind`. */
+/** The same backbone with every swappable stage (all but the SOFT pyramid's cls stage) switched to `kind`. */
 export function withAttention(spec: ModelSpec, kind: AttentionKind): ModelSpec {
-  return { ...spec, stages: spec.stages.map((s) => (s.clsToken ? s : { ...s, attention: kind })) };
+  return { ...spec, stages: spec.stages.map((s) => (swappable(spec, s) ? { ...s, attention: kind } : s)) };
 }
 
 /** Why `kind` cannot run on this backbone at this resolution, or null. */
 function unsupported(spec: ModelSpec, kind: AttentionKind, resolution: number): string | null {
   const grids = stageGrids(spec, resolution);
   for (const [i, s] of spec.stages.entries()) {
-    if (s.clsToken) continue;
+    if (!swappable(spec, s)) continue;
     const needsLandmarks = kind === 'soft' || kind === 'soft_norm' || kind === 'nystrom' || kind === 'softmax_sr';
-    if (needsLandmarks && s.srRatio < 2 && kind !== 'softmax_sr')
+    if (needsLandmarks && s.clsToken) return `stage ${i + 1} carries a cls token, which is not on the token grid`;
+    if (needsLandmarks && !s.landmarkGrid && s.srRatio < 2 && kind !== 'softmax_sr')
       return `stage ${i + 1} has no landmark stride (sr_ratio ${s.srRatio})`;
-    if (needsLandmarks && Math.floor(grids[i]! / s.srRatio) < 1)
-      return `stage ${i + 1}: grid ${grids[i]} has no landmark at stride ${s.srRatio}`;
+    const grid = grids[i]!;
+    const m = kind === 'softmax_sr' ? Math.floor(grid / s.srRatio) ** 2 : stageLandmarks(s, grid, grid);
+    if (needsLandmarks && m < 1) return `stage ${i + 1}: grid ${grid} has no landmark at stride ${s.srRatio}`;
   }
   return null;
 }

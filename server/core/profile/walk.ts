@@ -1,6 +1,6 @@
 /**
  * Walks a ModelSpec at one input size and records every tensor and op, in the
- * official module order and state_dict naming (docs/MATHS.md §2.7).
+ * official module order and state_dict naming (docs/MATHS.md §2.7; timm's for the ViT, §2.10).
  */
 import { convOut } from '../models/build';
 import type { ModelSpec, StageSpec } from '../models/spec';
@@ -8,12 +8,21 @@ import { attentionWalk, classAttentionWalk, type AttentionShape } from './attent
 import { batchNorm, conv2d, layerNorm, linear, pointwise } from './layers';
 import { Recorder, type TensorEntry } from './recorder';
 
-function stemWalk(r: Recorder, prefix: string, stage: StageSpec, batch: number, inSize: number): number {
-  let size = inSize;
+/** The stem's convs (Sequential `proj.{3j}`, or the one conv `proj` of timm's PatchEmbed); returns the grid. */
+function stemWalk(
+  r: Recorder,
+  prefix: string,
+  stage: StageSpec,
+  batch: number,
+  inH: number,
+  inW: number,
+  single = false,
+): [number, number] {
+  let [h, w] = [inH, inW];
   stage.stem.forEach((c, j) => {
-    size = convOut(size, c);
-    const path = `${prefix}.proj.${3 * j}`;
-    const elems = batch * c.outChannels * size * size;
+    [h, w] = [convOut(h, c), convOut(w, c)];
+    const path = single ? `${prefix}.proj` : `${prefix}.proj.${3 * j}`;
+    const elems = batch * c.outChannels * h * w;
     conv2d(r, {
       path,
       images: batch,
@@ -21,8 +30,8 @@ function stemWalk(r: Recorder, prefix: string, stage: StageSpec, batch: number, 
       outC: c.outChannels,
       kernel: c.kernel,
       groups: 1,
-      outH: size,
-      outW: size,
+      outH: h,
+      outW: w,
       bias: c.bias,
       category: 'conv2d_patch_embed',
       kind: 'stem',
@@ -34,7 +43,7 @@ function stemWalk(r: Recorder, prefix: string, stage: StageSpec, batch: number, 
     if (c.activation === 'gelu')
       pointwise(r, `${prefix}.proj.${3 * j + 2}`, 'stem', 'GELU (erf)', { gelu_erf_elems: elems }, elems);
   });
-  return size;
+  return [h, w];
 }
 
 /** The positional embedding's state_dict tensor; returns its parameter count for `posEmbedWalk`. */
@@ -53,19 +62,20 @@ function posEmbedWalk(
   key: string,
   stage: StageSpec,
   batch: number,
-  grid: number,
+  gridH: number,
+  gridW: number,
   extraTokens: number,
   params: number,
 ): void {
   const g = stage.posEmbedGrid;
   const saved = r.location;
   r.location = { group: 'top_level', stage: 0, block: -1 };
-  const out = grid * grid * stage.dim;
-  const tokens = grid * grid + extraTokens;
+  const out = gridH * gridW * stage.dim;
+  const tokens = gridH * gridW + extraTokens;
   r.op({
     path: key,
     kind: 'pos_embed',
-    label: `interpolate ${g}²→${grid}² + add`,
+    label: `interpolate ${g}²→${gridH === gridW ? `${gridH}²` : `${gridH}×${gridW}`} + add`,
     params,
     elementwise: { interpolate_out_elems: out, other_pointwise_elems: batch * tokens * stage.dim },
     outputElems: batch * tokens * stage.dim,
@@ -184,7 +194,7 @@ function headWalk(r: Recorder, model: ModelSpec, batch: number, tokens: number):
   linear(r, 'head', batch, last.dim, model.numClasses, 'linear_head', 'head');
 }
 
-function softPyramidWalk(r: Recorder, model: ModelSpec, batch: number, resolution: number): void {
+function softPyramidWalk(r: Recorder, model: ModelSpec, batch: number, height: number, width: number): void {
   // The official state_dict lists own parameters, then children in registration order:
   // pos_embed1..4 + cls_token, patch_embed1..4, block1..4, norm, head. The walk visits them
   // stage by stage, so each stage's stem and block tensors are moved to their own lists as
@@ -196,17 +206,17 @@ function softPyramidWalk(r: Recorder, model: ModelSpec, batch: number, resolutio
   const own = r.tensors.splice(0, r.tensors.length);
   const patchEmbed: TensorEntry[] = [];
   const blocks: TensorEntry[] = [];
-  let size = resolution;
+  let [h, w] = [height, width];
   let tokens = 0;
   model.stages.forEach((stage, s) => {
     r.location = { group: `stage${stage.index}`, stage: stage.index, block: -1 };
-    size = stemWalk(r, `patch_embed${stage.index}`, stage, batch, size);
+    [h, w] = stemWalk(r, `patch_embed${stage.index}`, stage, batch, h, w);
     patchEmbed.push(...r.tensors.splice(0, r.tensors.length));
     const extra = stage.clsToken ? 1 : 0;
-    tokens = size * size + extra;
+    tokens = h * w + extra;
     if (stage.clsToken) clsTokenOp(r, batch, stage.dim);
-    posEmbedWalk(r, `pos_embed${stage.index}`, stage, batch, size, extra, posParams[s]!);
-    const shape: AttentionShape = { batch, gridH: size, gridW: size, tokens };
+    posEmbedWalk(r, `pos_embed${stage.index}`, stage, batch, h, w, extra, posParams[s]!);
+    const shape: AttentionShape = { batch, gridH: h, gridW: w, tokens };
     for (let i = 0; i < stage.depth; i++) {
       r.location = { group: `stage${stage.index}`, stage: stage.index, block: i };
       const p = `block${stage.index}.${i}`;
@@ -222,15 +232,15 @@ function softPyramidWalk(r: Recorder, model: ModelSpec, batch: number, resolutio
   r.tensors.unshift(...own, ...patchEmbed, ...blocks);
 }
 
-function ufoIsotropicWalk(r: Recorder, model: ModelSpec, batch: number, resolution: number): void {
+function ufoIsotropicWalk(r: Recorder, model: ModelSpec, batch: number, height: number, width: number): void {
   const stage = model.stages[0]!;
   r.location = { group: 'stage1', stage: 1, block: -1 };
-  const size = stemWalk(r, 'patch_embed', stage, batch, resolution);
-  const tokens = size * size;
-  posEmbedWalk(r, 'pos_embed', stage, batch, size, 0, posEmbedTensor(r, 'pos_embed', stage, 0));
+  const [h, w] = stemWalk(r, 'patch_embed', stage, batch, height, width);
+  const tokens = h * w;
+  posEmbedWalk(r, 'pos_embed', stage, batch, h, w, 0, posEmbedTensor(r, 'pos_embed', stage, 0));
   r.tensor('cls_token', [1, 1, stage.dim]);
   clsTokenOp(r, batch, stage.dim);
-  const shape: AttentionShape = { batch, gridH: size, gridW: size, tokens };
+  const shape: AttentionShape = { batch, gridH: h, gridW: w, tokens };
   for (let i = 0; i < stage.depth; i++) {
     r.location = { group: 'stage1', stage: 1, block: i };
     xcitBlock(r, `blocks.${i}`, stage, model, shape);
@@ -245,9 +255,50 @@ function ufoIsotropicWalk(r: Recorder, model: ModelSpec, batch: number, resoluti
   headWalk(r, model, batch, tokens + 1);
 }
 
-export function walkModel(model: ModelSpec, resolution: number, batch: number): Recorder {
+/**
+ * timm's VisionTransformer (§2.10). state_dict order as PyTorch saves it: the model's own
+ * parameters (cls_token, pos_embed) before its children (patch_embed, blocks, norm / fc_norm, head).
+ */
+function vitWalk(r: Recorder, model: ModelSpec, batch: number, height: number, width: number): void {
+  const stage = model.stages[0]!;
+  const extra = stage.clsToken ? 1 : 0;
+  if (stage.clsToken) r.tensor('cls_token', [1, 1, stage.dim]);
+  const posParams = posEmbedTensor(r, 'pos_embed', stage, extra);
+  r.location = { group: 'stage1', stage: 1, block: -1 };
+  const [h, w] = stemWalk(r, 'patch_embed', stage, batch, height, width, true);
+  const tokens = h * w + extra;
+  if (stage.clsToken) clsTokenOp(r, batch, stage.dim);
+  posEmbedWalk(r, 'pos_embed', stage, batch, h, w, extra, posParams);
+  const shape: AttentionShape = { batch, gridH: h, gridW: w, tokens };
+  for (let i = 0; i < stage.depth; i++) {
+    r.location = { group: 'stage1', stage: 1, block: i };
+    pvtPreNormBlock(r, `blocks.${i}`, stage, model, shape);
+    r.releaseAll();
+  }
+  r.location = { group: 'stage1', stage: 1, block: -1 };
+  if (stage.clsToken) {
+    headWalk(r, model, batch, tokens);
+    return;
+  }
+  // global_pool 'avg': mean over the tokens, fc_norm on the pooled row, head.
+  pointwise(
+    r,
+    'pool',
+    'head',
+    'mean over the tokens',
+    { other_pointwise_elems: batch * tokens * stage.dim },
+    batch * stage.dim,
+  );
+  layerNorm(r, 'fc_norm', batch, stage.dim);
+  r.location = { group: 'head', stage: 0, block: -1 };
+  linear(r, 'head', batch, stage.dim, model.numClasses, 'linear_head', 'head');
+}
+
+/** Every tensor and op of the model at an H×W input (`width` defaults to a square input). */
+export function walkModel(model: ModelSpec, resolution: number, batch: number, width = resolution): Recorder {
   const r = new Recorder();
-  if (model.family === 'soft') softPyramidWalk(r, model, batch, resolution);
-  else ufoIsotropicWalk(r, model, batch, resolution);
+  if (model.family === 'soft') softPyramidWalk(r, model, batch, resolution, width);
+  else if (model.family === 'ufo') ufoIsotropicWalk(r, model, batch, resolution, width);
+  else vitWalk(r, model, batch, resolution, width);
   return r;
 }

@@ -19,7 +19,7 @@ import type {
   RuntimeId,
   ScalingFit,
 } from '../../../protocol/results';
-import { landmarkCount, stageGrids } from '../../core/models/build';
+import { landmarkShape, stageGrids } from '../../core/models/build';
 import { attentionSetting } from '../../core/models/comparison';
 import type { AttentionKind, ModelSpec, StageSpec } from '../../core/models/spec';
 import { attentionLayer, attentionPrefix, block, type LayerContext } from '../../core/engine/blocks';
@@ -50,6 +50,17 @@ export interface BenchOptions {
   resolutions?: number[];
   /** Optional sweep of token counts at stage 1's width (square grids). */
   tokens?: number[];
+  /**
+   * Optional sweep of explicit token grids (rows × columns) at stage 1's width, n = h·w exactly: for
+   * token counts that are no square (the SOFT paper's n = 784·p on 28×28p grids, scripts/paper/fig1b.ts).
+   */
+  grids?: { h: number; w: number }[];
+  /**
+   * Time the token sweep's points as the scaling sweep's: for at least half the budget, and again
+   * (up to 3 attempts, the quietest kept) while other processes are busy — for a sweep whose
+   * figures are compared across sizes (scripts/paper/fig1b.ts).
+   */
+  retimeContended?: boolean;
   /** Fixed-landmark scaling sweep (default on). */
   scaling?: boolean;
   /** Measure each runtime's matmul throughput and read bandwidth after its cases, for the roofline (default on). */
@@ -95,7 +106,9 @@ interface Workload {
   attention: AttentionKind;
   level: Level;
   resolution: number | null;
+  /** Token grid rows × columns (equal but for the `grids` sweep). */
   grid: number;
+  gridW: number;
   tokens: number;
   landmarks: number | null;
   /** SOFT landmark stride for this case (the scaling sweep changes it to keep m fixed). */
@@ -128,14 +141,31 @@ function comparisonAttentions(model: ModelSpec): AttentionKind[] {
   return [...new Set<AttentionKind>([own, 'ufo', 'softmax'])];
 }
 
+function pooledKind(attention: AttentionKind): boolean {
+  return attention === 'soft' || attention === 'soft_norm' || attention === 'nystrom';
+}
+
+/** The stage a case runs: its attention, and the landmark stride the case sets (the scaling sweep's). */
+function caseStage(w: Pick<Workload, 'stage' | 'attention' | 'ratio'>): StageSpec {
+  return { ...w.stage, attention: w.attention, srRatio: w.ratio };
+}
+
+/** Landmarks of a case's attention on its grid, or null for attentions without landmarks. */
+function caseLandmarks(w: Pick<Workload, 'stage' | 'attention' | 'ratio' | 'grid' | 'gridW'>): number | null {
+  if (!pooledKind(w.attention)) return null;
+  const { h, w: cols } = landmarkShape(caseStage(w), w.grid, w.gridW);
+  return h * cols;
+}
+
 /** Why an attention cannot run on a stage, or null. */
-function unsupported(stage: StageSpec, attention: AttentionKind, grid: number, ratio: number): string | null {
-  const pooled = attention === 'soft' || attention === 'soft_norm' || attention === 'nystrom';
+function unsupported(w: Workload): string | null {
+  const { stage, attention } = w;
+  const pooled = pooledKind(attention);
   if ((pooled || attention === 'softmax_sr') && stage.clsToken) {
     return `${attention} needs a token grid without a cls token; stage ${stage.index} carries one`;
   }
-  if (pooled && landmarkCount(grid, ratio) < 1) {
-    return `no landmark: a ${grid}×${grid} grid is smaller than the ${ratio}×${ratio} landmark conv`;
+  if (pooled && caseLandmarks(w)! < 1) {
+    return `no landmark: a ${w.grid}×${w.gridW} grid is smaller than the ${w.ratio}×${w.ratio} landmark conv`;
   }
   return null;
 }
@@ -152,38 +182,32 @@ function planWorkloads(o: BenchOptions): Workload[] {
       const grid = grids[stage.index - 1]!;
       for (const attention of attentions) {
         for (const level of levels) {
-          const isSoft = attention === 'soft' || attention === 'soft_norm' || attention === 'nystrom';
+          const w = { stage, attention, ratio: stage.srRatio, grid, gridW: grid };
           out.push({
+            ...w,
             group: 'config',
-            stage,
-            attention,
             level,
             resolution,
-            grid,
             tokens: grid * grid + (stage.clsToken ? 1 : 0),
-            landmarks: isSoft ? landmarkCount(grid, stage.srRatio) : null,
-            ratio: stage.srRatio,
+            landmarks: caseLandmarks(w),
           });
         }
       }
     }
   }
-  const first = model.stages[0]!;
-  for (const t of o.tokens ?? []) {
-    const grid = Math.max(1, Math.round(Math.sqrt(t)));
-    for (const attention of attentions) {
-      const isSoft = attention === 'soft' || attention === 'soft_norm' || attention === 'nystrom';
-      out.push({
-        group: 'sweep',
-        stage: first,
-        attention,
-        level: 'attention',
-        resolution: null,
-        grid,
-        tokens: grid * grid,
-        landmarks: isSoft ? landmarkCount(grid, first.srRatio) : null,
-        ratio: first.srRatio,
-      });
+  // The sweeps feed plain token sequences (no cls token) at stage 1's width.
+  const first: StageSpec = { ...model.stages[0]!, clsToken: false };
+  const sweepGrids = [
+    ...(o.tokens ?? []).map((t) => Math.max(1, Math.round(Math.sqrt(t)))).map((side) => ({ h: side, w: side })),
+    ...(o.grids ?? []),
+  ];
+  // The token sweep times the attention layer unless levels were asked for.
+  for (const level of o.levels ?? ['attention']) {
+    for (const { h, w: cols } of sweepGrids) {
+      for (const attention of attentions) {
+        const w = { stage: first, attention, ratio: first.srRatio, grid: h, gridW: cols };
+        out.push({ ...w, group: 'sweep', level, resolution: null, tokens: h * cols, landmarks: caseLandmarks(w) });
+      }
     }
   }
   if (o.scaling ?? true) {
@@ -192,17 +216,14 @@ function planWorkloads(o: BenchOptions): Workload[] {
         const grid = Math.round(Math.sqrt(t));
         // m = 49 fixed, as the 2021 code built it (quirk Q9): stride = grid/7.
         const ratio = Math.max(1, Math.floor(grid / 7));
-        const isSoft = attention === 'soft' || attention === 'soft_norm' || attention === 'nystrom';
+        const w = { stage: first, attention, ratio, grid, gridW: grid };
         out.push({
+          ...w,
           group: 'scaling',
-          stage: first,
-          attention,
           level: 'attention',
           resolution: null,
-          grid,
           tokens: grid * grid,
-          landmarks: isSoft ? landmarkCount(grid, ratio) : null,
-          ratio,
+          landmarks: caseLandmarks(w),
         });
       }
     }
@@ -216,12 +237,12 @@ function buildGraph(
   batch: number,
   runtime: RuntimeDescription,
 ): { graph: Graph; output: Tensor } {
-  const stage: StageSpec = { ...w.stage, attention: w.attention, srRatio: w.ratio };
+  const stage = caseStage(w);
   const g = new Graph();
   const c: LayerContext = {
     batch,
     gridH: w.grid,
-    gridW: w.grid,
+    gridW: w.gridW,
     tokens: w.tokens,
     distance: 'expanded',
     ...graphOptionsFor(runtime),
@@ -257,7 +278,8 @@ function deviceBudget(runner: Runner, report: DeviceReport): { bytes: number; wh
 const REFUSAL_BYTES: BytesFormat = { ...REPORT_BYTES, smallest: 'MiB' };
 
 function caseId(r: RuntimeId, w: Workload): string {
-  return `${r}/${w.group}/s${w.stage.index}/${w.attention}/${w.level}/N${w.tokens}`;
+  const rect = w.gridW !== w.grid ? `/${w.grid}x${w.gridW}` : '';
+  return `${r}/${w.group}/s${w.stage.index}/${w.attention}/${w.level}/N${w.tokens}${rect}`;
 }
 
 function relError(out: ArrayLike<number>, ref: ArrayLike<number>): number {
@@ -414,8 +436,9 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
         resolution: w.resolution,
         tokens: w.tokens,
         grid: w.grid,
+        ...(w.gridW !== w.grid ? { gridW: w.gridW } : {}),
         landmarks: w.landmarks,
-        setting: attentionSetting({ ...w.stage, attention: w.attention, srRatio: w.ratio }, o.model, w.grid, w.grid),
+        setting: attentionSetting(caseStage(w), o.model, w.grid, w.gridW),
         dim: w.stage.dim,
         heads: w.stage.heads,
         status: 'ok',
@@ -432,7 +455,7 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
         record({ ...base, status: 'failed', message: `not run: ${lost.message}` });
         continue;
       }
-      const why = unsupported(w.stage, w.attention, w.grid, w.ratio);
+      const why = unsupported(w);
       if (why) {
         record({ ...base, status: 'skipped', message: why });
         continue;
@@ -519,7 +542,7 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
           }
           last = ms;
         }
-        const scaling = w.group === 'scaling';
+        const scaling = w.group === 'scaling' || (w.group === 'sweep' && !!o.retimeContended);
         const limits = {
           budgetMs,
           minReps: last > budgetMs / 2 ? 3 : MIN_REPS,

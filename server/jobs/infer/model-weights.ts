@@ -40,6 +40,10 @@ export function expectedModelTensors(spec: ModelSpec): TensorEntry[] {
 /** Keys of the positional embeddings and how many leading non-grid rows (cls positions) each has. */
 function posEmbedKeys(spec: ModelSpec): { stage: number; key: string; extra: number }[] {
   if (spec.family === 'ufo') return spec.stages[0] ? [{ stage: 0, key: 'pos_embed', extra: 0 }] : [];
+  if (spec.family === 'vit') {
+    const s = spec.stages[0];
+    return s ? [{ stage: 0, key: 'pos_embed', extra: s.clsToken ? 1 : 0 }] : [];
+  }
   return spec.stages.map((s, i) => ({ stage: i, key: `pos_embed${s.index}`, extra: s.clsToken ? 1 : 0 }));
 }
 
@@ -86,6 +90,46 @@ export class WeightMismatchError extends Error {
 
 const FLOAT_DTYPES = new Set(['float32', 'float64', 'float16', 'bfloat16']);
 
+/** Elements start … end−1 of a tensor's data, as a view where the data is a typed array. */
+function sliceData(data: ArrayLike<number>, start: number, end: number): ArrayLike<number> {
+  if (ArrayBuffer.isView(data)) return (data as unknown as Float32Array).subarray(start, end);
+  return Array.prototype.slice.call(data, start, end) as number[];
+}
+
+/**
+ * A timm VisionTransformer checkpoint in this engine's key names. timm's `Attention` has one
+ * `qkv` Linear(D, 3D) whose rows are Q, K, V in that order (each head-major); the engine's
+ * attentions that share its projections (softmax, Performer, Linformer) read `q` Linear(D, D) and
+ * `kv` Linear(D, 2D) (K rows then V rows, PVT's layout, docs/MATHS.md §2.4). So `qkv` rows 0…D−1
+ * are `q` and rows D…3D−1 are `kv`, exactly; a weight split by rows, nothing recomputed. Other keys
+ * (`patch_embed.proj`, `cls_token`, `pos_embed`, `norm`, `head`, `blocks.{i}.norm1` …) are timm's
+ * names already. Tensors of other families, or a checkpoint already split, pass through.
+ */
+export function engineCheckpointKeys(
+  spec: ModelSpec,
+  tensors: ReadonlyMap<string, CheckpointTensor>,
+): ReadonlyMap<string, CheckpointTensor> {
+  if (spec.family !== 'vit') return tensors;
+  const D = spec.stages[0]?.dim ?? 0;
+  let out: Map<string, CheckpointTensor> | null = null;
+  for (const [key, t] of tensors) {
+    const m = /^(blocks\.\d+\.attn)\.qkv\.(weight|bias)$/.exec(key);
+    if (!m || t.shape[0] !== 3 * D || t.data instanceof BigInt64Array) continue;
+    out ??= new Map(tensors);
+    const [prefix, leaf] = [m[1]!, m[2]!];
+    const rowSize = leaf === 'weight' ? t.shape[1]! : 1;
+    const rest = t.shape.slice(1);
+    out.delete(key);
+    out.set(`${prefix}.q.${leaf}`, { ...t, shape: [D, ...rest], data: sliceData(t.data, 0, D * rowSize) });
+    out.set(`${prefix}.kv.${leaf}`, {
+      ...t,
+      shape: [2 * D, ...rest],
+      data: sliceData(t.data, D * rowSize, 3 * D * rowSize),
+    });
+  }
+  return out ?? tensors;
+}
+
 /**
  * A WeightSource serving `graph`'s weight nodes from a checkpoint. Throws WeightMismatchError
  * when the checkpoint misses expected tensors, has tensors the model lacks, or has a different
@@ -98,6 +142,7 @@ export function bindCheckpoint(
   tensors: ReadonlyMap<string, CheckpointTensor>,
   source = 'checkpoint',
 ): WeightSource {
+  tensors = engineCheckpointKeys(spec, tensors);
   const expected = expectedModelTensors(spec);
   const relevant = new Map([...tensors].filter(([key]) => !ignored(key)));
   const check = checkAgainst(relevant, expected);

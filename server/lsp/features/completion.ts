@@ -28,7 +28,9 @@ export function completion(doc: AnalyzedDocument, text: TextDocument, position: 
       kind: CompletionItemKind.EnumMember,
       detail: m.published
         ? `${m.published.params} params, ${m.published.gflops} GMACs, top-1 ${m.published.top1} %`
-        : 'XCiT-sized assumption',
+        : m.params.family === 'ufo'
+          ? 'XCiT-sized assumption'
+          : 'no published figures',
       documentation: { kind: 'markdown', value: [m.title, ...m.notes].join('\n\n') },
     }));
   }

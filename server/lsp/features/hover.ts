@@ -56,7 +56,9 @@ export function hover(
     const lines = spec.stages.map((s) => {
       const st = p?.stages.find((x) => x.stage === s.index);
       const lm = st?.landmarks != null ? `, ${st.landmarks} landmarks` : '';
-      return `- stage ${s.index}: ${s.attention}, D=${s.dim}, ${s.heads} heads of ${s.headDim}, depth ${s.depth}, FFN ${s.mlpHidden}, r=${s.srRatio}${st ? `, ${st.tokens} tokens${lm}` : ''}`;
+      // A fixed landmark grid (vit_paper_fig1b) sets the landmark strides from the grid, not from r.
+      const fixed = s.landmarkGrid ? ` (landmarks: fixed ${s.landmarkGrid}×${s.landmarkGrid} grid)` : '';
+      return `- stage ${s.index}: ${s.attention}, D=${s.dim}, ${s.heads} heads of ${s.headDim}, depth ${s.depth}, FFN ${s.mlpHidden}, r=${s.srRatio}${fixed}${st ? `, ${st.tokens} tokens${lm}` : ''}`;
     });
     parts.push(`Resolved (${spec.name} @${spec.resolutions[0]}):\n${lines.join('\n')}`);
   }

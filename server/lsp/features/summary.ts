@@ -61,13 +61,15 @@ export function codeLenses(
   // An untrusted workspace runs no model, so it gets no lens that would.
   if (!p || !spec || !o.canRun || doc.analysis.diagnostics.some((d) => d.severity === 'error')) return lenses;
   lenses.push({ range, command: { title: 'Benchmark attention', command: Commands.benchmark, arguments: [doc.uri] } });
-  if (spec.stages.some((s) => s.attention === 'soft' || s.attention === 'soft_norm')) {
+  // The pinv analysis covers SOFT's Newton–Raphson and Nyströmformer's iteration.
+  if (spec.stages.some((s) => s.attention === 'soft' || s.attention === 'soft_norm' || s.attention === 'nystrom')) {
     lenses.push({
       range,
       command: { title: 'Pseudo-inverse convergence', command: Commands.pinv, arguments: [doc.uri] },
     });
   }
-  const kind = spec.stages.find((s) => !s.clsToken)?.attention ?? 'softmax';
+  // The SOFT pyramid's stage-4 cls block is always softmax; the ViT's one stage names its attention, cls token or not.
+  const kind = spec.stages.find((s) => !(spec.family === 'soft' && s.clsToken))?.attention ?? 'softmax';
   lenses.push({
     range,
     command: {

@@ -1,8 +1,16 @@
 /**
- * `vitlens/bench`, `vitlens/pinv` and `vitlens/devices`: jobs that run in a worker process
- * (job-runner.ts). Bench and pinv run a model, so an untrusted workspace is refused them.
+ * `vitlens/bench`, `vitlens/pinv`, `vitlens/approx` and `vitlens/devices`: jobs that run in a worker
+ * process (job-runner.ts). Bench, pinv and approx run a model, so an untrusted workspace is refused them.
  */
-import { BenchRequest, DevicesRequest, PinvRequest, type BenchParams, type PinvParams } from '../../../protocol/lsp';
+import {
+  ApproxRequest,
+  BenchRequest,
+  DevicesRequest,
+  PinvRequest,
+  type ApproxParams,
+  type BenchParams,
+  type PinvParams,
+} from '../../../protocol/lsp';
 import { pickBestBackend } from '../../runtimes/ranking';
 import type { ServerContext } from '../context';
 
@@ -45,6 +53,25 @@ export function registerJobHandlers({ connection, configs, settings, trust, jobs
         ...(p.arithmetic ? { dtype: p.arithmetic } : {}),
         ...(p.iterations !== undefined ? { iterations: p.iterations } : {}),
         ...(p.seed !== undefined ? { seed: p.seed } : {}),
+      },
+      token,
+    );
+  });
+  connection.onRequest(ApproxRequest, async (p: ApproxParams, token) => {
+    trust.refuseUntrusted('The approximation analysis');
+    const model = configs.spec(p.uri);
+    // The config's own paths are relative to it (resolved as inference resolves them); the request's are absolute.
+    const fromConfig = configs.inputs(p.uri, (await settings.get(p.uri)).infer.checkpointSearchPaths)!;
+    const { uri: _uri, checkpoint, image, ...rest } = p;
+    return jobs.run(
+      p.uri,
+      {
+        kind: 'approx' as const,
+        model,
+        config: p.uri,
+        checkpoint: checkpoint !== undefined ? checkpoint : fromConfig.checkpoint,
+        image: image !== undefined ? image : (fromConfig.images[0] ?? null),
+        ...rest,
       },
       token,
     );

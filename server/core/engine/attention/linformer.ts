@@ -60,6 +60,14 @@ export function linformerAttention(
     const row = g.matmul(softmaxWeights(g, g.slice(q, 2, i, i + 1), kT), f); // [B,h,1,N]
     probe.map = g.reshape(row, [B, h, N]);
     probe.meaning = `Linformer implied attention row softmax(qᵢ(E·K)ᵀ/√d)·F over the ${N} tokens (exact, since F is linear; its sum is the weighted mean of F's row sums, 1 only if those are, and entries can be negative)`;
+    // The uncompressed keys and values, per head: what exact attention would use.
+    const quarter = (t: Tensor) => g.scale(t, 1 / Math.sqrt(Math.sqrt(dh)));
+    probe.operands = {
+      q: quarter(q),
+      k: quarter(heads(g.slice(kv, 2, 0, D), N)),
+      v: heads(g.slice(kv, 2, D, 2 * D), N),
+      linformer: { e, f },
+    };
   }
   const merged = g.reshape(g.transpose(out, [0, 2, 1, 3]), [B, N, D]);
   return g.linear(merged, `${prefix}.proj`, D, D);

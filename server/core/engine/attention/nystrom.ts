@@ -39,6 +39,8 @@ export interface NystromShape {
   heads: number;
   /** Landmark pooling kernel and stride r. */
   ratio: number;
+  /** Pooling kernel and stride along the columns when not `ratio` (a fixed landmark grid on a rectangular token grid, as soft.ts). */
+  ratioW?: number;
   /** Steps of the pseudo-inverse iteration (6 in the references). */
   iterations: number;
   conv: NystromConv;
@@ -77,21 +79,43 @@ export function nystromInverseGraph(g: Graph, a: Tensor, iterations: number): Te
  * j = y'·⌊W/r⌋ + x'. Reshape + two sums, so no runtime needs a pooling op: the rows and columns
  * are cut to whole patches, the grid viewed as [B·h, H', r, W', r, d], and both r-axes summed.
  */
-function averagePool(g: Graph, t: Tensor, B: number, h: number, H: number, W: number, r: number): Tensor {
+function averagePool(g: Graph, t: Tensor, B: number, h: number, H: number, W: number, r: number, rw = r): Tensor {
   const d = t.shape[3]!;
   const lh = Math.floor(H / r);
-  const lw = Math.floor(W / r);
+  const lw = Math.floor(W / rw);
   let grid = g.reshape(t, [B * h, H, W, d]);
   if (lh * r < H) grid = g.slice(grid, 1, 0, lh * r);
-  if (lw * r < W) grid = g.slice(grid, 2, 0, lw * r);
-  const patches = g.reshape(grid, [B * h, lh, r, lw, r, d]);
+  if (lw * rw < W) grid = g.slice(grid, 2, 0, lw * rw);
+  const patches = g.reshape(grid, [B * h, lh, r, lw, rw, d]);
   const summed = g.reduce('sum', g.reduce('sum', patches, 4), 2); // [B·h, lh, 1, lw, 1, d]
-  return g.scale(g.reshape(summed, [B, h, lh * lw, d]), 1 / (r * r));
+  return g.scale(g.reshape(summed, [B, h, lh * lw, d]), 1 / (r * rw));
 }
 
-/** `x` is [B, H·W, D] (no cls token); weights under `${prefix}.q`, `.kv`, `.proj` and `.conv`. */
-export function nystromAttention(g: Graph, x: Tensor, prefix: string, s: NystromShape, probe?: AttentionProbe): Tensor {
+/** Nyström attention's projections and its three softmax kernels, before the inverse. */
+export interface NystromKernels {
+  /** Q·d^-¼, K·d^-¼ and V, [B, h, N, d]. */
+  q: Tensor;
+  k: Tensor;
+  v: Tensor;
+  /** softmax(Q·K̃ᵀ) [B,h,N,m], A = softmax(Q̃·K̃ᵀ) [B,h,m,m] (the matrix the iteration inverts), softmax(Q̃·Kᵀ) [B,h,m,N]. */
+  f: Tensor;
+  a: Tensor;
+  b: Tensor;
+  landmarks: number;
+}
+
+/**
+ * The first half of `nystromAttention`, up to the kernels: exported so the pseudo-inverse
+ * analysis (server/jobs/pinv.ts) inverts the very A the layer builds, from the same weights.
+ */
+export function nystromKernels(
+  g: Graph,
+  x: Tensor,
+  prefix: string,
+  s: Omit<NystromShape, 'iterations' | 'conv'>,
+): NystromKernels {
   const { batch: B, gridH: H, gridW: W, dim: D, heads: h, ratio: r } = s;
+  const rw = s.ratioW ?? r;
   const N = H * W;
   const dh = D / h;
   if (!Number.isInteger(dh)) throw new Error(`Nyström attention: width ${D} does not split into ${h} heads`);
@@ -101,17 +125,12 @@ export function nystromAttention(g: Graph, x: Tensor, prefix: string, s: Nystrom
     );
   }
   const lh = Math.floor(H / r);
-  const lw = Math.floor(W / r);
+  const lw = Math.floor(W / rw);
   const m = lh * lw;
-  if (!Number.isInteger(r) || r < 1 || m < 1)
+  if (!Number.isInteger(r) || !Number.isInteger(rw) || r < 1 || rw < 1 || m < 1)
     throw new Error(
-      `Nyström attention: a ${H}×${W} grid has no ${r}×${r} landmark (ratio too large for this resolution)`,
+      `Nyström attention: a ${H}×${W} grid has no ${r}×${rw} landmark (ratio too large for this resolution)`,
     );
-  if (s.conv.kind !== 'none' && (!Number.isInteger(s.conv.kernel) || s.conv.kernel < 1 || s.conv.kernel % 2 === 0)) {
-    throw new Error(
-      `Nyström attention: conv kernel ${s.conv.kernel} must be a positive odd integer (padding kernel//2 keeps the token count only then)`,
-    );
-  }
 
   const scale = 1 / Math.sqrt(Math.sqrt(dh));
   const q = g.scale(g.transpose(g.reshape(g.linear(x, `${prefix}.q`, D, D), [B, N, h, dh]), [0, 2, 1, 3]), scale);
@@ -119,11 +138,25 @@ export function nystromAttention(g: Graph, x: Tensor, prefix: string, s: Nystrom
   const k = g.scale(g.reshape(g.slice(kv, 0, 0, 1), [B, h, N, dh]), scale);
   const v = g.reshape(g.slice(kv, 0, 1, 2), [B, h, N, dh]);
 
-  const qLand = averagePool(g, q, B, h, H, W, r); // [B,h,m,dh]
-  const kLandT = g.transposeLast2(averagePool(g, k, B, h, H, W, r)); // [B,h,dh,m]
+  const qLand = averagePool(g, q, B, h, H, W, r, rw); // [B,h,m,dh]
+  const kLandT = g.transposeLast2(averagePool(g, k, B, h, H, W, r, rw)); // [B,h,dh,m]
   const f = g.softmax(g.matmul(q, kLandT)); // [B,h,N,m]
   const a = g.softmax(g.matmul(qLand, kLandT)); // [B,h,m,m]
   const b = g.softmax(g.matmul(qLand, g.transposeLast2(k))); // [B,h,m,N]
+  return { q, k, v, f, a, b, landmarks: m };
+}
+
+/** `x` is [B, H·W, D] (no cls token); weights under `${prefix}.q`, `.kv`, `.proj` and `.conv`. */
+export function nystromAttention(g: Graph, x: Tensor, prefix: string, s: NystromShape, probe?: AttentionProbe): Tensor {
+  const { batch: B, gridH: H, gridW: W, dim: D, heads: h } = s;
+  const N = H * W;
+  const dh = D / h;
+  if (s.conv.kind !== 'none' && (!Number.isInteger(s.conv.kernel) || s.conv.kernel < 1 || s.conv.kernel % 2 === 0)) {
+    throw new Error(
+      `Nyström attention: conv kernel ${s.conv.kernel} must be a positive odd integer (padding kernel//2 keeps the token count only then)`,
+    );
+  }
+  const { q, k, f, a, b, v, landmarks: m } = nystromKernels(g, x, prefix, s);
   const z = nystromInverseGraph(g, a, s.iterations);
   // The reference's association: (F·Z)·(B·V), never an N×N product.
   let out = g.matmul(g.matmul(f, z), g.matmul(b, v)); // [B,h,N,dh]
@@ -133,6 +166,7 @@ export function nystromAttention(g: Graph, x: Tensor, prefix: string, s: Nystrom
     probe.map = g.reshape(row, [B, h, N]);
     probe.keys = { h: H, w: W, cls: false };
     probe.meaning = `Nyström implied attention row softmax(qᵢK̃ᵀ)·Z·softmax(Q̃Kᵀ) (${m} landmarks, Z after ${s.iterations} iterations; rows sum to about 1 but can be negative; the conv skip on V is not included)`;
+    probe.operands = { q, k, v };
   }
 
   if (s.conv.kind === 'grid') {

@@ -29,6 +29,12 @@ export interface SoftShape {
   heads: number;
   /** Landmark conv kernel and stride r (sr_ratio). */
   ratio: number;
+  /**
+   * Kernel and stride along the columns when they differ from `ratio`: a fixed landmark grid on a
+   * rectangular token grid (StageSpec.landmarkGrid; the SOFT paper's Figure 1b keeps m = 49 on
+   * 28×28p grids with 4×4p). Absent: `ratio`, the official square conv.
+   */
+  ratioW?: number;
   /** Depthwise conv kernel on V (conv_size); 0 turns the residual off. */
   convKernel: number;
   landmarkEps: number;
@@ -66,14 +72,17 @@ export function gaussianKernel(g: Graph, a: Tensor, b: Tensor, method: DistanceM
 /** `x` is [B, N, D] with N = gridH·gridW (no cls token); weights under `${prefix}.W_q` … `${prefix}.ff`. */
 export function softAttention(g: Graph, x: Tensor, prefix: string, s: SoftShape, probe?: AttentionProbe): SoftParts {
   const { batch: B, gridH: H, gridW: W, dim: D, heads: h, ratio: r } = s;
+  const rw = s.ratioW ?? r;
   const N = H * W;
   const dh = D / h;
   if (x.shape[1] !== N) throw new Error(`SOFT attention: ${x.shape[1]} tokens for a ${H}×${W} grid`);
   const lh = Math.floor(H / r);
-  const lw = Math.floor(W / r);
+  const lw = Math.floor(W / rw);
   const m = lh * lw;
   if (m < 1)
-    throw new Error(`SOFT attention: a ${H}×${W} grid has no ${r}×${r} landmark (ratio too large for this resolution)`);
+    throw new Error(
+      `SOFT attention: a ${H}×${W} grid has no ${r}×${rw} landmark (ratio too large for this resolution)`,
+    );
   const attn = `${prefix}.attn`;
 
   const heads = (t: Tensor) => g.transpose(g.reshape(t, [B, N, h, dh]), [0, 2, 1, 3]); // [B,h,N,dh]
@@ -82,7 +91,7 @@ export function softAttention(g: Graph, x: Tensor, prefix: string, s: SoftShape,
 
   // Landmarks: every head's Qs as an image [B·h, dh, H, W] through the one shared conv.
   const image = g.transpose(g.reshape(qs, [B * h, H, W, dh]), [0, 3, 1, 2]);
-  const conv = g.conv2d(image, g.weight(`${attn}.Qlandmark_op.weight`, [dh, dh, r, r]), null, { stride: r });
+  const conv = g.conv2d(image, g.weight(`${attn}.Qlandmark_op.weight`, [dh, dh, r, rw]), null, { stride: [r, rw] });
   const tokens = g.reshape(g.transpose(g.reshape(conv, [B * h, dh, m]), [0, 2, 1]), [B, h, m, dh]);
   const normed = g.layerNorm(
     tokens,
@@ -104,6 +113,8 @@ export function softAttention(g: Graph, x: Tensor, prefix: string, s: SoftShape,
     probe.map = g.reshape(row, [B, h, N]);
     probe.keys = { h: H, w: W, cls: false };
     probe.meaning = `${s.normalised ? 'SOFT-Norm' : 'SOFT'} implied attention row K1·K2⁺·K1ᵀ (Newton inverse as run; not normalised, can be negative; the depthwise-conv residual on V is not included)`;
+    // No key projection: the keys are the queries (§1.2).
+    probe.operands = { q: qs, k: qs, v, landmarks, input: x, prefix };
   }
 
   if (s.convKernel > 0) {

@@ -64,12 +64,12 @@ export function softmaxAttention(g: Graph, x: Tensor, prefix: string, s: Softmax
     );
   }
   // kv rows 0..D−1 are K, D..2D−1 are V, head-major inside each (§2.4).
-  const kv = g.transpose(
-    g.reshape(g.linear(kvSource, `${prefix}.kv`, D, 2 * D), [B, kvTokens, 2, h, dh]),
-    [2, 0, 3, 1, 4],
-  ); // [2,B,h,T,dh]
-  const k = g.reshape(g.slice(kv, 0, 0, 1), [B, h, kvTokens, dh]);
-  const v = g.reshape(g.slice(kv, 0, 1, 2), [B, h, kvTokens, dh]);
+  const kvProjection = g.dense(`${prefix}.kv`, D, 2 * D);
+  const keysAndValues = (source: Tensor, n: number): [Tensor, Tensor] => {
+    const kv = g.transpose(g.reshape(kvProjection(source), [B, n, 2, h, dh]), [2, 0, 3, 1, 4]); // [2,B,h,n,dh]
+    return [g.reshape(g.slice(kv, 0, 0, 1), [B, h, n, dh]), g.reshape(g.slice(kv, 0, 1, 2), [B, h, n, dh])];
+  };
+  const [k, v] = keysAndValues(kvSource, kvTokens);
   const kT = g.transpose(k, [0, 1, 3, 2]);
 
   const rowsPerTile = Math.max(1, Math.floor(s.maxScoreElements / (B * h * kvTokens)));
@@ -87,6 +87,12 @@ export function softmaxAttention(g: Graph, x: Tensor, prefix: string, s: Softmax
       ? { h: Math.floor(s.gridH / s.srRatio), w: Math.floor(s.gridW / s.srRatio), cls: false }
       : { h: s.gridH, w: s.gridW, cls: N === s.gridH * s.gridW + 1 };
     probe.meaning = `softmax attention row (sums to 1 over ${reduced ? `the ${s.srRatio}×${s.srRatio}-reduced keys` : 'the keys'})`;
+    const quarter = (t: Tensor) => g.scale(t, 1 / Math.sqrt(Math.sqrt(dh)));
+    if (reduced) {
+      // The unreduced keys and values of the same projection: what exact attention would use.
+      const [kFull, vFull] = keysAndValues(x, N);
+      probe.operands = { q: quarter(q), k: quarter(kFull), v: vFull, reduced: { k: quarter(k), v } };
+    } else probe.operands = { q: quarter(q), k: quarter(k), v };
   }
   const merged = g.reshape(g.transpose(out, [0, 2, 1, 3]), [B, N, D]);
   return g.linear(merged, `${prefix}.proj`, D, D);

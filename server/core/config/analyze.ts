@@ -14,6 +14,7 @@ import {
 import { linformerK } from '../models/comparison';
 import {
   DEFAULT_COMPARISON,
+  needsTokenGrid,
   type AttentionKind,
   type ComparisonParams,
   type GlobalPool,
@@ -228,7 +229,7 @@ export function analyzeConfig(text: string, options: AnalyzeOptions = {}): Confi
     const isSoft = kind === 'soft' || kind === 'soft_norm';
     const attnSpanOf = () =>
       itemSpan(entries.get('attention'), s) ?? entries.get('model')?.value.span ?? { start: 0, end: 1 };
-    const gridPooling = isSoft || kind === 'nystrom' || kind === 'softmax_sr';
+    const gridPooling = needsTokenGrid(kind);
     // A fixed landmark grid (vit_paper_fig1b) sets the landmark strides from the grid, not from sr_ratios.
     const fixedLandmarks = !!params.landmarkGrid && kind !== 'softmax_sr';
     if (params.family === 'vit' && gridPooling && clsStage(s)) {

@@ -51,8 +51,8 @@ export function layerContext(
   };
 }
 
-/** SOFT/SOFT-Norm parameters of a stage, as the official model builds them. */
-export function softShape(stage: StageSpec, model: ModelSpec, c: LayerContext): SoftShape {
+/** The shape facts SOFT and Nyströmformer share: the grid, the widths and the landmark strides (rows, columns). */
+function landmarkLayer(stage: StageSpec, c: LayerContext) {
   const [ratio, ratioW] = landmarkStrides(stage, c.gridH, c.gridW);
   return {
     batch: c.batch,
@@ -62,6 +62,13 @@ export function softShape(stage: StageSpec, model: ModelSpec, c: LayerContext): 
     heads: stage.heads,
     ratio,
     ...(ratioW !== ratio ? { ratioW } : {}),
+  };
+}
+
+/** SOFT/SOFT-Norm parameters of a stage, as the official model builds them. */
+export function softShape(stage: StageSpec, model: ModelSpec, c: LayerContext): SoftShape {
+  return {
+    ...landmarkLayer(stage, c),
     convKernel: stage.localConvKernel,
     landmarkEps: stage.landmarkNormEps,
     newton: { variant: model.newton.variant, iterations: model.newton.maxIter },
@@ -72,15 +79,8 @@ export function softShape(stage: StageSpec, model: ModelSpec, c: LayerContext): 
 
 /** Nyströmformer parameters of a stage (the pinv analysis builds its A from the same shape). */
 export function nystromShape(stage: StageSpec, model: ModelSpec, c: LayerContext): NystromShape {
-  const [ratio, ratioW] = landmarkStrides(stage, c.gridH, c.gridW);
   return {
-    batch: c.batch,
-    gridH: c.gridH,
-    gridW: c.gridW,
-    dim: stage.dim,
-    heads: stage.heads,
-    ratio,
-    ...(ratioW !== ratio ? { ratioW } : {}),
+    ...landmarkLayer(stage, c),
     ...nystromSettings(stage, model),
   };
 }

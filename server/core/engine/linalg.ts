@@ -194,45 +194,67 @@ function rotate(w: Float64Array, m: number, p: number, q: number, floor: number)
  * orthogonal random features need. Returns Q row-major; its columns are orthonormal.
  */
 export function qrOrthonormal(a: ArrayLike<number>, n: number): Float64Array {
-  const r = Float64Array.from({ length: n * n }, (_, i) => a[i]!);
-  const q = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) q[i * n + i] = 1;
-  const v = new Float64Array(n);
-  for (let c = 0; c < n - 1; c++) {
-    // Reflector v (‖v‖ = 1) that maps column c below the diagonal onto the axis: H = I − 2vvᵀ.
-    let norm = 0;
-    for (let i = c; i < n; i++) norm += r[i * n + c]! * r[i * n + c]!;
-    norm = Math.sqrt(norm);
-    if (norm === 0) continue;
-    const x0 = r[c * n + c]!;
-    // The sign that avoids cancellation in x0 − α.
-    const alpha = x0 > 0 ? -norm : norm;
-    let vn = 0;
-    for (let i = c; i < n; i++) {
-      v[i] = r[i * n + c]! - (i === c ? alpha : 0);
-      vn += v[i]! * v[i]!;
-    }
-    vn = Math.sqrt(vn);
-    if (vn === 0) continue;
-    for (let i = c; i < n; i++) v[i]! /= vn;
-    // R ← H·R (rows c…n−1) and Q ← Q·H (columns c…n−1).
-    for (let j = 0; j < n; j++) {
-      let s = 0;
-      for (let i = c; i < n; i++) s += v[i]! * r[i * n + j]!;
-      for (let i = c; i < n; i++) r[i * n + j]! -= 2 * v[i]! * s;
-    }
-    for (let i = 0; i < n; i++) {
-      let s = 0;
-      for (let k = c; k < n; k++) s += q[i * n + k]! * v[k]!;
-      for (let k = c; k < n; k++) q[i * n + k]! -= 2 * s * v[k]!;
-    }
-  }
+  const { q, r } = thinQR(a, n, n);
   // a = Q·R = (Q·S)(S·R) for S = diag(±1): flip the columns of Q whose R diagonal is negative.
   for (let k = 0; k < n; k++) {
     if (r[k * n + k]! >= 0) continue;
     for (let i = 0; i < n; i++) q[i * n + k] = -q[i * n + k]!;
   }
   return q;
+}
+
+/**
+ * Thin QR of a tall a [n, m] (n ≥ m) by Householder reflections: q [n, m] with orthonormal columns
+ * (also where a's columns are dependent, which Gram–Schmidt would not give), r [m, m] upper triangular.
+ */
+export function thinQR(a: ArrayLike<number>, n: number, m: number): { q: Float64Array; r: Float64Array } {
+  if (n < m) throw new RangeError(`thinQR: ${n}×${m} is wide`);
+  // Column j of a as row j of cols, so each reflection runs along contiguous memory.
+  const cols = new Float64Array(m * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) cols[j * n + i] = a[i * m + j]!;
+  const vs: Float64Array[] = [];
+  for (let k = 0; k < m; k++) {
+    const x = cols.subarray(k * n, (k + 1) * n);
+    let norm = 0;
+    for (let i = k; i < n; i++) norm += x[i]! * x[i]!;
+    norm = Math.sqrt(norm);
+    const v = new Float64Array(n);
+    if (norm > 0) {
+      // The sign that avoids cancellation in x_k − α.
+      const alpha = x[k]! > 0 ? -norm : norm;
+      let vn = 0;
+      for (let i = k; i < n; i++) {
+        v[i] = x[i]! - (i === k ? alpha : 0);
+        vn += v[i]! * v[i]!;
+      }
+      vn = Math.sqrt(vn);
+      for (let i = k; i < n; i++) v[i]! /= vn;
+      for (let j = k; j < m; j++) {
+        const c = cols.subarray(j * n, (j + 1) * n);
+        let dot = 0;
+        for (let i = k; i < n; i++) dot += v[i]! * c[i]!;
+        for (let i = k; i < n; i++) c[i]! -= 2 * dot * v[i]!;
+      }
+    }
+    vs.push(v);
+  }
+  const r = new Float64Array(m * m);
+  for (let i = 0; i < m; i++) for (let j = i; j < m; j++) r[i * m + j] = cols[j * n + i]!;
+  // Q's columns: H_0·H_1·…·H_{m−1} applied to the first m unit vectors.
+  const qt = new Float64Array(m * n);
+  for (let j = 0; j < m; j++) {
+    const e = qt.subarray(j * n, (j + 1) * n);
+    e[j] = 1;
+    for (let k = Math.min(j, m - 1); k >= 0; k--) {
+      const v = vs[k]!;
+      let dot = 0;
+      for (let i = k; i < n; i++) dot += v[i]! * e[i]!;
+      if (dot !== 0) for (let i = k; i < n; i++) e[i]! -= 2 * dot * v[i]!;
+    }
+  }
+  const q = new Float64Array(n * m);
+  for (let j = 0; j < m; j++) for (let i = 0; i < n; i++) q[i * m + j] = qt[j * n + i]!;
+  return { q, r };
 }
 
 /**

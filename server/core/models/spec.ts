@@ -23,6 +23,16 @@ export const ATTENTION_KINDS = [
 ] as const;
 export type AttentionKind = (typeof ATTENTION_KINDS)[number];
 
+/** Attentions whose landmarks are pooled from the token grid with the stage's stride (SOFT's conv, Nyströmformer's average). */
+export function poolsLandmarks(kind: AttentionKind): boolean {
+  return kind === 'soft' || kind === 'soft_norm' || kind === 'nystrom';
+}
+
+/** Attentions that work on the H×W token grid, so a stage with a cls token cannot run them (PVT's reduction too). */
+export function needsTokenGrid(kind: AttentionKind): boolean {
+  return poolsLandmarks(kind) || kind === 'softmax_sr';
+}
+
 /**
  * Nyströmformer's skip on V: `grid` = SOFT's k×k depthwise conv per head on the token grid (the
  * stage's conv_size; how the SOFT paper's image version is read here), `sequence` = the original's

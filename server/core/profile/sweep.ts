@@ -5,7 +5,7 @@
  */
 import type { ProfileSweep, ProfileSweepPoint } from '../../../protocol/dashboard';
 import { stageGrids, stageLandmarks } from '../models/build';
-import type { AttentionKind, ModelSpec, StageSpec } from '../models/spec';
+import { needsTokenGrid, type AttentionKind, type ModelSpec, type StageSpec } from '../models/spec';
 import { profileModel } from './profile';
 
 /** Resolutions the dashboard sweeps when the caller names none. */
@@ -36,7 +36,7 @@ function unsupported(spec: ModelSpec, kind: AttentionKind, resolution: number): 
   const grids = stageGrids(spec, resolution);
   for (const [i, s] of spec.stages.entries()) {
     if (!swappable(spec, s)) continue;
-    const needsLandmarks = kind === 'soft' || kind === 'soft_norm' || kind === 'nystrom' || kind === 'softmax_sr';
+    const needsLandmarks = needsTokenGrid(kind);
     if (needsLandmarks && s.clsToken) return `stage ${i + 1} carries a cls token, which is not on the token grid`;
     if (needsLandmarks && !s.landmarkGrid && s.srRatio < 2 && kind !== 'softmax_sr')
       return `stage ${i + 1} has no landmark stride (sr_ratio ${s.srRatio})`;

@@ -17,7 +17,7 @@
  * (a Gaussian K2 of nearby landmarks, a nearly uniform softmax).
  */
 
-import { singularValueDecomposition } from '../../core/engine/linalg';
+import { singularValueDecomposition, thinQR } from '../../core/engine/linalg';
 
 /** c = a·b for a [n, k], b [k, m] row-major: i-k-j order, four rows of c at a time (linalg.matmulInto's scheme on rectangles). */
 export function matmulRect(a: ArrayLike<number>, b: ArrayLike<number>, n: number, k: number, m: number): Float64Array {
@@ -343,56 +343,6 @@ export function productErrors(
   }
   const rtv = matmulNT(transpose(right, n, m), transpose(ref.v, n, d), m, n, d);
   return { mat: Math.sqrt(sq) / ref.normS, out: outputError(ref, matmulRect(left, rtv, n, m, d)) };
-}
-
-/**
- * Thin QR of a tall a [n, m] (n ≥ m) by Householder reflections: q [n, m] with orthonormal columns
- * (also where a's columns are dependent, which Gram–Schmidt would not give), r [m, m] upper triangular.
- */
-export function thinQR(a: ArrayLike<number>, n: number, m: number): { q: Float64Array; r: Float64Array } {
-  if (n < m) throw new RangeError(`thinQR: ${n}×${m} is wide`);
-  const cols = transpose(a, n, m); // column j of a is row j here
-  const vs: Float64Array[] = [];
-  for (let k = 0; k < m; k++) {
-    const x = cols.subarray(k * n, (k + 1) * n);
-    let norm = 0;
-    for (let i = k; i < n; i++) norm += x[i]! * x[i]!;
-    norm = Math.sqrt(norm);
-    const v = new Float64Array(n);
-    if (norm > 0) {
-      // The sign that avoids cancellation in x_k − α.
-      const alpha = x[k]! > 0 ? -norm : norm;
-      let vn = 0;
-      for (let i = k; i < n; i++) {
-        v[i] = x[i]! - (i === k ? alpha : 0);
-        vn += v[i]! * v[i]!;
-      }
-      vn = Math.sqrt(vn);
-      for (let i = k; i < n; i++) v[i]! /= vn;
-      for (let j = k; j < m; j++) {
-        const c = cols.subarray(j * n, (j + 1) * n);
-        let dot = 0;
-        for (let i = k; i < n; i++) dot += v[i]! * c[i]!;
-        for (let i = k; i < n; i++) c[i]! -= 2 * dot * v[i]!;
-      }
-    }
-    vs.push(v);
-  }
-  const r = new Float64Array(m * m);
-  for (let i = 0; i < m; i++) for (let j = i; j < m; j++) r[i * m + j] = cols[j * n + i]!;
-  // Q's columns: H_0·H_1·…·H_{m−1} applied to the first m unit vectors.
-  const qt = new Float64Array(m * n);
-  for (let j = 0; j < m; j++) {
-    const e = qt.subarray(j * n, (j + 1) * n);
-    e[j] = 1;
-    for (let k = Math.min(j, m - 1); k >= 0; k--) {
-      const v = vs[k]!;
-      let dot = 0;
-      for (let i = k; i < n; i++) dot += v[i]! * e[i]!;
-      if (dot !== 0) for (let i = k; i < n; i++) e[i]! -= 2 * dot * v[i]!;
-    }
-  }
-  return { q: transpose(qt, m, n), r };
 }
 
 /** A⁺ = P·Qᵀ with P = V·Σ^-½, Q = U·Σ^-½ (m×k, k the singular values above rtol·σ_max), each optionally scaled row-wise by `scale` (SOFT-Norm's D^-½·A⁺·D^-½). */

@@ -21,7 +21,13 @@ import type {
 } from '../../../protocol/results';
 import { landmarkShape, stageGrids } from '../../core/models/build';
 import { attentionSetting } from '../../core/models/comparison';
-import type { AttentionKind, ModelSpec, StageSpec } from '../../core/models/spec';
+import {
+  needsTokenGrid,
+  poolsLandmarks,
+  type AttentionKind,
+  type ModelSpec,
+  type StageSpec,
+} from '../../core/models/spec';
 import { attentionLayer, attentionPrefix, block, type LayerContext } from '../../core/engine/blocks';
 import { ReferenceRuntime } from '../../core/engine/lowerings/reference';
 import { graphCost, type GraphCost } from '../../core/engine/cost';
@@ -141,10 +147,6 @@ function comparisonAttentions(model: ModelSpec): AttentionKind[] {
   return [...new Set<AttentionKind>([own, 'ufo', 'softmax'])];
 }
 
-function pooledKind(attention: AttentionKind): boolean {
-  return attention === 'soft' || attention === 'soft_norm' || attention === 'nystrom';
-}
-
 /** The stage a case runs: its attention, and the landmark stride the case sets (the scaling sweep's). */
 function caseStage(w: Pick<Workload, 'stage' | 'attention' | 'ratio'>): StageSpec {
   return { ...w.stage, attention: w.attention, srRatio: w.ratio };
@@ -152,7 +154,7 @@ function caseStage(w: Pick<Workload, 'stage' | 'attention' | 'ratio'>): StageSpe
 
 /** Landmarks of a case's attention on its grid, or null for attentions without landmarks. */
 function caseLandmarks(w: Pick<Workload, 'stage' | 'attention' | 'ratio' | 'grid' | 'gridW'>): number | null {
-  if (!pooledKind(w.attention)) return null;
+  if (!poolsLandmarks(w.attention)) return null;
   const { h, w: cols } = landmarkShape(caseStage(w), w.grid, w.gridW);
   return h * cols;
 }
@@ -160,8 +162,8 @@ function caseLandmarks(w: Pick<Workload, 'stage' | 'attention' | 'ratio' | 'grid
 /** Why an attention cannot run on a stage, or null. */
 function unsupported(w: Workload): string | null {
   const { stage, attention } = w;
-  const pooled = pooledKind(attention);
-  if ((pooled || attention === 'softmax_sr') && stage.clsToken) {
+  const pooled = poolsLandmarks(attention);
+  if (needsTokenGrid(attention) && stage.clsToken) {
     return `${attention} needs a token grid without a cls token; stage ${stage.index} carries one`;
   }
   if (pooled && caseLandmarks(w)! < 1) {

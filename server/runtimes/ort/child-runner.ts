@@ -14,7 +14,7 @@ import type { RuntimeDescription } from '../../../protocol/results';
 import { numel } from '../../core/shape';
 import { lowerGraph } from '../../core/engine/lowerings/onnx';
 import { ChildChannel } from '../child/channel';
-import { float32Of } from '../child/frames';
+import { childPreparedGraph } from '../child/prepared';
 import { cpuLabel } from '../labels';
 import type { Runner } from '../runner';
 
@@ -102,28 +102,10 @@ export async function ortChildRunner(ep: 'cuda' | 'cpu', report: DeviceReport): 
         });
         return { specs, blobs: specs.map((s) => inputs[s.name]!) };
       };
-      let bound: Record<string, Float32Array> | null = null;
       return {
-        async run(inputs) {
-          const { specs, blobs } = encode(inputs);
-          const answer = await channel.request({ cmd: 'run', handle, inputs: specs }, blobs);
-          const shapesOut = answer.header.outputs as { shape: number[] }[];
-          return answer.blobs.map((b, i) => ({ shape: shapesOut[i]!.shape, data: float32Of(b) }));
-        },
-        async timedRun(inputs) {
-          if (bound !== inputs) {
-            const { specs, blobs } = encode(inputs);
-            await channel.request({ cmd: 'bind', handle, inputs: specs }, blobs);
-            bound = inputs;
-          }
-          return (await channel.request({ cmd: 'time', handle })).header.ms as number;
-        },
+        ...childPreparedGraph(channel, handle, encode),
         // ORT reports no CUDA memory of its own; the harness samples nvidia-smi around the runs.
         measureMemory: async () => [],
-        async release() {
-          if (channel.ended) return;
-          await channel.request({ cmd: 'release', handle });
-        },
       };
     },
     close: () => channel.close(),

@@ -12,7 +12,7 @@ import type { MemoryFigure, RuntimeDescription, RuntimeId } from '../../../proto
 import { lowerToTorch } from '../../core/engine/lowerings/torch';
 import { cpuLabel } from '../labels';
 import type { Runner } from '../runner';
-import { float32Of } from '../child/frames';
+import { childPreparedGraph } from '../child/prepared';
 import { startTorchProcess } from './process';
 
 export type TorchRuntimeId = Extract<
@@ -80,38 +80,17 @@ export async function torchRunner(id: TorchRuntimeId, report: DeviceReport): Pro
         const names = Object.keys(inputs);
         return { specs: names.map((name) => ({ name })), blobs: names.map((n) => inputs[n]!) };
       };
-      let bound: Record<string, Float32Array> | null = null;
-      const bind = async (inputs: Record<string, Float32Array>) => {
-        if (bound === inputs) return;
-        const { specs, blobs } = encodeInputs(inputs);
-        await proc.request({ cmd: 'bind', handle, inputs: specs }, blobs);
-        bound = inputs;
-      };
+      const child = childPreparedGraph(proc, handle, encodeInputs);
       return {
-        async run(inputs) {
-          const { specs, blobs } = encodeInputs(inputs);
-          const answer = await proc.request({ cmd: 'run', handle, inputs: specs }, blobs);
-          const shapes = answer.header.outputs as { shape: number[] }[];
-          return answer.blobs.map((b, i) => ({ shape: shapes[i]!.shape, data: float32Of(b) }));
-        },
-        async timedRun(inputs) {
-          await bind(inputs);
-          const answer = await proc.request({ cmd: 'time', handle });
-          return answer.header.ms as number;
-        },
+        ...child,
         async measureMemory(inputs) {
-          await bind(inputs);
+          await child.bind(inputs);
           const answer = await proc.request({ cmd: 'memory', handle });
           return (answer.header.figures as { label: string; bytes: number }[]).map((f): MemoryFigure => ({
             label: f.label,
             bytes: f.bytes,
             kind: 'measured',
           }));
-        },
-        async release() {
-          // A Python that died took its tensors with it; its error is what the case reports.
-          if (proc.ended) return;
-          await proc.request({ cmd: 'release', handle });
         },
       };
     },

@@ -70,10 +70,10 @@ export function cases(): Case[] {
     const g = c.g;
     return (['exp', 'erf', 'tanh', 'neg', 'square', 'abs', 'relu'] as const).map((fn) => g.unary(fn, x));
   });
-  add('unary sqrt/reciprocal on positive inputs, scale', (c) => {
+  add('unary sqrt/reciprocal/log on positive inputs, scale', (c) => {
     const x = c.input('x', [3, 10], 0.1, 4);
     const g = c.g;
-    return [g.unary('sqrt', x), g.unary('reciprocal', x), g.scale(x, -0.37)];
+    return [g.unary('sqrt', x), g.unary('reciprocal', x), g.unary('log', x), g.scale(x, -0.37)];
   });
   add('matmul 2-D, and a shared right operand folded into rows', (c) => {
     const g = c.g;

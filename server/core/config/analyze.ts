@@ -20,6 +20,7 @@ import {
   type GlobalPool,
   type KernelMethod,
   type ModelSpec,
+  type NewtonBackward,
   type NewtonVariant,
   type NystromConv,
 } from '../models/spec';
@@ -461,6 +462,7 @@ function buildSpec(
     numClasses: (values.get('num_classes') as number | undefined) ?? 1000,
     newtonMaxIter: (values.get('newton_maxiter') as number | undefined) ?? DEFAULT_NEWTON_ITERATIONS,
     newtonVariant,
+    ...(values.has('newton_backward') ? { newtonBackward: values.get('newton_backward') as NewtonBackward } : {}),
     newtonVariantSource: variantGiven
       ? 'set by newton_variant in this config'
       : (registered?.newtonNote ?? 'default for the attention kinds used'),

@@ -4,7 +4,7 @@
  * runs, with the state_dict key paths the profile walk records (so a checkpoint's weights
  * drop in by name). Layouts as in `models/spec.ts`: SOFT post-norm, PVT pre-norm, XCiT.
  */
-import type { ModelSpec, StageSpec } from '../models/spec';
+import type { ModelSpec, NewtonBackward, StageSpec } from '../models/spec';
 import type { Graph, Tensor } from './graph';
 import { softAttention, type DistanceMethod, type SoftShape } from './attention/soft';
 import { softmaxAttention } from './attention/softmax';
@@ -33,7 +33,13 @@ export interface LayerContext {
    * work tile by tile to keep it in cache (RuntimeDescription.tokenTileBytes); absent = untiled.
    */
   tokenTileBytes?: number;
+  /** How a training step differentiates SOFT's Newton inverse; absent = the spec's (newton_backward). */
+  newtonBackward?: NewtonBackward;
+  /** BatchNorm with its running statistics (`eval`, default) or the batch's own (`train`, as model.train()). */
+  batchNormMode?: BatchNormMode;
 }
+
+export type BatchNormMode = 'eval' | 'train';
 
 export function layerContext(
   stage: StageSpec,
@@ -71,7 +77,11 @@ export function softShape(stage: StageSpec, model: ModelSpec, c: LayerContext): 
     ...landmarkLayer(stage, c),
     convKernel: stage.localConvKernel,
     landmarkEps: stage.landmarkNormEps,
-    newton: { variant: model.newton.variant, iterations: model.newton.maxIter },
+    newton: {
+      variant: model.newton.variant,
+      iterations: model.newton.maxIter,
+      backward: c.newtonBackward ?? model.newton.backward,
+    },
     normalised: stage.attention === 'soft_norm',
     distance: c.distance,
   };
@@ -173,11 +183,30 @@ export function mlp(g: Graph, x: Tensor, p: string, stage: StageSpec): Tensor {
 }
 
 /** Eval-mode BatchNorm2d on [B, C, H, W]: (x − mean)/√(var + eps)·w + b, from its four tensors. */
-export function batchNorm(g: Graph, x: Tensor, key: string, channels: number, eps = 1e-5): Tensor {
+export function batchNorm(
+  g: Graph,
+  x: Tensor,
+  key: string,
+  channels: number,
+  mode: BatchNormMode = 'eval',
+  eps = 1e-5,
+): Tensor {
   const col = (t: Tensor) => g.reshape(t, [channels, 1, 1]);
   const w = (name: string) => col(g.weight(`${key}.${name}`, [channels]));
-  const scale = g.div(w('weight'), g.unary('sqrt', g.addT(w('running_var'), g.scalar(eps, 'bn.eps'))));
-  return g.addT(g.mul(g.sub(x, w('running_mean')), scale), w('bias'));
+  let mean: Tensor;
+  let variance: Tensor;
+  if (mode === 'eval') {
+    mean = w('running_mean');
+    variance = w('running_var');
+  } else {
+    // The batch's statistics per channel over (B, H, W), biased variance, as F.batch_norm normalises in training.
+    const [B, , H, W] = x.shape as [number, number, number, number];
+    const overBatch = (t: Tensor) => g.reduce('sum', g.reduce('sum', g.reduce('sum', t, 0), 2), 3);
+    mean = g.scale(overBatch(x), 1 / (B * H * W));
+    variance = g.scale(overBatch(g.unary('square', g.sub(x, mean))), 1 / (B * H * W));
+  }
+  const scale = g.div(w('weight'), g.unary('sqrt', g.addT(variance, g.scalar(eps, 'bn.eps'))));
+  return g.addT(g.mul(g.sub(x, mean), scale), w('bias'));
 }
 
 /** The official SoftmaxFreeTransformerBlock (§2.3): x1 = LN(x + attn(x)); out = LN(x1 + FFN_tanh(x1)). */
@@ -242,7 +271,7 @@ export function xcitBlock(g: Graph, x: Tensor, p: string, stage: StageSpec, mode
       pad: 1,
       groups: D,
     });
-  const lpi = dw(batchNorm(g, g.gelu(dw(image, 'conv1'), 'erf'), `${p}.local_mp.bn`, D), 'conv2');
+  const lpi = dw(batchNorm(g, g.gelu(dw(image, 'conv1'), 'erf'), `${p}.local_mp.bn`, D, c.batchNormMode), 'conv2');
   y = g.addT(y, g.mul(gamma('gamma3'), g.transpose(g.reshape(lpi, [B, D, H * W]), [0, 2, 1])));
   return g.addT(y, g.mul(gamma('gamma2'), mlp(g, layerNorm(g, y, `${p}.norm2`, D, stage.normEps), `${p}.mlp`, stage)));
 }

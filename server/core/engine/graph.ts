@@ -11,7 +11,7 @@ export interface Tensor {
   readonly shape: readonly number[];
 }
 
-export type UnaryFn = 'exp' | 'erf' | 'tanh' | 'sqrt' | 'neg' | 'square' | 'reciprocal' | 'abs' | 'relu';
+export type UnaryFn = 'exp' | 'erf' | 'tanh' | 'sqrt' | 'neg' | 'square' | 'reciprocal' | 'abs' | 'relu' | 'log';
 /** `greater` gives 1 where a > b and 0 elsewhere (a float mask, so masks compose with mul/add). */
 export type BinaryFn = 'add' | 'sub' | 'mul' | 'div' | 'greater';
 export type ReduceFn = 'sum' | 'max' | 'sumSquares';
@@ -82,10 +82,34 @@ export function operandsOf(node: Node): Tensor[] {
   }
 }
 
+/**
+ * How gradients pass through a tensor when the derivative of the nodes that compute it is not the
+ * one wanted: SOFT's Newton–Raphson inverse trained with the analytic inverse gradient (−Vᵀ·G·Vᵀ)
+ * instead of back-propagation through its iterations. Reverse-mode differentiation
+ * (engine/autodiff.ts) uses the rule at `out` and does not descend into the nodes between `inputs`
+ * and `out`. The rule builds its gradients with the op set, so they lower to every runtime.
+ */
+export interface GradientRule {
+  /** What the rule is, as shown to users ("Newton inverse: analytic gradient"). */
+  label: string;
+  /** The tensors the rule gives gradients for. */
+  inputs: Tensor[];
+  /** Given the gradient at `out`, one gradient per input (null: none flows to it). */
+  vjp(g: Graph, outGrad: Tensor): (Tensor | null)[];
+}
+
 export class Graph {
   readonly nodes: GraphNode[] = [];
   readonly inputs: { name: string; tensor: Tensor }[] = [];
   readonly weights: { key: string; tensor: Tensor }[] = [];
+  /** Tensor id → the rule gradients follow through it instead of its defining nodes. */
+  readonly gradientRules = new Map<number, GradientRule>();
+
+  /** Declares that gradients pass through `out` by `rule` (see GradientRule). */
+  customGradient(out: Tensor, rule: GradientRule): void {
+    if (this.nodes[out.id]?.out !== out) throw new Error('customGradient: the tensor is not of this graph');
+    this.gradientRules.set(out.id, rule);
+  }
 
   private add(node: Node, shape: readonly number[]): Tensor {
     const out: Tensor = { id: this.nodes.length, shape: [...shape] };

@@ -22,7 +22,7 @@
  * runtime only evaluates what the requested outputs depend on, so unused taps cost nothing.
  */
 import { convOut } from '../models/build';
-import type { ModelSpec, StageSpec } from '../models/spec';
+import type { ModelSpec, NewtonBackward, StageSpec } from '../models/spec';
 import type { AttentionProbe } from './attention/probe';
 import type { DistanceMethod } from './attention/soft';
 import { softmaxWeights } from './attention/softmax';
@@ -35,6 +35,7 @@ import {
   mlp,
   pvtPreNormBlock,
   xcitBlock,
+  type BatchNormMode,
   type LayerContext,
 } from './blocks';
 import type { Graph, Tensor } from './graph';
@@ -55,6 +56,10 @@ export interface ModelGraphOptions {
   maxScoreElements?: number;
   /** Least bytes of a UFO token tile on runtimes faster in tiles (LayerContext.tokenTileBytes); default untiled. */
   tokenTileBytes?: number;
+  /** How SOFT's Newton inverse is differentiated when a training graph is built on this one (pinv.ts). */
+  newtonBackward?: NewtonBackward;
+  /** BatchNorm's statistics: running (`eval`, default) or the batch's (`train`). */
+  batchNormMode?: BatchNormMode;
   /** Attention maps wanted: the query token of a block's attention (stage 1-based, block 0-based). */
   probes?: { stage: number; block: number; query: number }[];
 }
@@ -125,7 +130,7 @@ function stem(b: Build, x: Tensor, prefix: string, stage: StageSpec): Tensor {
     const w = g.weight(`${key}.weight`, [c.outChannels, c.inChannels, c.kernel, c.kernel]);
     const bias = c.bias ? g.weight(`${key}.bias`, [c.outChannels]) : null;
     x = g.conv2d(x, w, bias, { stride: c.stride, pad: c.padding });
-    if (c.batchNorm) x = batchNorm(g, x, `${prefix}.proj.${3 * j + 1}`, c.outChannels);
+    if (c.batchNorm) x = batchNorm(g, x, `${prefix}.proj.${3 * j + 1}`, c.outChannels, b.opts.batchNormMode);
     if (c.activation === 'relu') x = g.unary('relu', x);
     else if (c.activation === 'gelu') x = g.gelu(x, 'erf');
   });
@@ -177,6 +182,8 @@ function stageContext(b: Build, stage: StageSpec, h: number, w: number): LayerCo
     gridW: w,
     tokens: h * w + (stage.clsToken ? 1 : 0),
     ...(b.opts.tokenTileBytes ? { tokenTileBytes: b.opts.tokenTileBytes } : {}),
+    ...(b.opts.newtonBackward ? { newtonBackward: b.opts.newtonBackward } : {}),
+    ...(b.opts.batchNormMode ? { batchNormMode: b.opts.batchNormMode } : {}),
   };
 }
 

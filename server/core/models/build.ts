@@ -6,9 +6,11 @@
 import type { ArchitectureParams } from './registry';
 import {
   DEFAULT_COMPARISON,
+  defaultNewtonBackward,
   type ComparisonParams,
   type KernelMethod,
   type ModelSpec,
+  type NewtonBackward,
   type NewtonVariant,
   type StageSpec,
   type StemConv,
@@ -23,6 +25,8 @@ export interface BuildOptions {
   newtonMaxIter: number;
   newtonVariant: NewtonVariant;
   newtonVariantSource: string;
+  /** Absent: the variant's own code's choice (defaultNewtonBackward). */
+  newtonBackward?: NewtonBackward;
   kernelMethod: KernelMethod;
   notes: string[];
   published: ModelSpec['published'];
@@ -176,7 +180,12 @@ export function buildModelSpec(o: BuildOptions): ModelSpec {
         : p.family === 'ufo'
           ? ufoStages(p, inChannels)
           : vitStages(p, inChannels),
-    newton: { variant: o.newtonVariant, maxIter: o.newtonMaxIter, variantSource: o.newtonVariantSource },
+    newton: {
+      variant: o.newtonVariant,
+      maxIter: o.newtonMaxIter,
+      variantSource: o.newtonVariantSource,
+      backward: o.newtonBackward ?? defaultNewtonBackward(o.newtonVariant),
+    },
     comparison: o.comparison ?? DEFAULT_COMPARISON,
     kernelMethod: o.kernelMethod,
     finalNormEps: 1e-6,

@@ -69,6 +69,20 @@ export const DEFAULT_COMPARISON: ComparisonParams = {
 export const NEWTON_VARIANTS = ['A', 'B'] as const;
 export type NewtonVariant = (typeof NEWTON_VARIANTS)[number];
 
+/**
+ * How training differentiates SOFT's Newton inverse. `analytic`: the current official code's
+ * `_NewtonInverseKernel` runs the iterations forward only and back-propagates −Vᵀ·G·Vᵀ (the true
+ * derivative only where V has converged). `unrolled`: through every iteration and the initial step
+ * size, as the 2021 code's autograd did.
+ */
+export const NEWTON_BACKWARDS = ['analytic', 'unrolled'] as const;
+export type NewtonBackward = (typeof NEWTON_BACKWARDS)[number];
+
+/** Each variant's own code's choice: the current code (A) is analytic, the 2021 code (B) unrolled. */
+export function defaultNewtonBackward(variant: NewtonVariant): NewtonBackward {
+  return variant === 'A' ? 'analytic' : 'unrolled';
+}
+
 export const KERNEL_METHODS = ['torch', 'cuda'] as const;
 export type KernelMethod = (typeof KERNEL_METHODS)[number];
 
@@ -168,7 +182,7 @@ export interface ModelSpec {
   /** Input resolutions to study; the first is the default. */
   resolutions: number[];
   stages: StageSpec[];
-  newton: { variant: NewtonVariant; maxIter: number; variantSource: string };
+  newton: { variant: NewtonVariant; maxIter: number; variantSource: string; backward: NewtonBackward };
   /** Performer, Nyströmformer and Linformer settings (used by stages that run them). */
   comparison: ComparisonParams;
   kernelMethod: KernelMethod;

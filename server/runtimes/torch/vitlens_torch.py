@@ -10,9 +10,22 @@ stdout:
 
 Messages in both directions are framed the same way: a 4-byte little-endian length, that many
 bytes of UTF-8 JSON (the header), then the raw bytes of each blob whose length the header lists
-under "blobs". Blobs are little-endian float32 arrays. The program is plain data written by
-server/core/engine/lowerings/torch.ts (JSON nodes over tensor ids, weights as blobs): no pickle
-and no code crosses the boundary.
+under "blobs". Blobs are little-endian arrays of the program's dtype (float32 unless the program
+says "float64"). The program is plain data written by server/core/engine/lowerings/torch.ts (JSON
+nodes over tensor ids, weights as blobs): no pickle and no code crosses the boundary.
+
+Requests ({"cmd": ..., "id": ...}; every answer has "ok" and the same "id"):
+
+  prepare  program (+ its buffers as blobs), device, compile   -> handle
+  run      handle, inputs [{name}] (+ blobs)                    -> outputs [{shape}] (+ blobs)
+  bind     handle, inputs (+ blobs): kept for time and memory
+  time     handle                                               -> ms (one run on the bound inputs)
+  memory   handle                                               -> figures
+  grad     handle, inputs (+ blobs), output (a tensor id of one value), wrt [[tensor ids]]
+           -> grads [{shape}] (+ blobs): torch.autograd.grad of that output with respect to each
+           group of leaves (inputs, weights, constants of the program), summed over a group's ids
+           (one parameter read at several places), zeros where the output does not depend on it
+  release  handle
 
 Each op means exactly what ViT Lens's float64 reference interpreter computes
 (server/core/engine/lowerings/reference.ts); every result is reshaped to the shape the program
@@ -203,12 +216,16 @@ class Program:
         self.torch = torch
         self.F = torch.nn.functional
         self.device = torch.device(header["device"])
+        dtype = program.get("dtype", "float32")
+        if dtype not in ("float32", "float64"):
+            raise ValueError("unknown program dtype %r" % dtype)
+        self.dtype = torch.float64 if dtype == "float64" else torch.float32
         self.nodes = program["nodes"]
         self.inputs = program["inputs"]
         self.outputs = program["outputs"]
         self.resident = {}
         for spec, blob in zip(program["buffers"], blobs):
-            t = torch.frombuffer(bytearray(blob), dtype=torch.float32).reshape(spec["shape"])
+            t = torch.frombuffer(bytearray(blob), dtype=self.dtype).reshape(spec["shape"])
             self.resident[spec["id"]] = t.to(self.device)
         # After node i runs, the tensors whose last reader it is are dropped (outputs are kept).
         last_use = {}
@@ -232,7 +249,7 @@ class Program:
             blob = by_name.get(spec["name"])
             if blob is None:
                 raise ValueError('input "%s" is missing' % spec["name"])
-            t = self.torch.frombuffer(bytearray(blob), dtype=self.torch.float32)
+            t = self.torch.frombuffer(bytearray(blob), dtype=self.dtype)
             if t.numel() != _numel(spec["shape"]):
                 raise ValueError('input "%s": expected %d values, got %d' % (spec["name"], _numel(spec["shape"]), t.numel()))
             env[spec["id"]] = t.reshape(spec["shape"]).to(self.device)
@@ -247,6 +264,47 @@ class Program:
             for ref in self.frees[i]:
                 env.pop(ref, None)
         return [env[i] for i in self.outputs]
+
+    def gradients(self, inputs, output, wrt):
+        """torch.autograd.grad of tensor `output` (one value) with respect to each group of leaf
+        ids in `wrt`, summed within a group: torch's own derivatives of its own ops (the program
+        evaluated eagerly with autograd on), independent of ViT Lens's backward graphs."""
+        torch = self.torch
+        if output not in self.outputs:
+            raise ValueError("grad: tensor %r is not an output of the program" % (output,))
+        ids = []
+        for group in wrt:
+            for i in group:
+                if i not in ids:
+                    ids.append(i)
+        leaves = set(self.resident) | set(inputs)
+        for i in ids:
+            if i not in leaves:
+                raise ValueError("grad: tensor %r is not an input, weight or constant of the program" % (i,))
+        # Tensors made under inference mode cannot take part in autograd: fresh copies, outside it.
+        with torch.inference_mode(False), torch.enable_grad():
+            env = {i: t.clone() for i, t in self.resident.items()}
+            env.update({i: t.clone() for i, t in inputs.items()})
+            wanted = [env[i].requires_grad_(True) for i in ids]
+            y = self._forward_from(env, output)
+            if y.numel() != 1:
+                raise ValueError("grad: output %r has %d values, not one" % (output, y.numel()))
+            found = torch.autograd.grad(y.reshape(()), wanted, allow_unused=True) if wanted else []
+            by_id = {i: (g if g is not None else torch.zeros_like(env[i])).detach() for i, g in zip(ids, found)}
+        out = []
+        for group in wrt:
+            total = None
+            for i in group:
+                total = by_id[i] if total is None else total + by_id[i]
+            out.append(total)
+        return out
+
+    def _forward_from(self, env, output):
+        """Evaluates the nodes in order over `env` (leaves already there) and returns tensor `output`."""
+        for n in self.nodes:
+            if n["id"] not in env:
+                env[n["id"]] = self.evaluate(n, env)
+        return env[output]
 
     def evaluate(self, n, v):
         torch, F, op = self.torch, self.F, n["op"]
@@ -276,6 +334,7 @@ class Program:
                 "reciprocal": torch.reciprocal,
                 "abs": torch.abs,
                 "relu": torch.relu,
+                "log": torch.log,
             }[fn](a)
         elif op == "scale":
             r = v[n["a"]] * n["k"]
@@ -346,12 +405,14 @@ def _synchronize(torch, device):
         torch.mps.synchronize()
 
 
-def _float32_bytes(t):
-    t = t.detach().float().cpu().contiguous()
+def _bytes(t, dtype):
+    """The tensor's values as little-endian bytes of the program's dtype."""
+    t = t.detach().to(dtype).cpu().contiguous()
     try:
         return t.numpy().tobytes()
     except Exception:  # a torch without numpy: slower, same bytes
-        return struct.pack("<%df" % t.numel(), *t.reshape(-1).tolist())
+        code = "d" if t.element_size() == 8 else "f"
+        return struct.pack("<%d%s" % (t.numel(), code), *t.reshape(-1).tolist())
 
 
 def _error_kind(e):
@@ -399,7 +460,14 @@ def serve():
                     _synchronize(torch, p.device)
                     write_message(
                         {"id": rid, "ok": True, "outputs": [{"shape": list(o.shape)} for o in outs]},
-                        [_float32_bytes(o) for o in outs],
+                        [_bytes(o, p.dtype) for o in outs],
+                    )
+                elif cmd == "grad":
+                    p = programs[header["handle"]]
+                    grads = p.gradients(p.tensors_from(header, blobs), header["output"], header["wrt"])
+                    write_message(
+                        {"id": rid, "ok": True, "grads": [{"shape": list(g.shape)} for g in grads]},
+                        [_bytes(g, p.dtype) for g in grads],
                     )
                 elif cmd == "bind":
                     p = programs[header["handle"]]

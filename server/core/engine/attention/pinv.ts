@@ -9,13 +9,15 @@
  * (element-wise work on one P² — cheap next to the 20 iterations) and selects the first that
  * passes with 0/1 masks, which gives exactly the step size the loop would stop at.
  */
-import type { NewtonVariant } from '../../models/spec';
+import { defaultNewtonBackward, type NewtonBackward, type NewtonVariant } from '../../models/spec';
 import type { Graph, Tensor } from '../graph';
 import { REGULARISER } from '../newton';
 
 export interface PinvOptions {
   variant: NewtonVariant;
   iterations: number;
+  /** How training differentiates it (spec.ts NewtonBackward); default: the variant's own code's choice. */
+  backward?: NewtonBackward;
 }
 
 const ALPHA_A = 1.8;
@@ -68,6 +70,18 @@ export function newtonInverseGraph(g: Graph, a: Tensor, o: PinvOptions): Tensor 
   for (let k = 0; k < o.iterations; k++) {
     // V ← 2V − (V·P)·V, left-associative as PyTorch evaluates `V @ P @ V`.
     v = g.sub(g.scale(v, 2), g.matmul(g.matmul(v, p), v));
+  }
+  if ((o.backward ?? defaultNewtonBackward(o.variant)) === 'analytic') {
+    const inverse = v;
+    // P = A (+ 0.01·I), so dA = dP = −Vᵀ·G·Vᵀ.
+    g.customGradient(inverse, {
+      label: 'Newton inverse: analytic gradient −Vᵀ·G·Vᵀ',
+      inputs: [a],
+      vjp: (gg, grad) => {
+        const vT = gg.transposeLast2(inverse);
+        return [gg.scale(gg.matmul(gg.matmul(vT, grad), vT), -1)];
+      },
+    });
   }
   return v;
 }

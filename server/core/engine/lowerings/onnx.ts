@@ -144,6 +144,7 @@ class Lowering {
           reciprocal: 'Reciprocal',
           abs: 'Abs',
           relu: 'Relu',
+          log: 'Log',
         }[node.fn];
         return this.emit(op, name, [a]);
       }

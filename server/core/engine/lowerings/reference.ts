@@ -98,6 +98,7 @@ const UNARY: Record<string, (x: number) => number> = {
   reciprocal: (x) => 1 / x,
   abs: Math.abs,
   relu: (x) => (x > 0 ? x : 0),
+  log: Math.log,
 };
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);

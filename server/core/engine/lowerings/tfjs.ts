@@ -179,6 +179,8 @@ function unary(tf: Tf, fn: UnaryFn, a: TfTensor): TfTensor {
       return tf.abs(a);
     case 'relu':
       return tf.relu(a);
+    case 'log':
+      return tf.log(a);
   }
 }
 

@@ -26,6 +26,8 @@ export async function dashboardData(
     bench: same?.bench ?? null,
     pinv: same?.pinv ?? null,
     infer: same?.infer ?? null,
+    approx: same?.approx ?? null,
+    grad: same?.grad ?? null,
   });
   if (!data)
     void vscode.window.showWarningMessage('ViT Lens: this config has errors (see Problems), so it cannot be profiled.');

@@ -8,9 +8,11 @@ import * as vscode from 'vscode';
 import type { LanguageClient } from 'vscode-languageclient/node';
 import { DASHBOARD_VIEW_TYPE, type DashboardView } from '../protocol/dashboard';
 import { Commands } from '../protocol/lsp';
+import { registerApproxCommands } from './commands/approx';
 import { registerBenchmarkCommands } from './commands/benchmark';
 import type { CommandContext } from './commands/context';
 import { registerDeviceCommands } from './commands/devices';
+import { registerGradCommands } from './commands/grad';
 import { registerInferenceCommands } from './commands/inference';
 import { registerPinvCommands } from './commands/pinv';
 import { registerProfileCommands } from './commands/profile';
@@ -26,7 +28,9 @@ const RERUN: Record<DashboardView, string> = {
   profile: Commands.showProfile,
   bench: Commands.benchmark,
   pinv: Commands.pinv,
+  approx: Commands.approx,
   infer: Commands.infer,
+  grad: Commands.grad,
 };
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
@@ -45,7 +49,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     ...registerProfileCommands(ctx),
     ...registerBenchmarkCommands(ctx),
     ...registerPinvCommands(ctx),
+    ...registerApproxCommands(ctx),
     ...registerInferenceCommands(ctx),
+    ...registerGradCommands(ctx),
     ...devices.disposables,
     forwardTrust(lc),
     vscode.window.registerWebviewPanelSerializer(DASHBOARD_VIEW_TYPE, {

@@ -28,6 +28,8 @@ export function createLanguageClient(context: vscode.ExtensionContext): Language
     outputChannelName: 'ViT Lens',
     // The server runs no model in an untrusted workspace (vitlens/trust tells it when that changes).
     initializationOptions: { trusted: vscode.workspace.isTrusted },
+    // So the server hears when a `vitlens.*` setting changes (vitlens.gpuMemory is in the summary lens).
+    synchronize: { configurationSection: 'vitlens' },
   };
   return new LanguageClient('vitlens', 'ViT Lens', serverOptions, clientOptions);
 }

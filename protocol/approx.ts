@@ -67,6 +67,12 @@ export interface ApproxMethodReport {
   cost: string;
   /** What this method's numbers mean and the choices behind them. */
   notes: string[];
+  /**
+   * SOFT and Nyströmformer: the iteration count the model runs (newton_maxiter; nystrom_iterations,
+   * or the reference's default on a stage that runs another attention), always among the points'
+   * counts: the count the dashboard reads the size sweep at. Absent for methods without an iteration.
+   */
+  modelIterations?: number;
   points: ApproxPoint[];
   /** Why the method was not measured on this stage, else null. */
   skipped: string | null;

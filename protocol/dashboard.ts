@@ -3,6 +3,8 @@
  * the VS Code extension (a webview panel) or the CLI's self-contained HTML report.
  * Plain JSON only, so the same page code renders both.
  */
+import type { ApproxReport } from './approx';
+import type { GradReport } from './grad';
 import type { AttentionMap, InferReport } from './infer';
 import type { BenchCase, BenchReport, ModelProfileSummary, PinvReport } from './results';
 
@@ -59,12 +61,16 @@ export interface DashboardData {
   pinv: PinvReport | null;
   /** Predictions and attention maps of an inference run (optional in older data). */
   infer?: InferReport | null;
+  /** Approximation quality: each approximate attention's error against its cost (optional in older data). */
+  approx?: ApproxReport | null;
+  /** Gradients of one training step: per-parameter gradient norms, the input gradient (optional in older data). */
+  grad?: GradReport | null;
   live: LiveJob | null;
   /** Which view is in front. */
   view: DashboardView;
 }
 
-export type DashboardView = 'profile' | 'bench' | 'pinv' | 'infer';
+export type DashboardView = 'profile' | 'bench' | 'pinv' | 'approx' | 'infer' | 'grad';
 
 /** Host → page. */
 export type HostMessage =

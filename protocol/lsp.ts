@@ -5,6 +5,7 @@
 import { NotificationType, RequestType } from 'vscode-languageserver-protocol';
 import type { BackendCandidate, DeviceReport } from './devices';
 import type { DashboardData, DashboardView, ProfileSweep } from './dashboard';
+import type { GradReport } from './grad';
 import type { InferReport } from './infer';
 import type { ApproxMethod, ApproxReport } from './approx';
 import type { BenchCase, BenchReport, ModelProfileSummary, PinvReport, RuntimeId } from './results';
@@ -53,6 +54,8 @@ export interface DashboardParams {
   bench?: BenchReport | null;
   pinv?: PinvReport | null;
   infer?: InferReport | null;
+  approx?: ApproxReport | null;
+  grad?: GradReport | null;
 }
 
 /**
@@ -161,9 +164,36 @@ export interface InferParams {
  */
 export const InferRequest = new RequestType<InferParams, InferReport, void>('vitlens/infer');
 
+export interface GradParams {
+  /** Document URI of an open config (its model; its `checkpoint:` and first `images:` entry as defaults). */
+  uri: string;
+  /** The class the cross-entropy is taken against: one for every image, or one per image. */
+  labels: number[];
+  /** Image files (paths); default: the config's `images:`. */
+  images?: string[];
+  /** A .pth / .safetensors path; default: the config's `checkpoint:`; null: random weights. */
+  checkpoint?: string | null;
+  resolution?: number;
+  resize?: 'eval' | 'none';
+  /** 'eval' (default): BatchNorm running statistics; 'train': batch statistics. */
+  mode?: 'eval' | 'train';
+  /** How SOFT's Newton inverse is differentiated; default the config's `newton_backward`. */
+  newtonBackward?: 'analytic' | 'unrolled';
+  /** Default: the float64 reference; another runtime runs the same graph in float32. */
+  runtime?: RuntimeId;
+}
+
+/**
+ * `vitlens/grad`: one training step's gradients (no optimizer step) in a worker process: the loss,
+ * every parameter's gradient norm in state-dict order, the input gradient, warnings for exploding,
+ * vanishing or non-finite gradients and for SOFT's analytic Newton gradient far from the
+ * through-iteration one. Bad files or labels come back as a ResponseError naming them.
+ */
+export const GradRequest = new RequestType<GradParams, GradReport, void>('vitlens/grad');
+
 export interface ProgressParams {
   uri: string | null;
-  job: 'bench' | 'pinv' | 'devices' | 'infer' | 'approx';
+  job: 'bench' | 'pinv' | 'devices' | 'infer' | 'approx' | 'grad';
   message: string;
   done: number;
   total: number;
@@ -187,12 +217,18 @@ export interface VitlensSettings {
   infer: { backend: RuntimeId | ''; checkpointSearchPaths: string[] };
   /** The Python that runs PyTorch; '' = VS Code's Python extension's interpreter, else PATH. */
   python: { path: string };
+  /**
+   * `vitlens.gpuMemory`: the memory of the GPU training would use ("80GiB", "80GB", "24G"); when
+   * set, the summary lens and the `model` hover say the largest batch that trains in it (estimate).
+   */
+  gpuMemory: string | null;
 }
 
 export const DEFAULT_SETTINGS: VitlensSettings = {
   bench: { backends: [], budgetMs: null, scaling: true },
   infer: { backend: '', checkpointSearchPaths: [] },
   python: { path: '' },
+  gpuMemory: null,
 };
 
 /**
@@ -214,10 +250,17 @@ export const Commands = {
   benchmark: 'vitlens.benchmark',
   /** Newton–Raphson convergence of a config's SOFT stages in the dashboard. */
   pinv: 'vitlens.pinv',
+  /** Each approximate attention's error against its MACs on the config's model (`vitlens/approx`), in the dashboard. */
+  approx: 'vitlens.approx',
   /** Inference on a config's images (or picked ones) with its checkpoint, in the dashboard. */
   infer: 'vitlens.infer',
   /** Explorer context menu: the selected images through a config's model. */
   inferImages: 'vitlens.inferImages',
+  /**
+   * One training step's per-parameter gradient norms of a config's model (`vitlens/grad`), in the
+   * dashboard's Gradients view (and as text in an output channel).
+   */
+  grad: 'vitlens.grad',
   /** The status bar item: runtimes, adapters and GPUs found, best first. */
   showDevices: 'vitlens.showDevices',
 } as const;

@@ -282,6 +282,55 @@ export interface BenchCase {
    * fusion, no cache reuse): an estimate, for the bandwidth side of the roofline (protocol/roofline.ts).
    */
   trafficBytes?: number;
+  /**
+   * 'train': the case is a training step (forward, backward, optionally an optimizer update; see
+   * `training`), and `macs`, `memory[0]`, the timings and `relErrorVsReference` are the whole
+   * step's. 'inference' (or absent, in reports from before training steps): a forward pass.
+   */
+  mode?: BenchMode;
+  /** What a training step computed and how its MACs split; present when mode is 'train'. */
+  training?: BenchTraining;
+}
+
+export type BenchMode = 'inference' | 'train';
+
+/** How a benchmark's training steps were built (one setting for the whole run). */
+export interface BenchTrainingSetup {
+  /** Seed of the fixed N(0, 1) cotangent the backward pass starts from at the layer's output. */
+  cotangentSeed: number;
+  /** 'adamw': an AdamW update of every parameter follows the backward pass, in the same graph; null: gradients only. */
+  optimizer: 'adamw' | null;
+  /** The optimizer's hyper-parameters, in words ("lr 0.001, betas (0.9, 0.999), eps 1e-08, …"); null without one. */
+  optimizerSettings: string | null;
+  /** How SOFT's Newton inverse is differentiated in SOFT stages ('analytic': −Vᵀ·G·Vᵀ; 'unrolled': through every iteration). */
+  newtonBackward: 'analytic' | 'unrolled';
+}
+
+/** One training-step case: the MACs of its two passes and what it differentiated. */
+export interface BenchTraining {
+  /** MACs of the forward pass alone (the graph's cost up to the layer's output). */
+  forwardMacs: number;
+  /** MACs of the rest of the step (backward; an optimizer adds none): BenchCase.macs − forwardMacs. */
+  backwardMacs: number;
+  /** backwardMacs / forwardMacs. */
+  backwardOverForward: number;
+  /** The analytic peak of the forward pass alone (what an inference case estimates), beside the step's (memory[0]). */
+  forwardPeakBytes: number;
+  /** Parameter tensors differentiated (one per state_dict key the layer reads) and their values in all. */
+  parameters: number;
+  parameterValues: number;
+  /** How SOFT's Newton inverse was differentiated; null when the case has none. */
+  newtonBackward: 'analytic' | 'unrolled' | null;
+  optimizer: 'adamw' | null;
+  /**
+   * What the step returns, in order: the layer's output, d/dx, d/d<key> per parameter, then with an
+   * optimizer the updated parameters and state. Each is compared with the reference on its own
+   * (relative to its own max |reference|); relErrorVsReference is the worst, `worstOutput` which one.
+   */
+  outputs: number;
+  worstOutput: string | null;
+  /** Each output's rel. error against the reference, in the order above; null when the case was not checked. */
+  outputErrors: { name: string; relError: number }[] | null;
 }
 
 /**
@@ -323,6 +372,10 @@ export interface BenchReport {
   unavailable: { id: RuntimeId; reason: string }[];
   cases: BenchCase[];
   scaling: ScalingFit[];
+  /** Whether the cases are forward passes or training steps (absent in reports from before training steps: inference). */
+  mode?: BenchMode;
+  /** How the training steps were built, when mode is 'train'. */
+  training?: BenchTrainingSetup;
   /** Per runtime, measured once after its cases (absent in reports from before it existed). */
   limits?: DeviceLimits[];
   /** Process start, device probe, graph builds and sessions vs the whole run (ms). */

@@ -1,5 +1,5 @@
 /**
- * The CLI's self-contained HTML report (`--html` on bench, profile and pinv), produced by the
+ * The CLI's self-contained HTML report (`--html` on bench, profile, pinv, approx and grad), produced by the
  * bundled CLI as a user runs it and opened offline in real Chromium: every view draws its
  * charts from the inlined data, under the page's CSP, with nothing fetched.
  */
@@ -10,9 +10,11 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
+import type { ApproxReport } from '../protocol/approx';
+import type { GradReport } from '../protocol/grad';
 import { INLINE_DATA_ELEMENT_ID, type DashboardData } from '../protocol/dashboard';
 import { chromiumAvailable, launchBrowser, openProbedPage } from './helpers/browser';
-import { SOFT_CONFIGS } from './helpers/fixtures';
+import { FIXTURES, SOFT_CONFIGS } from './helpers/fixtures';
 
 const ROOT = path.resolve(__dirname, '..');
 const OUT = path.join(ROOT, 'test-output');
@@ -34,7 +36,10 @@ function inlined(html: string): DashboardData {
   return JSON.parse(m[1]!) as DashboardData;
 }
 
-type Snapshot = Record<string, { type: string; datasets: { label: string; data: unknown[] }[] }>;
+type Snapshot = Record<
+  string,
+  { type: string; datasets: { label: string; data: unknown[] }[]; guides: { vertical?: { value: number }[] } | null }
+>;
 const charts = (page: Page): Promise<Snapshot> =>
   page.evaluate(() => window.vitlensDashboard!.charts() as unknown as Snapshot);
 
@@ -69,6 +74,9 @@ describe('vitlens … --html', { skip }, () => {
       '--level',
       'attention',
       '--no-scaling',
+      // A rectangular token grid for the sweep: the table must say 8×16, not assume a square.
+      '--grid',
+      '8x16',
       '--budget-ms',
       '30',
       '--quiet',
@@ -108,6 +116,18 @@ describe('vitlens … --html', { skip }, () => {
       assert.equal(bars.length, 3);
       const rows = await p.page.locator('#bench-cases tbody tr:not(.message-row)').count();
       assert.equal(rows, data.bench!.cases.length, 'a table row per case');
+      const rect = data.bench!.cases.filter((c) => c.group === 'sweep');
+      assert.ok(rect.length > 0 && rect.every((c) => c.grid === 8 && c.gridW === 16 && c.tokens === 128));
+      const gridCells = await p.page.$$eval('#bench-cases tbody tr', (trs) =>
+        trs.map((tr) => {
+          const i = [...tr.closest('table')!.querySelectorAll('thead th')].findIndex((th) =>
+            /^Grid/.test(th.textContent ?? ''),
+          );
+          return tr.querySelectorAll('td')[i]?.textContent ?? '';
+        }),
+      );
+      assert.equal(gridCells.filter((g) => g === '8×16').length, rect.length, 'the sweep cases on their 8×16 grid');
+      assert.ok(gridCells.includes('14×14'), "the config's stage-3 cases on their square grid");
       assert.match((await p.page.textContent('body')) ?? '', /onnxruntime-node [\d.]+, CPU EP/, 'the runtime is named');
       await p.page.screenshot({ path: path.join(OUT, 'cli-bench-report-bench.png'), fullPage: true });
 
@@ -132,6 +152,129 @@ describe('vitlens … --html', { skip }, () => {
     } finally {
       await p.close();
     }
+  });
+
+  test('approx --html: the approximation view of the run, with the very numbers of its --out JSON', async () => {
+    const file = path.join(OUT, 'cli-approx-report.html');
+    const json = path.join(OUT, 'cli-approx-report.json');
+    const config = path.join(FIXTURES, 'configs', 'tiny_soft.vitlens.yaml');
+    const r = vitlens([
+      'approx',
+      config,
+      '--stage',
+      '2',
+      '--stage',
+      '3',
+      '--iterations',
+      '5,20',
+      '--nystrom-iterations',
+      '6',
+      '--features',
+      '16,64',
+      '--linformer-k',
+      '8',
+      '--out',
+      json,
+      '--html',
+      file,
+    ]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, new RegExp(`wrote ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+    const html = fs.readFileSync(file, 'utf8');
+    assert.doesNotMatch(html, /<script[^>]+src=|<link[^>]+href=/, 'no external script or stylesheet');
+    const data = inlined(html);
+    const report = JSON.parse(fs.readFileSync(json, 'utf8')) as ApproxReport;
+    assert.deepEqual(data.approx, report, 'the report carries the run as --out wrote it');
+    assert.equal(data.view, 'approx');
+    assert.equal(data.bench, null);
+    assert.match(report.input.checkpoint!, /tiny_soft\.pth$/);
+
+    const p = await openProbedPage(browser!, { colorScheme: 'light' });
+    try {
+      await p.page.goto(pathToFileURL(file).href);
+      await p.page.waitForFunction(() => window.vitlensDashboard?.ready());
+      assert.equal(await p.page.evaluate(() => window.vitlensDashboard!.view()), 'approx', 'opens on its view');
+      const c = await charts(p.page);
+      assert.deepEqual(Object.keys(c).sort(), ['approx-stage-2', 'approx-stage-3']);
+      for (const s of report.stages) {
+        const chart = c[`approx-stage-${s.stage}`]!;
+        assert.deepEqual(
+          chart.guides?.vertical?.map((g) => g.value),
+          [s.exactMacsPerHead],
+        );
+        const performer = s.methods.find((m) => m.method === 'performer')!;
+        assert.deepEqual(
+          chart.datasets
+            .find((d) => d.label === 'Performer')!
+            .data.map((pt) => [(pt as { x: number }).x, (pt as { y: number }).y]),
+          performer.points.map((pt) => [pt.macsPerHead, pt.mean.outRun]),
+        );
+      }
+      const text = (await p.page.textContent('#panel-approx')) ?? '';
+      assert.ok(text.includes(report.input.description), 'the inputs are named');
+      assert.match(text, /relative Frobenius norms/);
+      await p.page.screenshot({ path: path.join(OUT, 'cli-approx-report.png'), fullPage: true });
+      assert.deepEqual(p.problems(), [], 'console errors, CSP violations or remote requests');
+    } finally {
+      await p.close();
+    }
+  });
+
+  test('grad --html: the Gradients view of the run, with the numbers of its --json; nothing flagged; an unwritable file exits 2', async () => {
+    const file = path.join(OUT, 'cli-grad-report.html');
+    const config = path.join(FIXTURES, 'configs', 'tiny_soft.vitlens.yaml');
+    const r = vitlens(['grad', config, '--label', '3', '--json', '--html', file]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, new RegExp(`wrote ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+    const report = JSON.parse(r.stdout) as GradReport;
+    const html = fs.readFileSync(file, 'utf8');
+    assert.doesNotMatch(html, /<script[^>]+src=|<link[^>]+href=/, 'no external script or stylesheet');
+    const data = inlined(html);
+    assert.deepEqual(data.grad, report, 'the report carries the run as --json printed it');
+    assert.equal(data.view, 'grad');
+    assert.equal(data.approx, null);
+    assert.equal(data.profile?.resolution, 64, 'the profile at the input size');
+    // Eval mode, 20 Newton iterations: nothing flagged.
+    assert.deepEqual(report.warnings, []);
+
+    const p = await openProbedPage(browser!, { colorScheme: 'light' });
+    try {
+      await p.page.goto(pathToFileURL(file).href);
+      await p.page.waitForFunction(() => window.vitlensDashboard?.ready());
+      assert.equal(await p.page.evaluate(() => window.vitlensDashboard!.view()), 'grad', 'opens on its view');
+      const c = await charts(p.page);
+      assert.deepEqual(Object.keys(c).sort(), ['grad-input-channels', 'grad-newton', 'grad-norms']);
+      const norms = c['grad-norms']!;
+      // Every tensor's bar, in model order, at its gradient norm; no flagged series.
+      const drawn = report.parameters.map((_, i) => norms.datasets.find((d) => d.data[i] != null)?.data[i]);
+      assert.deepEqual(
+        drawn,
+        report.parameters.map((x) => x.gradNorm),
+      );
+      assert.ok(!norms.datasets.some((d) => d.label.startsWith('Flagged')));
+      assert.deepEqual(
+        c['grad-newton']!.datasets[0]!.data,
+        report.newton.map((n) => n.relativeDifference),
+      );
+      const text = (await p.page.textContent('#panel-grad')) ?? '';
+      assert.match(text, /none flagged/);
+      assert.match(text, /None: no parameter and no stage is flagged under the rule\./);
+      assert.match(text, /eval — BatchNorm with its running statistics/);
+      assert.ok(text.includes(report.lossDefinition));
+      assert.equal(await p.page.locator('#grad-parameters tbody tr').count(), report.parameters.length);
+      assert.equal(await p.page.locator('#grad-parameters tbody tr.row--failed').count(), 0);
+      assert.equal(await p.page.locator('#grad-newton-stages tbody tr.row--failed').count(), 0);
+      await p.page.screenshot({ path: path.join(OUT, 'cli-grad-report.png'), fullPage: true });
+      assert.deepEqual(p.problems(), [], 'console errors, CSP violations or remote requests');
+    } finally {
+      await p.close();
+    }
+
+    // A report under a regular file cannot be written: exit 2, naming the file.
+    const blocked = path.join(OUT, 'cli-grad-report.html', 'report.html');
+    const bad = vitlens(['grad', config, '--label', '3', '--html', blocked]);
+    assert.equal(bad.status, 2, bad.stderr);
+    assert.match(bad.stderr, /vitlens grad: cannot write .*cli-grad-report\.html\/report\.html: (ENOTDIR|EEXIST)/);
   });
 
   test('profile --html and pinv --html open on their own view', async () => {

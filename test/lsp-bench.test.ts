@@ -8,6 +8,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CancellationTokenSource, ResponseError } from 'vscode-jsonrpc/node';
 import {
+  ApproxRequest,
   BenchCaseNotification,
   BenchRequest,
   Commands,
@@ -177,12 +178,13 @@ describe('vitlens/pinv and vitlens/bench', () => {
         untrusted.conn.sendRequest(BenchRequest, { uri }),
         untrusted.conn.sendRequest(PinvRequest, { uri }),
         untrusted.conn.sendRequest(InferRequest, { uri, images: ['x.png'] }),
+        untrusted.conn.sendRequest(ApproxRequest, { uri }),
       ]) {
         await assert.rejects(run, (e: unknown) => e instanceof ResponseError && /untrusted workspace/.test(e.message));
       }
       // Trust granted: the lenses come back and a run works.
       await untrusted.conn.sendNotification(TrustNotification.method, { trusted: true });
-      assert.equal((await untrusted.codeLens(uri))!.length, 4);
+      assert.equal((await untrusted.codeLens(uri))!.length, 5);
       assert.equal((await untrusted.conn.sendRequest(PinvRequest, { uri, resolution: 64 })).model, 'soft_tiny');
     } finally {
       await untrusted.stop();

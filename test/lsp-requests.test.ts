@@ -11,6 +11,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { DashboardData } from '../protocol/dashboard';
 import { ConfigInputsRequest, DashboardRequest } from '../protocol/lsp';
+import { analyseApprox } from '../server/jobs/approx/sweep';
 import { dashboardData } from '../server/report/data';
 import { FIXTURES, readJson, SOFT_CONFIGS, specOf } from './helpers/fixtures';
 import { LspClient } from './helpers/lsp';
@@ -58,6 +59,8 @@ describe('vitlens/dashboard: the DashboardData of report/data.ts', () => {
       bench: shown.bench,
       pinv: shown.pinv,
       infer: readJson<DashboardData>('results/tiny-infer-dashboard.json').infer ?? null,
+      // A real approximation run (the tiny model, random weights, one stage, short sweeps).
+      approx: await analyseApprox(specOf(tiny.text), { stages: [3], performerFeatures: [16], linformerK: [8] }),
     };
     const got = await lsp.conn.sendRequest(DashboardRequest, { uri: softTiny.uri, ...inputs });
     const want = dashboardData({ spec: specOf(softTiny.text), source: softTiny.uri, ...inputs });
@@ -67,6 +70,7 @@ describe('vitlens/dashboard: the DashboardData of report/data.ts', () => {
     assert.deepEqual(got!.profileSweep!.resolutions, [224, 384]);
     assert.equal(got!.profile!.resolution, 256);
     assert.deepEqual(got!.bench, shown.bench);
+    assert.deepEqual(got!.approx, inputs.approx, 'the approximation report the panel shows is passed through');
   });
 
   test('a config with errors: null; a document that is not open: null', async () => {

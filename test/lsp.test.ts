@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DiagnosticSeverity, type Diagnostic } from 'vscode-languageserver-protocol';
-import { officialConfigFiles, readJson, SOFT_CONFIGS } from './helpers/fixtures';
+import { FIXTURES, officialConfigFiles, readJson, SOFT_CONFIGS } from './helpers/fixtures';
 import { Commands, ProfileSweepRequest } from '../protocol/lsp';
 import { LspClient, messageOf, rangeText } from './helpers/lsp';
 
@@ -261,6 +261,7 @@ describe('hover, completion and the summary', () => {
         ['ViT Lens: 13.07M params · 1.94 GMACs (B) @224', Commands.showProfile, [uri]],
         ['Benchmark attention', Commands.benchmark, [uri]],
         ['Pseudo-inverse convergence', Commands.pinv, [uri]],
+        ['Approximation quality', Commands.approx, [uri]],
         ['Run SOFT inference on image…', Commands.infer, [uri]],
       ],
     );
@@ -271,13 +272,45 @@ describe('hover, completion and the summary', () => {
     await lsp.open(ufo, 'model: soft_tiny\nattention: ufo\n');
     const titles = (await lsp.codeLens(ufo))!.map((l) => l.command!.title);
     assert.match(titles[0]!, /^ViT Lens: [\d.]+M params · [\d.]+ GMACs \(B\) @224$/);
-    assert.deepEqual(titles.slice(1), ['Benchmark attention', 'Run UFO inference on image…']);
+    // Stage 4's softmax (the cls block) still has approximations to measure; UFO's stages have none.
+    assert.deepEqual(titles.slice(1), ['Benchmark attention', 'Approximation quality', 'Run UFO inference on image…']);
     const broken = scratch();
     await lsp.open(broken, 'model: soft_tiny\nnewton_maxiter: -1\n');
     assert.deepEqual(
       (await lsp.codeLens(broken))!.map((l) => l.command!.command),
       [Commands.showProfile],
     );
+  });
+
+  test('a config naming its checkpoint and an image also gets the Gradients lens; without an image it does not', async () => {
+    const tiny = path.join(FIXTURES, 'configs', 'tiny_soft.vitlens.yaml');
+    const tinyUri = LspClient.uriOf(tiny);
+    const text = fs.readFileSync(tiny, 'utf8');
+    await lsp.open(tinyUri, text);
+    const lenses = (await lsp.codeLens(tinyUri))!;
+    assert.equal(lenses[0]!.command!.title, 'ViT Lens: 0.27M params · 0.01 GMACs (B) @64');
+    assert.deepEqual(
+      lenses.slice(1).map((l) => [l.command!.title, l.command!.command, l.command!.arguments]),
+      [
+        ['Benchmark attention', Commands.benchmark, [tinyUri]],
+        ['Pseudo-inverse convergence', Commands.pinv, [tinyUri]],
+        ['Approximation quality', Commands.approx, [tinyUri]],
+        ['Run SOFT inference on image…', Commands.infer, [tinyUri]],
+        ['Gradients', Commands.grad, [tinyUri]],
+      ],
+    );
+    for (const [what, without] of [
+      ['no image', text.replace(/^images:.*\n/m, '')],
+      ['no checkpoint', text.replace(/^checkpoint:.*\n/m, '')],
+      ['an empty image list', text.replace(/^images:.*$/m, 'images: []')],
+    ] as const) {
+      const u = scratch();
+      await lsp.open(u, without);
+      assert.ok(
+        !(await lsp.codeLens(u))!.some((l) => l.command!.command === Commands.grad),
+        `no Gradients lens with ${what}`,
+      );
+    }
   });
 
   test('completion: missing keys at line start, model names and enum values after a key', async () => {

@@ -14,11 +14,13 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { Commands } from '../protocol/lsp';
-import { ROOT, SOFT_CONFIGS } from './helpers/fixtures';
+import { FIXTURES, ROOT, SOFT_CONFIGS } from './helpers/fixtures';
 
 const SCRIPT = path.join(ROOT, 'test', 'neovim', 'lsp-check.lua');
 const SERVER = path.join(ROOT, 'dist', 'server.js');
 const TINY = path.join(SOFT_CONFIGS, 'SOFT_Tiny.yaml');
+/** Names its checkpoint and an image: the Gradients lens as well. */
+const RUNNABLE = path.join(FIXTURES, 'configs', 'tiny_soft.vitlens.yaml');
 const BROKEN_TEXT = 'model: soft_tiny\nnewton_maxiter: -1\n';
 /** Neovim is killed (with the server it started) if it runs longer than this. */
 const NVIM_TIMEOUT_MS = 15_000;
@@ -87,6 +89,7 @@ interface NeovimReport {
     stored: { line: number; title: string; command: string }[];
     virtual_text?: { row: number; text: string }[];
   };
+  runnable: { uri: string; codelens: { title: string; command: string }[] };
   server_exit?: { code: number; signal: number };
 }
 
@@ -136,6 +139,7 @@ describe('Neovim (headless, built-in LSP client) over stdio', { timeout: 20_000 
       VITLENS_SERVER: SERVER,
       VITLENS_TINY: TINY,
       VITLENS_BROKEN: broken,
+      VITLENS_RUNNABLE: RUNNABLE,
       VITLENS_OUT: out,
       VITLENS_WAIT_MS: '5000',
     };
@@ -246,34 +250,39 @@ describe('Neovim (headless, built-in LSP client) over stdio', { timeout: 20_000 
     assert.ok(float.some((l) => l.startsWith('| B ← README |') && l.endsWith('| 1.937 | 3.874 |')));
   });
 
-  test(
-    'CodeLens: the summary and three actions, stored and shown as virtual text by vim.lsp.codelens',
-    { skip },
-    () => {
-      assert.equal(report.codelens.error, undefined);
-      const expected: [string, string][] = [
-        ['ViT Lens: 13.07M params · 1.94 GMACs (B) @224', Commands.showProfile],
-        ['Benchmark attention', Commands.benchmark],
-        ['Pseudo-inverse convergence', Commands.pinv],
-        ['Run SOFT inference on image…', Commands.infer],
-      ];
-      const zero = { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } };
-      assert.deepEqual(
-        report.codelens.result,
-        expected.map(([title, command]) => ({ range: zero, command: { title, command, arguments: [tinyUri] } })),
-      );
-      assert.deepEqual(
-        report.codelens.stored,
-        expected.map(([title, command]) => ({ line: 0, title, command })),
-      );
-      assert.deepEqual(report.codelens.virtual_text, [{ row: 0, text: expected.map(([t]) => t).join(' | ') }]);
-      assert.deepEqual(
-        report.broken.codelens_commands,
-        [Commands.showProfile],
-        'no run lenses on a config with errors',
-      );
-    },
-  );
+  test('CodeLens: the summary and four actions, stored and shown as virtual text by vim.lsp.codelens', { skip }, () => {
+    assert.equal(report.codelens.error, undefined);
+    const expected: [string, string][] = [
+      ['ViT Lens: 13.07M params · 1.94 GMACs (B) @224', Commands.showProfile],
+      ['Benchmark attention', Commands.benchmark],
+      ['Pseudo-inverse convergence', Commands.pinv],
+      ['Approximation quality', Commands.approx],
+      ['Run SOFT inference on image…', Commands.infer],
+    ];
+    const zero = { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } };
+    assert.deepEqual(
+      report.codelens.result,
+      expected.map(([title, command]) => ({ range: zero, command: { title, command, arguments: [tinyUri] } })),
+    );
+    assert.deepEqual(
+      report.codelens.stored,
+      expected.map(([title, command]) => ({ line: 0, title, command })),
+    );
+    assert.deepEqual(report.codelens.virtual_text, [{ row: 0, text: expected.map(([t]) => t).join(' | ') }]);
+    assert.deepEqual(report.broken.codelens_commands, [Commands.showProfile], 'no run lenses on a config with errors');
+  });
+
+  test('CodeLens on a config naming its checkpoint and an image: the run lenses and Gradients', { skip }, () => {
+    assert.equal(report.runnable.uri, pathToFileURL(RUNNABLE).href);
+    assert.deepEqual(report.runnable.codelens, [
+      { title: 'ViT Lens: 0.27M params · 0.01 GMACs (B) @64', command: Commands.showProfile },
+      { title: 'Benchmark attention', command: Commands.benchmark },
+      { title: 'Pseudo-inverse convergence', command: Commands.pinv },
+      { title: 'Approximation quality', command: Commands.approx },
+      { title: 'Run SOFT inference on image…', command: Commands.infer },
+      { title: 'Gradients', command: Commands.grad },
+    ]);
+  });
 
   test('shutdown: the server exits with code 0 and Neovim with 0', { skip }, () => {
     assert.deepEqual(report.server_exit, { code: 0, signal: 0 });

@@ -18,11 +18,18 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
+import type { ApproxPoint, ApproxReport } from '../protocol/approx';
 import type { DashboardData, HostMessage } from '../protocol/dashboard';
+import type { GradReport } from '../protocol/grad';
 import type { BenchCase, PinvReport } from '../protocol/results';
 import { OP_KINDS } from '../protocol/categories';
+import { formatMacs, formatProbability, formatSci } from '../protocol/format';
 import { dashboardHtml, makeNonce } from '../protocol/page';
+import { analyseApprox } from '../server/jobs/approx/sweep';
+import { runGradients } from '../server/jobs/grad/run';
+import { dashboardData } from '../server/report/data';
 import { chromiumAvailable, launchBrowser, openProbedPage, type ProbedPage } from './helpers/browser';
+import { FIXTURES, specOf } from './helpers/fixtures';
 
 const ROOT = path.resolve(__dirname, '..');
 const DIST_JS = path.join(ROOT, 'dist', 'webview.js');
@@ -581,6 +588,13 @@ describe('dashboard page in Chromium', { skip }, () => {
       assert.match(await p.page.locator('#panel-bench').innerText(), /No benchmark yet — run vitlens bench/);
       await showView(p.page, 'pinv');
       assert.match(await p.page.locator('#panel-pinv').innerText(), /No pseudo-inverse report yet/);
+      await showView(p.page, 'approx');
+      assert.match(
+        await p.page.locator('#panel-approx').innerText(),
+        /No approximation report yet — run vitlens approx <config> --html report\.html or use the Approximation quality CodeLens/,
+      );
+      await p.page.click('#panel-approx button:has-text("Run approximation analysis")');
+      assert.deepEqual((await posted(p.page)).at(-1), { type: 'rerun', view: 'approx' });
       await showView(p.page, 'infer');
       assert.match(
         await p.page.locator('#panel-infer').innerText(),
@@ -593,6 +607,13 @@ describe('dashboard page in Chromium', { skip }, () => {
       );
       await p.page.click('#panel-infer button:has-text("Run inference")');
       assert.deepEqual((await posted(p.page)).at(-1), { type: 'rerun', view: 'infer' });
+      await showView(p.page, 'grad');
+      assert.match(
+        await p.page.locator('#panel-grad').innerText(),
+        /No gradient report yet — run vitlens grad <config> --label N --html report\.html or use the Gradients CodeLens/,
+      );
+      await p.page.click('#panel-grad button:has-text("Compute gradients")');
+      assert.deepEqual((await posted(p.page)).at(-1), { type: 'rerun', view: 'grad' });
       await showView(p.page, 'profile');
       const ids = Object.keys(await charts(p.page)).sort();
       assert.deepEqual(ids, ['profile-macs-by-kind', 'profile-params']);
@@ -627,11 +648,19 @@ describe('dashboard page in Chromium', { skip }, () => {
       assert.equal(await page.getAttribute('#tab-bench', 'aria-selected'), 'false');
       assert.equal(await page.isVisible('#panel-bench'), false);
       await page.keyboard.press('ArrowRight');
+      await page.waitForFunction(() => window.vitlensDashboard!.view() === 'approx');
+      await page.keyboard.press('ArrowRight');
       await page.waitForFunction(() => window.vitlensDashboard!.view() === 'infer');
+      await page.keyboard.press('ArrowRight');
+      await page.waitForFunction(() => window.vitlensDashboard!.view() === 'grad');
       await page.keyboard.press('ArrowRight');
       await page.waitForFunction(() => window.vitlensDashboard!.view() === 'profile'); // the tablist wraps around
       await page.keyboard.press('End');
+      await page.waitForFunction(() => window.vitlensDashboard!.view() === 'grad');
+      await page.keyboard.press('ArrowLeft');
       await page.waitForFunction(() => window.vitlensDashboard!.view() === 'infer');
+      await page.keyboard.press('ArrowLeft');
+      await page.waitForFunction(() => window.vitlensDashboard!.view() === 'approx');
       await page.keyboard.press('ArrowLeft');
       await page.waitForFunction(() => window.vitlensDashboard!.view() === 'pinv');
       // Pick stage 2, head 3 in the pseudo-inverse view.
@@ -789,6 +818,471 @@ describe('dashboard page in Chromium', { skip }, () => {
       assert.ok(lines[0]!.startsWith('stage,attention,iteration,head,m,alpha,'));
       assert.equal(lines.filter((l) => l.startsWith('2,nystrom,nystrom,')).length, 4 * 41);
       assert.equal(lines.filter((l) => l.startsWith('1,soft,newton,')).length, 2 * 41);
+      assertClean(p);
+    } finally {
+      await p.close();
+    }
+  });
+
+  // ── approximation view ──────────────────────────────────────────────────────────────────
+
+  it('approximation view: a real `approx` run of the tiny checkpoint charted per stage — error against MACs, every method, heads as bars; e_mat toggle, tables, CSV and PNG', async () => {
+    // The real job on the tiny official checkpoint and image, with short sweeps (as test/approx.test.ts keeps it fast).
+    const config = path.join(FIXTURES, 'configs', 'tiny_soft.vitlens.yaml');
+    const spec = specOf(fs.readFileSync(config, 'utf8'));
+    const r: ApproxReport = await analyseApprox(spec, {
+      config,
+      checkpoint: path.join(FIXTURES, 'ref', 'tiny_soft.pth'),
+      image: path.join(FIXTURES, 'ref', 'tiny_image_64x64.png'),
+      newtonIterations: [5, 20],
+      nystromIterations: [2, 6],
+      performerFeatures: [16, 64],
+      linformerK: [8, 16],
+    });
+    const data = dashboardData({ spec, source: config, producer: 'test', approx: r, view: 'approx' });
+    const p = await openWebview(clone(data));
+    const { page } = p;
+    // What the chart must show for a point: the mean over heads, and the heads' own min and max.
+    type Field = 'outRun' | 'outExact' | 'matRun' | 'matExact';
+    const expected = (pts: ApproxPoint[], f: Field) =>
+      pts.map((pt) => {
+        const heads = pt.heads.map((x) => x[f]!);
+        return { x: pt.macsPerHead, y: pt.mean[f], yMin: Math.min(...heads), yMax: Math.max(...heads) };
+      });
+    try {
+      assert.equal(await page.evaluate(() => window.vitlensDashboard!.view()), 'approx', 'the data names the view');
+      let c = await charts(page);
+      assert.deepEqual(
+        Object.keys(c)
+          .filter((id) => id.startsWith('approx'))
+          .sort(),
+        ['approx-stage-1', 'approx-stage-2', 'approx-stage-3', 'approx-stage-4'],
+      );
+      const s2 = r.stages[1]!;
+      const method = (m: string) => s2.methods.find((x) => x.method === m)!;
+      const soft = method('soft');
+      const nystrom = method('nystrom');
+      assert.equal(soft.modelIterations, 20);
+      assert.equal(nystrom.modelIterations, 6);
+      const stage2 = c['approx-stage-2']!;
+      assert.deepEqual(
+        stage2.datasets.map((d) => d.label),
+        [
+          'SOFT as run (20 iterations)',
+          'SOFT exact pinv',
+          'SOFT as run, iterations swept (m = 4)',
+          'Nyströmformer as run (6 iterations)',
+          'Nyströmformer exact pinv',
+          'Nyströmformer as run, iterations swept (m = 4)',
+          'Performer',
+          'Linformer',
+          "softmax-SR (the SOFT paper's Linformer)",
+        ],
+      );
+      const ds = (label: string) => stage2.datasets.find((d) => d.label === label)!.data;
+      // SOFT at the model's setting (a checkpoint: its trained stride only), as run and with the exact pseudo-inverse.
+      const own = soft.points.filter((pt) => pt.model);
+      assert.equal(own.length, 1);
+      assert.deepEqual(ds('SOFT as run (20 iterations)'), expected(own, 'outRun'));
+      assert.deepEqual(ds('SOFT exact pinv'), expected(own, 'outExact'));
+      assert.deepEqual(
+        ds('SOFT as run, iterations swept (m = 4)'),
+        expected(
+          soft.points.filter((pt) => pt.setting.landmarks === 4),
+          'outRun',
+        ),
+      );
+      // Nyström across its landmark grids at 6 iterations, in MACs order.
+      const ny6 = nystrom.points
+        .filter((pt) => pt.setting.iterations === 6)
+        .sort((a, b) => a.macsPerHead - b.macsPerHead);
+      assert.ok(ny6.length >= 2, 'the landmark count is swept');
+      assert.deepEqual(ds('Nyströmformer as run (6 iterations)'), expected(ny6, 'outRun'));
+      assert.deepEqual(ds('Nyströmformer exact pinv'), expected(ny6, 'outExact'));
+      assert.deepEqual(ds('Performer'), expected(method('performer').points, 'outRun'));
+      assert.deepEqual(ds('Linformer'), expected(method('linformer').points, 'outRun'));
+      // Two heads: the bars are their spread.
+      const perf = ds('Performer') as { yMin: number; yMax: number; y: number }[];
+      assert.ok(perf.every((pt) => pt.yMin < pt.yMax && pt.yMin <= pt.y && pt.y <= pt.yMax));
+      // Run and exact differ in dash and marker fill; every series differs from every other in more than colour.
+      assert.equal(
+        new Set(stage2.datasets.map((d) => JSON.stringify([d.borderColor, d.borderDash, d.pointStyle]))).size,
+        stage2.datasets.length,
+      );
+      assert.notDeepEqual(stage2.datasets[0]!.borderDash, stage2.datasets[1]!.borderDash);
+      assert.deepEqual(stage2.guides?.vertical, [
+        { value: s2.exactMacsPerHead, label: `exact attention ${formatMacs(s2.exactMacsPerHead)}` },
+      ]);
+      assert.match(
+        stage2.ariaLabel,
+        /^Log–log line chart of e_out, the relative Frobenius error .* stage 2 \(SOFT, 8×8 grid, 64 tokens, 2 heads\)/,
+      );
+      assert.match(stage2.ariaLabel, /Performer: 2 points, lowest/);
+      // Stage 4 (softmax with a cls token): Performer only; the chart says why the others are missing.
+      assert.deepEqual(
+        c['approx-stage-4']!.datasets.map((d) => d.label),
+        ['Performer'],
+      );
+      const note4 = await page.locator('[data-chart-id="approx-stage-4"] .chart-note').innerText();
+      assert.match(note4, /Nyströmformer — its landmarks pool the token grid/);
+      assert.match(note4, /Linformer — no setting fits 5 tokens/);
+
+      // The run's inputs, arithmetic and error definition, in words.
+      const text = await page.locator('#panel-approx').innerText();
+      assert.ok(text.includes(r.input.description), 'checkpoint and image');
+      assert.match(text, /float64: the activations on the float64 reference runtime/);
+      assert.match(text, /relative Frobenius norms: e_mat = ‖S − Ŝ‖_F \/ ‖S‖_F; e_out = ‖S·V − Ŝ·V‖_F \/ ‖S·V‖_F/);
+      assert.match(text, /variant A, 20 iterations in the model/);
+      for (const n of r.notes) assert.ok(text.includes(n.replace(/`/g, '')), n);
+      // Every point in the table, with the numbers of the report.
+      const total = r.stages.reduce((n, s) => n + s.methods.reduce((k, m) => k + m.points.length, 0), 0);
+      assert.equal(await page.locator('#approx-points tbody tr').count(), total);
+      const ownRow = (
+        await page.locator('#approx-points tbody tr', { hasText: 'r = 4 (m = 4), 20 iterations *' }).innerText()
+      )
+        .split('\t')
+        .map((x) => x.trim());
+      assert.deepEqual(ownRow.slice(0, 3), ['2', 'SOFT', 'r = 4 (m = 4), 20 iterations *']);
+      assert.equal(ownRow[6], formatSci(own[0]!.mean.outRun, 3));
+      assert.equal(await page.locator('#approx-stages tbody tr').count(), r.stages.length);
+      await screenshot(page, 'webview-dark-approx.png');
+
+      // e_mat: every chart re-plots the matrices' errors; spatial reduction (no N×N matrix) leaves.
+      await page.selectOption('#panel-approx select', 'mat');
+      await page.waitForFunction(() =>
+        /Log–log line chart of e_mat/.test(
+          document.querySelector('[data-chart-id="approx-stage-2"] canvas')?.getAttribute('aria-label') ?? '',
+        ),
+      );
+      c = await charts(page);
+      const mat = c['approx-stage-2']!;
+      assert.ok(!mat.datasets.some((d) => d.label.startsWith('softmax-SR')));
+      assert.deepEqual(mat.datasets.find((d) => d.label === 'SOFT exact pinv')!.data, expected(own, 'matExact'));
+      assert.deepEqual(
+        mat.datasets.find((d) => d.label === 'Performer')!.data,
+        expected(method('performer').points, 'matRun'),
+      );
+      assert.match(
+        await page.locator('[data-chart-id="approx-stage-2"] .chart-note').innerText(),
+        /softmax-SR \(the SOFT paper's Linformer\) has no N×N matrix: it is in the e_out chart only/,
+      );
+      const state = await page.evaluate(() => JSON.parse(sessionStorage.getItem('__vitlens_state') ?? 'null'));
+      assert.equal(state.selections.approxMetric, 'mat', 'the choice persists');
+      await screenshot(page, 'webview-dark-approx-mat.png');
+
+      // Exports: a chart as PNG, every head of every point as CSV (raw numbers).
+      await page.click('section[data-chart-id="approx-stage-1"] button:has-text("PNG")');
+      await page.click('#export-csv');
+      const saves = (await posted(page)).filter((m) => m.type === 'save') as unknown as {
+        filename: string;
+        mime: string;
+        content: string;
+      }[];
+      const png = saves.find((m) => m.mime === 'image/png')!;
+      assert.equal(png.filename, 'custom-approx-stage-1.png');
+      assert.deepEqual(
+        [...Buffer.from(png.content, 'base64').subarray(0, 8)],
+        [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a],
+      );
+      const csv = saves.find((m) => m.mime === 'text/csv')!;
+      assert.equal(csv.filename, 'custom-approx-points.csv');
+      const lines = csv.content.trim().split(/\r\n/);
+      const header = lines[0]!.split(',');
+      assert.deepEqual(header.slice(0, 7), ['stage', 'attention', 'grid_h', 'grid_w', 'tokens', 'head_dim', 'method']);
+      const perHead = r.stages.reduce(
+        (n, s) => n + s.methods.reduce((k, m) => k + m.points.reduce((j, pt) => j + pt.heads.length, 0), 0),
+        0,
+      );
+      assert.equal(lines.length, 1 + perHead);
+      const col = (name: string) => header.indexOf(name);
+      // Fields with a comma (the settings' labels) are quoted.
+      const fields = (l: string) =>
+        [...l.matchAll(/("(?:[^"]|"")*"|[^,]*)(,|$)/g)].map((m) => m[1]!).slice(0, header.length);
+      assert.ok(lines.every((l) => fields(l).length === header.length));
+      const head1 = lines
+        .map(fields)
+        .find(
+          (f) =>
+            f[0] === '2' && f[col('method')] === 'soft' && f[col('model_setting')] === 'true' && f[col('head')] === '1',
+        )!;
+      assert.equal(Number(head1[col('out_run')]), own[0]!.heads[1]!.outRun);
+      assert.equal(Number(head1[col('mat_exact')]), own[0]!.heads[1]!.matExact);
+      assert.equal(Number(head1[col('macs_per_head')]), own[0]!.macsPerHead);
+      assertClean(p);
+    } finally {
+      await p.close();
+    }
+  });
+
+  // ── gradients view ──────────────────────────────────────────────────────────────────────
+
+  it('gradients view: a real `grad` run of the tiny checkpoint (train mode, newton_maxiter: 1) — a bar per parameter at its norm, the flagged ones apart, the rule as guides; ratio toggle, Newton stages, tables, CSV and PNG', async () => {
+    // The real job on the tiny official checkpoint and image, float64 reference. Train mode flags the
+    // six conv biases BatchNorm cancels (vanishing); one Newton iteration leaves stage 1 over 1 %.
+    const config = path.join(FIXTURES, 'configs', 'tiny_soft.vitlens.yaml');
+    const text = `${fs.readFileSync(config, 'utf8')}newton_maxiter: 1\n`;
+    const spec = specOf(text);
+    const r: GradReport = await runGradients(
+      {
+        model: spec,
+        config,
+        checkpoint: path.join(FIXTURES, 'ref', 'tiny_soft.pth'),
+        images: [path.join(FIXTURES, 'ref', 'tiny_image_64x64.png')],
+        labels: [3],
+        mode: 'train',
+      },
+      () => Promise.reject(new Error('the float64 reference needs no device')),
+    );
+    const FLAGGED = [
+      'patch_embed1.proj.0.bias',
+      'patch_embed1.proj.3.bias',
+      'patch_embed1.proj.6.bias',
+      'patch_embed2.proj.0.bias',
+      'patch_embed3.proj.0.bias',
+      'patch_embed4.proj.0.bias',
+    ];
+    assert.deepEqual(
+      r.parameters.filter((x) => x.flag).map((x) => [x.key, x.flag]),
+      FLAGGED.map((k) => [k, 'vanishing']),
+    );
+    assert.deepEqual(
+      r.newton.map((n) => n.relativeDifference > 1e-2),
+      [true, false, false],
+      'stage 1 over the rule, stages 2 and 3 under it',
+    );
+    const data = dashboardData({ spec, source: config, producer: 'test', grad: r, view: 'grad' });
+    const p = await openWebview(clone(data));
+    const { page } = p;
+    const keys = r.parameters.map((x) => x.key);
+    /** The bar drawn at each category: at most one dataset has a value there (none: nothing plotted). */
+    const bars = (c: Snapshot) =>
+      keys.map((_, i) => {
+        const at = c.datasets.filter((d) => d.data[i] != null);
+        assert.ok(at.length <= 1, `at most one bar at #${i + 1} ${keys[i]}`);
+        return { series: at[0]?.label ?? null, value: (at[0]?.data[i] as number | undefined) ?? null };
+      });
+    try {
+      assert.equal(await page.evaluate(() => window.vitlensDashboard!.view()), 'grad', 'the data names the view');
+      let c = await charts(page);
+      assert.deepEqual(
+        Object.keys(c)
+          .filter((id) => id.startsWith('grad'))
+          .sort(),
+        ['grad-input-channels', 'grad-newton', 'grad-norms'],
+      );
+      const norms = c['grad-norms']!;
+      assert.equal(norms.type, 'bar');
+      assert.deepEqual(norms.labels, keys, 'one bar per parameter tensor, in state-dict order');
+      assert.deepEqual(
+        norms.datasets.map((d) => d.label),
+        [
+          'Stage 1 embedding',
+          'Stage 1 blocks',
+          'Stage 2 embedding',
+          'Stage 2 blocks',
+          'Stage 3 embedding',
+          'Stage 3 blocks',
+          'Stage 4 embedding',
+          'Stage 4 blocks',
+          'Final norm',
+          'Head',
+          'Flagged (vanishing)',
+        ],
+      );
+      const drawn = bars(norms);
+      assert.deepEqual(
+        drawn.map((b) => b.value),
+        r.parameters.map((x) => x.gradNorm),
+        "every bar is the report's gradient norm",
+      );
+      const seriesOf = (key: string) => drawn[keys.indexOf(key)]!.series;
+      assert.equal(seriesOf('pos_embed1'), 'Stage 1 embedding');
+      assert.equal(seriesOf('patch_embed2.proj.0.weight'), 'Stage 2 embedding');
+      assert.equal(seriesOf('block2.0.att.mha.W_q.weight'), 'Stage 2 blocks');
+      assert.equal(seriesOf('cls_token'), 'Stage 4 embedding');
+      assert.equal(seriesOf('block4.0.mlp.fc1.weight'), 'Stage 4 blocks');
+      assert.equal(seriesOf('norm.weight'), 'Final norm');
+      assert.equal(seriesOf('head.bias'), 'Head');
+      assert.deepEqual(
+        keys.filter((k) => seriesOf(k) === 'Flagged (vanishing)'),
+        FLAGGED,
+        'the flagged parameters are highlighted, in a series of their own',
+      );
+      const flaggedSeries = norms.datasets.at(-1)!;
+      assert.equal(flaggedSeries.backgroundColor, VSCODE_DARK['--vscode-charts-red'], 'in the theme’s red');
+      assert.equal(flaggedSeries.pointStyle, 'triangle', 'and a legend marker of their own, not colour alone');
+      assert.equal(
+        new Set(norms.datasets.map((d) => d.backgroundColor)).size,
+        norms.datasets.length,
+        'a colour per group',
+      );
+      const med = r.totals.medianGradNorm;
+      assert.deepEqual(
+        norms.guides?.horizontal?.map((g) => g.value),
+        [med * 1e3, med, med * 1e-6],
+        "the rule's thresholds and the median",
+      );
+      assert.match(norms.guides!.horizontal![0]!.label, /^exploding above 1e3 × median = /);
+      assert.match(norms.guides!.horizontal![2]!.label, /^vanishing below 1e-6 × median = /);
+      assert.match(
+        norms.ariaLabel,
+        /^Bar chart, log scale, of ‖grad‖ for each of the 119 parameter tensors in model order, by group \(Stage 1 embedding 13, Stage 1 blocks 18,/,
+      );
+      assert.match(norms.ariaLabel, /6 flagged: patch_embed1\.proj\.0\.bias \(vanishing\), /);
+      assert.match(
+        await page.locator('[data-chart-id="grad-norms"] .chart-note').innerText(),
+        /^Flagged \(red bars, ▲ in the legend\): #7 patch_embed1\.proj\.0\.bias — vanishing: /,
+      );
+
+      const input = c['grad-input-channels']!;
+      assert.deepEqual(input.labels, ['channel 0 (R)', 'channel 1 (G)', 'channel 2 (B)']);
+      assert.deepEqual(input.datasets[0]!.data, r.inputGradient.channelNorms);
+      const newton = c['grad-newton']!;
+      assert.deepEqual(
+        newton.datasets[0]!.data,
+        r.newton.map((n) => n.relativeDifference),
+      );
+      assert.deepEqual(newton.guides?.horizontal, [{ value: 1e-2, label: '1 % — the rule' }]);
+      assert.equal(await page.locator('#grad-newton-stages tbody tr').count(), 3);
+      assert.match(await page.locator('#grad-newton-stages tbody tr >> nth=0').innerText(), /over 1 %: not converged/);
+      assert.equal(await page.locator('#grad-newton-stages tbody tr.row--failed').count(), 1);
+      assert.match(await page.locator('#grad-newton-stages tbody tr >> nth=1').innerText(), /converged/);
+
+      // The loss and what it is, label and prediction, runtime and dtype, mode, Newton backward, the rule.
+      const panel = await page.locator('#panel-grad').innerText();
+      const it0 = r.items[0]!;
+      assert.ok(panel.includes(`${r.loss.toPrecision(6)} — ${r.lossDefinition}`), 'the loss and its definition');
+      assert.ok(
+        panel.includes(
+          `label 3 (class 3); predicted ${it0.predicted.index} (${it0.predicted.label}, ${formatProbability(it0.predicted.probability)})`,
+        ),
+      );
+      assert.ok(panel.includes(`${r.runtime.runtime} on ${r.runtime.device}`));
+      assert.match(panel, /Arithmetic\s+float64/);
+      assert.match(panel, /train — BatchNorm with the batch’s statistics/);
+      assert.match(panel, /Newton backward\s+analytic/);
+      assert.ok(panel.includes(`Rule: ${r.rule}.`));
+      assert.match(panel, /6 parameters, 1 stage flagged/);
+      assert.equal(await page.locator('#panel-grad .grad-warnings li').count(), r.warnings.length);
+      assert.ok(panel.includes(r.warnings.find((w) => w.kind === 'newton')!.message));
+      for (const n of r.notes) assert.ok(panel.includes(n), n);
+
+      // Every parameter in the table, the flagged ones tinted; sorting by ‖grad‖ puts the smallest first.
+      assert.equal(await page.locator('#grad-parameters tbody tr').count(), 119);
+      assert.equal(await page.locator('#grad-parameters tbody tr.row--failed').count(), 6);
+      const cells = async (n: number) =>
+        (await page.locator(`#grad-parameters tbody tr >> nth=${n}`).innerText()).split('\t').map((x) => x.trim());
+      const head = r.parameters.find((x) => x.key === 'head.weight')!;
+      const last = await cells(118);
+      assert.deepEqual(last.slice(0, 6), [
+        '119',
+        'head.bias',
+        'Head',
+        '10',
+        '10',
+        formatSci(r.parameters[118]!.gradNorm, 3),
+      ]);
+      await page.click('#grad-parameters th button[data-column="grad"]');
+      const smallest = [...r.parameters].sort((a, b) => a.gradNorm - b.gradNorm)[0]!;
+      assert.equal((await cells(0))[1], smallest.key);
+      assert.ok(FLAGGED.includes(smallest.key));
+      await page.click('#grad-parameters th button[data-column="grad"]');
+      const top = await cells(0);
+      assert.deepEqual(top.slice(1, 3), ['head.weight', 'Head']);
+      assert.equal(top[5], formatSci(head.gradNorm, 3));
+      assert.equal(top[8], formatSci(head.ratio, 3));
+      assert.equal(await page.locator('#grad-items tbody tr').count(), 1);
+      await screenshot(page, 'webview-dark-grad.png');
+
+      // ‖grad‖ / ‖param‖: the same bars at the ratio, no thresholds (the rule is on ‖grad‖).
+      await page.selectOption('#panel-grad select', 'ratio');
+      await page.waitForFunction(() =>
+        /of ‖grad‖ \/ ‖param‖ for each/.test(
+          document.querySelector('[data-chart-id="grad-norms"] canvas')?.getAttribute('aria-label') ?? '',
+        ),
+      );
+      c = await charts(page);
+      assert.deepEqual(
+        bars(c['grad-norms']!).map((b) => b.value),
+        r.parameters.map((x) => x.ratio),
+        'every bar is the report’s ratio; none where θ = 0',
+      );
+      assert.deepEqual(c['grad-norms']!.guides?.horizontal, []);
+      const zero = r.parameters.filter((x) => x.ratio == null);
+      assert.ok(zero.length > 0 && zero.every((x) => x.paramNorm === 0), 'biases initialised to zero');
+      assert.match(
+        await page.locator('[data-chart-id="grad-norms"] .chart-note').innerText(),
+        new RegExp(
+          `Not plotted \\(no place on a log axis\\): #${keys.indexOf(zero[0]!.key) + 1} ${zero[0]!.key.replace(/\./g, '\\.')} \\(θ = 0\\)`,
+        ),
+      );
+      const state = await page.evaluate(() => JSON.parse(sessionStorage.getItem('__vitlens_state') ?? 'null'));
+      assert.equal(state.selections.gradMetric, 'ratio', 'the choice persists');
+      assert.deepEqual(state.selections.sorts['grad-parameters'], { column: 'grad', dir: 'descending' });
+      await screenshot(page, 'webview-dark-grad-ratio.png');
+
+      // Exports: the chart as PNG, every parameter as CSV (raw numbers).
+      await page.click('section[data-chart-id="grad-norms"] button:has-text("PNG")');
+      await page.click('#export-csv');
+      const saves = (await posted(page)).filter((m) => m.type === 'save') as unknown as {
+        filename: string;
+        mime: string;
+        content: string;
+      }[];
+      const png = saves.find((m) => m.mime === 'image/png')!;
+      assert.equal(png.filename, 'custom-grad-norms.png');
+      assert.deepEqual(
+        [...Buffer.from(png.content, 'base64').subarray(0, 8)],
+        [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a],
+      );
+      const csv = saves.find((m) => m.mime === 'text/csv')!;
+      assert.equal(csv.filename, 'custom-grad-parameters.csv');
+      const lines = csv.content.trim().split(/\r\n/);
+      assert.deepEqual(lines[0]!.split(','), [
+        'position',
+        'key',
+        'group',
+        'stage',
+        'shape',
+        'elements',
+        'grad_norm',
+        'grad_max_abs',
+        'param_norm',
+        'grad_to_param',
+        'grad_to_median',
+        'flag',
+      ]);
+      assert.equal(lines.length, 1 + 119);
+      lines.slice(1).forEach((l, i) => {
+        const f = l.split(',');
+        const x = r.parameters[i]!;
+        assert.deepEqual(
+          [
+            Number(f[0]),
+            f[1],
+            f[3],
+            f[4],
+            Number(f[5]),
+            Number(f[6]),
+            Number(f[8]),
+            f[9] === '' ? null : Number(f[9]),
+            f[11],
+          ],
+          [
+            i + 1,
+            x.key,
+            x.stage == null ? '' : String(x.stage),
+            x.shape.join('x'),
+            x.elements,
+            x.gradNorm,
+            x.paramNorm,
+            x.ratio,
+            x.flag ?? '',
+          ],
+          x.key,
+        );
+      });
+      assert.equal(lines[keys.indexOf('block3.1.att.ff1.weight') + 1]!.split(',')[2], 'Stage 3 blocks');
       assertClean(p);
     } finally {
       await p.close();

@@ -1,8 +1,8 @@
 /**
  * chart.js set-up (only what the views use, so esbuild tree-shakes the rest), the registry
- * of live charts (tests read it; PNG export and theme changes walk it), two small plugins
- * (a canvas background so exported PNGs are readable, and guide lines: a vertical marker
- * and horizontal thresholds) and the chart card every view uses: title, canvas (role=img
+ * of live charts (tests read it; PNG export and theme changes walk it), three small plugins
+ * (a canvas background so exported PNGs are readable, guide lines: a vertical marker
+ * and horizontal thresholds, and error bars: a point's spread as a whisker) and the chart card every view uses: title, canvas (role=img
  * with a summary), PNG button and a "Data table" alternative with exactly the plotted data.
  */
 import {
@@ -46,7 +46,16 @@ declare module 'chart.js' {
   interface PluginOptionsByType<TType extends ChartType> {
     vitlensGuides?: GuidesOptions;
     vitlensBackground?: { color?: string };
+    vitlensErrorBars?: { capWidth?: number };
   }
+}
+
+/** A point with a spread (min–max over heads, say): what the error-bar plugin draws as a whisker. */
+export interface SpreadPoint {
+  x: number;
+  y: number | null;
+  yMin?: number | null;
+  yMax?: number | null;
 }
 
 /** Fills the canvas with the theme background, behind everything (exported PNGs are opaque). */
@@ -106,6 +115,51 @@ const guidesPlugin: Plugin = {
   },
 };
 
+/**
+ * Vertical whiskers from each point's `yMin` to `yMax` with caps, in its dataset's colour, for
+ * every visible dataset whose points carry them (points without both draw nothing).
+ */
+const errorBarsPlugin: Plugin = {
+  id: 'vitlensErrorBars',
+  afterDatasetsDraw(chart, _args, options: { capWidth?: number }) {
+    const { ctx, chartArea: area, scales } = chart;
+    const x = scales['x'];
+    const y = scales['y'];
+    if (!x || !y || !area) return;
+    const cap = options.capWidth ?? 4;
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(area.left, area.top, area.right - area.left, area.bottom - area.top);
+    ctx.clip();
+    chart.data.datasets.forEach((ds, i) => {
+      if (!chart.isDatasetVisible(i)) return;
+      const color = (ds as { borderColor?: unknown }).borderColor;
+      ctx.strokeStyle = typeof color === 'string' ? color : '#888';
+      ctx.lineWidth = 1.25;
+      ctx.setLineDash([]);
+      for (const raw of ds.data as unknown[]) {
+        const p = raw as SpreadPoint | null;
+        if (!p || p.yMin == null || p.yMax == null || !(p.yMax > p.yMin)) continue;
+        // A log axis has no place for zero or below.
+        if (y.type === 'logarithmic' && !(p.yMin > 0)) continue;
+        const px = x.getPixelForValue(p.x);
+        const top = y.getPixelForValue(p.yMax);
+        const bottom = y.getPixelForValue(p.yMin);
+        if (![px, top, bottom].every(Number.isFinite)) continue;
+        ctx.beginPath();
+        ctx.moveTo(px, top);
+        ctx.lineTo(px, bottom);
+        ctx.moveTo(px - cap, top);
+        ctx.lineTo(px + cap, top);
+        ctx.moveTo(px - cap, bottom);
+        ctx.lineTo(px + cap, bottom);
+        ctx.stroke();
+      }
+    });
+    ctx.restore();
+  },
+};
+
 Chart.register(
   BarController,
   LineController,
@@ -119,6 +173,7 @@ Chart.register(
   Tooltip,
   backgroundPlugin,
   guidesPlugin,
+  errorBarsPlugin,
 );
 
 /** Deterministic and fast: no animation anywhere. */

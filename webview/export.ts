@@ -5,14 +5,19 @@
  *   profile → <model>-profile-stages.csv   (one row per stage group)
  *   bench   → <model>-bench-cases.csv      (one row per case, every memory figure its own column)
  *   pinv    → <model>-pinv-iterations.csv  (long format: stage, attention, iteration, head, m, alpha, condition_number, k, residual, penrose, exact_error, predicted)
+ *   approx  → <model>-approx-points.csv    (long format: one row per stage, method, setting and head, with its MACs and four errors)
  *   infer   → <model>-infer-top5.csv       (long format: item, name, kind, rank, class index, label, probability, logit)
+ *   grad    → <model>-grad-parameters.csv  (one row per parameter tensor in model order: group, shape, the norms, ratio, flag)
  * Numbers are raw (MACs, bytes, milliseconds), never formatted.
  */
+import type { ApproxReport } from '../protocol/approx';
 import type { DashboardData, DashboardView } from '../protocol/dashboard';
+import type { GradReport } from '../protocol/grad';
 import type { InferReport } from '../protocol/infer';
 import type { BenchReport, ModelProfileSummary, PinvReport } from '../protocol/results';
 import type { PngSource } from './charts';
 import type { Host } from './host';
+import { gradGroups } from './views/grad';
 
 type Cell = string | number | boolean | null | undefined;
 
@@ -42,6 +47,7 @@ export function benchCasesCsv(bench: BenchReport): string {
     'resolution',
     'tokens',
     'grid',
+    'grid_w',
     'landmarks',
     'dim',
     'heads',
@@ -74,6 +80,7 @@ export function benchCasesCsv(bench: BenchReport): string {
     c.resolution,
     c.tokens,
     c.grid,
+    c.gridW ?? c.grid,
     c.landmarks,
     c.dim,
     c.heads,
@@ -171,6 +178,80 @@ export function pinvIterationsCsv(r: PinvReport): string {
   return toCsv(header, rows);
 }
 
+/**
+ * Long format: one row per stage, method, setting and head measured — the setting's values, its MACs
+ * per head, the four relative errors (null where they do not apply) and, for several random draws,
+ * their min and max.
+ */
+export function approxPointsCsv(r: ApproxReport): string {
+  const header = [
+    'stage',
+    'attention',
+    'grid_h',
+    'grid_w',
+    'tokens',
+    'head_dim',
+    'method',
+    'name',
+    'reference',
+    'setting',
+    'model_setting',
+    'ratio',
+    'landmarks',
+    'iterations',
+    'features',
+    'k',
+    'seeds',
+    'macs_per_head',
+    'exact_macs_per_head',
+    'head',
+    'mat_run',
+    'mat_exact',
+    'out_run',
+    'out_exact',
+    'mat_run_min_over_draws',
+    'mat_run_max_over_draws',
+    'out_run_min_over_draws',
+    'out_run_max_over_draws',
+  ];
+  const rows: Cell[][] = [];
+  for (const s of r.stages)
+    for (const m of s.methods)
+      for (const p of m.points)
+        for (const hd of p.heads)
+          rows.push([
+            s.stage,
+            s.attention,
+            s.grid.h,
+            s.grid.w,
+            s.tokens,
+            s.headDim,
+            m.method,
+            m.name,
+            m.reference,
+            p.label,
+            p.model,
+            p.setting.ratio,
+            p.setting.landmarks,
+            p.setting.iterations,
+            p.setting.features,
+            p.setting.k,
+            p.setting.seeds?.join(' '),
+            p.macsPerHead,
+            s.exactMacsPerHead,
+            hd.head,
+            hd.matRun,
+            hd.matExact,
+            hd.outRun,
+            hd.outExact,
+            hd.spread?.matRun?.[0],
+            hd.spread?.matRun?.[1],
+            hd.spread?.outRun[0],
+            hd.spread?.outRun[1],
+          ]);
+  return toCsv(header, rows);
+}
+
 /** Long format: one row per item and rank (the top-5 of every image). */
 export function inferTop5Csv(r: InferReport): string {
   const header = ['item', 'name', 'kind', 'rank', 'class_index', 'label', 'probability', 'logit'];
@@ -181,10 +262,57 @@ export function inferTop5Csv(r: InferReport): string {
   return toCsv(header, rows);
 }
 
+/**
+ * One row per parameter tensor in model (state-dict) order (`position` 1-based, the dashboard's #): its group (stage and module), shape and
+ * size, the gradient's L2 norm and largest element, the parameter's norm, their ratio, the gradient
+ * norm over the median, and the flag (empty when none). A non-finite norm is an empty cell.
+ */
+export function gradParametersCsv(r: GradReport): string {
+  const header = [
+    'position',
+    'key',
+    'group',
+    'stage',
+    'shape',
+    'elements',
+    'grad_norm',
+    'grad_max_abs',
+    'param_norm',
+    'grad_to_param',
+    'grad_to_median',
+    'flag',
+  ];
+  const { of } = gradGroups(r);
+  const rows: Cell[][] = r.parameters.map((p, i) => [
+    i + 1,
+    p.key,
+    of[i]!.label,
+    p.stage,
+    p.shape.join('x'),
+    p.elements,
+    p.gradNorm,
+    p.gradMaxAbs,
+    p.paramNorm,
+    p.ratio,
+    p.toMedian,
+    p.flag,
+  ]);
+  return toCsv(header, rows);
+}
+
 const slug = (s: string): string => s.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^_+|_+$/g, '') || 'vitlens';
 
 export function modelName(d: DashboardData): string {
-  return d.profile?.model ?? d.bench?.model ?? d.pinv?.model ?? d.profileSweep?.model ?? d.infer?.model ?? 'vitlens';
+  return (
+    d.profile?.model ??
+    d.bench?.model ??
+    d.pinv?.model ??
+    d.profileSweep?.model ??
+    d.infer?.model ??
+    d.approx?.model ??
+    d.grad?.model ??
+    'vitlens'
+  );
 }
 
 /** What "Export CSV" writes for a view, or null when that view has no data. */
@@ -202,6 +330,18 @@ export function csvFor(
       filename: `${m}-pinv-iterations.csv`,
       content: pinvIterationsCsv(d.pinv),
       what: 'pseudo-inverse iterations',
+    };
+  if (view === 'approx' && d.approx)
+    return {
+      filename: `${m}-approx-points.csv`,
+      content: approxPointsCsv(d.approx),
+      what: 'approximation errors of every stage, method, setting and head',
+    };
+  if (view === 'grad' && d.grad)
+    return {
+      filename: `${m}-grad-parameters.csv`,
+      content: gradParametersCsv(d.grad),
+      what: 'gradient norms of every parameter',
     };
   if (view === 'infer' && d.infer?.items.length)
     return {

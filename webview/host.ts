@@ -20,6 +20,10 @@ export interface Selections {
   /** Pseudo-inverse view: stage and head shown in the convergence chart. */
   pinvStage?: number;
   pinvHead?: number;
+  /** Approximation view: the error its charts plot (outputs or attention matrices). */
+  approxMetric?: 'out' | 'mat';
+  /** Gradients view: what its per-parameter chart plots (‖grad‖, or ‖grad‖ / ‖param‖). */
+  gradMetric?: 'grad' | 'ratio';
   /**
    * Inference view, per item (key: the item's index): the stage shown (its number), the head
    * (null = mean over heads) and the overlay opacity (0–1).

@@ -30,8 +30,10 @@ import { clear, h } from './dom';
 import { exportCsv, exportJson, exportPng, csvFor } from './export';
 import { getHost, type PersistedState, type Selections } from './host';
 import { watchTheme } from './theme';
+import { renderApprox } from './views/approx';
 import { renderBench } from './views/bench';
 import { badge, runtimeLine, type ViewContext, type ViewInstance } from './views/common';
+import { renderGrad } from './views/grad';
 import { renderInfer } from './views/infer/view';
 import { renderPinv } from './views/pinv';
 import { renderProfile } from './views/profile';
@@ -40,7 +42,9 @@ const VIEWS: { id: DashboardView; label: string; render: (ctx: ViewContext, root
   { id: 'profile', label: 'Profile', render: renderProfile },
   { id: 'bench', label: 'Benchmark', render: renderBench },
   { id: 'pinv', label: 'Pseudo-inverse', render: renderPinv },
+  { id: 'approx', label: 'Approximation', render: renderApprox },
   { id: 'infer', label: 'Inference', render: renderInfer },
+  { id: 'grad', label: 'Gradients', render: renderGrad },
 ];
 const isView = (v: unknown): v is DashboardView => VIEWS.some((x) => x.id === v);
 

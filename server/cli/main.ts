@@ -8,13 +8,14 @@ import { UsageError, type Command, type Out } from './args';
 import { approx } from './commands/approx';
 import { bench } from './commands/bench';
 import { devices } from './commands/devices';
+import { grad } from './commands/grad';
 import { infer } from './commands/infer';
 import { pinv } from './commands/pinv';
 import { profile, PROFILE_HELP } from './commands/profile';
 import { VERSION } from '../core/version';
 
 /** The commands, in the order the usage text lists them. */
-const COMMANDS: readonly Command[] = [profile, devices, bench, pinv, infer, approx];
+const COMMANDS: readonly Command[] = [profile, devices, bench, pinv, infer, grad, approx];
 
 /** Options every command takes (bin/vitlens.js reads them before the command runs). */
 const COMMON_HELP = `  Every command: --verbose also shows what native libraries print themselves (Dawn's limit

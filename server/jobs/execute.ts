@@ -3,8 +3,9 @@ import { probeDevices } from '../runtimes/probe';
 import { wantsPyTorch } from '../runtimes/torch/python';
 import { runBenchmark } from './bench/harness';
 import { runInference } from './infer/run';
+import { runGradients } from './grad/run';
 import { analyseApprox } from './approx/sweep';
-import type { ApproxJob, BenchJob, InferJob, JobCallbacks, JobResult, WorkerJob } from './job';
+import type { ApproxJob, BenchJob, GradJob, InferJob, JobCallbacks, JobResult, WorkerJob } from './job';
 import { analysePinv } from './pinv';
 
 export async function executeJob<J extends WorkerJob>(job: J, callbacks: JobCallbacks = {}): Promise<JobResult<J>> {
@@ -45,6 +46,13 @@ export async function executeJob<J extends WorkerJob>(job: J, callbacks: JobCall
       // Inference runs on ORT unless asked otherwise: PyTorch is probed only when named.
       const pytorch = wantsPyTorch(options.runtime ? [options.runtime] : null, false) ? (python ?? {}) : false;
       return (await runInference(options, () => probeDevices({ nvidia: false, pytorch }))) as JobResult<J>;
+    }
+    case 'grad': {
+      const { kind: _kind, python, ...options } = job as GradJob;
+      onProgress('gradients', 0, 1);
+      // The float64 reference needs no probe; another runtime is probed when named, PyTorch only then.
+      const pytorch = wantsPyTorch(options.runtime ? [options.runtime] : null, false) ? (python ?? {}) : false;
+      return (await runGradients(options, () => probeDevices({ nvidia: false, pytorch }))) as JobResult<J>;
     }
   }
   throw new Error(`unknown job kind ${(job as { kind: string }).kind}`);

@@ -4,10 +4,12 @@
  * state from its parent.
  */
 import type { ApproxReport } from '../../protocol/approx';
+import type { GradReport } from '../../protocol/grad';
 import type { InferReport } from '../../protocol/infer';
 import type { ApproxOptions } from './approx/sweep';
 import type { BenchCase, BenchReport, PinvReport } from '../../protocol/results';
 import type { InferJob as InferOptions } from './infer/run';
+import type { GradJob as GradOptions } from './grad/run';
 import type { ModelSpec } from '../core/models/spec';
 import type { BenchOptions } from './bench/harness';
 import type { DeviceReport } from '../../protocol/devices';
@@ -40,7 +42,10 @@ export type InferJob = { kind: 'infer'; python?: PythonChoice } & InferOptions;
 /** Approximation quality: plain data in (the model and file paths), the report out. */
 export type ApproxJob = { kind: 'approx' } & Omit<ApproxOptions, 'onProgress'> & { model: ModelSpec };
 
-export type WorkerJob = BenchJob | PinvJob | DevicesJob | InferJob | ApproxJob;
+/** One training step's gradients (no optimizer step): files are read, and runtimes run, in the worker only. */
+export type GradJob = { kind: 'grad'; python?: PythonChoice } & GradOptions;
+
+export type WorkerJob = BenchJob | PinvJob | DevicesJob | InferJob | ApproxJob | GradJob;
 
 export type JobResult<J extends WorkerJob> = J extends BenchJob
   ? BenchReport
@@ -50,7 +55,9 @@ export type JobResult<J extends WorkerJob> = J extends BenchJob
       ? InferReport
       : J extends ApproxJob
         ? ApproxReport
-        : DeviceReport;
+        : J extends GradJob
+          ? GradReport
+          : DeviceReport;
 
 export type WorkerMessage =
   | { type: 'progress'; message: string; done: number; total: number }

@@ -10,6 +10,7 @@ import type { ImageResults } from './image-results';
 import type { JobRunner } from './job-runner';
 import type { OpenConfigs } from './open-configs';
 import type { Settings } from './settings';
+import type { TrainingFits } from './training-fits';
 import type { Trust } from './trust';
 
 export interface ServerContext {
@@ -22,4 +23,6 @@ export interface ServerContext {
   guard: Guard;
   jobs: JobRunner;
   imageResults: ImageResults;
+  /** Largest-batch estimates for `vitlens.gpuMemory`, computed off the request path. */
+  trainingFits: TrainingFits;
 }

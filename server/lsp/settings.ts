@@ -12,6 +12,13 @@ export function mergeSettings(got: Partial<VitlensSettings> | null | undefined):
     bench: { ...DEFAULT_SETTINGS.bench, ...got?.bench },
     infer: { ...DEFAULT_SETTINGS.infer, ...got?.infer },
     python: { ...DEFAULT_SETTINGS.python, ...got?.python },
+    // A string the user wrote ("80GiB"); anything else (unset, null, a bare number) is left to the parser to explain.
+    gpuMemory:
+      typeof got?.gpuMemory === 'string'
+        ? got.gpuMemory.trim() || null
+        : got?.gpuMemory != null
+          ? String(got.gpuMemory)
+          : null,
   };
 }
 

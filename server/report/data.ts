@@ -2,7 +2,9 @@
  * Assembles the dashboard's data from what the commands computed: one place that decides
  * what a report shows, used by the CLI's --html and the extension's panel alike.
  */
+import type { ApproxReport } from '../../protocol/approx';
 import type { DashboardData, DashboardView } from '../../protocol/dashboard';
+import type { GradReport } from '../../protocol/grad';
 import type { InferReport } from '../../protocol/infer';
 import type { BenchReport, PinvReport } from '../../protocol/results';
 import type { ModelSpec } from '../core/models/spec';
@@ -24,6 +26,8 @@ export interface DashboardInputs {
   bench?: BenchReport | null;
   pinv?: PinvReport | null;
   infer?: InferReport | null;
+  approx?: ApproxReport | null;
+  grad?: GradReport | null;
   view: DashboardView;
 }
 
@@ -41,6 +45,8 @@ export function dashboardData(i: DashboardInputs): DashboardData {
     bench: i.bench ?? null,
     pinv: i.pinv ?? null,
     infer: i.infer ?? null,
+    approx: i.approx ?? null,
+    grad: i.grad ?? null,
     live: null,
     view: i.view,
   };

@@ -6,10 +6,13 @@
  * relative paths the configs name. Checks, in order:
  *   - the VSIX installs (linux-x64 binaries only) and the extension activates;
  *   - SOFT_Tiny.yaml: the CodeLenses (summary, Benchmark attention, Pseudo-inverse convergence,
- *     Run SOFT inference on image…) and no error diagnostics;
+ *     Approximation quality, Run SOFT inference on image…) and no error diagnostics;
  *   - hover on `model:` shows the exact parameter count;
  *   - a broken config: its error in the Problems view;
  *   - "Pseudo-inverse convergence": the dashboard webview opens with charts;
+ *   - "Approximation quality" on the tiny official checkpoint: the dashboard's approximation view;
+ *   - "Gradients" on the tiny official checkpoint: asks for the class, then the dashboard's
+ *     Gradients view with a bar per parameter;
  *   - "Benchmark attention": a progress notification, the dashboard's live benchmark with
  *     charts filling in; Cancel stops it (the worker process exits, the page says so);
  *   - "Run SOFT inference on image…" on the tiny official checkpoint: top-5 and the overlay.
@@ -50,6 +53,8 @@ const T = {
   server: 60_000,
   ui: 20_000,
   pinv: 120_000,
+  approx: 120_000,
+  grad: 120_000,
   benchStart: 120_000,
   cancel: 60_000,
   infer: 120_000,
@@ -234,7 +239,7 @@ async function dashboardFrame(page: Page, ms: number): Promise<Frame> {
   });
 }
 
-/** Which view the dashboard shows ('profile', 'bench', 'pinv', 'infer'). */
+/** Which view the dashboard shows ('profile', 'bench', 'pinv', 'approx', 'infer', 'grad'). */
 function dashboardView(frame: Frame): Promise<string> {
   return frame.evaluate(() => (window as unknown as { vitlensDashboard: { view(): string } }).vitlensDashboard.view());
 }
@@ -488,7 +493,12 @@ describe(
       await openFile(page, 'configs/soft/SOFT_Tiny.yaml');
       // The server has analysed the file once the summary lens is there.
       await lens(page, '13.07M params · 1.94 GMACs (B) @224').waitFor({ state: 'visible', timeout: T.server });
-      for (const t of ['Benchmark attention', 'Pseudo-inverse convergence', 'Run SOFT inference on image…']) {
+      for (const t of [
+        'Benchmark attention',
+        'Pseudo-inverse convergence',
+        'Approximation quality',
+        'Run SOFT inference on image…',
+      ]) {
         await lens(page, t).waitFor({ state: 'visible', timeout: T.ui });
       }
       // The client's status bar item names the runtime the server ranked first.
@@ -553,6 +563,79 @@ describe(
       await frame.locator('[data-chart-id^="pinv"]').first().scrollIntoViewIfNeeded();
       await shot('04-pinv-dashboard.png');
     });
+
+    it(
+      '"Approximation quality" on the tiny official checkpoint: the dashboard\'s approximation view with a chart per stage',
+      { timeout: TEST_TIMEOUT },
+      async () => {
+        const page = h!.page;
+        await openFile(page, 'configs/tiny_soft.vitlens.yaml');
+        await lens(page, 'Approximation quality').waitFor({ state: 'visible', timeout: T.server });
+        await lens(page, 'Approximation quality').click();
+        const frame = await dashboardFrame(page, T.approx);
+        const c = await until(
+          'the approximation view with a chart per stage',
+          T.approx,
+          async () => {
+            const view = await dashboardView(frame);
+            const c = await charts(frame);
+            return view === 'approx' && ['1', '2', '3', '4'].every((s) => c[`approx-stage-${s}`]) ? c : null;
+          },
+          500,
+        );
+        assert.ok(
+          c['approx-stage-1']!.datasets.some((d) => d.label === 'Performer' && d.data.length > 0),
+          'Performer points on stage 1',
+        );
+        const text = await frame.locator('#panel-approx').innerText();
+        assert.match(text, /tiny_soft\.pth/, "the config's checkpoint");
+        assert.match(text, /tiny_image_64x64\.png/, "the config's image");
+        await frame.locator('[data-chart-id="approx-stage-1"]').scrollIntoViewIfNeeded();
+        await shot('04b-approx-dashboard.png');
+      },
+    );
+
+    it(
+      '"Gradients" on the tiny official checkpoint: the class asked for, then the dashboard\'s Gradients view',
+      { timeout: TEST_TIMEOUT },
+      async () => {
+        const page = h!.page;
+        await openFile(page, 'configs/tiny_soft.vitlens.yaml');
+        await lens(page, 'Gradients').waitFor({ state: 'visible', timeout: T.server });
+        await lens(page, 'Gradients').click();
+        // The class the cross-entropy is taken against (the config names its image: no file dialog).
+        const input = page.locator('.quick-input-widget input');
+        await input.waitFor({ state: 'visible', timeout: T.ui });
+        await input.fill('3');
+        await page.keyboard.press('Enter');
+        const frame = await dashboardFrame(page, T.grad);
+        const c = await until(
+          'the Gradients view with its chart',
+          T.grad,
+          async () => {
+            const view = await dashboardView(frame);
+            const c = await charts(frame);
+            return view === 'grad' && c['grad-norms'] && c['grad-input-channels'] ? c : null;
+          },
+          500,
+        );
+        const norms = c['grad-norms']!;
+        // 119 parameter tensors of the tiny model, each one bar in exactly one series.
+        const bars = Array.from({ length: 119 }, (_, i) => norms.datasets.filter((d) => d.data[i] != null).length);
+        assert.ok(
+          bars.every((n) => n === 1),
+          'a bar per parameter tensor',
+        );
+        assert.ok(norms.datasets.some((d) => d.label === 'Head'));
+        const text = await frame.locator('#panel-grad').innerText();
+        assert.match(text, /label 3 \(class 3\); predicted \d+/, 'the label and the prediction');
+        assert.match(text, /tiny_soft\.pth/, "the config's checkpoint");
+        assert.match(text, /float64/);
+        assert.equal(await frame.locator('#grad-parameters tbody tr').count(), 119, 'every parameter in the table');
+        await frame.locator('[data-chart-id="grad-norms"]').scrollIntoViewIfNeeded();
+        await shot('04c-grad-dashboard.png');
+      },
+    );
 
     it(
       '"Benchmark attention": progress, the live dashboard with charts; Cancel stops it',

@@ -7,6 +7,7 @@
 --   VITLENS_SERVER  path of dist/server.js
 --   VITLENS_TINY    fixtures/configs/soft/SOFT_Tiny.yaml
 --   VITLENS_BROKEN  a broken config (…/broken.vitlens.yaml) written by the test
+--   VITLENS_RUNNABLE fixtures/configs/tiny_soft.vitlens.yaml (names its checkpoint and an image)
 --   VITLENS_OUT     where to write what Neovim received, as JSON
 --   VITLENS_WAIT_MS bound for each wait (default 5000)
 -- Neovim always exits: `qa!` when every step ran, `cquit 1` when one failed (the JSON
@@ -65,6 +66,7 @@ local function main()
   local server = env('VITLENS_SERVER')
   local tiny_path = env('VITLENS_TINY')
   local broken_path = env('VITLENS_BROKEN')
+  local runnable_path = env('VITLENS_RUNNABLE')
 
   vim.cmd('filetype on')
   vim.o.hidden = true
@@ -191,6 +193,18 @@ local function main()
     table.insert(broken_lenses, l.command and l.command.command or vim.NIL)
   end
   report.broken.codelens_commands = broken_lenses
+
+  -- A config that names its checkpoint and an image: the run lenses and Gradients too.
+  step('codeLens on a config with a checkpoint and an image')
+  local runnable, runnable_uri = open(runnable_path)
+  local rl = vim.lsp.buf_request_sync(runnable, 'textDocument/codeLens',
+    { textDocument = vim.lsp.util.make_text_document_params(runnable) }, wait_ms)
+  assert(rl and rl[client_id], 'codeLens on the runnable config: no response')
+  local runnable_lenses = {}
+  for _, l in ipairs(rl[client_id].result or {}) do
+    table.insert(runnable_lenses, { title = l.command and l.command.title, command = l.command and l.command.command })
+  end
+  report.runnable = { uri = runnable_uri, codelens = runnable_lenses }
 
   -- A clean shutdown: shutdown request, exit notification, server process gone.
   step('stop')

@@ -43,6 +43,9 @@ import {
   type ViewInstance,
 } from './common';
 
+/** A case's token grid, rows × columns ("56×56"; a rectangular sweep grid "32×64"), or a dash where it has none. */
+export const gridText = (c: BenchCase): string => (c.grid > 0 ? `${c.grid}×${c.gridW ?? c.grid}` : '—');
+
 /** A roofline fraction, or a dash where the run measured no limits for the runtime. */
 const formatFraction = (f: number | undefined): string => (f === undefined ? '—' : formatPercent(f));
 
@@ -161,7 +164,7 @@ function latencySpec(b: BenchReport): ChartSpec {
                 const cs = s?.cases.filter(timed)[c.dataIndex];
                 const tm = cs?.timingMs;
                 return tm
-                  ? `${attentionName(s!.attention)} ${s!.level} · ${s!.runtime}: ${formatMs(tm.median)} (p10 ${formatMs(tm.p10)}, p90 ${formatMs(tm.p90)})`
+                  ? `${attentionName(s!.attention)} ${s!.level} · ${s!.runtime}, ${gridText(cs!)} grid: ${formatMs(tm.median)} (p10 ${formatMs(tm.p10)}, p90 ${formatMs(tm.p90)})`
                   : (c.dataset.label ?? '');
               },
             },
@@ -175,13 +178,14 @@ function latencySpec(b: BenchReport): ChartSpec {
       return `Log–log line chart of median latency against tokens, ${ss.length} series: ${ss.map((s) => seriesLabel(b, s, 'time')).join('; ')}.`;
     },
     table: () => ({
-      columns: ['Series', 'Tokens', 'Median', 'p10', 'p90'],
+      columns: ['Series', 'Tokens', 'Grid', 'Median', 'p10', 'p90'],
       rows: series().flatMap((s) =>
         s.cases
           .filter(timed)
           .map((c) => [
             seriesLabel(b, s, 'time'),
             formatInt(c.tokens),
+            gridText(c),
             formatMs(c.timingMs!.median),
             formatMs(c.timingMs!.p10),
             formatMs(c.timingMs!.p90),
@@ -483,6 +487,14 @@ function caseColumns(b: () => BenchReport): Column<BenchCase>[] {
     { key: 'attention', label: 'Attention', value: (c) => attentionName(c.attention) },
     { key: 'level', label: 'Level', value: (c) => c.level },
     { key: 'tokens', label: 'Tokens', numeric: true, value: (c) => c.tokens, format: (c) => formatInt(c.tokens) },
+    {
+      key: 'grid',
+      label: 'Grid',
+      title: 'Token grid, rows × columns (sorts by rows)',
+      numeric: true,
+      value: (c) => c.grid,
+      format: gridText,
+    },
     { key: 'landmarks', label: 'Landmarks', numeric: true, value: (c) => c.landmarks },
     // What sizes the approximation (landmarks, random features, Linformer's k): the cost/accuracy knob.
     { key: 'setting', label: 'Setting', value: (c) => c.setting ?? '' },

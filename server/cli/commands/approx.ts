@@ -2,7 +2,7 @@
  * `vitlens approx`: how good each approximate attention is on a model's real activations — per
  * stage, for each method and hyperparameter setting, its MACs per head and its error against the
  * exact attention (matrix and output, as run and with the exact pseudo-inverse), as means over the
- * heads; --json gives every head and every point.
+ * heads; --json gives every head and every point; --html the dashboard's report with its view of them.
  */
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -15,6 +15,9 @@ import { WeightMismatchError } from '../../jobs/infer/model-weights';
 import { landmarkStrides } from '../../core/models/build';
 import { nystromSettings } from '../../core/models/comparison';
 import type { ModelSpec } from '../../core/models/spec';
+import { PRODUCER } from '../../core/version';
+import { dashboardData } from '../../report/data';
+import { writeReport } from '../../report/html';
 import { intArg, listArg, seedArg, UsageError, type Command, type Out } from '../args';
 import { loadRunnableConfig } from '../config';
 
@@ -22,12 +25,14 @@ const USAGE = `  vitlens approx <config.yaml> [--checkpoint FILE | --checkpoint-
                 [--image FILE | --random-image] [--resize eval|none]
                 [--seed N] [--resolution N] [--stage S...] [--method soft|nystrom|performer|linformer|softmax_sr ...]
                 [--heads K] [--max-tokens N] [--max-landmarks M] [--iterations K,...] [--nystrom-iterations K,...]
-                [--features M,...] [--performer-seeds K] [--linformer-k K,...] [--all-points] [--json] [--out FILE]`;
+                [--features M,...] [--performer-seeds K] [--linformer-k K,...] [--all-points] [--json] [--out FILE]
+                [--html report.html]`;
 
 const HELP = `  approx: weights from --checkpoint, else the config's checkpoint:, else (or with --random) seeded random
   ones; the image from --image, else the config's first images: entry, else (or with --random-image) a
   seeded random input tensor. The text shows each method at the model's setting across sizes and at the
-  model's size across iterations (--all-points: every point); --json and --out FILE write everything.`;
+  model's size across iterations (--all-points: every point); --json and --out FILE write everything;
+  --html FILE the dashboard (one offline file) with error against MACs charted per stage.`;
 
 const num = (x: number | null) => (x === null ? '—' : formatSci(x, 2));
 
@@ -145,6 +150,7 @@ async function approxCommand(args: string[], stdout: Out, stderr: Out): Promise<
       'all-points': { type: 'boolean' },
       json: { type: 'boolean' },
       out: { type: 'string' },
+      html: { type: 'string' },
     },
   });
   if (positionals.length !== 1) throw new UsageError('approx needs exactly one config file.');
@@ -198,16 +204,28 @@ async function approxCommand(args: string[], stdout: Out, stderr: Out): Promise<
     throw e;
   }
   const json = JSON.stringify(report, null, 2);
-  if (values.out) {
+  const write = (target: string, save: () => void): boolean => {
     try {
-      fs.writeFileSync(values.out, json + '\n');
+      save();
     } catch (e) {
-      stderr(
-        `vitlens approx: cannot write ${values.out}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
-      );
-      return 2;
+      stderr(`vitlens approx: cannot write ${target}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      return false;
     }
-    stderr(`wrote ${values.out}`);
+    stderr(`wrote ${target}`);
+    return true;
+  };
+  if (values.out && !write(values.out, () => fs.writeFileSync(values.out!, json + '\n'))) return 2;
+  if (values.html) {
+    const html = values.html;
+    const data = dashboardData({
+      spec: a.spec,
+      source: file,
+      producer: PRODUCER,
+      resolution: report.resolution,
+      approx: report,
+      view: 'approx',
+    });
+    if (!write(html, () => writeReport(html, data))) return 2;
   }
   stdout(values.json ? json : approxText(report, a.spec, values['all-points'] ?? false));
   return 0;

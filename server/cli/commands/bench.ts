@@ -6,10 +6,18 @@
  */
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
-import { formatPercent, formatBytes, formatMs, REPORT_BYTES, type TimeFormat } from '../../../protocol/format';
+import {
+  formatBytes,
+  formatMs,
+  formatPercent,
+  GIGA_COLUMN,
+  REPORT_BYTES,
+  si,
+  type TimeFormat,
+} from '../../../protocol/format';
 import type { BenchCase, BenchReport } from '../../../protocol/results';
 import { rooflineOf } from '../../../protocol/roofline';
-import { ATTENTION_KINDS, type AttentionKind } from '../../core/models/spec';
+import { ATTENTION_KINDS, NEWTON_BACKWARDS, type AttentionKind, type NewtonBackward } from '../../core/models/spec';
 import { PRODUCER } from '../../core/version';
 import { runBenchmark } from '../../jobs/bench/harness';
 import { analysePinv } from '../../jobs/pinv';
@@ -17,12 +25,13 @@ import { dashboardData } from '../../report/data';
 import { writeReport } from '../../report/html';
 import { probeDevices } from '../../runtimes/probe';
 import { wantsPyTorch } from '../../runtimes/torch/python';
-import { intArg, listArg, runtimeArg, UsageError, type Command, type Out } from '../args';
+import { intArg, listArg, runtimeArg, seedArg, UsageError, type Command, type Out } from '../args';
 import { loadConfigSpec } from '../config';
 
 const USAGE = `  vitlens bench <config.yaml> [--backend ID]... [--resolution N]... [--tokens N,N,...] [--grid HxW,...]
                 [--stage S]... [--attention A|paper|all]... [--level attention|block]... [--no-scaling] [--no-limits]
-                [--budget-ms MS] [--batch B] [--python PATH] [--json] [--out results.json] [--html report.html]`;
+                [--budget-ms MS] [--batch B] [--python PATH] [--json] [--out results.json] [--html report.html]
+                [--train [--optimizer adamw] [--newton-backward analytic|unrolled] [--seed N]]`;
 
 /**
  * Named sets for --attention: `paper` is the SOFT paper's comparison (its Table 2 and Figure 1b:
@@ -41,6 +50,11 @@ const WHOLE_MS: TimeFormat = { unit: 'ms', decimals: 0 };
 
 function benchText(r: BenchReport): string {
   const out: string[] = [`${r.config ?? r.model}: ${r.model}`];
+  const train = r.mode === 'train' && r.training ? r.training : null;
+  if (train)
+    out.push(
+      `training steps: forward + backward from the output (cotangent seed ${train.cotangentSeed}; gradients w.r.t. the input and every parameter)${train.optimizer ? ` + ${train.optimizer === 'adamw' ? 'AdamW' : train.optimizer} update (${train.optimizerSettings})` : ', no optimizer'}; SOFT's Newton inverse differentiated ${train.newtonBackward === 'analytic' ? 'analytically (−Vᵀ·G·Vᵀ)' : 'through every iteration'}`,
+    );
   for (const d of r.runtimes) {
     const l = r.limits?.find((x) => x.runtime === d.id);
     const limits = l
@@ -65,6 +79,7 @@ function benchText(r: BenchReport): string {
     'mem est.',
     'mem measured',
     'rel.err',
+    ...(train ? ['fwd GMACs', 'bwd GMACs', 'bwd/fwd', 'worst output'] : []),
   ];
   out.push('', head.join('\t'));
   /** The columns that say which case a row is, for measured and unmeasured rows alike. */
@@ -91,6 +106,14 @@ function benchText(r: BenchReport): string {
         formatBytes(c.memory[0]!.bytes, REPORT_BYTES),
         measured || '—',
         c.relErrorVsReference?.toExponential(1) ?? '—',
+        ...(train && c.training
+          ? [
+              si(c.training.forwardMacs, '', GIGA_COLUMN),
+              si(c.training.backwardMacs, '', GIGA_COLUMN),
+              `${c.training.backwardOverForward.toFixed(2)}×`,
+              c.training.worstOutput ?? '—',
+            ]
+          : []),
       ].join('\t'),
     );
   }
@@ -148,8 +171,19 @@ async function benchCommand(args: string[], stdout: Out, stderr: Out): Promise<n
       out: { type: 'string' },
       html: { type: 'string' },
       quiet: { type: 'boolean' },
+      train: { type: 'boolean' },
+      optimizer: { type: 'string' },
+      'newton-backward': { type: 'string' },
+      seed: { type: 'string' },
     },
   });
+  if (!values.train && (values.optimizer || values['newton-backward'] || values.seed))
+    throw new UsageError('--optimizer, --newton-backward and --seed are options of --train.');
+  if (values.optimizer && values.optimizer !== 'adamw')
+    throw new UsageError(`--optimizer ${values.optimizer}: expected adamw.`);
+  const newtonBackward = values['newton-backward'];
+  if (newtonBackward && !NEWTON_BACKWARDS.includes(newtonBackward as NewtonBackward))
+    throw new UsageError(`--newton-backward ${newtonBackward}: expected ${NEWTON_BACKWARDS.join(' or ')}.`);
   if (positionals.length !== 1) throw new UsageError('bench needs exactly one config file.');
   const backends = listArg(values.backend).map(runtimeArg);
   const attentions = [
@@ -189,6 +223,15 @@ async function benchCommand(args: string[], stdout: Out, stderr: Out): Promise<n
       limits: !values['no-limits'],
       ...(values['budget-ms'] ? { budgetMs: intArg('budget-ms', values['budget-ms'], 1, 600000) } : {}),
       ...(values.batch ? { batch: intArg('batch', values.batch, 1, 4096) } : {}),
+      ...(values.train
+        ? {
+            train: {
+              optimizer: values.optimizer === 'adamw' ? ('adamw' as const) : null,
+              ...(newtonBackward ? { newtonBackward: newtonBackward as NewtonBackward } : {}),
+              ...(values.seed ? { seed: seedArg(values.seed) } : {}),
+            },
+          }
+        : {}),
       processStartedAt,
       onProgress: values.quiet ? () => {} : (m, done, total) => stderr(`[${done + 1}/${total}] ${m}`),
     },

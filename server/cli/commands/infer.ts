@@ -8,14 +8,14 @@ import { parseArgs } from 'node:util';
 import { formatMs } from '../../../protocol/format';
 import type { InferReport } from '../../../protocol/infer';
 import { FileError } from '../../inputs/file-error';
-import { configInputs } from '../../inputs/locate';
 import { queryText } from '../../jobs/infer/captions';
 import { WeightMismatchError } from '../../jobs/infer/model-weights';
 import { InferInputError, runInference } from '../../jobs/infer/run';
 import { probeDevices } from '../../runtimes/probe';
 import { wantsPyTorch } from '../../runtimes/torch/python';
-import { intArg, runtimeArg, seedArg, UsageError, type Command, type Out } from '../args';
+import { runtimeArg, seedArg, UsageError, type Command, type Out } from '../args';
 import { loadRunnableConfig } from '../config';
+import { MODEL_INPUT_OPTIONS, modelInputJob, tensorShapeArg } from '../inputs';
 
 const USAGE = `  vitlens infer <config.yaml> [--checkpoint FILE | --checkpoint-search-path DIR...]
                 (--image FILE... | --input-tensor FILE --shape 1,3,H,W)
@@ -58,15 +58,9 @@ async function inferCommand(args: string[], stdout: Out, stderr: Out): Promise<n
     args,
     allowPositionals: true,
     options: {
+      ...MODEL_INPUT_OPTIONS,
       python: { type: 'string' },
-      checkpoint: { type: 'string' },
-      'checkpoint-search-path': { type: 'string', multiple: true },
-      image: { type: 'string', multiple: true },
-      'input-tensor': { type: 'string' },
-      shape: { type: 'string' },
       backend: { type: 'string' },
-      resolution: { type: 'string' },
-      resize: { type: 'string' },
       seed: { type: 'string' },
       logits: { type: 'boolean' },
       maps: { type: 'boolean' },
@@ -77,16 +71,7 @@ async function inferCommand(args: string[], stdout: Out, stderr: Out): Promise<n
   if (positionals.length !== 1) throw new UsageError('infer needs exactly one config file.');
   const file = positionals[0]!;
   const runtime = values.backend ? runtimeArg(values.backend) : undefined;
-  if (values.resize && values.resize !== 'eval' && values.resize !== 'none')
-    throw new UsageError(`--resize must be eval or none, got "${values.resize}".`);
-  if (values['input-tensor'] && values.image) throw new UsageError('give --image or --input-tensor, not both.');
-  let shape: [number, number, number, number] | undefined;
-  if (values['input-tensor']) {
-    if (!values.shape) throw new UsageError('--input-tensor needs --shape B,C,H,W (float32 little-endian, NCHW).');
-    const dims = values.shape.split(',').map((d) => intArg('shape', d.trim(), 1, 1 << 16));
-    if (dims.length !== 4) throw new UsageError(`--shape needs 4 dimensions B,C,H,W, got ${dims.length}.`);
-    shape = dims as [number, number, number, number];
-  }
+  const shape = tensorShapeArg(values);
   let point: { x: number; y: number } | null = null;
   if (values['query-point']) {
     const xy = values['query-point'].split(',').map(Number);
@@ -98,24 +83,13 @@ async function inferCommand(args: string[], stdout: Out, stderr: Out): Promise<n
   }
   const a = loadRunnableConfig(file, stderr);
   if (typeof a === 'number') return a;
-  // Paths in the config are relative to it, found the way the editor finds them (one resolver);
-  // paths on the command line are relative to the working directory.
-  const fromConfig = configInputs(file, a.values, values['checkpoint-search-path'] ?? []);
-  const checkpoint = values.checkpoint ?? fromConfig.checkpoint;
-  const images = values.image ?? (values['input-tensor'] ? [] : fromConfig.images);
-  if (!shape && images.length === 0)
-    throw new UsageError(
-      'nothing to run: give --image FILE (or list images: in the config) or --input-tensor FILE --shape B,C,H,W.',
-    );
+  const inputs = modelInputJob(file, a, values, shape);
   try {
     const report = await runInference(
       {
         model: a.spec,
         config: file,
-        checkpoint,
-        ...(shape ? { tensor: { file: values['input-tensor']!, shape } } : { images }),
-        ...(values.resolution ? { resolution: intArg('resolution', values.resolution, 16, 4096) } : {}),
-        ...(values.resize ? { resize: values.resize as 'eval' | 'none' } : {}),
+        ...inputs,
         ...(runtime ? { runtime } : {}),
         ...(values.seed ? { seed: seedArg(values.seed) } : {}),
         ...(values.maps || point ? { maps: { point } } : {}),

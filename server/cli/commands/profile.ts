@@ -15,17 +15,33 @@ import {
   REPORT_MILLIONS,
 } from '../../../protocol/format';
 import type { ConfigAnalysis } from '../../core/config/analyze';
+import type { ModelSpec } from '../../core/models/spec';
 import { positionOf } from '../../core/config/parse';
 import { CONVENTION_LABELS, README_CONVENTION, README_CONVENTION_NOTE } from '../../core/profile/categories';
 import { profileModel, type ModelProfile } from '../../core/profile/profile';
 import { summarize } from '../../core/profile/summary';
+import {
+  largestBatch,
+  largestResolution,
+  parseMemorySize,
+  TRAINING_PRECISIONS,
+  trainingFit,
+  trainingMemoryAt,
+  type LargestBatch,
+  type LargestResolution,
+  type TrainingMemoryEstimate,
+  type TrainingPrecision,
+} from '../../core/profile/training-memory';
+import { largestBatchText, largestResolutionText, trainingMemoryText } from '../../core/profile/training-text';
 import { PRODUCER } from '../../core/version';
 import { dashboardData } from '../../report/data';
 import { writeReport } from '../../report/html';
 import { intArg, UsageError, type Command, type Out } from '../args';
 import { diagnosticLines, hasErrors, readConfig } from '../config';
 
-const USAGE = '  vitlens profile <config.yaml> [--resolution N]... [--batch B] [--json] [--html report.html]';
+const USAGE =
+  '  vitlens profile <config.yaml> [--resolution N]... [--batch B] [--json] [--html report.html]\n' +
+  '                  [--train [--gpu-memory 80GiB] [--precision fp32|mixed]]';
 
 /** What the options mean: printed at the end of `vitlens --help`. */
 export const PROFILE_HELP = `  Exact parameters, multiply–accumulates (MACs) per op category and counting
@@ -35,6 +51,12 @@ export const PROFILE_HELP = `  Exact parameters, multiply–accumulates (MACs) p
   --json        machine-readable output with every figure: per stage, per layer and per op
   --html        also write the dashboard (profile, benchmark, pseudo-inverse charts and tables)
                 as one self-contained HTML file, openable offline
+  --train       also estimate training memory (one AdamW step at --batch, from the training
+                graph): weights, gradients, AdamW state, saved activations and the step's peak,
+                per stage and per layer; an estimate, not a measurement
+  --gpu-memory  with --train (implies it): the largest batch that fits at each resolution and
+                the largest resolution at --batch (estimates); e.g. 80GiB, 80GB (10⁹), 24G (GiB)
+  --precision   fp32 (default) or mixed (bf16/fp16 activations, float32 master weights)
 `;
 
 function pad(s: string, n: number, right = false): string {
@@ -117,12 +139,16 @@ function profileCommand(args: string[], stdout: Out, stderr: Out): number {
       batch: { type: 'string' },
       json: { type: 'boolean' },
       html: { type: 'string' },
+      train: { type: 'boolean' },
+      'gpu-memory': { type: 'string' },
+      precision: { type: 'string' },
     },
   });
   if (positionals.length !== 1) throw new UsageError('profile needs exactly one config file.');
   const file = positionals[0]!;
   const resolutions = (values.resolution ?? []).map((r) => intArg('resolution', r, 16, 8192));
   const batch = values.batch ? intArg('batch', values.batch, 1, 65536) : 1;
+  const training = trainingOptions(values);
   const a = readConfig(file, stderr);
   if (typeof a === 'number') return a;
   const lines = diagnosticLines(file, a);
@@ -135,6 +161,18 @@ function profileCommand(args: string[], stdout: Out, stderr: Out): number {
   }
   const spec = a.spec;
   const profiles = (resolutions.length ? resolutions : spec.resolutions).map((r) => profileModel(spec, r, batch));
+  if (training?.gpuMemory != null && batch === 1)
+    stderr(
+      'Searching the largest resolution at batch 1: each probe builds the training graph, and large inputs take seconds (give --batch for another batch).',
+    );
+  const train = training
+    ? trainingReport(
+        spec,
+        profiles.map((p) => p.resolution),
+        batch,
+        training,
+      )
+    : null;
   if (values.html) {
     writeReport(
       values.html,
@@ -152,15 +190,87 @@ function profileCommand(args: string[], stdout: Out, stderr: Out): number {
     }));
     stdout(
       JSON.stringify(
-        { file, model: spec.name, diagnostics, profiles: profiles.map((p) => summarize(spec, p, { ops: true })) },
+        {
+          file,
+          model: spec.name,
+          diagnostics,
+          profiles: profiles.map((p) => summarize(spec, p, { ops: true })),
+          ...(train ? { training: train } : {}),
+        },
         null,
         2,
       ),
     );
   } else {
     stdout(textReport(file, a, profiles));
+    if (train) stdout(trainingText(train));
   }
   return 0;
+}
+
+interface TrainingRequest {
+  precision: TrainingPrecision;
+  /** Bytes of GPU memory to fit, when given. */
+  gpuMemory: number | null;
+}
+
+function trainingOptions(values: {
+  train?: boolean;
+  'gpu-memory'?: string;
+  precision?: string;
+}): TrainingRequest | null {
+  const precision = values.precision ?? 'fp32';
+  if (!TRAINING_PRECISIONS.includes(precision as TrainingPrecision))
+    throw new UsageError(`--precision must be one of ${TRAINING_PRECISIONS.join(', ')}, got "${precision}".`);
+  let gpuMemory: number | null = null;
+  if (values['gpu-memory'] !== undefined) {
+    try {
+      gpuMemory = parseMemorySize(values['gpu-memory']);
+    } catch (e) {
+      throw new UsageError(`--gpu-memory: ${(e as Error).message}`);
+    }
+  }
+  if (!values.train && gpuMemory === null) {
+    if (values.precision !== undefined) throw new UsageError('--precision applies to --train (training memory).');
+    return null;
+  }
+  return { precision: precision as TrainingPrecision, gpuMemory };
+}
+
+/** What --train adds to the output (the `training` member of --json). */
+interface TrainingReport {
+  kind: 'estimate';
+  precision: TrainingPrecision;
+  gpuMemoryBytes: number | null;
+  /** One per profiled resolution, at --batch. */
+  estimates: TrainingMemoryEstimate[];
+  /** With --gpu-memory: per profiled resolution. */
+  largestBatch: LargestBatch[];
+  /** With --gpu-memory: at --batch. */
+  largestResolution: LargestResolution | null;
+}
+
+function trainingReport(spec: ModelSpec, resolutions: number[], batch: number, r: TrainingRequest): TrainingReport {
+  // One fit (two training graphs) per resolution serves the estimate and the largest batch.
+  const fits = resolutions.map((resolution) => trainingFit(spec, { resolution, precision: r.precision }));
+  const memory = r.gpuMemory;
+  return {
+    kind: 'estimate',
+    precision: r.precision,
+    gpuMemoryBytes: memory,
+    estimates: fits.map((fit) => trainingMemoryAt(fit, batch)),
+    largestBatch: memory === null ? [] : fits.map((fit) => largestBatch(fit, memory)),
+    largestResolution: memory === null ? null : largestResolution(spec, memory, { batch, precision: r.precision }),
+  };
+}
+
+function trainingText(t: TrainingReport): string {
+  const out: string[] = [];
+  for (const e of t.estimates) out.push('', ...trainingMemoryText(e));
+  if (t.largestBatch.length || t.largestResolution) out.push('');
+  for (const b of t.largestBatch) out.push(largestBatchText(b));
+  if (t.largestResolution) out.push(largestResolutionText(t.largestResolution));
+  return out.join('\n');
 }
 
 export const profile: Command = { name: 'profile', usage: USAGE, run: profileCommand };

@@ -141,11 +141,22 @@ export class Graph {
     return this.constant([value], [1], label);
   }
 
-  /** The m×m identity. */
-  eye(m: number): Tensor {
-    const data = new Float64Array(m * m);
-    for (let i = 0; i < m; i++) data[i * m + i] = 1;
-    return this.constant(data, [m, m], `eye${m}`);
+  private readonly eyes = new Map<string, Tensor>();
+
+  /**
+   * k·I, m×m. One constant per (m, k) in a graph, shared by every layer that asks: a model's SOFT or
+   * Nyström blocks at a large input would otherwise each carry an m² constant (59M values at 1792²).
+   */
+  eye(m: number, k = 1): Tensor {
+    const key = `${m}:${k}`;
+    let t = this.eyes.get(key);
+    if (!t) {
+      const data = new Float64Array(m * m);
+      for (let i = 0; i < m; i++) data[i * m + i] = k;
+      t = this.constant(data, [m, m], k === 1 ? `eye${m}` : `${k}·I${m}`);
+      this.eyes.set(key, t);
+    }
+    return t;
   }
 
   binary(fn: BinaryFn, a: Tensor, b: Tensor): Tensor {

@@ -287,7 +287,7 @@ function analyseStage(
           ? "A checkpoint has a landmark conv for its trained stride only (the stage's sr_ratio), so the size is not swept."
           : "Strides other than the model's use the landmark conv of the same random weights (official-style init, drawn per shape).",
       );
-      report('soft', attentionName(stage.attention), 'gaussian', notes);
+      report('soft', attentionName(stage.attention), 'gaussian', notes).modelIterations = maxIter;
       const list: Building[] = [];
       for (const r of ratios) {
         const L = r === ownRatio ? ops.landmarks : softLandmarksAt(p, ops, r);
@@ -346,7 +346,7 @@ function analyseStage(
       const modelIterations = nystromSettings(stage, spec).iterations;
       const iterations = sorted([...(o.nystromIterations ?? DEFAULT_NYSTROM_ITERATIONS), modelIterations]);
       const ratios = sorted([ownRatio, ...strideSweep(grid.h, grid.w, 1, 2, maxLandmarks)]).reverse();
-      report('nystrom', 'Nyströmformer', 'softmax', [
+      const nystromReport = report('nystrom', 'Nyströmformer', 'softmax', [
         'Landmarks Q̃, K̃: r×r mean pooling of the scaled q and k on the token grid (attention/nystrom.ts); F = softmax(q·K̃ᵀ), A = softmax(Q̃·K̃ᵀ), B = softmax(Q̃·kᵀ).',
         `run: F·Z·B with Nyströmformer's iteration (nystrom-inverse.ts, float64) over all heads at once (its Z₀ scale is a maximum over the batch); exact: F·A⁺·B with the float64 pseudo-inverse (as balanced factors, as for SOFT). At r = 1 every token is a landmark and the exact product is S itself.`,
         own
@@ -354,6 +354,7 @@ function analyseStage(
           : `The stage's sr_ratio gives SOFT's landmark count, the SOFT paper's setting for its Nyströmformer (docs/MATHS.md §4.4); ${modelIterations} iterations is the reference's default.`,
         'The skip conv on V is left out of the errors and the MACs.',
       ]);
+      nystromReport.modelIterations = modelIterations;
       const list: Building[] = [];
       for (const r of ratios) {
         const lh = Math.floor(grid.h / r);

@@ -6,13 +6,17 @@
  * is spent), median/p10/p90, MACs of the executed graph and achieved GFLOP/s, the analytic
  * memory peak beside whatever the runtime measures, a check against the reference, and fitted
  * time/memory exponents. A case whose estimated memory exceeds the device is refused before
- * anything is allocated.
+ * anything is allocated. With `train`, every case is a training step instead (training-step.ts):
+ * forward, backward from the output with a fixed random cotangent, gradients with respect to the
+ * input and every parameter, optionally an AdamW update, all in one graph measured the same way.
  */
 import os from 'node:os';
 import { formatBytes, formatMs, formatNumber, REPORT_BYTES, type BytesFormat } from '../../../protocol/format';
 import type {
   BenchCase,
   BenchReport,
+  BenchTraining,
+  BenchTrainingSetup,
   DeviceLimits,
   MemoryFigure,
   RuntimeDescription,
@@ -26,13 +30,15 @@ import {
   poolsLandmarks,
   type AttentionKind,
   type ModelSpec,
+  type NewtonBackward,
   type StageSpec,
 } from '../../core/models/spec';
 import { attentionLayer, attentionPrefix, block, type LayerContext } from '../../core/engine/blocks';
-import { ReferenceRuntime } from '../../core/engine/lowerings/reference';
+import { ReferenceRuntime, type RefArray, type WeightSource } from '../../core/engine/lowerings/reference';
 import { graphCost, type GraphCost } from '../../core/engine/cost';
 import { Graph, type Tensor } from '../../core/engine/graph';
 import { normals, randomWeights, seededRandom } from '../../core/engine/weights';
+import { ADAMW_DEFAULTS } from '../../core/engine/optimizer';
 import type { DeviceReport, NvidiaGpu } from '../../../protocol/devices';
 import { startGpuMemorySampler, type GpuMemoryPeak } from '../../runtimes/nvidia';
 import { openRunner } from '../../runtimes/open-runner';
@@ -42,6 +48,7 @@ import { startHostLoadMeter } from './host-load';
 import { measureDeviceLimits } from './roofline';
 import { timeOnce } from './timing';
 import { checkStability, fitPowerLaw, gflops, summarize } from './stats';
+import { DEFAULT_COTANGENT_SEED, DEFAULT_OPTIMIZER_STEP, trainingStep, type OptimizerKind } from './training-step';
 
 export type Level = 'attention' | 'block';
 
@@ -87,6 +94,8 @@ export interface BenchOptions {
   tokenTileBytes?: number | null;
   /** Started by the caller at process start (ms since epoch), for the overhead figure. */
   processStartedAt?: number;
+  /** Every case as a training step (forward + backward, optionally + an optimizer update) rather than a forward pass. */
+  train?: TrainBenchOptions;
   onProgress?: (message: string, done: number, total: number) => void;
   /** Each case as soon as it is measured, refused, skipped or failed (for live views). */
   onCase?: (c: BenchCase) => void;
@@ -99,6 +108,15 @@ export interface BenchOptions {
  * each timed repetition, with the runtime and the repetition's number (1 for the first).
  */
 export const benchFaultHooks: { afterTimedRun?: (runtime: RuntimeId, repetition: number) => void | Promise<void> } = {};
+
+export interface TrainBenchOptions {
+  /** An optimizer update after the backward pass (in the same graph); absent or null: gradients only. */
+  optimizer?: OptimizerKind | null;
+  /** Seed of the output cotangent (default 2). */
+  seed?: number;
+  /** How SOFT stages differentiate the Newton inverse; default: the config's (newton_backward, else the variant's code's). */
+  newtonBackward?: NewtonBackward;
+}
 
 export class CancelledError extends Error {
   constructor() {
@@ -233,14 +251,31 @@ function planWorkloads(o: BenchOptions): Workload[] {
   return out;
 }
 
+/** What a case runs: its graph, the outputs asked for (with names), the forward output, weights and inputs. */
+export interface CaseGraph {
+  graph: Graph;
+  outputs: Tensor[];
+  outputNames: string[];
+  /** The layer's output: the forward pass is what it depends on. */
+  forward: Tensor;
+  weights: WeightSource;
+  feeds(x: Float32Array): Record<string, Float32Array>;
+  /** Training steps: what was differentiated. */
+  parameters: { key: string; shape: number[] }[] | null;
+  newtonBackward: NewtonBackward | null;
+  optimizer: OptimizerKind | null;
+}
+
 function buildGraph(
   w: Workload,
   model: ModelSpec,
   batch: number,
   runtime: RuntimeDescription,
-): { graph: Graph; output: Tensor } {
+  train?: TrainBenchOptions,
+): CaseGraph {
   const stage = caseStage(w);
   const g = new Graph();
+  const newtonBackward = train?.newtonBackward ?? model.newton.backward;
   const c: LayerContext = {
     batch,
     gridH: w.grid,
@@ -248,13 +283,121 @@ function buildGraph(
     tokens: w.tokens,
     distance: 'expanded',
     ...graphOptionsFor(runtime),
+    // A training step normalises with the batch's statistics, as model.train() does.
+    ...(train ? { newtonBackward, batchNormMode: 'train' as const } : {}),
   };
   const x = g.input('x', [batch, w.tokens, stage.dim]);
   const output =
     w.level === 'block'
       ? block(g, x, stage, 0, model, c)
       : attentionLayer(g, x, attentionPrefix(stage, 0), stage, model, c);
-  return { graph: g, output };
+  const weights = randomWeights(g, 0);
+  const soft = stage.attention === 'soft' || stage.attention === 'soft_norm';
+  if (!train)
+    return {
+      graph: g,
+      outputs: [output],
+      outputNames: ['out'],
+      forward: output,
+      weights,
+      feeds: (input) => ({ [g.inputs[0]!.name]: input }),
+      parameters: null,
+      newtonBackward: null,
+      optimizer: null,
+    };
+  const step = trainingStep(g, x, output, weights, {
+    optimizer: train.optimizer ?? null,
+    ...(train.seed !== undefined ? { seed: train.seed } : {}),
+  });
+  return {
+    graph: g,
+    outputs: step.outputs.map((o) => o.tensor),
+    outputNames: step.outputs.map((o) => o.name),
+    forward: output,
+    weights: step.weights,
+    feeds: step.feeds,
+    parameters: step.parameters,
+    newtonBackward: soft ? newtonBackward : null,
+    optimizer: train.optimizer ?? null,
+  };
+}
+
+/** A training step's MACs, forward (graphCost on the layer's output) against the whole step, and what it differentiated. */
+function trainingFigures(graph: Graph, built: CaseGraph, step: GraphCost): BenchTraining {
+  const forward = graphCost(graph, [built.forward]);
+  const backwardMacs = step.macs - forward.macs;
+  const parameters = built.parameters ?? [];
+  return {
+    forwardMacs: forward.macs,
+    backwardMacs,
+    backwardOverForward: forward.macs > 0 ? backwardMacs / forward.macs : 0,
+    forwardPeakBytes: forward.peakBytes,
+    parameters: parameters.length,
+    parameterValues: parameters.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0),
+    newtonBackward: built.newtonBackward,
+    optimizer: built.optimizer,
+    outputs: built.outputs.length,
+    worstOutput: null,
+    outputErrors: null,
+  };
+}
+
+/**
+ * The graph a config case of the harness builds (stage `stage` at `resolution`, one attention and
+ * level), with its cost and, for a training step, its forward/backward MACs — without running it
+ * (scripts/perf/training-vs-pytorch.ts prints the backward/forward ratio of every attention this way).
+ * A string says why the case cannot be built. `runtime` decides runtime-dependent tiling; default untiled.
+ */
+export function benchCaseGraph(
+  model: ModelSpec,
+  c: {
+    stage: number;
+    attention: AttentionKind;
+    level: Level;
+    resolution?: number;
+    batch?: number;
+    train?: TrainBenchOptions;
+  },
+  runtime: RuntimeDescription = UNTILED_CPU,
+): (CaseGraph & { cost: GraphCost; training: BenchTraining | null }) | string {
+  const [w] = planWorkloads({
+    model,
+    config: null,
+    stages: [c.stage],
+    attentions: [c.attention],
+    levels: [c.level],
+    resolutions: [c.resolution ?? model.resolutions[0] ?? 224],
+    scaling: false,
+  });
+  if (!w) return `stage ${c.stage} is not a stage of ${model.name}`;
+  const why = unsupported(w);
+  if (why) return why;
+  const built = buildGraph(w, model, c.batch ?? 1, runtime, c.train);
+  const cost = graphCost(built.graph, built.outputs);
+  return { ...built, cost, training: c.train ? trainingFigures(built.graph, built, cost) : null };
+}
+
+const UNTILED_CPU: RuntimeDescription = {
+  id: 'reference',
+  runtime: 'none (graph only)',
+  device: 'none',
+  software: false,
+  maxBufferBytes: null,
+  tokenTileBytes: null,
+};
+
+/** The run's training setup in words, for the report. */
+function trainingSetup(model: ModelSpec, train: TrainBenchOptions): BenchTrainingSetup {
+  const a = ADAMW_DEFAULTS;
+  return {
+    cotangentSeed: train.seed ?? DEFAULT_COTANGENT_SEED,
+    optimizer: train.optimizer ?? null,
+    optimizerSettings:
+      train.optimizer === 'adamw'
+        ? `lr ${a.lr}, betas (${a.beta1}, ${a.beta2}), eps ${a.eps}, weight decay 0.05 but none on biases and 1-D parameters (timm), step ${DEFAULT_OPTIMIZER_STEP}, state from a seeded draw`
+        : null,
+    newtonBackward: train.newtonBackward ?? model.newton.backward,
+  };
 }
 
 /** Memory a runtime's device can give, and how we know. */
@@ -279,9 +422,22 @@ function deviceBudget(runner: Runner, report: DeviceReport): { bytes: number; wh
 /** Sizes in refusal messages: MiB or GiB (a refused case is never small). */
 const REFUSAL_BYTES: BytesFormat = { ...REPORT_BYTES, smallest: 'MiB' };
 
-function caseId(r: RuntimeId, w: Workload): string {
+function caseId(r: RuntimeId, w: Workload, train: boolean): string {
   const rect = w.gridW !== w.grid ? `/${w.grid}x${w.gridW}` : '';
-  return `${r}/${w.group}/s${w.stage.index}/${w.attention}/${w.level}/N${w.tokens}${rect}`;
+  return `${r}/${w.group}/s${w.stage.index}/${w.attention}/${w.level}/N${w.tokens}${rect}${train ? '/train' : ''}`;
+}
+
+/** relError of each output against its reference, and the worst (NaN, from a runtime that produced one, counts as the worst). */
+function outputErrors(
+  outs: readonly { data: ArrayLike<number> }[],
+  refs: readonly ArrayLike<number>[],
+  names: readonly string[],
+): { each: { name: string; relError: number }[]; worst: { name: string; relError: number } } {
+  const each = refs.map((ref, i) => ({ name: names[i] ?? `output ${i}`, relError: relError(outs[i]!.data, ref) }));
+  let worst = each[0]!;
+  for (const e of each)
+    if (!Number.isNaN(worst.relError) && (Number.isNaN(e.relError) || e.relError > worst.relError)) worst = e;
+  return { each, worst };
 }
 
 function relError(out: ArrayLike<number>, ref: ArrayLike<number>): number {
@@ -409,7 +565,8 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
   let buildMs = 0;
   let sessionMs = 0;
   // Reference outputs are shared by every runtime; keyed by workload.
-  const referenceCache = new Map<Workload, Float32Array | Float64Array | null>();
+  const referenceCache = new Map<Workload, RefArray[] | null>();
+  const train = o.train;
   // The last measured median per (runtime, group, attention), to skip sizes that would take too long.
   const lastRun = new Map<string, { tokens: number; ms: number; exponent: number }>();
 
@@ -428,7 +585,7 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
       o.onProgress?.(`${rid}: stage ${w.stage.index} ${w.attention} ${w.level} @ ${w.tokens} tokens`, done, total);
       done++;
       const base: BenchCase = {
-        id: caseId(rid, w),
+        id: caseId(rid, w, !!train),
         runtime: rid,
         group: w.group,
         stage: w.stage.index,
@@ -452,6 +609,7 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
         setupMs: null,
         memory: [],
         relErrorVsReference: null,
+        mode: train ? 'train' : 'inference',
       };
       if (lost) {
         record({ ...base, status: 'failed', message: `not run: ${lost.message}` });
@@ -463,14 +621,28 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
         continue;
       }
       const tb = performance.now();
-      const { graph, output } = buildGraph(w, o.model, batch, description);
-      const cost: GraphCost = graphCost(graph, [output]);
-      const weights = randomWeights(graph, 0);
+      let built: CaseGraph;
+      try {
+        built = buildGraph(w, o.model, batch, description, train);
+      } catch (e) {
+        // A graph that cannot be built (a backward the op set cannot express) fails this case only.
+        record({
+          ...base,
+          status: 'failed',
+          message: `could not build the ${train ? 'training-step ' : ''}graph: ${(e as Error).message}`,
+        });
+        continue;
+      }
+      const { graph, outputs, weights } = built;
+      const cost: GraphCost = graphCost(graph, outputs);
+      if (train) base.training = trainingFigures(graph, built, cost);
       const caseBuildMs = performance.now() - tb;
       buildMs += caseBuildMs;
       base.macs = cost.macs;
       base.memory.push({
-        label: 'analytic peak: weights + live activations (graph liveness, float32)',
+        label: train
+          ? `analytic peak of the training step: weights${train.optimizer ? ' + optimizer state' : ''} + live activations, gradients and outputs (graph liveness, float32)`
+          : 'analytic peak: weights + live activations (graph liveness, float32)',
         bytes: cost.peakBytes,
         kind: 'estimated',
       });
@@ -512,7 +684,7 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
       let prepared;
       try {
         const ts = performance.now();
-        prepared = await runner.prepare(graph, [output], weights);
+        prepared = await runner.prepare(graph, outputs, weights);
         sessionMs += performance.now() - ts;
         base.setupMs = { build: caseBuildMs, session: performance.now() - ts };
       } catch (e) {
@@ -526,10 +698,10 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
         continue;
       }
       try {
-        const feeds = { [graph.inputs[0]!.name]: inputData };
+        const feeds = built.feeds(inputData);
         // Warm-up: the first run compiles shaders / plans memory; keep warming while runs still speed up a lot.
         const t = performance.now();
-        let [first] = await prepared.run(feeds);
+        const outs = await prepared.run(feeds);
         const firstMs = performance.now() - t;
         // Timed the runtime's own way where it has one (on the device, inputs already there).
         const run = prepared.timedRun ? () => prepared.timedRun!(feeds) : () => prepared.run(feeds);
@@ -595,18 +767,23 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
         const gpu = gpuSampler && gpuMemoryFigure(await stopGpuSampler()!, report.nvidia.gpus);
         if (gpu) base.memory.push(gpu);
 
-        if (cost.macs <= refLimit && first) {
+        if (cost.macs <= refLimit && outs.length === outputs.length) {
           let ref = referenceCache.get(w);
           if (ref === undefined) {
             try {
-              ref = new ReferenceRuntime('float64').run(graph, feeds, weights, [output])[0]!.data;
+              ref = new ReferenceRuntime('float64').run(graph, feeds, weights, outputs).map((r) => r.data);
             } catch (e) {
               if (process.env.VITLENS_DEBUG) console.error(e);
               ref = null;
             }
             referenceCache.set(w, ref);
           }
-          if (ref) base.relErrorVsReference = relError(first.data, ref);
+          if (ref) {
+            const errors = outputErrors(outs, ref, built.outputNames);
+            base.relErrorVsReference = errors.worst.relError;
+            if (base.training)
+              Object.assign(base.training, { worstOutput: errors.worst.name, outputErrors: errors.each });
+          }
         }
         record(base);
       } catch (e) {
@@ -652,6 +829,8 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
     unavailable,
     cases,
     scaling,
+    mode: train ? 'train' : 'inference',
+    ...(train ? { training: trainingSetup(o.model, train) } : {}),
     overhead: {
       processStartMs,
       probeMs: report.probeMs,
@@ -662,6 +841,7 @@ export async function runBenchmark(o: BenchOptions, report: DeviceReport): Promi
     },
     limits,
     notes: [
+      ...(train ? trainingNotes(trainingSetup(o.model, train)) : []),
       ...notesFor(o.model, runners.map(describe), report),
       ...comparisonNotes(o.model, o.attentions ?? comparisonAttentions(o.model)),
       ...rooflineNotes(limits),
@@ -703,6 +883,16 @@ function fitScaling(cases: BenchCase[]): ScalingFit[] {
     });
   }
   return out;
+}
+
+/** What a reader of training-step figures must know about how they were built. */
+function trainingNotes(t: BenchTrainingSetup): string[] {
+  return [
+    `Training steps: every case is one graph — the layer's forward pass, then its backward pass from the output with a fixed N(0, 1) cotangent (seed ${t.cotangentSeed}), giving the gradient with respect to the input and to every parameter of the layer${t.optimizer === 'adamw' ? `, then an AdamW update of every parameter (${t.optimizerSettings}), written on the op set` : ''}. Reverse-mode differentiation appends the backward graph to the forward one, so every runtime runs it as it runs any graph (no runtime's own autograd). BatchNorm uses the batch's statistics, as in model.train().`,
+    `Training MACs: forward = the graph's MACs up to the layer's output; backward = the whole step's less those (an optimizer adds no MACs). A matmul's two gradients cost twice its forward; SOFT's Newton inverse ${t.newtonBackward === 'analytic' ? 'is differentiated analytically (−Vᵀ·G·Vᵀ: two m×m products per matrix instead of the iterations), so its backward costs well under twice its forward' : 'is differentiated through every iteration (unrolled), so its backward costs about twice its forward'}.`,
+    "Training memory: the analytic peak is the whole step's by liveness — forward activations a gradient reads stay live until the backward node that reads it, and every gradient (and optimizer output) is an output, held to the end; the forward pass alone is in training.forwardPeakBytes. The graph is functional: updated parameters and state are new tensors where torch updates in place.",
+    'Training rel.err: every output of the step (the layer output, d/dx, each parameter gradient, and any updated parameters and state) against the float64 reference, each relative to its own max |reference|; the worst is shown.',
+  ];
 }
 
 function rooflineNotes(limits: DeviceLimits[]): string[] {

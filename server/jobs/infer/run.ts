@@ -17,7 +17,7 @@ import { randomWeights } from '../../core/engine/weights';
 import type { WeightSource } from '../../core/engine/lowerings/reference';
 import type { ModelSpec } from '../../core/models/spec';
 import { numel } from '../../core/shape';
-import { loadCheckpoint } from '../../inputs/checkpoint/load';
+import { loadCheckpoint, type LoadedCheckpoint } from '../../inputs/checkpoint/load';
 import { loadImageTensor } from '../../inputs/image';
 import { classLabel, topK } from '../../inputs/imagenet';
 import { bindCheckpoint, withCheckpointPosEmbedGrids } from './model-weights';
@@ -134,13 +134,31 @@ function attentionMapOf(
   };
 }
 
+/** What the input path of a model run needs: the model, the checkpoint, and images or a raw tensor. */
+export type ModelInputJob = Pick<InferJob, 'model' | 'checkpoint' | 'images' | 'tensor' | 'resolution' | 'resize'>;
+
+/** A job's checkpoint and inputs, read and checked: the batch the model runs on. */
+export interface ModelInputs {
+  /** The job's spec with num_classes and pos_embed grids taken from the checkpoint. */
+  spec: ModelSpec;
+  checkpoint: LoadedCheckpoint | null;
+  /** [batch, inChannels, height, width], normalised. */
+  input: Float32Array;
+  batch: number;
+  height: number;
+  width: number;
+  items: Pick<InferItem, 'name' | 'kind' | 'original'>[];
+  /** How the inputs became the tensor, in words. */
+  transform: string;
+  timingMs: { checkpoint: number; preprocess: number };
+}
+
 /**
- * Runs the model on the job's inputs. `probeDevices` is called only once the checkpoint and the
- * inputs have been read and checked: a bad file is refused before any runtime (Dawn, a GPU driver,
- * Python) starts.
+ * Reads the checkpoint (pickles parsed with an allow-list, never executed) and the images (timm's
+ * eval transform, or none) or the raw tensor into one batch: the input path every model run shares
+ * (inference, gradients). Bad files throw FileError / InferInputError naming the file.
  */
-export async function runInference(job: InferJob, probeDevices: () => Promise<DeviceReport>): Promise<InferReport> {
-  const notes: string[] = [];
+export async function loadModelInputs(job: ModelInputJob): Promise<ModelInputs> {
   let spec = job.model;
   const t0 = performance.now();
   const checkpoint = job.checkpoint ? loadCheckpoint(job.checkpoint) : null;
@@ -183,6 +201,58 @@ export async function runInference(job: InferJob, probeDevices: () => Promise<De
     throw new InferInputError('nothing to run: give images or an input tensor');
   }
   const tPreprocess = performance.now() - t1;
+  return {
+    spec,
+    checkpoint,
+    input,
+    batch,
+    height,
+    width,
+    items,
+    transform,
+    timingMs: { checkpoint: tCheckpoint, preprocess: tPreprocess },
+  };
+}
+
+/**
+ * The weights of a graph built for `spec`: the checkpoint's, bound key by key (WeightMismatchError
+ * when it does not fit), or seeded random ones with a note saying the predictions mean nothing.
+ */
+export function modelWeights(
+  g: Graph,
+  spec: ModelSpec,
+  checkpoint: { loaded: LoadedCheckpoint; file: string } | null,
+  seed: number,
+  notes: string[],
+): WeightSource {
+  if (checkpoint) return bindCheckpoint(g, spec, checkpoint.loaded.tensors, checkpoint.file);
+  notes.push('Random weights (official-style init): the predictions mean nothing; give --checkpoint for real ones.');
+  return randomWeights(g, seed);
+}
+
+/** The report's description of the checkpoint a run used (null: random weights). */
+export function checkpointSummary(
+  checkpoint: LoadedCheckpoint | null,
+  file: string | null,
+): { file: string; source: string; tensors: number; elements: number } | null {
+  return checkpoint && file
+    ? {
+        file,
+        source: checkpoint.source,
+        tensors: checkpoint.tensors.size,
+        elements: [...checkpoint.tensors.values()].reduce((s, t) => s + numel(t.shape), 0),
+      }
+    : null;
+}
+
+/**
+ * Runs the model on the job's inputs. `probeDevices` is called only once the checkpoint and the
+ * inputs have been read and checked: a bad file is refused before any runtime (Dawn, a GPU driver,
+ * Python) starts.
+ */
+export async function runInference(job: InferJob, probeDevices: () => Promise<DeviceReport>): Promise<InferReport> {
+  const notes: string[] = [];
+  const { spec, checkpoint, input, batch, height, width, items, transform, timingMs } = await loadModelInputs(job);
 
   const report = await probeDevices();
   const runtime = job.runtime ?? defaultRuntimes(report).find((r) => r !== 'reference') ?? 'ort-cpu';
@@ -200,14 +270,13 @@ export async function runInference(job: InferJob, probeDevices: () => Promise<De
     });
     // Attentions that cannot say what they attend to yet are left out of the maps.
     const probed = m.probed.filter((p) => p.probe.map);
-    let weights: WeightSource;
-    if (checkpoint && job.checkpoint) weights = bindCheckpoint(g, spec, checkpoint.tensors, job.checkpoint);
-    else {
-      weights = randomWeights(g, job.seed ?? 0);
-      notes.push(
-        'Random weights (official-style init): the predictions mean nothing; give --checkpoint for real ones.',
-      );
-    }
+    const weights = modelWeights(
+      g,
+      spec,
+      checkpoint && job.checkpoint ? { loaded: checkpoint, file: job.checkpoint } : null,
+      job.seed ?? 0,
+      notes,
+    );
     const tBuild = performance.now() - t2;
 
     const t3 = performance.now();
@@ -224,15 +293,7 @@ export async function runInference(job: InferJob, probeDevices: () => Promise<De
     return {
       model: spec.name,
       config: job.config,
-      checkpoint:
-        checkpoint && job.checkpoint
-          ? {
-              file: job.checkpoint,
-              source: checkpoint.source,
-              tensors: checkpoint.tensors.size,
-              elements: [...checkpoint.tensors.values()].reduce((s, t) => s + numel(t.shape), 0),
-            }
-          : null,
+      checkpoint: checkpointSummary(checkpoint, job.checkpoint),
       weights: checkpoint ? `checkpoint ${job.checkpoint} (${checkpoint.source})` : `random (seed ${job.seed ?? 0})`,
       runtime: runner.description,
       input: { batch, height, width, transform },
@@ -251,8 +312,7 @@ export async function runInference(job: InferJob, probeDevices: () => Promise<De
         };
       }),
       timingMs: {
-        checkpoint: tCheckpoint,
-        preprocess: tPreprocess,
+        ...timingMs,
         build: tBuild,
         session: tSession,
         forward: tForward,

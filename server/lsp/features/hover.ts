@@ -29,6 +29,8 @@ export function hover(
   text: TextDocument,
   position: Position,
   imageResult: (relativePath: string) => ImageResult | undefined = () => undefined,
+  /** The training-memory paragraph for the `model` hover (features/training.ts), when the setting asks for it. */
+  training: string | null = null,
 ): Hover | null {
   const offset = text.offsetAt(position);
   const entry = doc.analysis.parsed.entries.find((e) => contains(e.span, offset));
@@ -43,7 +45,10 @@ export function hover(
 
   if (spec && def.key === 'model') {
     const p = doc.profile();
-    if (p) return { contents: { kind: 'markdown', value: modelMarkdown(spec, p) }, range };
+    if (p) {
+      const value = training ? `${modelMarkdown(spec, p)}\n\n${training}` : modelMarkdown(spec, p);
+      return { contents: { kind: 'markdown', value }, range };
+    }
   }
   if (spec && def.key === 'img_size') {
     const i = itemAt(entry.value, offset);

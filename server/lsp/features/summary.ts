@@ -1,6 +1,7 @@
 /**
  * The one-line summary on the `model:` line, as an inlay hint and as a CodeLens, and the
- * CodeLenses that open the dashboard's benchmark and pseudo-inverse views.
+ * CodeLenses that open the dashboard's benchmark, pseudo-inverse, approximation-quality, inference
+ * and gradients views.
  */
 import { InlayHintKind, type CodeLens, type InlayHint } from 'vscode-languageserver';
 import type { TextDocument } from 'vscode-languageserver-textdocument';
@@ -48,13 +49,14 @@ const INFERENCE_NAMES: Record<AttentionKind, string> = {
 export function codeLenses(
   doc: AnalyzedDocument,
   text: TextDocument,
-  o: { canRun: boolean } = { canRun: true },
+  o: { canRun: boolean; trainsAt?: string | null } = { canRun: true },
 ): CodeLens[] {
   const p = doc.profile();
   const at = anchor(doc);
   if (!at) return [];
   const range = { start: text.positionAt(at.start), end: text.positionAt(at.start) };
-  const title = p ? `ViT Lens: ${summaryLine(p)}` : 'ViT Lens: fix the errors to see the profile';
+  const summary = p ? `ViT Lens: ${summaryLine(p)}` : 'ViT Lens: fix the errors to see the profile';
+  const title = p && o.trainsAt ? `${summary} · ${o.trainsAt}` : summary;
   const lenses: CodeLens[] = [{ range, command: { title, command: Commands.showProfile, arguments: [doc.uri] } }];
   const spec = doc.analysis.spec;
   // Running anything needs a config without errors (the server refuses it, naming the line).
@@ -68,6 +70,13 @@ export function codeLenses(
       command: { title: 'Pseudo-inverse convergence', command: Commands.pinv, arguments: [doc.uri] },
     });
   }
+  // The approximation analysis measures every stage whose attention has an exact counterpart (all but UFO's).
+  if (spec.stages.some((s) => s.attention !== 'ufo')) {
+    lenses.push({
+      range,
+      command: { title: 'Approximation quality', command: Commands.approx, arguments: [doc.uri] },
+    });
+  }
   // The SOFT pyramid's stage-4 cls block is always softmax; the ViT's one stage names its attention, cls token or not.
   const kind = spec.stages.find((s) => !(spec.family === 'soft' && s.clsToken))?.attention ?? 'softmax';
   lenses.push({
@@ -78,5 +87,13 @@ export function codeLenses(
       arguments: [doc.uri],
     },
   });
+  // One training step's gradients need a trained model and an input: a config naming its checkpoint and an image.
+  const images = doc.analysis.values.get('images');
+  if (
+    typeof doc.analysis.values.get('checkpoint') === 'string' &&
+    Array.isArray(images) &&
+    images.some((i) => typeof i === 'string')
+  )
+    lenses.push({ range, command: { title: 'Gradients', command: Commands.grad, arguments: [doc.uri] } });
   return lenses;
 }

@@ -7,6 +7,8 @@ import { completion } from '../features/completion';
 import { toLspDiagnostics } from '../features/diagnostics';
 import { hover } from '../features/hover';
 import { codeLenses, inlayHints } from '../features/summary';
+import { trainingFact, trainingLensText, trainingMarkdown } from '../features/training';
+import type { AnalyzedDocument } from '../documents';
 import { PublishScheduler } from '../publish-scheduler';
 
 export function registerLanguageFeatures({
@@ -16,7 +18,16 @@ export function registerLanguageFeatures({
   trust,
   guard,
   imageResults,
+  settings,
+  trainingFits,
 }: ServerContext): void {
+  /** The training-memory fact of a config when `vitlens.gpuMemory` is set (settings are read per request). */
+  const training = async (uri: string, doc: AnalyzedDocument) => {
+    if (!doc.analysis.spec) return null;
+    const gpuMemory = (await settings.get(uri).catch(() => null))?.gpuMemory ?? null;
+    return guard('training memory', null, () => trainingFact(doc, gpuMemory, (r) => trainingFits.get(r)));
+  };
+
   const publish = (uri: string) =>
     guard('diagnostics', undefined, () => {
       const a = configs.analyzed(uri);
@@ -37,24 +48,32 @@ export function registerLanguageFeatures({
     void connection.sendDiagnostics({ uri: e.document.uri, diagnostics: [] });
   });
 
-  connection.onHover((p) =>
-    guard('hover', null, () => {
-      const a = configs.analyzed(p.textDocument.uri);
-      return a ? hover(a.doc, a.text, p.position, imageResults.near(p.textDocument.uri)) : null;
-    }),
-  );
+  connection.onHover(async (p) => {
+    const a = configs.analyzed(p.textDocument.uri);
+    if (!a) return null;
+    // Only the `model` hover shows training memory; other keys do not wait for the settings.
+    const onModel = a.doc.analysis.entries.get('model');
+    const offset = a.text.offsetAt(p.position);
+    const fact =
+      onModel && offset >= onModel.span.start && offset <= onModel.span.end
+        ? await training(p.textDocument.uri, a.doc)
+        : null;
+    return guard('hover', null, () =>
+      hover(a.doc, a.text, p.position, imageResults.near(p.textDocument.uri), trainingMarkdown(fact)),
+    );
+  });
   connection.onCompletion((p) =>
     guard('completion', [], () => {
       const a = configs.analyzed(p.textDocument.uri);
       return a ? completion(a.doc, a.text, p.position) : [];
     }),
   );
-  connection.onCodeLens((p) =>
-    guard('codeLens', [], () => {
-      const a = configs.analyzed(p.textDocument.uri);
-      return a ? codeLenses(a.doc, a.text, { canRun: trust.trusted }) : [];
-    }),
-  );
+  connection.onCodeLens(async (p) => {
+    const a = configs.analyzed(p.textDocument.uri);
+    if (!a) return [];
+    const trainsAt = trainingLensText(await training(p.textDocument.uri, a.doc));
+    return guard('codeLens', [], () => codeLenses(a.doc, a.text, { canRun: trust.trusted, trainsAt }));
+  });
   connection.languages.inlayHint.on((p) =>
     guard('inlayHint', [], () => {
       const a = configs.analyzed(p.textDocument.uri);

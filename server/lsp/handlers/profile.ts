@@ -52,6 +52,8 @@ export function registerProfileHandlers({ connection, configs, guard }: ServerCo
         bench: p.bench,
         pinv: p.pinv,
         infer: p.infer,
+        approx: p.approx,
+        grad: p.grad,
       });
     });
   });

@@ -2,7 +2,8 @@
  * The wire format between ViT Lens and the runtime processes it starts (the user's Python running
  * vitlens_torch.py, the onnxruntime host for the CUDA EP): a 4-byte little-endian length, a JSON
  * header, then the raw bytes of each blob the header lists (`blobs`: their byte lengths). Tensors
- * cross as plain little-endian float32 bytes, never as a pickle or any other executable format.
+ * cross as plain little-endian float32 bytes (float64 for a PyTorch program of that dtype), never
+ * as a pickle or any other executable format.
  */
 
 export interface Frame {
@@ -49,4 +50,9 @@ export class FrameReader {
 /** A blob as float32 values: a copy, since a frame's blob may be an unaligned slice of a larger buffer. */
 export function float32Of(blob: Buffer): Float32Array {
   return new Float32Array(blob.buffer.slice(blob.byteOffset, blob.byteOffset + blob.byteLength));
+}
+
+/** A blob as float64 values (a copy, for the same reason). */
+export function float64Of(blob: Buffer): Float64Array {
+  return new Float64Array(blob.buffer.slice(blob.byteOffset, blob.byteOffset + blob.byteLength));
 }

@@ -274,6 +274,8 @@ class Program:
             raise ValueError("grad: tensor %r is not an output of the program" % (output,))
         ids = []
         for group in wrt:
+            if not group:
+                raise ValueError("grad: an empty group of tensors to differentiate with respect to")
             for i in group:
                 if i not in ids:
                     ids.append(i)

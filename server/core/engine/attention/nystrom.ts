@@ -26,7 +26,7 @@
  *   would give N + 1 outputs and their `X += conv(V)` fails.
  */
 import type { Graph, Tensor } from '../graph';
-import { globalMax, identityTimes } from './pinv';
+import { globalMax } from './pinv';
 import type { AttentionProbe } from './probe';
 
 export type NystromConv = { kind: 'grid'; kernel: number } | { kind: 'sequence'; kernel: number } | { kind: 'none' };
@@ -63,7 +63,7 @@ export function nystromInverseGraph(g: Graph, a: Tensor, iterations: number): Te
   const maxCol = globalMax(g, g.reduce('sum', abs, -2));
   const maxRow = globalMax(g, g.reduce('sum', abs, -1));
   let z = g.mul(g.transposeLast2(a), g.unary('reciprocal', g.mul(maxCol, maxRow)));
-  const eyeTimes = (c: number) => g.constant(identityTimes(m, c), [m, m], `${c}·I${m}`);
+  const eyeTimes = (c: number) => g.eye(m, c);
   const [i7, i15, i13] = [eyeTimes(7), eyeTimes(15), eyeTimes(13)];
   for (let k = 0; k < iterations; k++) {
     const az = g.matmul(a, z);

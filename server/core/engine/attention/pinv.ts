@@ -43,7 +43,7 @@ export function newtonInverseGraph(g: Graph, a: Tensor, o: PinvOptions): Tensor 
     // Per matrix: s = max row sum of the unshifted A, alpha = 1.8/s².
     const s = g.reduce('max', rowSums, -2); // [..., 1, 1]
     alpha = g.scale(g.unary('reciprocal', g.unary('square', s)), ALPHA_A);
-    const shiftedEye = g.constant(identityTimes(m, REGULARISER), [m, m], `${REGULARISER}·I`);
+    const shiftedEye = g.eye(m, REGULARISER);
     p = g.addT(a, shiftedEye);
   } else {
     const s = globalMax(g, rowSums); // one scalar for the whole batch × heads
@@ -90,11 +90,4 @@ export function newtonInverseGraph(g: Graph, a: Tensor, o: PinvOptions): Tensor 
 export function symmetricNormaliseGraph(g: Graph, a: Tensor, inverse: Tensor): Tensor {
   const d = g.unary('reciprocal', g.unary('sqrt', g.reduce('sum', a, -1))); // [..., m, 1]
   return g.mul(g.mul(inverse, d), g.transposeLast2(d));
-}
-
-/** k·I as an m×m row-major array. */
-export function identityTimes(m: number, k: number): Float64Array {
-  const data = new Float64Array(m * m);
-  for (let i = 0; i < m; i++) data[i * m + i] = k;
-  return data;
 }

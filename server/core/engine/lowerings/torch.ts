@@ -1,7 +1,8 @@
 /**
  * The op-set graph lowered for PyTorch, as plain data: a JSON program with one entry per live
  * node (its operands by tensor id, its attributes, its output shape) and the weights and
- * constants as float32 buffers. The user's own Python runs it with torch ops
+ * constants as float32 buffers (float64 when asked: the program then runs in torch.float64, inputs and
+ * outputs too, as autograd checks want). The user's own Python runs it with torch ops
  * (server/runtimes/torch/vitlens_torch.py interprets each op the way the reference does), so the
  * attentions stay defined once, in the graph builders. Nothing that crosses to Python is code and
  * nothing is a pickle: JSON and raw little-endian floats.
@@ -17,9 +18,14 @@ export const TORCH_PROGRAM_VERSION = 1;
 /** One node: the op, the id of the tensor it makes, that tensor's shape, and its attributes (operands by id). */
 export type TorchNode = { id: number; op: Node['op']; shape: number[] } & Record<string, unknown>;
 
+/** The element type a program computes in; its buffers, inputs and outputs cross in it too. */
+export type TorchDtype = 'float32' | 'float64';
+
 export interface TorchProgram {
   format: 'vitlens-torch-program';
   version: typeof TORCH_PROGRAM_VERSION;
+  /** float32 where absent (the Python side's default). */
+  dtype: TorchDtype;
   nodes: TorchNode[];
   /** The graph's inputs the program reads, by name, with the tensor id each one is. */
   inputs: { name: string; id: number; shape: number[] }[];
@@ -31,8 +37,13 @@ export interface TorchProgram {
 
 export interface LoweredTorchProgram {
   program: TorchProgram;
-  /** One float32 array per `program.buffers` entry. */
-  buffers: Float32Array[];
+  /** One array per `program.buffers` entry, of the program's dtype. */
+  buffers: (Float32Array | Float64Array)[];
+}
+
+export interface TorchLoweringOptions {
+  /** Default float32 (what the runtime is measured in). */
+  dtype?: TorchDtype;
 }
 
 /** Operands as tensor ids; attributes as they are. */
@@ -80,17 +91,25 @@ function attributes(node: Node): Record<string, unknown> {
 }
 
 /** The live part of `graph` (what `outputs` depend on) as a program for the PyTorch runtime. */
-export function lowerToTorch(graph: Graph, outputs: readonly Tensor[], weights: WeightSource): LoweredTorchProgram {
+export function lowerToTorch(
+  graph: Graph,
+  outputs: readonly Tensor[],
+  weights: WeightSource,
+  opts: TorchLoweringOptions = {},
+): LoweredTorchProgram {
   if (outputs.length === 0) throw new Error('PyTorch lowering: no outputs requested');
+  const dtype = opts.dtype ?? 'float32';
+  const array = (v: ArrayLike<number>) => (dtype === 'float64' ? Float64Array.from(v) : Float32Array.from(v));
   const program: TorchProgram = {
     format: 'vitlens-torch-program',
     version: TORCH_PROGRAM_VERSION,
+    dtype,
     nodes: [],
     inputs: [],
     outputs: outputs.map((t) => t.id),
     buffers: [],
   };
-  const buffers: Float32Array[] = [];
+  const buffers: LoweredTorchProgram['buffers'] = [];
   for (const id of liveNodes(graph, outputs)) {
     const { node, out } = graph.nodes[id]!;
     const shape = [...out.shape];
@@ -102,11 +121,11 @@ export function lowerToTorch(graph: Graph, outputs: readonly Tensor[], weights: 
       if (numel(w.shape) !== numel(shape))
         throw new Error(`weight "${node.key}": shape [${w.shape}], expected [${shape}]`);
       program.buffers.push({ id: out.id, shape, what: node.key });
-      buffers.push(Float32Array.from(w.data));
+      buffers.push(array(w.data));
     }
     if (node.op === 'constant') {
       program.buffers.push({ id: out.id, shape, what: node.label });
-      buffers.push(Float32Array.from(node.data));
+      buffers.push(array(node.data));
     }
   }
   return { program, buffers };

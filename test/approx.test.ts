@@ -13,8 +13,12 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import type { ApproxReport } from '../protocol/approx';
 import { main } from '../server/cli/main';
+import { nystromInverseGraph } from '../server/core/engine/attention/nystrom';
+import { PERFORMER_EPS, performerFeatures } from '../server/core/engine/attention/performer';
+import { newtonInverseGraph, symmetricNormaliseGraph } from '../server/core/engine/attention/pinv';
+import { gaussianKernel } from '../server/core/engine/attention/soft';
 import { Graph } from '../server/core/engine/graph';
-import { pseudoInverse } from '../server/core/engine/linalg';
+import { pseudoInverse, transpose } from '../server/core/engine/linalg';
 import { erf, mapWeights, ReferenceRuntime } from '../server/core/engine/lowerings/reference';
 import { modelGraph, MODEL_INPUT } from '../server/core/engine/model';
 import type { ModelSpec } from '../server/core/models/spec';
@@ -23,13 +27,13 @@ import { loadImageTensor } from '../server/inputs/image';
 import { prepareModel, softLandmarksAt, stageOperands } from '../server/jobs/approx/activations';
 import {
   exactAttention,
-  gaussianKernel,
-  linformerFactors,
+  exactGaussian,
+  exactSoftmax,
   LowRank,
   productErrors,
   pseudoInverseFactors,
-  softmaxKernel,
 } from '../server/jobs/approx/error';
+import { linformerFactors, nystromFactors, performerFactors, softFactors } from '../server/jobs/approx/factors';
 import { analyseApprox } from '../server/jobs/approx/sweep';
 import { withCheckpointPosEmbedGrids } from '../server/jobs/infer/model-weights';
 import { FIXTURES, specOf } from './helpers/fixtures';
@@ -300,6 +304,93 @@ describe('approx: SOFT with random weights sweeps its stride', () => {
   });
 });
 
+describe("approx: the factors are the layers' own (factors.ts)", () => {
+  test("an iterate read off one unrolled chain is the whole result of a T-step run (SOFT's Newton–Raphson, Nyström's inverse)", async () => {
+    for (const spec of [tiny, specOf(`${tinyText}\nattention: soft_norm\n`)]) {
+      const p = await prepareModel(spec, { resolution: 64, checkpoint: null, image: null, seed: 2 });
+      const ops = stageOperands(p, [2]).get(2)!;
+      const counts = [0, 1, 4, 11];
+      const soft = softFactors(p, ops, 2, counts)!;
+      const nys = nystromFactors(p, ops, 2, counts);
+      const [H, m] = [ops.stage.heads, soft.m];
+      const g = new Graph();
+      const [k2, a] = [g.input('k2', [1, H, m, m]), g.input('a', [1, H, nys.m, nys.m])];
+      const norm = spec.stages[1]!.attention === 'soft_norm';
+      const runs = counts.flatMap((T) => {
+        const v = newtonInverseGraph(g, k2, { variant: spec.newton.variant, iterations: T });
+        return [norm ? symmetricNormaliseGraph(g, k2, v) : v, nystromInverseGraph(g, a, T)];
+      });
+      const got = new ReferenceRuntime('float64').run(g, { k2: soft.k2, a: nys.a }, mapWeights(new Map()), runs);
+      counts.forEach((T, i) => {
+        assert.deepEqual(soft.inverses[i], got[2 * i]!.data, `SOFT ${spec.stages[1]!.attention}, ${T} steps`);
+        assert.deepEqual(nys.z[i], got[2 * i + 1]!.data, `Nyström, ${T} steps`);
+      });
+    }
+  });
+
+  test("on a SOFT stage, Performer's and Nyström's layers see its Qs (as q and k): their factors from scratch", async () => {
+    const p = await prepareModel(tiny, { resolution: 64, checkpoint: CHECKPOINT, image: IMAGE, resize: 'none' });
+    const ops = stageOperands(p, [2]).get(2)!;
+    const { tokens: n, headDim: d, grid } = ops;
+    const h = 1;
+    const q = ops.q.subarray(h * n * d, (h + 1) * n * d);
+    const relClose = (got: ArrayLike<number>, want: ArrayLike<number>, what: string) =>
+      assert.ok(diffNorm(got, want) <= 1e-12 * frob(want), `${what}: ${diffNorm(got, want)} of ${frob(want)}`);
+    // Performer: φ(x) = m^-½(exp(ω·x − ‖x‖²/2 − stab) + ε); stab a query's row max, the keys' overall max.
+    const m = 24;
+    const omega = performerFeatures(d, m, 7);
+    const phi = (isQuery: boolean) => {
+      const dash = mm(q, tr(omega, m, d), n, d, m);
+      const all = Math.max(...dash);
+      return dash.map((x, i) => {
+        const row = Math.floor(i / m);
+        const sq = q.slice(row * d, (row + 1) * d).reduce((s, y) => s + y * y, 0) / 2;
+        const stab = isQuery ? Math.max(...dash.slice(row * m, (row + 1) * m)) : all;
+        return (Math.exp(x - sq - stab) + PERFORMER_EPS) / Math.sqrt(m);
+      });
+    };
+    const [pq, pk] = [phi(true), phi(false)];
+    const ksum = Array.from({ length: m }, (_, a) => pk.filter((_, i) => i % m === a).reduce((s, y) => s + y, 0));
+    const left = pq.map((x, i) => {
+      const row = Math.floor(i / m);
+      return x / pq.slice(row * m, (row + 1) * m).reduce((s, y, a) => s + y * ksum[a]!, 0);
+    });
+    const perf = performerFactors(p, ops, m, 7);
+    relClose(perf.left.subarray(h * n * m, (h + 1) * n * m), left, 'D⁻¹φ(Q)');
+    relClose(perf.right.subarray(h * n * m, (h + 1) * n * m), pk, 'φ(K)');
+    // Nyströmformer at r = 4: K̃ the 2×2 means of 4×4 patches of Qs, F = softmax(Qs·K̃ᵀ).
+    const r = 4;
+    const lw = grid.w / r;
+    const pooled = new Float64Array(lw * lw * d);
+    for (let y = 0; y < grid.h; y++)
+      for (let x = 0; x < grid.w; x++)
+        for (let c = 0; c < d; c++)
+          pooled[(Math.floor(y / r) * lw + Math.floor(x / r)) * d + c]! += q[(y * grid.w + x) * d + c]! / (r * r);
+    const scores = mm(q, tr(pooled, lw * lw, d), n, d, lw * lw);
+    const f = scores.map((x, i) => {
+      const row = scores.slice(i - (i % (lw * lw)), i - (i % (lw * lw)) + lw * lw);
+      const max = Math.max(...row);
+      return Math.exp(x - max) / row.reduce((s, y) => s + Math.exp(y - max), 0);
+    });
+    const nys = nystromFactors(p, ops, r, [6]);
+    relClose(nys.f.subarray(h * n * 4, (h + 1) * n * 4), f, 'F');
+  });
+
+  test("the exact attentions are the engine's ops to the bit: soft.ts's gaussianKernel (distance summed directly), softmax(q·kᵀ)", () => {
+    const [n, d] = [37, 5];
+    const q = Float64Array.from({ length: n * d }, (_, i) => Math.sin(i * 0.7) * 1.3);
+    const k = Float64Array.from({ length: n * d }, (_, i) => Math.cos(i * 0.3) * 2.1);
+    const g = new Graph();
+    const [x, y] = [g.input('q', [n, d]), g.input('k', [n, d])];
+    const [s, p] = new ReferenceRuntime('float64').run(g, { q, k }, mapWeights(new Map()), [
+      gaussianKernel(g, x, x, 'direct'),
+      g.softmax(g.matmul(x, g.transposeLast2(y))),
+    ]);
+    assert.deepEqual(exactGaussian(q, n, d), s!.data);
+    assert.deepEqual(exactSoftmax(q, k, n, d), p!.data);
+  });
+});
+
 describe('approx: limits where an approximation is exact', () => {
   test("Nyström's run error tends to its exact error as the iterations grow; every token a landmark is exact", async () => {
     const r = await analyseApprox(tiny, {
@@ -348,12 +439,14 @@ describe('approx: limits where an approximation is exact', () => {
     const v = ops.v.subarray(0, n * d);
     const eye = new Float64Array(n * n);
     for (let i = 0; i < n; i++) eye[i * n + i] = 1;
-    const softmax = exactAttention(softmaxKernel(q, k, n, n, d), v, n, d);
-    const { left, right } = linformerFactors(q, k, eye, eye, n, n, d);
+    const softmax = exactAttention(exactSoftmax(q, k, n, d), v, n, d);
+    // Linformer's own layer on the stage's q, k (a SOFT stage: its Qs twice), head 0.
+    const factors = linformerFactors(p, ops, n, { e: eye, f: eye });
+    const [left, right] = [factors.weights.subarray(0, n * n), transpose(factors.f, n, n)];
     const lin = productErrors(softmax, left, right, n);
     assert.ok(lin.mat < 1e-14 && lin.out < 1e-14, JSON.stringify(lin));
     // SOFT with L = Qs: K1 = K2 = S, so K1·K2⁺·K1ᵀ = S·S⁺·S = S (the Nyström identity with every point a landmark).
-    const S = gaussianKernel(q, q, n, n, d);
+    const S = exactGaussian(q, n, d);
     const gaussian = exactAttention(S, v, n, d);
     const { p: pf, q: qf, k: kept } = pseudoInverseFactors(S, n);
     const soft = new LowRank(gaussian, S, S, n).errorsFactored(pf, qf, kept);

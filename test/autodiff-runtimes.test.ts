@@ -43,6 +43,7 @@ import { openTorchAutograd, weightNodes, type TorchAutograd } from '../server/ru
 import { startTorchProcess } from '../server/runtimes/torch/process';
 import { FIXTURES, ROOT, specOf } from './helpers/fixtures';
 import { cases, maxAbs, values } from './helpers/op-cases';
+import { innerProductLoss, randomWeights, smallSpec } from './helpers/gradient-cases';
 
 const REQUIRED = process.env.VITLENS_TORCH_REQUIRED === '1';
 
@@ -80,18 +81,6 @@ interface Differentiable {
   grads: Tensor[];
 }
 
-/** Σᵢ ⟨outᵢ, cᵢ⟩ with fixed random cᵢ: a scalar whose gradient exercises every output element. */
-function innerProductLoss(g: Graph, outputs: Tensor[], seed: number): Tensor {
-  let total: Tensor | null = null;
-  outputs.forEach((out, i) => {
-    const n = numel(out.shape);
-    const c = g.constant(values(n, seed + 31 * i), out.shape, `cotangent${i}`);
-    const s = g.reduce('sum', g.reshape(g.mul(out, c), [1, n]), -1);
-    total = total ? g.addT(total, s) : s;
-  });
-  return total!;
-}
-
 /** Every input, and every weight key (all its nodes), of `g`. */
 function allLeaves(g: Graph): Differentiable['wrt'] {
   const keys = [...new Set(g.weights.map((w) => w.key))];
@@ -124,40 +113,6 @@ function opCase(k: number): Differentiable {
     inputs: c.inputs,
     weights: mapWeights(c.weights),
   });
-}
-
-/** A four-stage model small enough for every attention (as test/autodiff.test.ts). */
-function smallSpec(attention: string) {
-  return specOf(
-    [
-      'embed_dims: [8, 12, 16, 16]',
-      'num_heads: [2, 2, 2, 2]',
-      'depths: [1, 1, 1, 1]',
-      'mlp_ratios: [2, 2, 2, 2]',
-      'sr_ratios: [2, 2, 1, 1]',
-      `attention: [${attention}, ${attention}, softmax, softmax]`,
-      'performer_features: 6',
-      'nystrom_iterations: 6',
-      'linformer_k: 4',
-      'num_classes: 5',
-      'newton_maxiter: 4',
-      '',
-    ].join('\n'),
-  );
-}
-
-function randomWeights(g: Graph, seed: number): Weights {
-  const w: Weights = new Map();
-  g.weights.forEach(({ key, tensor }, i) => {
-    if (w.has(key)) return;
-    const n = numel(tensor.shape);
-    const norm = /norm\d*\.weight$|\.norm\.weight$/.test(key);
-    const spread = key.endsWith('.bias') ? 0.1 : 0.4;
-    const data = values(n, seed * 977 + i, -spread, spread);
-    if (norm) for (let j = 0; j < n; j++) data[j] = 1 + data[j]!;
-    w.set(key, { shape: [...tensor.shape], data });
-  });
-  return w;
 }
 
 /** Stage 1 of the small spec (4×4 grid, batch 2): one attention layer or one whole block. */

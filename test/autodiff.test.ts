@@ -14,22 +14,10 @@ import { mapWeights, ReferenceRuntime } from '../server/core/engine/lowerings/re
 import { newtonInverseGraph } from '../server/core/engine/attention/pinv';
 import { ATTENTION_KINDS, type NewtonBackward } from '../server/core/models/spec';
 import { numel } from '../server/core/shape';
-import { specOf } from './helpers/fixtures';
 import { cases, values } from './helpers/op-cases';
+import { innerProductLoss, randomWeights, smallSpec } from './helpers/gradient-cases';
 
 type Weights = Map<string, { shape: number[]; data: Float64Array }>;
-
-/** Σᵢ ⟨outᵢ, cᵢ⟩ with fixed random cᵢ: a scalar whose gradient exercises every output element. */
-function innerProductLoss(g: Graph, outputs: Tensor[], seed: number): Tensor {
-  let total: Tensor | null = null;
-  outputs.forEach((out, i) => {
-    const n = numel(out.shape);
-    const c = g.constant(values(n, seed + 31 * i), out.shape, `cotangent${i}`);
-    const s = g.reduce('sum', g.reshape(g.mul(out, c), [1, n]), -1);
-    total = total ? g.addT(total, s) : s;
-  });
-  return total!;
-}
 
 interface Differentiable {
   graph: Graph;
@@ -39,6 +27,11 @@ interface Differentiable {
 }
 
 const ref = new ReferenceRuntime('float64');
+
+/** The same weights in float64 (the finite differences perturb them in place). */
+function inFloat64(w: Map<string, { shape: number[]; data: ArrayLike<number> }>): Weights {
+  return new Map([...w].map(([key, { shape, data }]) => [key, { shape, data: Float64Array.from(data) }]));
+}
 
 function lossValue(d: Differentiable): number {
   return ref.run(d.graph, d.inputs, mapWeights(d.weights), [d.loss])[0]!.data[0]!;
@@ -97,47 +90,10 @@ describe('gradients of every op case against finite differences (float64 referen
       const g = c.graph;
       const loss = innerProductLoss(g, c.outputs, 1000 + k);
       const inputs = Object.fromEntries(Object.entries(c.inputs).map(([n, v]) => [n, Float64Array.from(v)]));
-      const weights: Weights = new Map(
-        [...c.weights].map(([key, w]) => [key, { shape: w.shape, data: Float64Array.from(w.data) }]),
-      );
-      checkAgainstFiniteDifferences({ graph: g, loss, inputs, weights });
+      checkAgainstFiniteDifferences({ graph: g, loss, inputs, weights: inFloat64(c.weights) });
     });
   });
 });
-
-/** A four-stage model small enough for finite differences on every attention. */
-function smallSpec(attention: string) {
-  return specOf(
-    [
-      'embed_dims: [8, 12, 16, 16]',
-      'num_heads: [2, 2, 2, 2]',
-      'depths: [1, 1, 1, 1]',
-      'mlp_ratios: [2, 2, 2, 2]',
-      'sr_ratios: [2, 2, 1, 1]',
-      `attention: [${attention}, ${attention}, softmax, softmax]`,
-      'performer_features: 6',
-      'nystrom_iterations: 6',
-      'linformer_k: 4',
-      'num_classes: 5',
-      'newton_maxiter: 4',
-      '',
-    ].join('\n'),
-  );
-}
-
-function randomWeights(g: Graph, seed: number): Weights {
-  const w: Weights = new Map();
-  g.weights.forEach(({ key, tensor }, i) => {
-    if (w.has(key)) return;
-    const n = numel(tensor.shape);
-    const norm = /norm\d*\.weight$|\.norm\.weight$/.test(key);
-    const spread = key.endsWith('.bias') ? 0.1 : 0.4;
-    const data = Float64Array.from(values(n, seed * 977 + i, -spread, spread));
-    if (norm) for (let j = 0; j < n; j++) data[j] = 1 + data[j]!;
-    w.set(key, { shape: [...tensor.shape], data });
-  });
-  return w;
-}
 
 describe('gradients of every attention and block against finite differences', () => {
   for (const attention of ATTENTION_KINDS) {
@@ -153,7 +109,7 @@ describe('gradients of every attention and block against finite differences', ()
         const loss = innerProductLoss(g, [y], 77);
         const inputs = { x: Float64Array.from(values(numel(x.shape), 5, -1, 1)) };
         checkAgainstFiniteDifferences(
-          { graph: g, loss, inputs, weights: randomWeights(g, 3) },
+          { graph: g, loss, inputs, weights: inFloat64(randomWeights(g, 3)) },
           { samples: 6, h: 1e-5, tol: 2e-6 },
         );
       });

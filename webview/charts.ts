@@ -575,6 +575,20 @@ function isNiceLogTick(v: number): boolean {
 }
 
 /** A log axis's tick callback: `fmt` labels the 1, 2, 5 × 10ᵏ ticks, the others stay blank. */
+/** `v` where a log axis can plot it (finite and positive), else null. */
+export const positive = (v: number | null | undefined): number | null =>
+  v != null && Number.isFinite(v) && v > 0 ? v : null;
+
+/** The whole decades around every plottable value (a log axis's range), or null when there is none. */
+export function decades(values: readonly (number | null | undefined)[]): { min: number; max: number } | null {
+  const v = values.map(positive).filter((x): x is number => x != null);
+  if (!v.length) return null;
+  return {
+    min: 10 ** Math.floor(Math.log10(Math.min(...v)) + 1e-9),
+    max: 10 ** Math.ceil(Math.log10(Math.max(...v)) - 1e-9),
+  };
+}
+
 export const logTick =
   (fmt: (v: number) => string) =>
   (v: number | string): string =>

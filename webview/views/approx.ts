@@ -21,7 +21,17 @@ import type {
   ApproxStage,
 } from '../../protocol/approx';
 import { attentionName, formatInt, formatMacs, formatMs, formatSci } from '../../protocol/format';
-import { axis, chartCard, logTick, options, type ChartCard, type ChartSpec, type SpreadPoint } from '../charts';
+import {
+  axis,
+  chartCard,
+  decades,
+  logTick,
+  options,
+  positive,
+  type ChartCard,
+  type ChartSpec,
+  type SpreadPoint,
+} from '../charts';
 import { h, nextId, prose } from '../dom';
 import { Table } from '../table';
 import type { Theme } from '../theme';
@@ -86,8 +96,6 @@ export function pointValue(
     max: hs.length ? Math.max(...hs) : null,
   };
 }
-
-const positive = (v: number | null | undefined): number | null => (v != null && Number.isFinite(v) && v > 0 ? v : null);
 
 /** The iteration count a method's size sweep is read at: the model's (the report says), else its marked point's. */
 function modelIterations(r: ApproxReport, m: ApproxMethodReport): number | null {
@@ -170,16 +178,6 @@ export function plottedSeries(r: ApproxReport, s: ApproxStage, metric: ApproxMet
   return stageSeries(r, s).filter((x) =>
     x.points.some((p) => positive(pointValue(p.point, x.variant, metric).mean) != null),
   );
-}
-
-/** Whole decades around every value. */
-function decades(values: number[]): { min: number; max: number } | null {
-  const v = values.filter((x) => x > 0 && Number.isFinite(x));
-  if (!v.length) return null;
-  return {
-    min: 10 ** Math.floor(Math.log10(Math.min(...v)) + 1e-9),
-    max: 10 ** Math.ceil(Math.log10(Math.max(...v)) - 1e-9),
-  };
 }
 
 const headsText = (s: ApproxStage): string =>

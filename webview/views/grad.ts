@@ -10,7 +10,7 @@
  */
 import { GRAD_RULE, type GradParameter, type GradReport } from '../../protocol/grad';
 import { attentionName, formatInt, formatMs, formatProbability, formatSci } from '../../protocol/format';
-import { axis, chartCard, options, type ChartCard, type ChartSpec } from '../charts';
+import { axis, chartCard, decades, options, positive, type ChartCard, type ChartSpec } from '../charts';
 import { h, nextId, prose } from '../dom';
 import { Table } from '../table';
 import { mix, type Theme } from '../theme';
@@ -101,18 +101,6 @@ export function groupColor(g: GradGroup, t: Theme): string {
 export function metricValue(p: GradParameter, metric: GradMetric): number | null {
   const v = metric === 'grad' ? p.gradNorm : p.ratio;
   return typeof v === 'number' ? v : null;
-}
-
-const positive = (v: number | null | undefined): number | null => (v != null && Number.isFinite(v) && v > 0 ? v : null);
-
-/** Whole decades around every value. */
-function decades(values: (number | null)[]): { min: number; max: number } | null {
-  const v = values.filter((x): x is number => x != null && x > 0 && Number.isFinite(x));
-  if (!v.length) return null;
-  return {
-    min: 10 ** Math.floor(Math.log10(Math.min(...v)) + 1e-9),
-    max: 10 ** Math.ceil(Math.log10(Math.max(...v)) - 1e-9),
-  };
 }
 
 const decadeTick = (v: number | string): string =>

@@ -12,7 +12,16 @@
 import type { PointStyle } from 'chart.js';
 import { attentionName, formatSci, sig } from '../../protocol/format';
 import type { PinvHead, PinvMethod, PinvReport, PinvStage } from '../../protocol/results';
-import { axis, chartCard, indexedStyle, options, type ChartCard, type ChartSpec, type Guide } from '../charts';
+import {
+  axis,
+  chartCard,
+  indexedStyle,
+  options,
+  positive,
+  type ChartCard,
+  type ChartSpec,
+  type Guide,
+} from '../charts';
 import type { Theme } from '../theme';
 import { clear, h, nextId, prose } from '../dom';
 import { Table } from '../table';
@@ -66,8 +75,6 @@ export function methodOf(r: PinvReport, s: PinvStage): PinvMethod {
 }
 
 const marker = (m: PinvMethod) => ({ value: m.configured, label: `${m.setting} = ${m.configured}` });
-
-const positive = (v: number | null): number | null => (v != null && Number.isFinite(v) && v > 0 ? v : null);
 
 /** Decades that hold every measured value, the thresholds and 1, with a decade below to spare. */
 function logRange(values: number[]): { min: number; max: number } {

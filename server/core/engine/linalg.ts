@@ -1,7 +1,8 @@
 /**
- * Small dense linear algebra on square m×m matrices stored row-major in typed arrays: the
- * pieces the Newton–Schulz pseudo-inverse (newton.ts) and its error measures need. Not a
- * general library: no shapes, no broadcasting, no allocation beyond what a call returns.
+ * Small dense linear algebra on matrices stored row-major in typed arrays: the pieces the
+ * Newton–Schulz pseudo-inverse (newton.ts) and its error measures need, and the rectangular
+ * products, QR and SVD the approximation-quality job (server/jobs/approx/error.ts) measures with.
+ * Not a general library: no shapes, no broadcasting, no allocation beyond what a call returns.
  */
 
 export type FloatArray = Float32Array | Float64Array;
@@ -20,37 +21,150 @@ export type FloatArray = Float32Array | Float64Array;
  * not alias `a` or `b`.
  */
 export function matmulInto(out: FloatArray, a: FloatArray, b: FloatArray, m: number): void {
-  out.fill(0, 0, m * m);
+  matmulRectInto(out, a, b, m, m, m);
+}
+
+/** out = a·b for a [n, k], b [k, m] row-major: matmulInto's scheme (and arithmetic) on rectangles. */
+export function matmulRectInto(out: FloatArray, a: FloatArray, b: FloatArray, n: number, k: number, m: number): void {
+  out.fill(0, 0, n * m);
   let i = 0;
-  for (; i + 4 <= m; i += 4) {
+  for (; i + 4 <= n; i += 4) {
     const r0 = i * m;
     const r1 = r0 + m;
     const r2 = r1 + m;
     const r3 = r2 + m;
-    for (let k = 0; k < m; k++) {
+    const a0 = i * k;
+    for (let t = 0; t < k; t++) {
       // No skipping of zero a-entries: 0·Inf must still give NaN, as in any BLAS.
-      const a0 = a[r0 + k]!;
-      const a1 = a[r1 + k]!;
-      const a2 = a[r2 + k]!;
-      const a3 = a[r3 + k]!;
-      const bRow = k * m;
+      const x0 = a[a0 + t]!;
+      const x1 = a[a0 + k + t]!;
+      const x2 = a[a0 + 2 * k + t]!;
+      const x3 = a[a0 + 3 * k + t]!;
+      const bRow = t * m;
       for (let j = 0; j < m; j++) {
-        const bkj = b[bRow + j]!;
-        out[r0 + j]! += a0 * bkj;
-        out[r1 + j]! += a1 * bkj;
-        out[r2 + j]! += a2 * bkj;
-        out[r3 + j]! += a3 * bkj;
+        const btj = b[bRow + j]!;
+        out[r0 + j]! += x0 * btj;
+        out[r1 + j]! += x1 * btj;
+        out[r2 + j]! += x2 * btj;
+        out[r3 + j]! += x3 * btj;
       }
     }
   }
-  for (; i < m; i++) {
+  for (; i < n; i++) {
     const row = i * m;
-    for (let k = 0; k < m; k++) {
-      const aik = a[row + k]!;
-      const bRow = k * m;
-      for (let j = 0; j < m; j++) out[row + j]! += aik * b[bRow + j]!;
+    for (let t = 0; t < k; t++) {
+      const ait = a[i * k + t]!;
+      const bRow = t * m;
+      for (let j = 0; j < m; j++) out[row + j]! += ait * b[bRow + j]!;
     }
   }
+}
+
+/** a·b in float64 for a [n, k], b [k, m]. */
+export function matmulRect(a: FloatArray, b: FloatArray, n: number, k: number, m: number): Float64Array {
+  const out = new Float64Array(n * m);
+  matmulRectInto(out, a, b, n, k, m);
+  return out;
+}
+
+/**
+ * a·bᵀ in float64 for a [n, k], b [m, k] row-major: dot products along k (ascending), both operands
+ * read contiguously, 4×4 blocks of the result summed in registers — up to twice matmulRect's speed
+ * on long products with a small result, where matmulRect would re-read its output for every k.
+ */
+export function matmulNT(a: FloatArray, b: FloatArray, n: number, k: number, m: number): Float64Array {
+  const c = new Float64Array(n * m);
+  const dot = (i: number, j: number) => {
+    let s = 0;
+    for (let t = 0; t < k; t++) s += a[i * k + t]! * b[j * k + t]!;
+    c[i * m + j] = s;
+  };
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const a0 = i * k;
+    const a1 = a0 + k;
+    const a2 = a1 + k;
+    const a3 = a2 + k;
+    let j = 0;
+    for (; j + 4 <= m; j += 4) {
+      const b0 = j * k;
+      const b1 = b0 + k;
+      const b2 = b1 + k;
+      const b3 = b2 + k;
+      let c00 = 0;
+      let c01 = 0;
+      let c02 = 0;
+      let c03 = 0;
+      let c10 = 0;
+      let c11 = 0;
+      let c12 = 0;
+      let c13 = 0;
+      let c20 = 0;
+      let c21 = 0;
+      let c22 = 0;
+      let c23 = 0;
+      let c30 = 0;
+      let c31 = 0;
+      let c32 = 0;
+      let c33 = 0;
+      for (let t = 0; t < k; t++) {
+        const x0 = a[a0 + t]!;
+        const x1 = a[a1 + t]!;
+        const x2 = a[a2 + t]!;
+        const x3 = a[a3 + t]!;
+        const y0 = b[b0 + t]!;
+        const y1 = b[b1 + t]!;
+        const y2 = b[b2 + t]!;
+        const y3 = b[b3 + t]!;
+        c00 += x0 * y0;
+        c01 += x0 * y1;
+        c02 += x0 * y2;
+        c03 += x0 * y3;
+        c10 += x1 * y0;
+        c11 += x1 * y1;
+        c12 += x1 * y2;
+        c13 += x1 * y3;
+        c20 += x2 * y0;
+        c21 += x2 * y1;
+        c22 += x2 * y2;
+        c23 += x2 * y3;
+        c30 += x3 * y0;
+        c31 += x3 * y1;
+        c32 += x3 * y2;
+        c33 += x3 * y3;
+      }
+      const o0 = i * m + j;
+      const o1 = o0 + m;
+      const o2 = o1 + m;
+      const o3 = o2 + m;
+      c[o0] = c00;
+      c[o0 + 1] = c01;
+      c[o0 + 2] = c02;
+      c[o0 + 3] = c03;
+      c[o1] = c10;
+      c[o1 + 1] = c11;
+      c[o1 + 2] = c12;
+      c[o1 + 3] = c13;
+      c[o2] = c20;
+      c[o2 + 1] = c21;
+      c[o2 + 2] = c22;
+      c[o2 + 3] = c23;
+      c[o3] = c30;
+      c[o3 + 1] = c31;
+      c[o3 + 2] = c32;
+      c[o3 + 3] = c33;
+    }
+    for (; j < m; j++) for (let r = i; r < i + 4; r++) dot(r, j);
+  }
+  for (; i < n; i++) for (let j = 0; j < m; j++) dot(i, j);
+  return c;
+}
+
+/** aᵀ [m, n] for a [n, m], in float64. */
+export function transpose(a: ArrayLike<number>, n: number, m: number): Float64Array {
+  const t = new Float64Array(n * m);
+  for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) t[j * n + i] = a[i * m + j]!;
+  return t;
 }
 
 /** a·b in float64 (the precision every error measure is taken in). */

@@ -4,13 +4,14 @@
  * through timm's eval transform, or a seeded random tensor) on the float64 reference runtime, and
  * each analysed stage's first block hands over the tensors its attention computes — through the
  * attention probe (attention/probe.ts `operands`), so Q, K, V and SOFT's landmarks are exactly the
- * tensors the layer's one definition builds, not a second copy of it.
+ * tensors the layer's one definition builds, not a second copy of it. The approximations' factors
+ * come from the same definitions in turn (factors.ts).
  */
 import { MODEL_INPUT, modelGraph } from '../../core/engine/model';
 import { Graph, type Tensor } from '../../core/engine/graph';
 import { ReferenceRuntime, type WeightSource } from '../../core/engine/lowerings/reference';
 import { randomWeights, normals, seededRandom } from '../../core/engine/weights';
-import type { AttentionOperands, AttentionProbe } from '../../core/engine/attention/probe';
+import type { AttentionFactors, AttentionOperands, AttentionProbe } from '../../core/engine/attention/probe';
 import { softAttention } from '../../core/engine/attention/soft';
 import { layerContext, softShape } from '../../core/engine/blocks';
 import { landmarkStrides } from '../../core/models/build';
@@ -33,11 +34,11 @@ export interface StageOperands {
   v: Float64Array;
   /** SOFT: the landmarks the model computed, [heads, m, d], and m. */
   landmarks: { data: Float64Array; m: number } | null;
-  /** PVT spatial reduction: the keys (scaled) and values of the reduced tokens, [heads, t, d]. */
-  reduced: { k: Float64Array; v: Float64Array; tokens: number } | null;
+  /** PVT spatial reduction: the layer's attention rows over its t reduced keys [heads, N, t] (probe `factors`) and the reduced values [heads, t, d]. */
+  reduced: { weights: Float64Array; v: Float64Array; tokens: number } | null;
   /** Linformer: its E and F, [k, N]. */
   linformer: { e: Float64Array; f: Float64Array; k: number } | null;
-  /** SOFT: the attention layer's input x [N, D] and its weights' key path (to rebuild the landmarks for other strides). */
+  /** The attention layer's input x [N, D] and its weights' key path: SOFT's landmarks are rebuilt from them for other strides, and the other attentions' factors computed on them (factors.ts). */
   input: Float64Array | null;
   prefix: string | null;
 }
@@ -129,18 +130,19 @@ export function stageOperands(p: PreparedModel, stages: readonly number[]): Map<
     probes: stages.map((stage) => ({ stage, block: 0, query: 0 })),
   });
   const weights = p.weights ?? randomWeights(g, p.seed);
-  const wanted: { stage: number; operands: AttentionOperands }[] = [];
+  const wanted: { stage: number; operands: AttentionOperands; factors: AttentionFactors | undefined }[] = [];
   for (const layer of m.probed)
-    if (layer.probe.operands) wanted.push({ stage: layer.stage, operands: layer.probe.operands });
+    if (layer.probe.operands)
+      wanted.push({ stage: layer.stage, operands: layer.probe.operands, factors: layer.probe.factors });
   const outputs: Tensor[] = [];
   const index = (t: Tensor | undefined) => (t ? outputs.push(t) - 1 : -1);
-  const slots = wanted.map(({ stage, operands: o }) => ({
+  const slots = wanted.map(({ stage, operands: o, factors }) => ({
     stage,
     q: index(o.q),
     k: index(o.k),
     v: index(o.v),
     landmarks: index(o.landmarks),
-    reducedK: index(o.reduced?.k),
+    reducedP: index(o.reduced && factors?.kind === 'softmax' ? factors.weights : undefined),
     reducedV: index(o.reduced?.v),
     e: index(o.linformer?.e),
     f: index(o.linformer?.f),
@@ -155,7 +157,7 @@ export function stageOperands(p: PreparedModel, stages: readonly number[]): Map<
     const grid = m.grids[s.stage - 1]!;
     const qShape = values[s.q]!.shape;
     const landmarks = get(s.landmarks);
-    const reducedK = get(s.reducedK);
+    const reducedP = get(s.reducedP);
     const e = get(s.e);
     out.set(s.stage, {
       stage,
@@ -166,7 +168,7 @@ export function stageOperands(p: PreparedModel, stages: readonly number[]): Map<
       k: get(s.k)!,
       v: get(s.v)!,
       landmarks: landmarks ? { data: landmarks, m: values[s.landmarks]!.shape[2]! } : null,
-      reduced: reducedK ? { k: reducedK, v: get(s.reducedV)!, tokens: values[s.reducedK]!.shape[2]! } : null,
+      reduced: reducedP ? { weights: reducedP, v: get(s.reducedV)!, tokens: values[s.reducedV]!.shape[2]! } : null,
       linformer: e ? { e, f: get(s.f)!, k: values[s.e]!.shape[0]! } : null,
       input: get(s.input),
       prefix: s.prefix,
@@ -176,27 +178,47 @@ export function stageOperands(p: PreparedModel, stages: readonly number[]): Map<
 }
 
 /**
- * SOFT's landmarks [heads, m, d] for another stride r than the model's, from the same attention
- * input: soft.ts's own graph with that stride, on the model's weights — random ones (a checkpoint
- * has a landmark conv for its trained r only). Returns null when r leaves no landmark.
+ * soft.ts's own layer at landmark stride r on the stage's attention input, with its probe: the
+ * model's weights — random ones for a stride other than its own (a checkpoint has a landmark conv
+ * for its trained r only) — the model's kernel distance (as stageOperands builds the model), and
+ * `newtonIterations` Newton steps (default the model's). Null when r leaves no landmark.
  */
+export function softLayer(
+  p: PreparedModel,
+  ops: StageOperands,
+  r: number,
+  newtonIterations?: number,
+): { g: Graph; probe: AttentionProbe; inputs: Record<string, Float64Array>; weights: WeightSource } | null {
+  const { stage, grid } = ops;
+  if (!ops.input || !ops.prefix || Math.floor(grid.h / r) * Math.floor(grid.w / r) < 1) return null;
+  const own = landmarkStrides(stage, grid.h, grid.w)[0];
+  if (p.weights && r !== own) throw new Error(`approx: a checkpoint has a landmark conv for r = ${own} only, not ${r}`);
+  const g = new Graph();
+  const x = g.input('x', [1, ops.tokens, stage.dim]);
+  // The kernels' distance as the model evaluates it (kernel_method: torch → expanded, cuda → direct).
+  const distance = p.spec.kernelMethod === 'torch' ? 'expanded' : 'direct';
+  const c = { ...layerContext(stage, grid.h, 1, { distance }), gridW: grid.w, tokens: ops.tokens };
+  const probe: AttentionProbe = { query: 0 };
+  const shape = softShape(stage, p.spec, c);
+  softAttention(
+    g,
+    x,
+    ops.prefix,
+    { ...shape, ratio: r, newton: { ...shape.newton, iterations: newtonIterations ?? shape.newton.iterations } },
+    probe,
+  );
+  return { g, probe, inputs: { x: ops.input }, weights: p.weights ?? randomWeights(g, p.seed) };
+}
+
+/** SOFT's landmarks [heads, m, d] for another stride r than the model's, from the same attention input (softLayer). Null when r leaves no landmark. */
 export function softLandmarksAt(
   p: PreparedModel,
   ops: StageOperands,
   r: number,
 ): { data: Float64Array; m: number } | null {
-  const { stage, grid } = ops;
-  if (!ops.input || !ops.prefix || Math.floor(grid.h / r) * Math.floor(grid.w / r) < 1) return null;
-  const g = new Graph();
-  const x = g.input('x', [1, ops.tokens, stage.dim]);
-  const c = { ...layerContext(stage, grid.h, 1, { distance: 'direct' }), gridW: grid.w, tokens: ops.tokens };
-  const probe: AttentionProbe = { query: 0 };
-  softAttention(g, x, ops.prefix, { ...softShape(stage, p.spec, c), ratio: r }, probe);
-  const landmarks = probe.operands!.landmarks!;
-  const own = landmarkStrides(stage, grid.h, grid.w)[0];
-  if (p.weights && r !== own)
-    throw new Error(`softLandmarksAt: a checkpoint has a landmark conv for r = ${own} only, not ${r}`);
-  const weights = p.weights ?? randomWeights(g, p.seed);
-  const [l] = new ReferenceRuntime('float64').run(g, { x: ops.input }, weights, [landmarks]);
+  const layer = softLayer(p, ops, r);
+  if (!layer) return null;
+  const landmarks = layer.probe.operands!.landmarks!;
+  const [l] = new ReferenceRuntime('float64').run(layer.g, layer.inputs, layer.weights, [landmarks]);
   return { data: f64(l!.data), m: landmarks.shape[2]! };
 }

@@ -8,12 +8,15 @@
  * What each method is measured against, and with what:
  * - SOFT / SOFT-Norm against the Gaussian-kernel attention it approximates, S = exp(−dist(Qs, Qs)/2)
  *   (docs/MATHS.md §1.3): Ŝ_run = K1·NR(K2)·K1ᵀ with the model's Newton–Raphson variant iterated
- *   T times (newton.ts, float64), Ŝ_exact = K1·K2⁺·K1ᵀ; SOFT-Norm scales both inverses by D^-½ (§1.5).
+ *   T times, Ŝ_exact = K1·K2⁺·K1ᵀ; SOFT-Norm scales both inverses by D^-½ (§1.5).
  * - Nyströmformer, Performer, Linformer and PVT spatial reduction against softmax(q·kᵀ/√d) on the
  *   same q, k, v; on a SOFT stage q = k = SOFT's own Qs·d^¼ (SOFT has no key projection) and
  *   v = W_v·x, so every method sees the same real tensors.
  * - MACs per head: the docs/MATHS.md §6A formulas (attention core; projections and skip convs out,
  *   as the errors leave the skips out).
+ * Each approximation's factors (K1, K2 and the Newton iterates; F, A, B and Z; φ(Q), φ(K) and D;
+ * Linformer's rows P) come from the attention's own graph on the stage's input, evaluated in float64
+ * on the reference runtime (factors.ts); only the exact attentions are this job's own.
  */
 import type {
   ApproxHead,
@@ -25,29 +28,24 @@ import type {
 } from '../../../protocol/approx';
 import { APPROX_METHODS } from '../../../protocol/approx';
 import { attentionName } from '../../../protocol/format';
-import { PERFORMER_EPS, performerFeatures } from '../../core/engine/attention/performer';
-import { newtonInverse, symmetricNormalise } from '../../core/engine/newton';
-import { nystromInverse, nystromStep } from '../../core/engine/nystrom-inverse';
+import { PERFORMER_EPS } from '../../core/engine/attention/performer';
 import { seededRandom } from '../../core/engine/weights';
 import { landmarkStrides } from '../../core/models/build';
 import { nystromSettings, performerSettings } from '../../core/models/comparison';
 import type { ModelSpec, StageSpec } from '../../core/models/spec';
-import { prepareModel, softLandmarksAt, stageOperands, type PreparedModel, type StageOperands } from './activations';
+import { matmulRect, transpose } from '../../core/engine/linalg';
+import { prepareModel, stageOperands, type PreparedModel, type StageOperands } from './activations';
 import {
-  averagePool,
   exactAttention,
-  gaussianKernel,
+  exactGaussian,
+  exactSoftmax,
   LowRank,
-  matmulRect,
-  linformerFactors,
   outputError,
-  performerFactors,
   productErrors,
   pseudoInverseFactors,
-  softmaxKernel,
-  transpose,
   type ExactAttention,
 } from './error';
+import { linformerFactors, meanPoolReduction, nystromFactors, performerFactors, softFactors } from './factors';
 
 export interface ApproxOptions {
   config?: string | null;
@@ -187,10 +185,15 @@ interface InverseSize {
   build: Building[];
   ratio: number;
   m: number;
-  /** Per analysed head: the factors' source (SOFT's landmarks; Nyström's pooled Q̃ and K̃), the run inverses, the exact one as balanced factors. */
+  /** Per analysed head: Ŝ's outer factors [N, m] (SOFT: K1 and K1; Nyström: F and Bᵀ), the run inverses, the exact one as balanced factors. */
   perHead: Map<
     number,
-    { a: Float64Array; b: Float64Array; runs: Float64Array[]; exact: { p: Float64Array; q: Float64Array; k: number } }
+    {
+      left: Float64Array;
+      right: Float64Array;
+      runs: Float64Array[];
+      exact: { p: Float64Array; q: Float64Array; k: number };
+    }
   >;
 }
 
@@ -275,8 +278,8 @@ function analyseStage(
         ? [ownRatio]
         : sorted([ownRatio, ...strideSweep(grid.h, grid.w, 2, 2, maxLandmarks)]).reverse();
       const notes = [
-        `S = exp(−dist(Qs, Qs)/2), N×N; K1 = exp(−dist(Qs, L)/2), K2 = exp(−dist(L, L)/2) with the model's landmarks L (conv r×r, LayerNorm, GELU as soft.ts computes them); V without the depthwise-conv residual.`,
-        `run: K1·NR(K2)·K1ᵀ with the model's Newton–Raphson variant ${variant} iterated T times in float64 (newton.ts), over all heads at once as the model runs them; exact: K1·K2⁺·K1ᵀ with the float64 pseudo-inverse (one-sided Jacobi SVD, singular values below m·ε·σ_max dropped, applied as the balanced factors (K1·V·Σ^-½)(K1·U·Σ^-½)ᵀ).`,
+        `S = exp(−dist(Qs, Qs)/2), N×N; K1 = exp(−dist(Qs, L)/2), K2 = exp(−dist(L, L)/2) with the model's landmarks L (conv r×r, LayerNorm, GELU), all from soft.ts's own layer (its kernel_method's distance; S's summed directly); V without the depthwise-conv residual.`,
+        `run: K1·NR(K2)·K1ᵀ with the model's Newton–Raphson variant ${variant} iterated T times in float64 (the layer's own graph, attention/pinv.ts), over all heads at once as the model runs them; exact: K1·K2⁺·K1ᵀ with the float64 pseudo-inverse (one-sided Jacobi SVD, singular values below m·ε·σ_max dropped, applied as the balanced factors (K1·V·Σ^-½)(K1·U·Σ^-½)ᵀ).`,
       ];
       if (norm)
         notes.push(
@@ -290,24 +293,16 @@ function analyseStage(
       report('soft', attentionName(stage.attention), 'gaussian', notes).modelIterations = maxIter;
       const list: Building[] = [];
       for (const r of ratios) {
-        const L = r === ownRatio ? ops.landmarks : softLandmarksAt(p, ops, r);
-        if (!L) continue;
-        const m = L.m;
         progress(
-          `${attentionName(stage.attention)} r = ${r} (m = ${m}): Newton–Raphson ×${iterations.length} and the pseudo-inverse`,
+          `${attentionName(stage.attention)} r = ${r}: its layer's K1, K2 and Newton–Raphson ×${iterations.length}, and the pseudo-inverse`,
         );
-        const k2 = new Float64Array(H * m * m);
-        for (let h = 0; h < H; h++) {
-          const l = headOf(L.data, h, m, d);
-          k2.set(gaussianKernel(l, l, m, m, d), h * m * m);
-        }
-        const runs = iterations.map((T) => {
-          const v = newtonInverse(k2, m, H, { variant, iterations: T, dtype: 'float64' }).v as Float64Array;
-          return norm ? (symmetricNormalise(v, k2, m, H) as Float64Array) : v;
-        });
+        const F = softFactors(p, ops, r, iterations);
+        if (!F) continue;
+        const m = F.m;
         const size: InverseSize = { build: [], ratio: r, m, perHead: new Map() };
         for (const h of analysed) {
-          const k2h = k2.subarray(h * m * m, (h + 1) * m * m);
+          const k1 = headOf(F.k1, h, n, m);
+          const k2h = headOf(F.k2, h, m, m);
           // SOFT-Norm: D^-½·K2⁺·D^-½ with d_i = (Σ_j K2_ij)^-½, as symmetricNormalise scales the run's inverse.
           const scale = norm
             ? Float64Array.from(
@@ -316,9 +311,9 @@ function analyseStage(
               )
             : null;
           size.perHead.set(h, {
-            a: headOf(L.data, h, m, d),
-            b: k2h,
-            runs: runs.map((w) => w.slice(h * m * m, (h + 1) * m * m)),
+            left: k1,
+            right: k1,
+            runs: F.inverses.map((w) => headOf(w, h, m, m)),
             exact: pseudoInverseFactors(k2h, m, scale),
           });
         }
@@ -348,7 +343,7 @@ function analyseStage(
       const ratios = sorted([ownRatio, ...strideSweep(grid.h, grid.w, 1, 2, maxLandmarks)]).reverse();
       const nystromReport = report('nystrom', 'Nyströmformer', 'softmax', [
         'Landmarks Q̃, K̃: r×r mean pooling of the scaled q and k on the token grid (attention/nystrom.ts); F = softmax(q·K̃ᵀ), A = softmax(Q̃·K̃ᵀ), B = softmax(Q̃·kᵀ).',
-        `run: F·Z·B with Nyströmformer's iteration (nystrom-inverse.ts, float64) over all heads at once (its Z₀ scale is a maximum over the batch); exact: F·A⁺·B with the float64 pseudo-inverse (as balanced factors, as for SOFT). At r = 1 every token is a landmark and the exact product is S itself.`,
+        `run: F·Z·B with Nyströmformer's iteration (the layer's own graph, attention/nystrom.ts, float64) over all heads at once (its Z₀ scale is a maximum over the batch); exact: F·A⁺·B with the float64 pseudo-inverse (as balanced factors, as for SOFT). At r = 1 every token is a landmark and the exact product is S itself.`,
         own
           ? "The stage's own setting (its sr_ratio, its iterations) is the point marked *."
           : `The stage's sr_ratio gives SOFT's landmark count, the SOFT paper's setting for its Nyströmformer (docs/MATHS.md §4.4); ${modelIterations} iterations is the reference's default.`,
@@ -360,35 +355,18 @@ function analyseStage(
         const lh = Math.floor(grid.h / r);
         const lw = Math.floor(grid.w / r);
         const m = lh * lw;
-        progress(`Nyströmformer r = ${r} (m = ${m}): its iteration ×${iterations.length} and the pseudo-inverse`);
-        const a = new Float64Array(H * m * m);
-        const pooled: { q: Float64Array; k: Float64Array }[] = [];
-        for (let h = 0; h < H; h++) {
-          const q = averagePool(headOf(ops.q, h, n, d), grid.h, grid.w, d, r);
-          const k = averagePool(headOf(ops.k, h, n, d), grid.h, grid.w, d, r);
-          pooled.push({ q, k });
-          a.set(softmaxKernel(q, k, m, m, d), h * m * m);
-        }
-        // Z₀ with the batch's scale, then the repository's step, kept after each count asked for:
-        // the same iterates nystromInverse gives for every count, for the price of the largest.
-        const z = Float64Array.from(nystromInverse(a, m, H, { iterations: 0, dtype: 'float64' }).z);
-        const runs: Float64Array[] = [];
-        let done = 0;
-        for (const T of iterations) {
-          for (; done < T; done++)
-            for (let h = 0; h < H; h++) {
-              const block = z.subarray(h * m * m, (h + 1) * m * m);
-              block.set(nystromStep(a.subarray(h * m * m, (h + 1) * m * m), block, m));
-            }
-          runs.push(z.slice());
-        }
+        progress(
+          `Nyströmformer r = ${r} (m = ${m}): its layer's F, A, B and iteration ×${iterations.length}, and the pseudo-inverse`,
+        );
+        // Its Z₀ scale is a maximum over the batch: the layer runs all heads, as the model would.
+        const F = nystromFactors(p, ops, r, iterations);
         const size: InverseSize = { build: [], ratio: r, m, perHead: new Map() };
         for (const h of analysed) {
           size.perHead.set(h, {
-            a: pooled[h]!.q,
-            b: pooled[h]!.k,
-            runs: runs.map((z) => z.slice(h * m * m, (h + 1) * m * m)),
-            exact: pseudoInverseFactors(a.subarray(h * m * m, (h + 1) * m * m), m),
+            left: headOf(F.f, h, n, m),
+            right: transpose(headOf(F.b, h, m, n), m, n),
+            runs: F.z.map((z) => headOf(z, h, m, m)),
+            exact: pseudoInverseFactors(headOf(F.a, h, m, m), m),
           });
         }
         size.build = iterations.map((T) =>
@@ -406,7 +384,12 @@ function analyseStage(
     }
   }
 
-  let performer: { features: number; seeds: number[]; build: Building }[] = [];
+  let performer: {
+    features: number;
+    seeds: number[];
+    factors: { left: Float64Array; right: Float64Array }[];
+    build: Building;
+  }[] = [];
   if (methods.includes('performer')) {
     const own = stage.attention === 'performer';
     const settings = performerSettings(stage, spec);
@@ -425,6 +408,10 @@ function analyseStage(
     performer = features.map((m) => ({
       features: m,
       seeds,
+      factors: seeds.map((seed) => {
+        progress(`Performer m = ${m} (seed ${seed}): its layer's φ(Q), φ(K) and D`);
+        return performerFactors(p, ops, m, seed);
+      }),
       build: newPoint(
         `m = ${m} features`,
         { features: m, seeds },
@@ -438,7 +425,7 @@ function analyseStage(
     );
   }
 
-  let linformer: { k: number; e: Float64Array; f: Float64Array; build: Building }[] = [];
+  let linformer: { k: number; weights: Float64Array; fT: Float64Array; build: Building }[] = [];
   if (methods.includes('linformer')) {
     const own = stage.attention === 'linformer' && ops.linformer !== null;
     const seed = (o.seed ?? 0) + stage.index - 1;
@@ -459,10 +446,12 @@ function analyseStage(
       const rand = seededRandom(Math.imul(seed + 1, 0x9e3779b1) ^ k);
       const e = mine ? ops.linformer!.e : linformerProjection(k, n, rand);
       const f = mine ? ops.linformer!.f : linformerProjection(k, n, rand);
+      progress(`Linformer k = ${k}: its layer's attention rows`);
+      const factors = linformerFactors(p, ops, k, { e, f });
       return {
         k,
-        e,
-        f,
+        weights: factors.weights,
+        fT: transpose(factors.f, k, n),
         build: newPoint(
           mine ? `k = ${k} (the layer's E, F)` : `k = ${k}`,
           { k, ...(mine ? {} : { seeds: [seed] }) },
@@ -477,7 +466,8 @@ function analyseStage(
     );
   }
 
-  let reduction: { ratio: number; t: number; learned: boolean; build: Building }[] = [];
+  /** Each point's output [heads, N, d]. */
+  let reduction: { ratio: number; t: number; out: Float64Array; build: Building }[] = [];
   if (methods.includes('softmax_sr')) {
     if (!hasGrid) {
       report(
@@ -502,7 +492,7 @@ function analyseStage(
         return {
           ratio: r,
           t,
-          learned: false,
+          out: meanPoolReduction(ops, r),
           build: newPoint(
             `r = ${r} (${t} keys, mean pooling)`,
             { ratio: r, landmarks: t },
@@ -512,11 +502,14 @@ function analyseStage(
         };
       });
       if (learned) {
-        const t = ops.reduced!.tokens;
+        const { weights, v, tokens: t } = ops.reduced!;
+        const out = new Float64Array(H * n * d);
+        for (let h = 0; h < H; h++)
+          out.set(matmulRect(headOf(weights, h, n, t), headOf(v, h, t, d), n, t, d), h * n * d);
         reduction.push({
           ratio: stage.srRatio,
           t,
-          learned: true,
+          out,
           build: newPoint(
             `r = ${stage.srRatio} (${t} keys, the layer's conv + LayerNorm)`,
             { ratio: stage.srRatio, landmarks: t },
@@ -552,33 +545,23 @@ function analyseStage(
     const q = headOf(ops.q, h, n, d);
     const k = headOf(ops.k, h, n, d);
     const v = headOf(ops.v, h, n, d);
+    const factors = (size: InverseSize) => size.perHead.get(h)!;
     if (soft.length) {
       progress(
         `head ${h}: ${attentionName(stage.attention)} against its Gaussian kernel (${soft.length} stride${soft.length > 1 ? 's' : ''})`,
       );
       // SOFT's queries are its keys: q is Qs here.
-      const ref = exactAttention(gaussianKernel(q, q, n, n, d), v, n, d);
-      for (const size of soft) {
-        const k1 = gaussianKernel(q, size.perHead.get(h)!.a, n, size.m, d);
-        iterationSweep(size, h, ref, k1, k1);
-      }
+      const ref = exactAttention(exactGaussian(q, n, d), v, n, d);
+      for (const size of soft) iterationSweep(size, h, ref, factors(size).left, factors(size).right);
     }
     if (!nystrom.length && !performer.length && !linformer.length && !reduction.length) continue;
-    const ref = exactAttention(softmaxKernel(q, k, n, n, d), v, n, d);
+    const ref = exactAttention(exactSoftmax(q, k, n, d), v, n, d);
     if (nystrom.length) progress(`head ${h}: Nyströmformer (${nystrom.length} landmark grids)`);
-    for (const size of nystrom) {
-      const x = size.perHead.get(h)!;
-      const f = softmaxKernel(q, x.b, n, size.m, d);
-      const bT = transpose(softmaxKernel(x.a, k, size.m, n, d), size.m, n);
-      iterationSweep(size, h, ref, f, bT);
-    }
+    for (const size of nystrom) iterationSweep(size, h, ref, factors(size).left, factors(size).right);
     if (performer.length) progress(`head ${h}: Performer (${performer.length} feature counts)`);
     for (const pt of performer) {
-      const runs = pt.seeds.map((seed) => {
-        const omega = performerFeatures(d, pt.features, seed);
-        const { left, right } = performerFactors(q, k, n, d, omega, pt.features, PERFORMER_EPS);
-        return productErrors(ref, left, right, pt.features);
-      });
+      const m = pt.features;
+      const runs = pt.factors.map((f) => productErrors(ref, headOf(f.left, h, n, m), headOf(f.right, h, n, m), m));
       const mats = runs.map((r) => r.mat);
       const outs = runs.map((r) => r.out);
       pt.build.values.set(h, {
@@ -599,22 +582,12 @@ function analyseStage(
     }
     if (linformer.length) progress(`head ${h}: Linformer (${linformer.length} lengths)`);
     for (const pt of linformer) {
-      const { left, right } = linformerFactors(q, k, pt.e, pt.f, n, pt.k, d);
-      const e = productErrors(ref, left, right, pt.k);
+      const e = productErrors(ref, headOf(pt.weights, h, n, pt.k), pt.fT, pt.k);
       pt.build.values.set(h, { head: h, matRun: e.mat, matExact: null, outRun: e.out, outExact: null });
     }
     for (const pt of reduction) {
-      let keys: Float64Array;
-      let values: Float64Array;
-      if (pt.learned) {
-        keys = headOf(ops.reduced!.k, h, pt.t, d);
-        values = headOf(ops.reduced!.v, h, pt.t, d);
-      } else {
-        keys = averagePool(k, grid.h, grid.w, d, pt.ratio);
-        values = averagePool(v, grid.h, grid.w, d, pt.ratio);
-      }
-      const out = matmulRect(softmaxKernel(q, keys, n, pt.t, d), values, n, pt.t, d);
-      pt.build.values.set(h, { head: h, matRun: null, matExact: null, outRun: outputError(ref, out), outExact: null });
+      const outRun = outputError(ref, headOf(pt.out, h, n, d));
+      pt.build.values.set(h, { head: h, matRun: null, matExact: null, outRun, outExact: null });
     }
   }
 

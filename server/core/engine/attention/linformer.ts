@@ -67,7 +67,11 @@ export function linformerAttention(
       k: quarter(heads(g.slice(kv, 2, 0, D), N)),
       v: heads(g.slice(kv, 2, D, 2 * D), N),
       linformer: { e, f },
+      input: x,
+      prefix,
     };
+    // The weights the output uses, every query's row: the same softmaxWeights on the same tensors.
+    probe.factors = { kind: 'linformer', weights: softmaxWeights(g, q, kT), f };
   }
   const merged = g.reshape(g.transpose(out, [0, 2, 1, 3]), [B, N, D]);
   return g.linear(merged, `${prefix}.proj`, D, D);

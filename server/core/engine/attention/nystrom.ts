@@ -56,6 +56,11 @@ export const NYSTROM_ITERATIONS = 6;
  * choice comes from).
  */
 export function nystromInverseGraph(g: Graph, a: Tensor, iterations: number): Tensor {
+  return nystromIterationGraph(g, a, iterations).at(-1)!;
+}
+
+/** The iterates Z_0 … Z_T of nystromInverseGraph (Z_T is its result), so one graph serves a sweep of T. */
+export function nystromIterationGraph(g: Graph, a: Tensor, iterations: number): Tensor[] {
   const m = a.shape[a.shape.length - 1]!;
   if (a.shape[a.shape.length - 2] !== m)
     throw new Error(`nystromInverse: [${a.shape}] is not a batch of square matrices`);
@@ -65,21 +70,33 @@ export function nystromInverseGraph(g: Graph, a: Tensor, iterations: number): Te
   let z = g.mul(g.transposeLast2(a), g.unary('reciprocal', g.mul(maxCol, maxRow)));
   const eyeTimes = (c: number) => g.eye(m, c);
   const [i7, i15, i13] = [eyeTimes(7), eyeTimes(15), eyeTimes(13)];
+  const iterates = [z];
   for (let k = 0; k < iterations; k++) {
     const az = g.matmul(a, z);
     const inner = g.matmul(az, g.sub(i7, az));
     const middle = g.matmul(az, g.sub(i15, inner));
     z = g.matmul(g.scale(z, 0.25), g.sub(i13, middle));
+    iterates.push(z);
   }
-  return z;
+  return iterates;
 }
 
 /**
  * r×r average pooling, stride r, of t [B, h, H·W, d] on its H×W grid → [B, h, m, d], landmark
  * j = y'·⌊W/r⌋ + x'. Reshape + two sums, so no runtime needs a pooling op: the rows and columns
  * are cut to whole patches, the grid viewed as [B·h, H', r, W', r, d], and both r-axes summed.
+ * (Exported for the approximation job's parameter-free spatial reduction, server/jobs/approx/.)
  */
-function averagePool(g: Graph, t: Tensor, B: number, h: number, H: number, W: number, r: number, rw = r): Tensor {
+export function averagePool(
+  g: Graph,
+  t: Tensor,
+  B: number,
+  h: number,
+  H: number,
+  W: number,
+  r: number,
+  rw = r,
+): Tensor {
   const d = t.shape[3]!;
   const lh = Math.floor(H / r);
   const lw = Math.floor(W / rw);
@@ -157,7 +174,8 @@ export function nystromAttention(g: Graph, x: Tensor, prefix: string, s: Nystrom
     );
   }
   const { q, k, f, a, b, v, landmarks: m } = nystromKernels(g, x, prefix, s);
-  const z = nystromInverseGraph(g, a, s.iterations);
+  const zIterates = nystromIterationGraph(g, a, s.iterations);
+  const z = zIterates.at(-1)!;
   // The reference's association: (F·Z)·(B·V), never an N×N product.
   let out = g.matmul(g.matmul(f, z), g.matmul(b, v)); // [B,h,N,dh]
   if (probe) {
@@ -166,7 +184,8 @@ export function nystromAttention(g: Graph, x: Tensor, prefix: string, s: Nystrom
     probe.map = g.reshape(row, [B, h, N]);
     probe.keys = { h: H, w: W, cls: false };
     probe.meaning = `Nyström implied attention row softmax(qᵢK̃ᵀ)·Z·softmax(Q̃Kᵀ) (${m} landmarks, Z after ${s.iterations} iterations; rows sum to about 1 but can be negative; the conv skip on V is not included)`;
-    probe.operands = { q, k, v };
+    probe.operands = { q, k, v, input: x, prefix };
+    probe.factors = { kind: 'nystrom', f, a, b, z, iterates: zIterates };
   }
 
   if (s.conv.kind === 'grid') {

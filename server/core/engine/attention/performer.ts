@@ -136,7 +136,8 @@ export function performerAttention(
     probe.map = g.reshape(row, [B, h, N]);
     probe.meaning = `Performer implied attention row φ(qᵢ)·φ(K)ᵀ / (φ(qᵢ)·Σⱼφ(kⱼ)) with ${m} orthogonal random features (non-negative, sums to 1 over the keys; exactly the weights the output uses)`;
     const quarter = (t: Tensor) => g.scale(t, 1 / Math.sqrt(Math.sqrt(dh)));
-    probe.operands = { q: quarter(q), k: quarter(k), v };
+    probe.operands = { q: quarter(q), k: quarter(k), v, input: x, prefix };
+    probe.factors = { kind: 'performer', phiQ, phiK, dInv };
   }
   const merged = g.reshape(g.transpose(out, [0, 2, 1, 3]), [B, N, D]);
   return g.linear(merged, `${prefix}.proj`, D, D);

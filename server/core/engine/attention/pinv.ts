@@ -33,6 +33,14 @@ export function globalMax(g: Graph, t: Tensor): Tensor {
 
 /** V ≈ P⁻¹ for each m×m matrix of `a` ([..., m, m]); P = A + 0.01·I for variant A, A for B. */
 export function newtonInverseGraph(g: Graph, a: Tensor, o: PinvOptions): Tensor {
+  return newtonIterationGraph(g, a, o).at(-1)!;
+}
+
+/**
+ * The iterates V_0 … V_T of newtonInverseGraph (V_T is its result, and carries the analytic gradient
+ * rule): a T-step run's result is exactly V_T of a longer run, so one graph serves a sweep of T.
+ */
+export function newtonIterationGraph(g: Graph, a: Tensor, o: PinvOptions): Tensor[] {
   const m = a.shape[a.shape.length - 1]!;
   if (a.shape[a.shape.length - 2] !== m)
     throw new Error(`newtonInverse: [${a.shape}] is not a batch of square matrices`);
@@ -67,9 +75,11 @@ export function newtonInverseGraph(g: Graph, a: Tensor, o: PinvOptions): Tensor 
     alpha = g.mul(alpha0, factor);
   }
   let v = g.mul(p, alpha);
+  const iterates = [v];
   for (let k = 0; k < o.iterations; k++) {
     // V ← 2V − (V·P)·V, left-associative as PyTorch evaluates `V @ P @ V`.
     v = g.sub(g.scale(v, 2), g.matmul(g.matmul(v, p), v));
+    iterates.push(v);
   }
   if ((o.backward ?? defaultNewtonBackward(o.variant)) === 'analytic') {
     const inverse = v;
@@ -83,7 +93,7 @@ export function newtonInverseGraph(g: Graph, a: Tensor, o: PinvOptions): Tensor 
       },
     });
   }
-  return v;
+  return iterates;
 }
 
 /** SOFT-Norm (§1.5): diag(d)·V·diag(d) with d = rowsum(A)^-½, as the code's broadcast products. */

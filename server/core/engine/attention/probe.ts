@@ -17,6 +17,8 @@ export interface AttentionProbe {
   keys?: { h: number; w: number; cls: boolean };
   /** Filled by the attentions that have them: the tensors the layer attends with (see AttentionOperands). */
   operands?: AttentionOperands;
+  /** Filled by the attentions that have them: the factors of the attention the layer implies (see AttentionFactors). */
+  factors?: AttentionFactors;
 }
 
 /**
@@ -32,7 +34,10 @@ export interface AttentionOperands {
   v: Tensor;
   /** SOFT: its landmarks L [B, heads, m, dh] (its q and k are then both its Qs). */
   landmarks?: Tensor;
-  /** SOFT: the layer's input x [B, tokens, D] and its weights' key path, from which its landmarks can be rebuilt for another stride. */
+  /**
+   * The layer's input x [B, tokens, D] and its weights' key path: SOFT's landmarks can be rebuilt
+   * from them for another stride, and another attention definition put on the same x and projections.
+   */
   input?: Tensor;
   prefix?: string;
   /** PVT spatial reduction: the reduced keys (scaled likewise) and values the layer attends to; k and v above are the unreduced ones. */
@@ -40,3 +45,25 @@ export interface AttentionOperands {
   /** Linformer: its E and F, [k, tokens]. */
   linformer?: { e: Tensor; f: Tensor };
 }
+
+/**
+ * The factors of the N×N attention a layer implies, as it computes them (per (batch, head), leading
+ * [B, heads]; m landmarks, features or projected keys), so an analysis can multiply the matrix out
+ * block by block and compare it with exact attention (server/jobs/approx/). Like `operands`, only
+ * built when a probe asks, and evaluated only when read.
+ * - SOFT: Ŝ = K1·inverse·K1ᵀ; K1 [N, m], K2 [m, m], `newton` the Newton–Raphson iterate V ≈ K2⁻¹ the
+ *   layer runs, `inverse` what it multiplies by (SOFT-Norm: D^-½·V·D^-½, else `newton` itself),
+ *   `iterates` V_0 … V_T (the last is `newton`).
+ * - Nyströmformer: Ŝ = F·Z·B; F [N, m], A [m, m] (what the iteration inverts), B [m, N], Z [m, m],
+ *   `iterates` Z_0 … Z_T (the last is `z`).
+ * - Performer: Ŝ = D⁻¹·φ(Q)·φ(K)ᵀ; φ(Q), φ(K) [N, m], D⁻¹ [N, 1].
+ * - Linformer: Ŝ = P·F; P = softmax(q·(E·k)ᵀ/√d) [N, k], F [k, N] (shared by the heads).
+ * - softmax: the weights P = softmax(q·kᵀ/√d) [N, T] over its T keys (the reduced ones with spatial
+ *   reduction) and the values V [T, dh] they weight.
+ */
+export type AttentionFactors =
+  | { kind: 'soft'; k1: Tensor; k2: Tensor; newton: Tensor; inverse: Tensor; iterates: Tensor[] }
+  | { kind: 'nystrom'; f: Tensor; a: Tensor; b: Tensor; z: Tensor; iterates: Tensor[] }
+  | { kind: 'performer'; phiQ: Tensor; phiK: Tensor; dInv: Tensor }
+  | { kind: 'linformer'; weights: Tensor; f: Tensor }
+  | { kind: 'softmax'; weights: Tensor; values: Tensor };

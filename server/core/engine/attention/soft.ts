@@ -10,7 +10,7 @@
  */
 import type { Graph, Tensor } from '../graph';
 import type { AttentionProbe } from './probe';
-import { newtonInverseGraph, symmetricNormaliseGraph, type PinvOptions } from './pinv';
+import { newtonIterationGraph, symmetricNormaliseGraph, type PinvOptions } from './pinv';
 
 /**
  * How dist(a, b) = Σ_c (a_c − b_c)² is evaluated.
@@ -103,7 +103,9 @@ export function softAttention(g: Graph, x: Tensor, prefix: string, s: SoftShape,
 
   const k1 = gaussianKernel(g, qs, landmarks, s.distance); // [B,h,N,m]
   const k2 = gaussianKernel(g, landmarks, landmarks, s.distance); // [B,h,m,m]
-  let inverse = newtonInverseGraph(g, k2, s.newton);
+  const newtonIterates = newtonIterationGraph(g, k2, s.newton);
+  const newton = newtonIterates.at(-1)!;
+  let inverse = newton;
   if (s.normalised) inverse = symmetricNormaliseGraph(g, k2, inverse);
   // Keep the official association: never form the N×N product.
   let out = g.matmul(g.matmul(k1, inverse), g.matmul(g.transposeLast2(k1), v)); // [B,h,N,dh]
@@ -115,6 +117,7 @@ export function softAttention(g: Graph, x: Tensor, prefix: string, s: SoftShape,
     probe.meaning = `${s.normalised ? 'SOFT-Norm' : 'SOFT'} implied attention row K1·K2⁺·K1ᵀ (Newton inverse as run; not normalised, can be negative; the depthwise-conv residual on V is not included)`;
     // No key projection: the keys are the queries (§1.2).
     probe.operands = { q: qs, k: qs, v, landmarks, input: x, prefix };
+    probe.factors = { kind: 'soft', k1, k2, newton, inverse, iterates: newtonIterates };
   }
 
   if (s.convKernel > 0) {

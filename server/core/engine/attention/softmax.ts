@@ -93,6 +93,10 @@ export function softmaxAttention(g: Graph, x: Tensor, prefix: string, s: Softmax
       const [kFull, vFull] = keysAndValues(x, N);
       probe.operands = { q: quarter(q), k: quarter(kFull), v: vFull, reduced: { k: quarter(k), v } };
     } else probe.operands = { q: quarter(q), k: quarter(k), v };
+    probe.operands.input = x;
+    probe.operands.prefix = prefix;
+    // Every query's weights at once (the layer's tiles are rows of this; read only when asked for).
+    probe.factors = { kind: 'softmax', weights: softmaxWeights(g, q, kT), values: v };
   }
   const merged = g.reshape(g.transpose(out, [0, 2, 1, 3]), [B, N, D]);
   return g.linear(merged, `${prefix}.proj`, D, D);

@@ -13,11 +13,12 @@ import {
   type HostMessage,
   type PageMessage,
 } from '../protocol/dashboard';
+import type { BenchRunOptions } from '../protocol/lsp';
 import { dashboardHtml, makeNonce } from '../protocol/page';
 
 export interface DashboardHandlers {
-  /** The page's Run again button, for the view in front and the config it shows. */
-  rerun(view: DashboardView, source: string): void;
+  /** The page's Run again button, for the view in front and the config it shows (a benchmark in the mode it shows). */
+  rerun(view: DashboardView, source: string, bench?: BenchRunOptions): void;
 }
 
 export class DashboardPanel {
@@ -125,7 +126,7 @@ export class DashboardPanel {
         await this.attentionQuery?.(m.item, m.point);
         return;
       case 'rerun':
-        if (this.data?.source) this.handlers.rerun(m.view, this.data.source);
+        if (this.data?.source) this.handlers.rerun(m.view, this.data.source, m.bench);
         return;
       case 'save': {
         const folder = vscode.workspace.workspaceFolders?.[0]?.uri;

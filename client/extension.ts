@@ -36,7 +36,11 @@ const RERUN: Record<DashboardView, string> = {
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   const lc = (client = createLanguageClient(context));
   const handlers: DashboardHandlers = {
-    rerun: (view, source) => void vscode.commands.executeCommand(RERUN[view], source),
+    // A benchmark re-runs in the mode the view shows, with the same training settings.
+    rerun: (view, source, bench) =>
+      void (view === 'bench' && bench?.train
+        ? vscode.commands.executeCommand(Commands.benchmarkTraining, source, bench)
+        : vscode.commands.executeCommand(RERUN[view], source)),
   };
   const ctx: CommandContext = {
     extensionContext: context,

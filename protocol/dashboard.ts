@@ -7,6 +7,7 @@ import type { ApproxReport } from './approx';
 import type { GradReport } from './grad';
 import type { AttentionMap, InferReport } from './infer';
 import type { BenchCase, BenchReport, ModelProfileSummary, PinvReport } from './results';
+import type { BenchRunOptions } from './lsp';
 
 /** One model × attention × resolution point of the profile sweep (MACs in convention B). */
 export interface ProfileSweepPoint {
@@ -101,8 +102,8 @@ export type PageMessage =
       encoding: 'base64' | 'utf8';
       content: string;
     }
-  /** Rerun the job behind a view (the page's "Run again" button). */
-  | { type: 'rerun'; view: DashboardView }
+  /** Rerun the job behind a view (the page's "Run again" button); a benchmark in the mode and with the settings it showed. */
+  | { type: 'rerun'; view: DashboardView; bench?: BenchRunOptions }
   /**
    * The user clicked an image of the inference view: attention maps of every stage for the
    * token under that point (fractions of the model input's width and height), computed by the

@@ -92,7 +92,21 @@ export interface BenchParams {
   scaling?: boolean;
   budgetMs?: number;
   batch?: number;
+  /**
+   * Every case as a training step (forward + backward from a seeded cotangent, gradients for the
+   * input and every parameter; `vitlens bench --train`) instead of a forward pass.
+   */
+  train?: boolean;
+  /** With `train`: an optimizer update after the backward pass; default the `vitlens.bench.optimizer` setting ('none'). */
+  optimizer?: 'adamw' | null;
+  /** With `train`: how SOFT's Newton inverse is differentiated; default the config's `newton_backward`. */
+  newtonBackward?: 'analytic' | 'unrolled';
+  /** With `train`: the cotangent's seed (default 2). */
+  seed?: number;
 }
+
+/** How a benchmark command runs (its arguments after the config's URI, and what the dashboard's Run again sends). */
+export type BenchRunOptions = Pick<BenchParams, 'train' | 'optimizer' | 'newtonBackward' | 'seed'>;
 
 /**
  * `vitlens/bench`: benchmarks an open config's attention layers and blocks in a worker
@@ -213,7 +227,8 @@ export const BenchCaseNotification = new NotificationType<BenchCaseParams>('vitl
 /** The `vitlens.*` settings the server reads through workspace/configuration (package.json declares them). */
 export interface VitlensSettings {
   /** budgetMs null: the harness's own default. */
-  bench: { backends: RuntimeId[]; budgetMs: number | null; scaling: boolean };
+  /** optimizer: what a training-step benchmark runs after the backward pass unless the request says ('none': gradients only). */
+  bench: { backends: RuntimeId[]; budgetMs: number | null; scaling: boolean; optimizer: 'none' | 'adamw' };
   infer: { backend: RuntimeId | ''; checkpointSearchPaths: string[] };
   /** The Python that runs PyTorch; '' = VS Code's Python extension's interpreter, else PATH. */
   python: { path: string };
@@ -225,7 +240,7 @@ export interface VitlensSettings {
 }
 
 export const DEFAULT_SETTINGS: VitlensSettings = {
-  bench: { backends: [], budgetMs: null, scaling: true },
+  bench: { backends: [], budgetMs: null, scaling: true, optimizer: 'none' },
   infer: { backend: '', checkpointSearchPaths: [] },
   python: { path: '' },
   gpuMemory: null,
@@ -248,6 +263,8 @@ export const Commands = {
   showProfile: 'vitlens.showProfile',
   /** Benchmarks a config's attention (live in the dashboard, cancellable). */
   benchmark: 'vitlens.benchmark',
+  /** The same benchmark with every case a training step (forward + backward, + AdamW per `vitlens.bench.optimizer`). */
+  benchmarkTraining: 'vitlens.benchmarkTraining',
   /** Newton–Raphson convergence of a config's SOFT stages in the dashboard. */
   pinv: 'vitlens.pinv',
   /** Each approximate attention's error against its MACs on the config's model (`vitlens/approx`), in the dashboard. */

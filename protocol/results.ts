@@ -360,6 +360,8 @@ export interface ScalingFit {
   timeExponentTheilSen?: number;
   /** Points whose timing other processes disturbed (more than 0.25 cores busy in every attempt): read the exponents with care. */
   contendedPoints?: number;
+  /** Forward passes or training steps; absent: the report's mode (set where two runs were merged, protocol/bench-mode.ts). */
+  mode?: BenchMode;
 }
 
 export interface BenchReport {

@@ -13,12 +13,26 @@ import type { Browser, Page } from 'playwright-core';
 import type { ApproxReport } from '../protocol/approx';
 import type { GradReport } from '../protocol/grad';
 import { INLINE_DATA_ELEMENT_ID, type DashboardData } from '../protocol/dashboard';
+import { formatBytes, formatInt, formatMacs, formatSci } from '../protocol/format';
+import type { BenchReport } from '../protocol/results';
 import { chromiumAvailable, launchBrowser, openProbedPage } from './helpers/browser';
 import { FIXTURES, SOFT_CONFIGS } from './helpers/fixtures';
 
 const ROOT = path.resolve(__dirname, '..');
 const OUT = path.join(ROOT, 'test-output');
 const CONFIG = path.join(SOFT_CONFIGS, 'SOFT_Tiny.yaml');
+/** test/bench-train.test.ts's tiny config: a training step of any attention takes milliseconds. */
+const TRAIN_TINY = [
+  'embed_dims: [8, 12, 16, 16]',
+  'num_heads: [2, 2, 2, 2]',
+  'depths: [1, 1, 1, 1]',
+  'mlp_ratios: [2, 2, 2, 2]',
+  'sr_ratios: [2, 2, 1, 1]',
+  'attention: [soft, soft, softmax, softmax]',
+  'newton_maxiter: 4',
+  'num_classes: 5',
+  '',
+].join('\n');
 
 function vitlens(args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'vitlens.js'), ...args], {
@@ -148,6 +162,179 @@ describe('vitlens … --html', { skip }, () => {
       assert.match(labels, /I − P·V/);
       assert.match(labels, /predicted/i);
       await p.page.screenshot({ path: path.join(OUT, 'cli-bench-report-pinv.png'), fullPage: true });
+      assert.deepEqual(p.problems(), [], 'console errors, CSP violations or remote requests');
+    } finally {
+      await p.close();
+    }
+  });
+
+  test('bench --train --html: the training view, with the very figures of its --out JSON', async () => {
+    // A tiny config (test/bench-train.test.ts's): every step takes milliseconds.
+    const config = path.join(OUT, 'SOFT_train_tiny_report.yaml');
+    fs.writeFileSync(config, TRAIN_TINY);
+    const file = path.join(OUT, 'cli-bench-train-report.html');
+    const json = path.join(OUT, 'cli-bench-train-report.json');
+    const r = vitlens([
+      'bench',
+      config,
+      '--train',
+      '--optimizer',
+      'adamw',
+      '--seed',
+      '5',
+      '--backend',
+      'ort-cpu',
+      '--stage',
+      '1',
+      '--resolution',
+      '32',
+      '--level',
+      'attention',
+      '--attention',
+      'soft,ufo',
+      '--scaling-tokens',
+      '196,784',
+      '--budget-ms',
+      '10',
+      '--no-limits',
+      '--quiet',
+      '--out',
+      json,
+      '--html',
+      file,
+    ]);
+    assert.equal(r.status, 0, r.stderr);
+    const report = JSON.parse(fs.readFileSync(json, 'utf8')) as BenchReport;
+    assert.equal(report.mode, 'train');
+    assert.deepEqual(inlined(fs.readFileSync(file, 'utf8')).bench!.cases, report.cases, 'the report carries the run');
+    const ok = report.cases.filter((c) => c.status === 'ok');
+    assert.equal(ok.length, report.cases.length, JSON.stringify(report.cases.map((c) => c.message)));
+    assert.equal(ok.length, 6, 'SOFT and UFO: the config case and two scaling points each');
+
+    const p = await openProbedPage(browser!, { colorScheme: 'light', acceptDownloads: true });
+    try {
+      await p.page.goto(pathToFileURL(file).href);
+      await p.page.waitForFunction(() => window.vitlensDashboard?.ready());
+      assert.equal(await p.page.evaluate(() => window.vitlensDashboard!.view()), 'bench');
+      // One mode: a badge, no switch; the step's setup in words.
+      assert.equal(await p.page.locator('#bench-mode').count(), 0, 'no mode switch for a training-only report');
+      const setup = (await p.page.textContent('#bench-training')) ?? '';
+      assert.match(setup, /Training step: forward \+ backward \+ AdamW/);
+      assert.match(setup, /cotangent at the layer’s output, seed 5/);
+      assert.match(setup, /analytic \(−Vᵀ·G·Vᵀ/);
+      assert.ok(setup.includes(`AdamW (${report.training!.optimizerSettings})`), setup);
+      assert.match((await p.page.textContent('#panel-bench .lead')) ?? '', /^Training-step benchmark of /);
+
+      const c = await charts(p.page);
+      const latency = c['bench-latency']!.datasets.map((d) => d.label);
+      assert.deepEqual(
+        latency.map((l) => l.replace(/: time ∝ .*/, '')),
+        ['SOFT attention training step · ort-cpu', 'UFO-ViT attention training step · ort-cpu'],
+      );
+      // The forward pass's own peak beside the step's: one dotted series per attention, the report's bytes.
+      for (const [a, name] of [
+        ['soft', 'SOFT'],
+        ['ufo', 'UFO-ViT'],
+      ] as const) {
+        const fwd = c['bench-memory']!.datasets.find(
+          (d) => d.label === `${name} attention training step · ort-cpu — estimated, forward pass only`,
+        );
+        assert.ok(fwd, `${a}: forward-only memory series`);
+        const scaling = report.cases.filter((x) => x.group === 'scaling' && x.attention === a);
+        assert.deepEqual(
+          fwd.data,
+          scaling.map((x) => ({ x: x.tokens, y: x.training!.forwardPeakBytes })),
+        );
+      }
+
+      // The table: every case's MACs apart, their ratio, both peaks and what was measured, as in the JSON.
+      const rows = await p.page.$$eval('#bench-cases', ([table]) => {
+        const keys = [...table!.querySelectorAll('thead th')].map(
+          (th) => th.querySelector('button')?.getAttribute('data-column') ?? '',
+        );
+        return [...table!.querySelectorAll('tbody tr:not(.detail)')].map((tr) =>
+          Object.fromEntries(
+            [...tr.querySelectorAll('td')].map((td, i) => [
+              keys[i]!,
+              { text: td.textContent ?? '', title: td.querySelector('[title]')?.getAttribute('title') ?? null },
+            ]),
+          ),
+        );
+      });
+      assert.equal(rows.length, report.cases.length);
+      const memoryLabels = [...new Set(report.cases.flatMap((x) => x.memory.map((m) => m.label)))];
+      assert.deepEqual(
+        memoryLabels.map((l) => report.cases[0]!.memory.find((m) => m.label === l)!.kind),
+        ['estimated', 'measured'],
+      );
+      report.cases.forEach((x, i) => {
+        const t = x.training!;
+        const row = rows[i]!;
+        const what = `${x.attention} ${x.group} N=${x.tokens}`;
+        assert.equal(row['macs']!.text, formatMacs(x.macs), what);
+        assert.equal(row['fwdmacs']!.text, formatMacs(t.forwardMacs), what);
+        assert.equal(row['fwdmacs']!.title, `${formatInt(t.forwardMacs)} MACs`, what);
+        assert.equal(row['bwdmacs']!.text, formatMacs(t.backwardMacs), what);
+        assert.equal(row['bwdmacs']!.title, `${formatInt(t.backwardMacs)} MACs`, what);
+        assert.equal(row['bwdfwd']!.text, `${t.backwardOverForward.toFixed(2)}×`, what);
+        assert.ok(row['bwdfwd']!.title!.startsWith(`${t.backwardOverForward} — `), what);
+        assert.equal(row['mem0']!.text, formatBytes(x.memory[0]!.bytes), `${what}: the step's analytic peak`);
+        assert.equal(row['fwdpeak']!.text, formatBytes(t.forwardPeakBytes), `${what}: the forward pass's peak`);
+        assert.equal(row['fwdpeak']!.title, `${formatInt(t.forwardPeakBytes)} B`, what);
+        assert.equal(row['mem1']!.text, formatBytes(x.memory[1]!.bytes), `${what}: measured`);
+        assert.equal(row['relerr']!.text, formatSci(x.relErrorVsReference), what);
+        assert.equal(row['worst']!.text, t.worstOutput, what);
+        for (const e of t.outputErrors!) assert.ok(row['worst']!.title!.includes(`${e.name} ${formatSci(e.relError)}`));
+      });
+      // The forward-only peak sits between the step's estimate and the measured figure.
+      assert.deepEqual(
+        Object.keys(rows[0]!).filter((k) => /^(mem\d|fwdpeak)$/.test(k)),
+        ['mem0', 'fwdpeak', 'mem1'],
+      );
+      await p.page.screenshot({ path: path.join(OUT, 'cli-bench-train-report.png'), fullPage: true });
+
+      // CSV: the training columns, raw, one row per case.
+      const [download] = await Promise.all([p.page.waitForEvent('download'), p.page.click('#export-csv')]);
+      const lines = fs
+        .readFileSync(await download.path(), 'utf8')
+        .trim()
+        .split(/\r\n/);
+      const fields = (l: string) => [...l.matchAll(/("(?:[^"]|"")*"|[^,]*)(,|$)/g)].map((m) => m[1]!);
+      const header = fields(lines[0]!).slice(0, -1);
+      assert.deepEqual(header.slice(-12), [
+        'mode',
+        'forward_macs',
+        'backward_macs',
+        'backward_over_forward',
+        'forward_peak_bytes',
+        'parameters',
+        'parameter_values',
+        'newton_backward',
+        'optimizer',
+        'outputs',
+        'worst_output',
+        'output_errors',
+      ]);
+      assert.equal(lines.length, 1 + report.cases.length);
+      const col = (name: string) => header.indexOf(name);
+      report.cases.forEach((x, i) => {
+        const f = fields(lines[i + 1]!);
+        const t = x.training!;
+        assert.equal(f[col('id')], x.id);
+        assert.equal(f[col('mode')], 'train');
+        assert.equal(Number(f[col('macs')]), x.macs);
+        assert.equal(Number(f[col('forward_macs')]), t.forwardMacs);
+        assert.equal(Number(f[col('backward_macs')]), t.backwardMacs);
+        assert.equal(Number(f[col('backward_over_forward')]), t.backwardOverForward);
+        assert.equal(Number(f[col('forward_peak_bytes')]), t.forwardPeakBytes);
+        assert.equal(Number(f[col('parameters')]), t.parameters);
+        assert.equal(Number(f[col('parameter_values')]), t.parameterValues);
+        assert.equal(f[col('newton_backward')], t.newtonBackward ?? '');
+        assert.equal(f[col('optimizer')], 'adamw');
+        assert.equal(Number(f[col('outputs')]), t.outputs);
+        assert.equal(f[col('worst_output')], t.worstOutput);
+        assert.equal(f[col('output_errors')], t.outputErrors!.map((e) => `${e.name}=${e.relError}`).join('; '));
+      });
       assert.deepEqual(p.problems(), [], 'console errors, CSP violations or remote requests');
     } finally {
       await p.close();

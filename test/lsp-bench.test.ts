@@ -88,6 +88,66 @@ describe('vitlens/pinv and vitlens/bench', () => {
     );
   });
 
+  test('vitlens/bench with train: every case a training step (the request’s AdamW and seed), streamed as it finishes', async () => {
+    const streamed: BenchCaseParams[] = [];
+    const sub = client.conn.onNotification(BenchCaseNotification.method, (p: BenchCaseParams) => void streamed.push(p));
+    const r = await client.conn.sendRequest(BenchRequest, {
+      uri,
+      runtimes: ['ort-cpu'],
+      stages: [4],
+      scaling: false,
+      budgetMs: 20,
+      levels: ['attention'],
+      attentions: ['ufo', 'softmax'],
+      train: true,
+      optimizer: 'adamw',
+      seed: 7,
+    });
+    sub.dispose();
+    assert.equal(r.mode, 'train');
+    assert.equal(r.training?.cotangentSeed, 7);
+    assert.equal(r.training?.optimizer, 'adamw');
+    assert.match(r.training?.optimizerSettings ?? '', /^lr 0\.001, betas \(0\.9, 0\.999\)/);
+    assert.ok(r.notes.some((n) => n.startsWith('Training steps: every case is one graph')));
+    assert.deepEqual(
+      r.cases.map((c) => [c.attention, c.status, c.tokens, c.mode]),
+      [
+        ['ufo', 'ok', 50, 'train'],
+        ['softmax', 'ok', 50, 'train'],
+      ],
+    );
+    for (const c of r.cases) {
+      const t = c.training!;
+      assert.match(c.id, /\/train$/);
+      assert.equal(t.optimizer, 'adamw');
+      // out, d/dx, then per parameter its gradient, the updated parameter and AdamW's two moments.
+      assert.equal(t.outputs, 2 + 4 * t.parameters);
+      assert.equal(t.outputErrors?.length, t.outputs);
+      assert.equal(c.relErrorVsReference, Math.max(...t.outputErrors!.map((e) => e.relError)));
+      assert.equal(t.forwardMacs + t.backwardMacs, c.macs);
+      // Every matmul of these has both operands differentiated: exactly twice the forward.
+      assert.equal(t.backwardOverForward, 2, c.attention);
+      assert.ok(c.memory[0]!.bytes > t.forwardPeakBytes, 'the step holds more than its forward pass');
+    }
+    // The live dashboard sees the very training cases of the final report.
+    assert.deepEqual(
+      streamed.map((p) => p.case),
+      r.cases,
+    );
+  });
+
+  test('training options without train are refused before anything runs', async () => {
+    for (const p of [{ optimizer: 'adamw' as const }, { newtonBackward: 'unrolled' as const }, { seed: 3 }])
+      await assert.rejects(
+        client.conn.sendRequest(BenchRequest, { uri, ...p }),
+        (e: unknown) => e instanceof ResponseError && /options of train/.test(e.message),
+      );
+    await assert.rejects(
+      client.conn.sendRequest(BenchRequest, { uri, train: true, optimizer: 'sgd' as never }),
+      (e: unknown) => e instanceof ResponseError && /optimizer sgd: expected adamw/.test(e.message),
+    );
+  });
+
   test('cancelling a benchmark kills its worker; the server still answers', async () => {
     const cts = new CancellationTokenSource();
     const sub = client.conn.onNotification(ProgressNotification.method, (p: ProgressParams) => {
@@ -184,16 +244,16 @@ describe('vitlens/pinv and vitlens/bench', () => {
       }
       // Trust granted: the lenses come back and a run works.
       await untrusted.conn.sendNotification(TrustNotification.method, { trusted: true });
-      assert.equal((await untrusted.codeLens(uri))!.length, 5);
+      assert.equal((await untrusted.codeLens(uri))!.length, 6);
       assert.equal((await untrusted.conn.sendRequest(PinvRequest, { uri, resolution: 64 })).model, 'soft_tiny');
     } finally {
       await untrusted.stop();
     }
   });
 
-  test("the user's settings (workspace/configuration) choose the benchmark's runtimes and budget; the request's own choice wins", async () => {
+  test("the user's settings (workspace/configuration) choose the benchmark's runtimes, budget and training optimizer; the request's own choice wins", async () => {
     const configured = await LspClient.start({
-      settings: { bench: { backends: ['reference'], budgetMs: 50, scaling: false } },
+      settings: { bench: { backends: ['reference'], budgetMs: 50, scaling: false, optimizer: 'adamw' } },
     });
     try {
       await configured.open(uri, text);
@@ -219,6 +279,21 @@ describe('vitlens/pinv and vitlens/bench', () => {
         own.runtimes.map((x) => x.id),
         ['ort-cpu'],
       );
+      // A training step's optimizer comes from the setting unless the request names one (null: none).
+      const train = {
+        uri,
+        runtimes: ['ort-cpu' as const],
+        stages: [4],
+        levels: ['attention' as const],
+        attentions: ['ufo'],
+        train: true,
+      };
+      const adamw = await configured.conn.sendRequest(BenchRequest, train);
+      assert.equal(adamw.training?.optimizer, 'adamw');
+      assert.equal(adamw.cases[0]!.training?.optimizer, 'adamw');
+      const plain = await configured.conn.sendRequest(BenchRequest, { ...train, optimizer: null });
+      assert.equal(plain.training?.optimizer, null);
+      assert.equal(plain.cases[0]!.training?.outputs, 2 + plain.cases[0]!.training!.parameters);
     } finally {
       await configured.stop();
     }

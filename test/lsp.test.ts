@@ -260,6 +260,7 @@ describe('hover, completion and the summary', () => {
       [
         ['ViT Lens: 13.07M params · 1.94 GMACs (B) @224', Commands.showProfile, [uri]],
         ['Benchmark attention', Commands.benchmark, [uri]],
+        ['Benchmark training step', Commands.benchmarkTraining, [uri]],
         ['Pseudo-inverse convergence', Commands.pinv, [uri]],
         ['Approximation quality', Commands.approx, [uri]],
         ['Run SOFT inference on image…', Commands.infer, [uri]],
@@ -273,7 +274,12 @@ describe('hover, completion and the summary', () => {
     const titles = (await lsp.codeLens(ufo))!.map((l) => l.command!.title);
     assert.match(titles[0]!, /^ViT Lens: [\d.]+M params · [\d.]+ GMACs \(B\) @224$/);
     // Stage 4's softmax (the cls block) still has approximations to measure; UFO's stages have none.
-    assert.deepEqual(titles.slice(1), ['Benchmark attention', 'Approximation quality', 'Run UFO inference on image…']);
+    assert.deepEqual(titles.slice(1), [
+      'Benchmark attention',
+      'Benchmark training step',
+      'Approximation quality',
+      'Run UFO inference on image…',
+    ]);
     const broken = scratch();
     await lsp.open(broken, 'model: soft_tiny\nnewton_maxiter: -1\n');
     assert.deepEqual(
@@ -293,6 +299,7 @@ describe('hover, completion and the summary', () => {
       lenses.slice(1).map((l) => [l.command!.title, l.command!.command, l.command!.arguments]),
       [
         ['Benchmark attention', Commands.benchmark, [tinyUri]],
+        ['Benchmark training step', Commands.benchmarkTraining, [tinyUri]],
         ['Pseudo-inverse convergence', Commands.pinv, [tinyUri]],
         ['Approximation quality', Commands.approx, [tinyUri]],
         ['Run SOFT inference on image…', Commands.infer, [tinyUri]],

@@ -250,11 +250,12 @@ describe('Neovim (headless, built-in LSP client) over stdio', { timeout: 20_000 
     assert.ok(float.some((l) => l.startsWith('| B ← README |') && l.endsWith('| 1.937 | 3.874 |')));
   });
 
-  test('CodeLens: the summary and four actions, stored and shown as virtual text by vim.lsp.codelens', { skip }, () => {
+  test('CodeLens: the summary and five actions, stored and shown as virtual text by vim.lsp.codelens', { skip }, () => {
     assert.equal(report.codelens.error, undefined);
     const expected: [string, string][] = [
       ['ViT Lens: 13.07M params · 1.94 GMACs (B) @224', Commands.showProfile],
       ['Benchmark attention', Commands.benchmark],
+      ['Benchmark training step', Commands.benchmarkTraining],
       ['Pseudo-inverse convergence', Commands.pinv],
       ['Approximation quality', Commands.approx],
       ['Run SOFT inference on image…', Commands.infer],
@@ -277,6 +278,7 @@ describe('Neovim (headless, built-in LSP client) over stdio', { timeout: 20_000 
     assert.deepEqual(report.runnable.codelens, [
       { title: 'ViT Lens: 0.27M params · 0.01 GMACs (B) @64', command: Commands.showProfile },
       { title: 'Benchmark attention', command: Commands.benchmark },
+      { title: 'Benchmark training step', command: Commands.benchmarkTraining },
       { title: 'Pseudo-inverse convergence', command: Commands.pinv },
       { title: 'Approximation quality', command: Commands.approx },
       { title: 'Run SOFT inference on image…', command: Commands.infer },

@@ -23,11 +23,14 @@ import type { DashboardData, HostMessage } from '../protocol/dashboard';
 import type { GradReport } from '../protocol/grad';
 import type { BenchCase, PinvReport } from '../protocol/results';
 import { OP_KINDS } from '../protocol/categories';
-import { formatMacs, formatProbability, formatSci } from '../protocol/format';
+import { mergeBenchReports } from '../protocol/bench-mode';
+import { formatBytes, formatMacs, formatProbability, formatSci } from '../protocol/format';
 import { dashboardHtml, makeNonce } from '../protocol/page';
 import { analyseApprox } from '../server/jobs/approx/sweep';
+import { runBenchmark } from '../server/jobs/bench/harness';
 import { runGradients } from '../server/jobs/grad/run';
 import { dashboardData } from '../server/report/data';
+import { probeDevices } from '../server/runtimes/probe';
 import { chromiumAvailable, launchBrowser, openProbedPage, type ProbedPage } from './helpers/browser';
 import { FIXTURES, specOf } from './helpers/fixtures';
 
@@ -46,6 +49,19 @@ const mixedPinv = JSON.parse(
 const inferFixture = JSON.parse(
   fs.readFileSync(path.join(ROOT, 'fixtures', 'results', 'tiny-infer-dashboard.json'), 'utf8'),
 ) as DashboardData;
+
+/** test/bench-train.test.ts's tiny config: a training step of any attention takes milliseconds. */
+const TRAIN_TINY = [
+  'embed_dims: [8, 12, 16, 16]',
+  'num_heads: [2, 2, 2, 2]',
+  'depths: [1, 1, 1, 1]',
+  'mlp_ratios: [2, 2, 2, 2]',
+  'sr_ratios: [2, 2, 1, 1]',
+  'attention: [soft, soft, softmax, softmax]',
+  'newton_maxiter: 4',
+  'num_classes: 5',
+  '',
+].join('\n');
 
 interface Snapshot {
   type: string;
@@ -536,6 +552,185 @@ describe('dashboard page in Chromium', { skip }, () => {
       );
       assert.match(await page.locator('[role="alert"] .badge').innerText(), /^cancelled$/);
       await page.waitForFunction(() => document.querySelector('[role="status"]')?.textContent === 'Job cancelled');
+      assertClean(p);
+    } finally {
+      await p.close();
+    }
+  });
+
+  it('benchmark view: an inference and a training run merged — a switch between them, each mode its own table, charts and badge; Run again in the mode shown; CSV of both; a live training run beside the inference cases', async () => {
+    // Two real runs of a tiny config on ORT CPU: forward passes, then training steps (gradients only).
+    const devices = await probeDevices({ webgpu: false, nvidia: false, pytorch: false });
+    const run = (train?: { optimizer: null }) =>
+      runBenchmark(
+        {
+          model: specOf(TRAIN_TINY),
+          config: 'tiny.vitlens.yaml',
+          runtimes: ['ort-cpu'],
+          stages: [1],
+          resolutions: [32],
+          levels: ['attention'],
+          attentions: ['soft', 'ufo'],
+          scalingTokens: [196, 784],
+          budgetMs: 10,
+          limits: false,
+          ...(train ? { train } : {}),
+        },
+        devices,
+      );
+    const inference = await run();
+    const training = await run({ optimizer: null });
+    for (const c of [...inference.cases, ...training.cases]) assert.equal(c.status, 'ok', `${c.id}: ${c.message}`);
+    const merged = mergeBenchReports(inference, training);
+    assert.equal(merged.mode, 'train');
+    assert.deepEqual(merged.cases, [...inference.cases, ...training.cases]);
+    assert.deepEqual(
+      merged.scaling.map((f) => [f.mode, f.attention, f.timeExponent]),
+      [
+        ...inference.scaling.map((f) => ['inference', f.attention, f.timeExponent]),
+        ...training.scaling.map((f) => ['train', f.attention, f.timeExponent]),
+      ],
+    );
+    assert.deepEqual(merged.training, training.training);
+    // A new run replaces its own mode's results and keeps the other's; another config's report is not merged.
+    assert.deepEqual(mergeBenchReports(merged, inference).cases, [...training.cases, ...inference.cases]);
+    assert.equal(mergeBenchReports({ ...inference, config: 'other.yaml' }, training), training);
+
+    const rows = (page: Page) => page.locator('#bench-cases tbody tr:not(.detail)');
+    const columns = (page: Page) =>
+      page.$$eval('#bench-cases thead th button', (bs) => bs.map((b) => b.getAttribute('data-column')));
+    const p = await openWebview({ ...clone(fixture), bench: clone(merged), view: 'bench' });
+    const { page } = p;
+    try {
+      // Opens on the latest run's mode: training steps.
+      assert.equal(await page.locator('#bench-mode input[type="radio"]').count(), 2);
+      assert.equal(await page.isChecked('#bench-mode-train'), true);
+      assert.match(await page.locator('#bench-mode').innerText(), /Inference \(forward pass\) \(6 cases\)/);
+      const setup = await page.locator('#bench-training').innerText();
+      assert.match(setup, /Training step: forward \+ backward\n/);
+      assert.match(setup, /seed 2; gradients for the input and every parameter/);
+      assert.match(setup, /none: gradients only/);
+      assert.equal(await rows(page).count(), training.cases.length);
+      assert.ok((await columns(page)).includes('fwdmacs'));
+      // (No named functions inside the page callback: tsx would wrap them in a helper the page lacks.)
+      const cells = await page.$$eval('#bench-cases tbody tr:not(.detail)', (trs) =>
+        trs.map((tr) => {
+          const keys = [...tr.closest('table')!.querySelectorAll('thead th')].map(
+            (th) => th.querySelector('button')?.getAttribute('data-column') ?? '',
+          );
+          const td = [...tr.querySelectorAll('td')];
+          return ['fwdmacs', 'bwdmacs', 'bwdfwd', 'fwdpeak'].map((k) => td[keys.indexOf(k)]?.textContent ?? '');
+        }),
+      );
+      assert.deepEqual(
+        cells,
+        training.cases.map((c) => [
+          formatMacs(c.training!.forwardMacs),
+          formatMacs(c.training!.backwardMacs),
+          `${c.training!.backwardOverForward.toFixed(2)}×`,
+          formatBytes(c.training!.forwardPeakBytes),
+        ]),
+      );
+      let c = await charts(page);
+      for (const f of training.scaling) {
+        const label = `${f.attention === 'soft' ? 'SOFT' : 'UFO-ViT'} attention training step · ort-cpu: time ∝ N^${f.timeExponent.toFixed(2)} (r² ${f.timeR2.toFixed(2)})`;
+        assert.ok(
+          c['bench-latency']!.datasets.some((d) => d.label === label),
+          `${label} in ${c['bench-latency']!.datasets.map((d) => d.label).join('; ')}`,
+        );
+      }
+      assert.equal(c['bench-latency']!.datasets.length, training.scaling.length);
+      assert.match(c['bench-latency']!.ariaLabel, /median training-step latency/);
+      await screenshot(page, 'webview-dark-bench-train.png');
+      // Run again repeats the training run: its optimizer (none) and cotangent seed.
+      await page.click('button.rerun');
+      assert.deepEqual((await posted(page)).at(-1), {
+        type: 'rerun',
+        view: 'bench',
+        bench: { train: true, optimizer: null, seed: 2 },
+      });
+
+      // Inference: its own cases, fits and columns, no badge; the choice persists.
+      await page.check('#bench-mode-inference');
+      await page.waitForFunction(
+        (n) => document.querySelectorAll('#bench-cases tbody tr:not(.detail)').length === n,
+        inference.cases.length,
+      );
+      assert.equal(await page.locator('#bench-training').count(), 0);
+      assert.ok(!(await columns(page)).some((k) => ['fwdmacs', 'bwdmacs', 'bwdfwd', 'fwdpeak', 'worst'].includes(k!)));
+      c = await charts(page);
+      assert.deepEqual(
+        c['bench-latency']!.datasets.map((d) => d.label),
+        inference.scaling.map(
+          (f) =>
+            `${f.attention === 'soft' ? 'SOFT' : 'UFO-ViT'} attention · ort-cpu: time ∝ N^${f.timeExponent.toFixed(2)} (r² ${f.timeR2.toFixed(2)})`,
+        ),
+      );
+      assert.ok(!c['bench-memory']!.datasets.some((d) => /forward pass only/.test(d.label)));
+      const state = await page.evaluate(() => JSON.parse(sessionStorage.getItem('__vitlens_state') ?? 'null'));
+      assert.equal(state.selections.benchMode, 'inference', 'the choice persists');
+      await page.click('button.rerun');
+      assert.deepEqual((await posted(page)).at(-1), { type: 'rerun', view: 'bench' });
+      await screenshot(page, 'webview-dark-bench-inference-merged.png');
+
+      // CSV: every case of both runs, its mode, and the training columns where it has them.
+      await page.click('#export-csv');
+      const csv = (await posted(page)).find((m) => m.type === 'save' && m.mime === 'text/csv') as unknown as {
+        content: string;
+      };
+      const lines = csv.content.trim().split(/\r\n/);
+      const fields = (l: string) => [...l.matchAll(/("(?:[^"]|"")*"|[^,]*)(,|$)/g)].map((m) => m[1]!);
+      const header = fields(lines[0]!);
+      const col = (name: string) => header.indexOf(name);
+      assert.equal(lines.length, 1 + merged.cases.length);
+      assert.deepEqual(
+        lines.slice(1).map((l) => {
+          const f = fields(l);
+          return [f[col('id')], f[col('mode')], f[col('forward_macs')], f[col('backward_over_forward')]];
+        }),
+        merged.cases.map((x) => [
+          x.id,
+          x.mode,
+          x.training ? String(x.training.forwardMacs) : '',
+          x.training ? String(x.training.backwardOverForward) : '',
+        ]),
+      );
+
+      // A live training run beside the inference cases (what "Benchmark training step" sends): the view
+      // follows the run, its cases arrive in place, and the final report keeps both.
+      const live = mergeBenchReports(inference, {
+        ...inference,
+        startedAt: new Date().toISOString(),
+        runtimes: [],
+        cases: [],
+        scaling: [],
+        mode: 'train',
+        notes: [],
+      });
+      await sendToPage(page, {
+        type: 'data',
+        data: {
+          ...clone(fixture),
+          generatedAt: new Date().toISOString(),
+          bench: live,
+          view: 'bench',
+          live: { job: 'bench', message: 'starting', done: 0, total: 6, cancellable: true },
+        },
+      });
+      await page.waitForFunction(
+        () => (document.querySelector('#bench-mode-train') as HTMLInputElement | null)?.checked,
+      );
+      assert.equal(await rows(page).count(), 0);
+      assert.match(await page.locator('#bench-training').innerText(), /Training step: forward \+ backward/);
+      await sendToPage(page, { type: 'benchCase', case: training.cases[0]! });
+      await page.waitForFunction(() => document.querySelectorAll('#bench-cases tbody tr:not(.detail)').length === 1);
+      assert.match(await page.locator('#bench-mode-train-count').innerText(), /^\(1 case\)$/);
+      await sendToPage(page, { type: 'jobDone', bench: clone(merged) });
+      await page.waitForFunction(
+        (n) => document.querySelectorAll('#bench-cases tbody tr:not(.detail)').length === n,
+        training.cases.length,
+      );
+      assert.equal(await page.isChecked('#bench-mode-train'), true);
       assertClean(p);
     } finally {
       await p.close();

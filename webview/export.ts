@@ -3,7 +3,8 @@
  * the current view's main table — one clean table per file so it loads straight into a
  * spreadsheet or pandas:
  *   profile → <model>-profile-stages.csv   (one row per stage group)
- *   bench   → <model>-bench-cases.csv      (one row per case, every memory figure its own column)
+ *   bench   → <model>-bench-cases.csv      (one row per case, every memory figure its own column; training steps:
+ *                                            their mode, forward/backward MACs, ratio, forward peak, outputs)
  *   pinv    → <model>-pinv-iterations.csv  (long format: stage, attention, iteration, head, m, alpha, condition_number, k, residual, penrose, exact_error, predicted)
  *   approx  → <model>-approx-points.csv    (long format: one row per stage, method, setting and head, with its MACs and four errors)
  *   infer   → <model>-infer-top5.csv       (long format: item, name, kind, rank, class index, label, probability, logit)
@@ -14,7 +15,7 @@ import type { ApproxReport } from '../protocol/approx';
 import type { DashboardData, DashboardView } from '../protocol/dashboard';
 import type { GradReport } from '../protocol/grad';
 import type { InferReport } from '../protocol/infer';
-import type { BenchReport, ModelProfileSummary, PinvReport } from '../protocol/results';
+import type { BenchCase, BenchReport, ModelProfileSummary, PinvReport } from '../protocol/results';
 import type { PngSource } from './charts';
 import type { Host } from './host';
 import { gradGroups } from './views/grad';
@@ -36,6 +37,39 @@ export function benchCasesCsv(bench: BenchReport): string {
   for (const c of bench.cases) for (const m of c.memory) if (!memLabels.includes(m.label)) memLabels.push(m.label);
   const kindOf = new Map<string, string>();
   for (const c of bench.cases) for (const m of c.memory) kindOf.set(m.label, m.kind);
+  // Training steps (alone, or merged with forward passes): a case's mode and what its step computed.
+  const train = bench.mode === 'train' || bench.cases.some((c) => c.mode === 'train' || c.training);
+  const trainingHeader = [
+    'mode',
+    'forward_macs',
+    'backward_macs',
+    'backward_over_forward',
+    'forward_peak_bytes',
+    'parameters',
+    'parameter_values',
+    'newton_backward',
+    'optimizer',
+    'outputs',
+    'worst_output',
+    'output_errors',
+  ];
+  const trainingRow = (c: BenchCase): Cell[] => {
+    const t = c.training;
+    return [
+      c.mode ?? 'inference',
+      t?.forwardMacs,
+      t?.backwardMacs,
+      t?.backwardOverForward,
+      t?.forwardPeakBytes,
+      t?.parameters,
+      t?.parameterValues,
+      t?.newtonBackward,
+      t?.optimizer,
+      t?.outputs,
+      t?.worstOutput,
+      t?.outputErrors?.map((e) => `${e.name}=${e.relError}`).join('; '),
+    ];
+  };
   const header = [
     'id',
     'runtime',
@@ -68,6 +102,7 @@ export function benchCasesCsv(bench: BenchReport): string {
     'setup_session_ms',
     'rel_error_vs_reference',
     ...memLabels.map((l) => `memory_bytes [${kindOf.get(l)}: ${l}]`),
+    ...(train ? trainingHeader : []),
   ];
   const rows = bench.cases.map((c) => [
     c.id,
@@ -101,6 +136,7 @@ export function benchCasesCsv(bench: BenchReport): string {
     c.setupMs?.session,
     c.relErrorVsReference,
     ...memLabels.map((l) => c.memory.find((m) => m.label === l)?.bytes),
+    ...(train ? trainingRow(c) : []),
   ]);
   return toCsv(header, rows);
 }

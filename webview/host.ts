@@ -24,6 +24,8 @@ export interface Selections {
   approxMetric?: 'out' | 'mat';
   /** Gradients view: what its per-parameter chart plots (‖grad‖, or ‖grad‖ / ‖param‖). */
   gradMetric?: 'grad' | 'ratio';
+  /** Benchmark view, when its report has both: forward passes or training steps. */
+  benchMode?: 'inference' | 'train';
   /**
    * Inference view, per item (key: the item's index): the stage shown (its number), the head
    * (null = mean over heads) and the overlay opacity (0–1).

@@ -5,8 +5,9 @@
  * Chromium. A temporary workspace holds the fixture configs, checkpoint and images at the
  * relative paths the configs name. Checks, in order:
  *   - the VSIX installs (linux-x64 binaries only) and the extension activates;
- *   - SOFT_Tiny.yaml: the CodeLenses (summary, Benchmark attention, Pseudo-inverse convergence,
- *     Approximation quality, Run SOFT inference on image…) and no error diagnostics;
+ *   - SOFT_Tiny.yaml: the CodeLenses (summary, Benchmark attention, Benchmark training step,
+ *     Pseudo-inverse convergence, Approximation quality, Run SOFT inference on image…) and no error
+ *     diagnostics;
  *   - hover on `model:` shows the exact parameter count;
  *   - a broken config: its error in the Problems view;
  *   - "Pseudo-inverse convergence": the dashboard webview opens with charts;
@@ -495,6 +496,7 @@ describe(
       await lens(page, '13.07M params · 1.94 GMACs (B) @224').waitFor({ state: 'visible', timeout: T.server });
       for (const t of [
         'Benchmark attention',
+        'Benchmark training step',
         'Pseudo-inverse convergence',
         'Approximation quality',
         'Run SOFT inference on image…',

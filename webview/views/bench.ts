@@ -4,8 +4,25 @@
  * case in a sortable table (refused / skipped / failed ones with their messages), harness
  * overhead and notes. While a job runs, cases arrive one by one: update() refreshes the
  * charts and the table in place (no re-render, so scroll position and focus stay).
+ *
+ * Training steps (`vitlens bench --train`, "Benchmark training step"): a badge says what a step is
+ * (forward + backward, + AdamW) with its Newton backward and cotangent seed; the series are labelled
+ * as training steps, the memory chart adds the forward pass's own peak, and the table gains forward
+ * MACs, backward MACs, their ratio, the forward-only peak and the worst output. A report with both
+ * forward passes and training steps (two runs merged, protocol/bench-mode.ts) gets a switch, and
+ * everything shown is the chosen mode's.
  */
-import type { BenchCase, BenchReport, MemoryFigure, RuntimeId, ScalingFit } from '../../protocol/results';
+import { benchInMode, benchModes } from '../../protocol/bench-mode';
+import type { BenchRunOptions } from '../../protocol/lsp';
+import type {
+  BenchCase,
+  BenchMode,
+  BenchReport,
+  BenchTrainingSetup,
+  MemoryFigure,
+  RuntimeId,
+  ScalingFit,
+} from '../../protocol/results';
 import { rooflineOf } from '../../protocol/roofline';
 import {
   attentionName,
@@ -28,13 +45,14 @@ import {
   type ChartCard,
   type ChartSpec,
 } from '../charts';
-import { append, clear, h, prose } from '../dom';
+import { append, clear, h, nextId, prose } from '../dom';
 import { Table, type Column } from '../table';
 import { withAlpha } from '../theme';
 import {
   badge,
   chartGrid,
   emptyState,
+  facts,
   rerunButton,
   section,
   SOFTWARE_BADGE,
@@ -94,9 +112,15 @@ export function fitFor(
   return b.scaling.find((f) => f.runtime === s.runtime && f.attention === s.attention && f.level === s.level);
 }
 
-/** "SOFT attention · ort-cpu: time ∝ N^1.07 (r² 0.98)". */
+/** Whether the report shown is one of training steps (the view passes one mode's report to every part). */
+const isTrain = (b: BenchReport): boolean => b.mode === 'train';
+
+/** "attention", or "attention training step" for a training step's series. */
+const levelText = (b: BenchReport, level: string): string => (isTrain(b) ? `${level} training step` : level);
+
+/** "SOFT attention · ort-cpu: time ∝ N^1.07 (r² 0.98)"; a training step's "SOFT attention training step · ort-cpu: …". */
 export function seriesLabel(b: BenchReport, s: Series, what: 'time' | 'memory'): string {
-  const base = `${attentionName(s.attention)} ${s.level} · ${s.runtime}${s.group === 'sweep' ? ' (sweep)' : ''}${isSoftware(b, s.runtime) ? ' (software adapter)' : ''}`;
+  const base = `${attentionName(s.attention)} ${levelText(b, s.level)} · ${s.runtime}${s.group === 'sweep' ? ' (sweep)' : ''}${isSoftware(b, s.runtime) ? ' (software adapter)' : ''}`;
   const fit = s.group === 'scaling' ? fitFor(b, s) : undefined;
   if (!fit) return base;
   return what === 'time'
@@ -115,13 +139,26 @@ function notPlotted(b: BenchReport, groups: BenchCase['group'][]): string | null
   return `Not plotted: ${bad.map((c) => `${attentionName(c.attention)} ${c.level} · ${c.runtime} at ${formatInt(c.tokens)} tokens (${c.status}${c.message ? `: ${c.message}` : ''})`).join('; ')}.`;
 }
 
+/** A training step's MACs in words: "forward 1.2 MMACs + backward 2.3 MMACs (1.92×)". */
+function stepMacsText(c: BenchCase): string {
+  const t = c.training;
+  return t
+    ? `forward ${formatMacs(t.forwardMacs)} + backward ${formatMacs(t.backwardMacs)} (${ratioText(t.backwardOverForward)})`
+    : '';
+}
+
+/** Backward over forward MACs, as the CLI's table writes it: "1.92×". */
+const ratioText = (r: number): string => `${r.toFixed(2)}×`;
+
 function latencySpec(b: BenchReport): ChartSpec {
   const series = (): Series[] => seriesOf(b);
+  const train = isTrain(b);
   return {
     id: 'bench-latency',
-    title: 'Latency vs tokens (log–log)',
-    description:
-      'Median time per run; the exponent b of time ∝ Nᵇ is a least-squares fit on log–log axes (scaling group: landmark count fixed). Hover for p10–p90.',
+    title: train ? 'Training-step latency vs tokens (log–log)' : 'Latency vs tokens (log–log)',
+    description: train
+      ? 'Median time per training step (forward + backward in one graph, + the optimizer update where there is one); the exponent b of time ∝ Nᵇ is a least-squares fit on log–log axes (scaling group: landmark count fixed). Hover for p10–p90 and the forward/backward MACs.'
+      : 'Median time per run; the exponent b of time ∝ Nᵇ is a least-squares fit on log–log axes (scaling group: landmark count fixed). Hover for p10–p90.',
     size: 'tall',
     build: (t) => ({
       type: 'line',
@@ -164,7 +201,7 @@ function latencySpec(b: BenchReport): ChartSpec {
                 const cs = s?.cases.filter(timed)[c.dataIndex];
                 const tm = cs?.timingMs;
                 return tm
-                  ? `${attentionName(s!.attention)} ${s!.level} · ${s!.runtime}, ${gridText(cs!)} grid: ${formatMs(tm.median)} (p10 ${formatMs(tm.p10)}, p90 ${formatMs(tm.p90)})`
+                  ? `${attentionName(s!.attention)} ${levelText(b, s!.level)} · ${s!.runtime}, ${gridText(cs!)} grid: ${formatMs(tm.median)} (p10 ${formatMs(tm.p10)}, p90 ${formatMs(tm.p90)})${cs!.training ? `; ${stepMacsText(cs!)}` : ''}`
                   : (c.dataset.label ?? '');
               },
             },
@@ -174,8 +211,9 @@ function latencySpec(b: BenchReport): ChartSpec {
     }),
     summary: () => {
       const ss = series();
-      if (!ss.length) return 'Log–log line chart of median latency against tokens: no scaling or sweep cases yet.';
-      return `Log–log line chart of median latency against tokens, ${ss.length} series: ${ss.map((s) => seriesLabel(b, s, 'time')).join('; ')}.`;
+      const what = train ? 'median training-step latency' : 'median latency';
+      if (!ss.length) return `Log–log line chart of ${what} against tokens: no scaling or sweep cases yet.`;
+      return `Log–log line chart of ${what} against tokens, ${ss.length} series: ${ss.map((s) => seriesLabel(b, s, 'time')).join('; ')}.`;
     },
     table: () => ({
       columns: ['Series', 'Tokens', 'Grid', 'Median', 'p10', 'p90'],
@@ -207,6 +245,8 @@ interface MemSeries {
   kind: MemoryFigure['kind'];
   label: string;
   points: { tokens: number; bytes: number }[];
+  /** A training step's forward pass alone (BenchTraining.forwardPeakBytes), beside the step's own peak. */
+  forwardOnly?: boolean;
 }
 
 function memorySeries(b: BenchReport): MemSeries[] {
@@ -223,14 +263,23 @@ function memorySeries(b: BenchReport): MemSeries[] {
         ms.points.push({ tokens: c.tokens, bytes: m.bytes });
       }
     }
-    out.push(...[...byLabel.values()].sort((x, y) => (x.kind === y.kind ? 0 : x.kind === 'estimated' ? -1 : 1)));
+    const sorted = [...byLabel.values()].sort((x, y) => (x.kind === y.kind ? 0 : x.kind === 'estimated' ? -1 : 1));
+    // A training step's estimate, then its forward pass's alone, then what the runtime measured.
+    const forward: MemSeries = { series: s, kind: 'estimated', label: 'forward pass', points: [], forwardOnly: true };
+    for (const c of s.cases)
+      if (c.status === 'ok' && c.training && c.training.forwardPeakBytes > 0)
+        forward.points.push({ tokens: c.tokens, bytes: c.training.forwardPeakBytes });
+    const estimates = sorted.filter((m) => m.kind === 'estimated').length;
+    if (forward.points.length) sorted.splice(estimates, 0, forward);
+    out.push(...sorted);
   }
   return out;
 }
 
 function memLabel(b: BenchReport, m: MemSeries): string {
   const fit = m.kind === 'estimated' && m.series.group === 'scaling' ? fitFor(b, m.series) : undefined;
-  const base = `${attentionName(m.series.attention)} ${m.series.level} · ${m.series.runtime}${m.series.group === 'sweep' ? ' (sweep)' : ''}`;
+  const base = `${attentionName(m.series.attention)} ${levelText(b, m.series.level)} · ${m.series.runtime}${m.series.group === 'sweep' ? ' (sweep)' : ''}`;
+  if (m.forwardOnly) return `${base} — estimated, forward pass only`;
   return m.kind === 'estimated'
     ? `${base} — estimated${fit ? ` (∝ N^${fit.memoryExponent.toFixed(2)})` : ''}`
     : `${base} — measured: ${m.label}`;
@@ -239,9 +288,10 @@ function memLabel(b: BenchReport, m: MemSeries): string {
 function memorySpec(b: BenchReport): ChartSpec {
   return {
     id: 'bench-memory',
-    title: 'Memory vs tokens (log–log)',
-    description:
-      'Dashed lines with hollow triangles: analytic estimate (graph liveness, float32). Solid lines with filled circles: what the runtime measured.',
+    title: isTrain(b) ? 'Training-step memory vs tokens (log–log)' : 'Memory vs tokens (log–log)',
+    description: isTrain(b)
+      ? 'Dashed lines with hollow triangles: the training step’s analytic peak (weights, live activations, gradients and outputs; graph liveness, float32). Dotted lines with crosses: the forward pass’s own peak, as an inference case estimates it. Solid lines with filled circles: what the runtime measured.'
+      : 'Dashed lines with hollow triangles: analytic estimate (graph liveness, float32). Solid lines with filled circles: what the runtime measured.',
     size: 'tall',
     build: (t) => ({
       type: 'line',
@@ -249,6 +299,20 @@ function memorySpec(b: BenchReport): ChartSpec {
         datasets: memorySeries(b).map((m) => {
           const st = attentionStyle(m.series.attention, t);
           const est = m.kind === 'estimated';
+          if (m.forwardOnly)
+            return {
+              label: memLabel(b, m),
+              data: m.points.map((p) => ({ x: p.tokens, y: p.bytes })),
+              borderColor: st.color,
+              backgroundColor: st.color,
+              pointBackgroundColor: st.color,
+              pointBorderColor: st.color,
+              borderDash: [2, 3],
+              pointStyle: 'crossRot',
+              pointRadius: 5,
+              pointBorderWidth: 1.5,
+              borderWidth: 1.5,
+            };
           return {
             label: memLabel(b, m),
             data: m.points.map((p) => ({ x: p.tokens, y: p.bytes })),
@@ -287,15 +351,16 @@ function memorySpec(b: BenchReport): ChartSpec {
     summary: () => {
       const ms = memorySeries(b);
       if (!ms.length) return 'Log–log line chart of memory against tokens: no scaling or sweep cases yet.';
-      const est = ms.filter((m) => m.kind === 'estimated').length;
-      return `Log–log line chart of memory against tokens: ${est} estimated (dashed) and ${ms.length - est} measured (solid) series: ${ms.map((m) => memLabel(b, m)).join('; ')}.`;
+      const fwd = ms.filter((m) => m.forwardOnly).length;
+      const est = ms.filter((m) => m.kind === 'estimated').length - fwd;
+      return `Log–log line chart of ${isTrain(b) ? 'training-step ' : ''}memory against tokens: ${est} estimated (dashed)${fwd ? `, ${fwd} forward-pass estimate (dotted)` : ''} and ${ms.length - est - fwd} measured (solid) series: ${ms.map((m) => memLabel(b, m)).join('; ')}.`;
     },
     table: () => ({
       columns: ['Series', 'Kind', 'Tokens', 'Bytes'],
       rows: memorySeries(b).flatMap((m) =>
         m.points.map((p) => [
           memLabel(b, m),
-          m.kind,
+          m.forwardOnly ? 'estimated (forward pass)' : m.kind,
           formatInt(p.tokens),
           `${formatBytes(p.bytes)} (${formatInt(p.bytes)} B)`,
         ]),
@@ -328,7 +393,7 @@ function gflopsSpec(b: BenchReport): ChartSpec {
       return c && c.status === 'ok' ? c.gflopsPerSecond : null;
     };
     const setLabel = (s: { runtime: RuntimeId; level: string }): string =>
-      `${s.runtime} · ${s.level}${isSoftware(b, s.runtime) ? ' (software adapter)' : ''}`;
+      `${s.runtime} · ${levelText(b, s.level)}${isSoftware(b, s.runtime) ? ' (software adapter)' : ''}`;
     return { labels, sets, value, setLabel };
   };
   const lab = (l: { stage: number; attention: string }): string => `Stage ${l.stage} · ${attentionName(l.attention)}`;
@@ -336,9 +401,10 @@ function gflopsSpec(b: BenchReport): ChartSpec {
   const lab2 = (l: { stage: number; attention: string }): string[] => [`Stage ${l.stage}`, attentionName(l.attention)];
   return {
     id: 'bench-gflops',
-    title: 'Achieved GFLOP/s per config case',
-    description:
-      'GFLOP/s = 2 × MACs / median time, at the config’s own shapes. Missing bars: the case was skipped, refused or failed (see the table).',
+    title: isTrain(b) ? 'Achieved GFLOP/s per config case (training steps)' : 'Achieved GFLOP/s per config case',
+    description: isTrain(b)
+      ? 'GFLOP/s = 2 × the step’s MACs (forward + backward) / median step time, at the config’s own shapes. Missing bars: the case was skipped, refused or failed (see the table).'
+      : 'GFLOP/s = 2 × MACs / median time, at the config’s own shapes. Missing bars: the case was skipped, refused or failed (see the table).',
     size: 'tall',
     build: (t) => {
       const m = model();
@@ -479,7 +545,85 @@ function runtimeCell(b: () => BenchReport): (c: BenchCase) => HTMLElement {
     );
 }
 
+/** A figure with its exact value as the cell's tooltip ("1.23 MMACs", title "1,234,567 MACs"). */
+const exactCell = (text: string, exact: string): HTMLElement => h('span', { title: exact }, text);
+
+/** Every output's error against the reference, in the step's order: "out 1.2e-7, d/dx 3.4e-7, …". */
+function outputErrorsText(c: BenchCase): string {
+  const t = c.training;
+  if (!t?.outputErrors) return 'not checked against the reference';
+  return `each output against the reference (max |runtime − reference| / its own max |reference|): ${t.outputErrors.map((e) => `${e.name} ${formatSci(e.relError)}`).join(', ')}`;
+}
+
+/** The training step's own columns: its MACs apart, their ratio, and (after the estimates) the forward pass's peak. */
+function trainingMacColumns(): Column<BenchCase>[] {
+  return [
+    {
+      key: 'fwdmacs',
+      label: 'Fwd MACs',
+      title: 'MACs of the forward pass alone (graphCost up to the layer’s output)',
+      numeric: true,
+      value: (c) => c.training?.forwardMacs ?? null,
+      format: (c) =>
+        c.training ? exactCell(formatMacs(c.training.forwardMacs), `${formatInt(c.training.forwardMacs)} MACs`) : '—',
+    },
+    {
+      key: 'bwdmacs',
+      label: 'Bwd MACs',
+      title: 'MACs of the rest of the step: the backward pass (an optimizer update adds none)',
+      numeric: true,
+      value: (c) => c.training?.backwardMacs ?? null,
+      format: (c) =>
+        c.training ? exactCell(formatMacs(c.training.backwardMacs), `${formatInt(c.training.backwardMacs)} MACs`) : '—',
+    },
+    {
+      key: 'bwdfwd',
+      label: 'Bwd/fwd',
+      title: 'Backward MACs over forward MACs (a matmul’s two gradients cost twice its forward)',
+      numeric: true,
+      value: (c) => c.training?.backwardOverForward ?? null,
+      format: (c) =>
+        c.training
+          ? exactCell(
+              ratioText(c.training.backwardOverForward),
+              `${c.training.backwardOverForward} — gradients for the input and ${c.training.parameters} parameter tensors (${formatInt(c.training.parameterValues)} values)${c.training.newtonBackward ? `; SOFT’s Newton inverse ${c.training.newtonBackward === 'analytic' ? 'differentiated analytically' : 'differentiated through every iteration'}` : ''}`,
+            )
+          : '—',
+    },
+  ];
+}
+
+function forwardPeakColumn(): Column<BenchCase> {
+  return {
+    key: 'fwdpeak',
+    label: 'Fwd-only peak (est.)',
+    title:
+      'Analytic peak of the forward pass alone (what an inference case estimates), beside the training step’s own peak',
+    numeric: true,
+    value: (c) => c.training?.forwardPeakBytes ?? null,
+    format: (c) =>
+      c.training
+        ? exactCell(formatBytes(c.training.forwardPeakBytes), `${formatInt(c.training.forwardPeakBytes)} B`)
+        : '—',
+  };
+}
+
+function worstOutputColumn(): Column<BenchCase> {
+  return {
+    key: 'worst',
+    label: 'Worst output',
+    title: 'The output of the step (layer output, d/dx, a parameter’s gradient or update) furthest from the reference',
+    value: (c) => c.training?.worstOutput ?? null,
+    format: (c) => (c.training?.worstOutput ? h('span', { title: outputErrorsText(c) }, c.training.worstOutput) : '—'),
+  };
+}
+
 function caseColumns(b: () => BenchReport): Column<BenchCase>[] {
+  const train = isTrain(b()) && b().cases.some((c) => c.training);
+  const kinds = memoryKinds(b());
+  const memory = kinds.map(memoryColumn);
+  // The step's own estimate(s) first, then the forward pass's, then what the runtimes measured.
+  if (train) memory.splice(kinds.filter((k) => k.kind === 'estimated').length, 0, forwardPeakColumn());
   return [
     { key: 'runtime', label: 'Runtime', value: (c) => c.runtime, format: runtimeCell(b) },
     { key: 'group', label: 'Group', value: (c) => c.group },
@@ -541,27 +685,32 @@ function caseColumns(b: () => BenchReport): Column<BenchCase>[] {
     },
     {
       key: 'macs',
-      label: 'MACs',
+      label: train ? 'Step MACs' : 'MACs',
+      ...(train ? { title: 'MACs of the whole training step: forward + backward' } : {}),
       numeric: true,
       value: (c) => c.macs,
       format: (c) => (c.status !== 'ok' && c.macs === 0 ? '—' : formatMacs(c.macs)),
     },
-    ...memoryKinds(b()).map(memoryColumn),
+    ...(train ? trainingMacColumns() : []),
+    ...memory,
     {
       key: 'relerr',
       label: 'Rel. error',
-      title: 'max |runtime − reference| / max |reference|',
+      title: train
+        ? 'The worst output’s max |runtime − reference| / max |reference| (each output of the step against its own reference)'
+        : 'max |runtime − reference| / max |reference|',
       numeric: true,
       value: (c) => c.relErrorVsReference,
       format: (c) => formatSci(c.relErrorVsReference),
     },
+    ...(train ? [worstOutputColumn()] : []),
   ];
 }
 
 function casesTable(ctx: ViewContext, b: () => BenchReport): Table<BenchCase> {
   return new Table<BenchCase>({
     id: 'bench-cases',
-    caption: 'Every benchmark case (refused, skipped and failed ones with their message)',
+    caption: `Every benchmark case${isTrain(b()) ? ' (training steps)' : ''} (refused, skipped and failed ones with their message)`,
     hideCaption: true,
     ...tableSort(ctx, 'bench-cases'),
     rowClass: (c) => (c.status === 'ok' ? null : `row--${c.status}`),
@@ -630,6 +779,75 @@ function overheadLine(b: BenchReport): HTMLElement {
   );
 }
 
+const MODE_LABEL: Record<BenchMode, string> = { inference: 'Inference (forward pass)', train: 'Training step' };
+
+/** The run's training setup: the report's, else what its cases say (a live run before its final report). */
+function setupOf(b: BenchReport): Partial<BenchTrainingSetup> {
+  if (b.training) return b.training;
+  const cs = b.cases.flatMap((c) => (c.training ? [c.training] : []));
+  if (!cs.length) return {};
+  const newton = cs.find((t) => t.newtonBackward)?.newtonBackward;
+  return {
+    optimizer: cs.some((t) => t.optimizer === 'adamw') ? 'adamw' : null,
+    ...(newton ? { newtonBackward: newton } : {}),
+  };
+}
+
+/** "Training step: forward + backward + AdamW" (or without the optimizer). */
+function trainingBadgeText(b: BenchReport): string {
+  return `Training step: forward + backward${setupOf(b).optimizer === 'adamw' ? ' + AdamW' : ''}`;
+}
+
+/** What a training step of this report is: the badge, then the cotangent, the Newton backward and the optimizer. */
+function trainingBlock(b: BenchReport): HTMLElement {
+  const t = setupOf(b);
+  const pending = 'with the final report';
+  return h(
+    'div',
+    { className: 'training-setup', id: 'bench-training' },
+    h('p', null, badge(trainingBadgeText(b), 'info', 'Every case of this view is one training step, timed as a whole')),
+    facts(
+      [
+        [
+          'Backward from',
+          `a fixed N(0, 1) cotangent at the layer’s output, seed ${t.cotangentSeed ?? `(${pending})`}; gradients for the input and every parameter`,
+        ],
+        [
+          'Newton backward',
+          t.newtonBackward === 'analytic'
+            ? 'analytic (−Vᵀ·G·Vᵀ: two m×m products per matrix instead of the iterations)'
+            : t.newtonBackward === 'unrolled'
+              ? 'unrolled (through every Newton iteration)'
+              : `the config’s newton_backward (${pending})`,
+        ],
+        [
+          'Optimizer',
+          t.optimizer === 'adamw'
+            ? `AdamW${t.optimizerSettings ? ` (${t.optimizerSettings})` : ''}, in the same graph`
+            : t.optimizer === null
+              ? 'none: gradients only'
+              : pending,
+        ],
+        [
+          'Figures',
+          'MACs, times, GFLOP/s and the estimated peak are the whole step’s; the table splits forward from backward MACs and gives the forward pass’s own peak; every output is checked against the float64 reference.',
+        ],
+      ],
+      'facts facts--grid',
+    ),
+  );
+}
+
+/** How "Run again" repeats this view's run: a training run with its optimizer and cotangent seed. */
+function rerunOptions(b: BenchReport): BenchRunOptions {
+  const t = setupOf(b);
+  return {
+    train: true,
+    ...(t.optimizer !== undefined ? { optimizer: t.optimizer } : {}),
+    ...(t.cotangentSeed !== undefined ? { seed: t.cotangentSeed } : {}),
+  };
+}
+
 export function renderBench(ctx: ViewContext, root: HTMLElement): ViewInstance {
   const initial = ctx.data().bench;
   if (!initial) {
@@ -642,22 +860,92 @@ export function renderBench(ctx: ViewContext, root: HTMLElement): ViewInstance {
     );
     return { update() {} };
   }
+  let bench = initial;
+  /** The mode shown: a live run's own; else the user's choice where the report has it; else the report's latest run's. */
+  const pick = (): BenchMode => {
+    const modes = benchModes(bench);
+    if (ctx.data().live?.job === 'bench' && bench.mode) return bench.mode;
+    const chosen = ctx.selections.benchMode;
+    if (chosen && modes.includes(chosen)) return chosen;
+    return bench.mode && modes.includes(bench.mode) ? bench.mode : modes[0]!;
+  };
+  /** A live run's mode becomes the choice, so a reload after it shows what it ran. */
+  const follow = (): void => {
+    if (ctx.data().live?.job === 'bench' && benchModes(bench).length > 1) ctx.selections.benchMode = mode;
+  };
+  let mode = pick();
+  follow();
+  let shown = benchInMode(bench, mode);
+
   const intro = h('div', { className: 'summary' });
+  const modeEl = h('div');
+  const trainingEl = h('div');
   const statusEl = h('div');
   const grid = chartGrid();
-  let bench = initial;
-  const table = casesTable(ctx, () => bench);
-  let memKey = JSON.stringify(memoryKinds(bench));
+  const table = casesTable(ctx, () => shown);
+  let memKey = '';
   const footer = h('div');
   const legendEl = h('div');
-  root.append(intro, statusEl, grid, section('Cases', legendEl, table.element), footer);
+  root.append(intro, modeEl, trainingEl, statusEl, grid, section('Cases', legendEl, table.element), footer);
 
   const cards: ChartCard[] = [
-    chartCard(grid, latencySpec(bench)),
-    chartCard(grid, memorySpec(bench)),
-    chartCard(grid, gflopsSpec(bench)),
+    chartCard(grid, latencySpec(shown)),
+    chartCard(grid, memorySpec(shown)),
+    chartCard(grid, gflopsSpec(shown)),
   ];
   cards[2]!.element.classList.add('span-2');
+
+  /** The switch, rebuilt only when the modes present change (so focus stays on it while cases arrive). */
+  let switchKey = '';
+  const renderSwitch = (): void => {
+    const modes = benchModes(bench);
+    const key = modes.length > 1 ? `${modes.join()}|${mode}` : '';
+    if (key === switchKey) {
+      // Counts change as cases arrive: refresh the labels' text only.
+      for (const m of modes) {
+        const count = modeEl.querySelector(`#bench-mode-${m}-count`);
+        if (count) count.textContent = countText(m);
+      }
+      return;
+    }
+    switchKey = key;
+    clear(modeEl);
+    if (modes.length < 2) return;
+    const name = nextId('bench-mode');
+    const fieldset = h(
+      'fieldset',
+      { className: 'controls bench-mode', id: 'bench-mode' },
+      h('legend', null, 'Benchmark of'),
+    );
+    for (const m of modes) {
+      const id = `bench-mode-${m}`;
+      const input = h('input', { type: 'radio', name, id, value: m });
+      input.checked = m === mode;
+      input.addEventListener('change', () => {
+        if (!input.checked) return;
+        mode = m;
+        ctx.selections.benchMode = m;
+        ctx.persist();
+        switchKey = `${modes.join()}|${mode}`;
+        refresh();
+        ctx.announce(`Showing ${m === 'train' ? 'training steps' : 'forward passes (inference)'}`);
+      });
+      fieldset.append(
+        h(
+          'label',
+          { for: id },
+          input,
+          ` ${MODE_LABEL[m]} `,
+          h('span', { id: `${id}-count`, className: 'muted' }, countText(m)),
+        ),
+      );
+    }
+    modeEl.appendChild(fieldset);
+  };
+  const countText = (m: BenchMode): string => {
+    const n = bench.cases.filter((c) => (c.mode ?? 'inference') === m).length;
+    return `(${n} case${n === 1 ? '' : 's'})`;
+  };
 
   const renderText = (): void => {
     clear(intro);
@@ -668,9 +956,11 @@ export function renderBench(ctx: ViewContext, root: HTMLElement): ViewInstance {
         h(
           'p',
           { className: 'lead' },
-          `Benchmark of ${bench.model}${bench.config ? ` (${bench.config})` : ''}, started ${bench.startedAt.replace('T', ' ').slice(0, 19)} UTC`,
+          `${mode === 'train' ? 'Training-step benchmark' : 'Benchmark'} of ${bench.model}${bench.config ? ` (${bench.config})` : ''}, started ${bench.startedAt.replace('T', ' ').slice(0, 19)} UTC`,
         ),
-        rerunButton(ctx, 'bench', 'Run benchmark again'),
+        mode === 'train'
+          ? rerunButton(ctx, 'bench', 'Run training benchmark again', () => rerunOptions(shown))
+          : rerunButton(ctx, 'bench', 'Run benchmark again'),
       ),
       bench.unavailable.length
         ? h(
@@ -682,10 +972,13 @@ export function renderBench(ctx: ViewContext, root: HTMLElement): ViewInstance {
           )
         : null,
     ]);
+    renderSwitch();
+    clear(trainingEl);
+    if (mode === 'train') trainingEl.appendChild(trainingBlock(shown));
     clear(statusEl);
-    statusEl.appendChild(statusSummary(bench));
+    statusEl.appendChild(statusSummary(shown));
     clear(legendEl);
-    append(legendEl, [memoryLegend(bench)]);
+    append(legendEl, [memoryLegend(shown)]);
     clear(footer);
     if (bench.overhead.totalMs > 0) footer.appendChild(overheadLine(bench));
     if (bench.notes.length)
@@ -693,24 +986,39 @@ export function renderBench(ctx: ViewContext, root: HTMLElement): ViewInstance {
         section('Notes', h('ul', { className: 'notes' }, ...bench.notes.map((n) => h('li', null, ...prose(n))))),
       );
   };
+
+  /** Everything drawn from the report shown: text, charts, the table's columns (when they change) and rows. */
+  const refresh = (): void => {
+    shown = benchInMode(bench, mode);
+    renderText();
+    cards[0]!.update(latencySpec(shown));
+    cards[1]!.update(memorySpec(shown));
+    cards[2]!.update(gflopsSpec(shown));
+    const k = JSON.stringify([mode, shown.cases.some((c) => c.training), memoryKinds(shown)]);
+    if (k !== memKey) {
+      memKey = k;
+      table.setColumns(caseColumns(() => shown));
+      table.setCaption(
+        `Every benchmark case${mode === 'train' ? ' (training steps)' : ''} (refused, skipped and failed ones with their message)`,
+      );
+    }
+    table.setRows(shown.cases);
+  };
+  memKey = JSON.stringify([mode, shown.cases.some((c) => c.training), memoryKinds(shown)]);
   renderText();
-  table.setRows(bench.cases);
+  table.setRows(shown.cases);
 
   return {
     update() {
       const next = ctx.data().bench;
       if (!next) return;
       bench = next;
-      renderText();
-      cards[0]!.update(latencySpec(bench));
-      cards[1]!.update(memorySpec(bench));
-      cards[2]!.update(gflopsSpec(bench));
-      const k = JSON.stringify(memoryKinds(bench));
-      if (k !== memKey) {
-        memKey = k;
-        table.setColumns(caseColumns(() => bench));
-      }
-      table.setRows(bench.cases);
+      // The mode shown stays unless it has gone (or a live run of the other mode has started).
+      const modes = benchModes(bench);
+      if (!modes.includes(mode) || (ctx.data().live?.job === 'bench' && bench.mode && bench.mode !== mode))
+        mode = pick();
+      follow();
+      refresh();
     },
   };
 }

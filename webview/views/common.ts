@@ -1,5 +1,6 @@
 /** What every view gets from the page, and small shared building blocks. */
 import type { DashboardData, DashboardView } from '../../protocol/dashboard';
+import type { BenchRunOptions } from '../../protocol/lsp';
 import { sig } from '../../protocol/format';
 import type { DeviceLimits, RuntimeDescription } from '../../protocol/results';
 import { h, prose, type Child } from '../dom';
@@ -50,12 +51,20 @@ export function emptyState(
   return el;
 }
 
-/** "Run again" (VS Code only: a static report has nobody to ask), hidden while a job runs. */
-export function rerunButton(ctx: ViewContext, view: DashboardView, label: string): HTMLButtonElement | null {
+/**
+ * "Run again" (VS Code only: a static report has nobody to ask), hidden while a job runs. `bench`:
+ * how the benchmark view's run is repeated (its mode and training settings), read at the click.
+ */
+export function rerunButton(
+  ctx: ViewContext,
+  view: DashboardView,
+  label: string,
+  bench?: () => BenchRunOptions,
+): HTMLButtonElement | null {
   if (ctx.host.kind !== 'vscode' || ctx.data().live) return null;
   const b = h('button', { type: 'button', className: 'btn rerun' }, label);
   b.addEventListener('click', () => {
-    ctx.host.post({ type: 'rerun', view });
+    ctx.host.post(bench ? { type: 'rerun', view, bench: bench() } : { type: 'rerun', view });
     ctx.announce(`${label}: asked VS Code`);
   });
   return b;

@@ -1,7 +1,7 @@
 /**
  * The one-line summary on the `model:` line, as an inlay hint and as a CodeLens, and the
- * CodeLenses that open the dashboard's benchmark, pseudo-inverse, approximation-quality, inference
- * and gradients views.
+ * CodeLenses that open the dashboard's benchmark (forward passes or training steps),
+ * pseudo-inverse, approximation-quality, inference and gradients views.
  */
 import { InlayHintKind, type CodeLens, type InlayHint } from 'vscode-languageserver';
 import type { TextDocument } from 'vscode-languageserver-textdocument';
@@ -63,6 +63,11 @@ export function codeLenses(
   // An untrusted workspace runs no model, so it gets no lens that would.
   if (!p || !spec || !o.canRun || doc.analysis.diagnostics.some((d) => d.severity === 'error')) return lenses;
   lenses.push({ range, command: { title: 'Benchmark attention', command: Commands.benchmark, arguments: [doc.uri] } });
+  // The same cases as training steps (forward + backward, + AdamW per the setting): where the benchmark lens is.
+  lenses.push({
+    range,
+    command: { title: 'Benchmark training step', command: Commands.benchmarkTraining, arguments: [doc.uri] },
+  });
   // The pinv analysis covers SOFT's Newton–Raphson and Nyströmformer's iteration.
   if (spec.stages.some((s) => s.attention === 'soft' || s.attention === 'soft_norm' || s.attention === 'nystrom')) {
     lenses.push({

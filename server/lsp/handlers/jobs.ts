@@ -2,6 +2,7 @@
  * `vitlens/bench`, `vitlens/pinv`, `vitlens/approx` and `vitlens/devices`: jobs that run in a worker
  * process (job-runner.ts). Bench, pinv and approx run a model, so an untrusted workspace is refused them.
  */
+import { ErrorCodes, ResponseError } from 'vscode-languageserver/node';
 import {
   ApproxRequest,
   BenchRequest,
@@ -11,6 +12,7 @@ import {
   type BenchParams,
   type PinvParams,
 } from '../../../protocol/lsp';
+import { NEWTON_BACKWARDS } from '../../core/models/spec';
 import { pickBestBackend } from '../../runtimes/ranking';
 import type { ServerContext } from '../context';
 
@@ -19,13 +21,34 @@ export function registerJobHandlers({ connection, configs, settings, trust, jobs
     trust.refuseUntrusted('A benchmark');
     const model = configs.spec(p.uri);
     const s = (await settings.get(p.uri)).bench;
-    const { uri: _uri, attentions, ...rest } = p;
+    const { uri: _uri, attentions, train, optimizer, newtonBackward, seed, ...rest } = p;
+    if (!train && (optimizer || newtonBackward || seed !== undefined))
+      throw new ResponseError(ErrorCodes.InvalidParams, 'optimizer, newtonBackward and seed are options of train.');
+    if (optimizer && optimizer !== 'adamw')
+      throw new ResponseError(ErrorCodes.InvalidParams, `optimizer ${String(optimizer)}: expected adamw or null.`);
+    if (newtonBackward && !NEWTON_BACKWARDS.includes(newtonBackward))
+      throw new ResponseError(
+        ErrorCodes.InvalidParams,
+        `newtonBackward ${String(newtonBackward)}: expected ${NEWTON_BACKWARDS.join(' or ')}.`,
+      );
+    if (seed !== undefined && !(Number.isInteger(seed) && seed >= 0 && seed <= 2 ** 31))
+      throw new ResponseError(ErrorCodes.InvalidParams, `seed ${String(seed)}: expected an integer from 0 to 2^31.`);
     // The request's own choices win; the user's settings fill the rest.
     const fromSettings = {
       ...(s.backends.length ? { runtimes: s.backends } : {}),
       ...(s.budgetMs ? { budgetMs: s.budgetMs } : {}),
       scaling: s.scaling,
     };
+    // A training step's optimizer: the request's (null: none), else the setting.
+    const trainOptions = train
+      ? {
+          train: {
+            optimizer: optimizer !== undefined ? optimizer : s.optimizer === 'adamw' ? ('adamw' as const) : null,
+            ...(newtonBackward ? { newtonBackward } : {}),
+            ...(seed !== undefined ? { seed } : {}),
+          },
+        }
+      : {};
     return jobs.run(
       p.uri,
       {
@@ -35,6 +58,7 @@ export function registerJobHandlers({ connection, configs, settings, trust, jobs
         ...fromSettings,
         ...rest,
         ...(attentions ? { attentions: attentions as never } : {}),
+        ...trainOptions,
         processStartedAt: Date.now(),
         python: await settings.python(p.uri),
       },

@@ -7,7 +7,24 @@ import type { ApproxReport } from './approx';
 import type { GradReport } from './grad';
 import type { AttentionMap, InferReport } from './infer';
 import type { BenchCase, BenchReport, ModelProfileSummary, PinvReport } from './results';
-import type { BenchRunOptions } from './lsp';
+
+/**
+ * How a benchmark runs, beyond what it measures: the `vitlens/bench` request's training fields, a
+ * benchmark command's arguments after the config's URI, and what the page's Run again sends.
+ */
+export interface BenchRunOptions {
+  /**
+   * Every case as a training step (forward + backward from a seeded cotangent, gradients for the
+   * input and every parameter; `vitlens bench --train`) instead of a forward pass.
+   */
+  train?: boolean;
+  /** With `train`: an optimizer update after the backward pass; default the `vitlens.bench.optimizer` setting ('none'). */
+  optimizer?: 'adamw' | null;
+  /** With `train`: how SOFT's Newton inverse is differentiated; default the config's `newton_backward`. */
+  newtonBackward?: 'analytic' | 'unrolled';
+  /** With `train`: the cotangent's seed (default 2). */
+  seed?: number;
+}
 
 /** One model × attention × resolution point of the profile sweep (MACs in convention B). */
 export interface ProfileSweepPoint {

@@ -4,7 +4,7 @@
  */
 import { NotificationType, RequestType } from 'vscode-languageserver-protocol';
 import type { BackendCandidate, DeviceReport } from './devices';
-import type { DashboardData, DashboardView, ProfileSweep } from './dashboard';
+import type { BenchRunOptions, DashboardData, DashboardView, ProfileSweep } from './dashboard';
 import type { GradReport } from './grad';
 import type { InferReport } from './infer';
 import type { ApproxMethod, ApproxReport } from './approx';
@@ -79,7 +79,7 @@ export interface ConfigInputs {
  */
 export const ConfigInputsRequest = new RequestType<{ uri: string }, ConfigInputs | null, void>('vitlens/configInputs');
 
-export interface BenchParams {
+export interface BenchParams extends BenchRunOptions {
   /** Document URI of an open config. */
   uri: string;
   /** Runtimes to measure; default: the best found (hardware WebGPU, then ORT CPU, then a software adapter). */
@@ -92,21 +92,10 @@ export interface BenchParams {
   scaling?: boolean;
   budgetMs?: number;
   batch?: number;
-  /**
-   * Every case as a training step (forward + backward from a seeded cotangent, gradients for the
-   * input and every parameter; `vitlens bench --train`) instead of a forward pass.
-   */
-  train?: boolean;
-  /** With `train`: an optimizer update after the backward pass; default the `vitlens.bench.optimizer` setting ('none'). */
-  optimizer?: 'adamw' | null;
-  /** With `train`: how SOFT's Newton inverse is differentiated; default the config's `newton_backward`. */
-  newtonBackward?: 'analytic' | 'unrolled';
-  /** With `train`: the cotangent's seed (default 2). */
-  seed?: number;
 }
 
-/** How a benchmark command runs (its arguments after the config's URI, and what the dashboard's Run again sends). */
-export type BenchRunOptions = Pick<BenchParams, 'train' | 'optimizer' | 'newtonBackward' | 'seed'>;
+/** BenchRunOptions (dashboard.ts, where the page's Run again message needs it) as the commands import it. */
+export type { BenchRunOptions };
 
 /**
  * `vitlens/bench`: benchmarks an open config's attention layers and blocks in a worker
